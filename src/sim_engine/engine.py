@@ -1,0 +1,505 @@
+"""The engine: one scheduler for the whole population.
+
+A single heap of due events ``(sim_time, seq, kind, user)`` drives everything;
+no user owns a task or a timer, so a million sleeping users cost memory, not
+CPU. Popping an event runs the (pure) planner for that user and, when an
+action is due, binds it to the user's memory and dispatches it to the target
+as an asyncio task under a concurrency cap. When the answer arrives, the
+user's memory is updated and its next event is pushed.
+
+With a jumping clock (``--speed max`` or a manual clock) the engine moves time
+itself, and keeps causality with a lookahead: it never pops an event later
+than the oldest in-flight action's time plus the smallest possible think time,
+so a response can never schedule a follow-up in the simulated past.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import math
+import random
+import secrets
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sim_engine.behaviour import CompiledPersona, compile_personas
+from sim_engine.clock import Clock
+from sim_engine.content import ContentGenerator
+from sim_engine.population import IdentityFactory, SimUser, password_for, save_rng, user_rng
+from sim_engine.records import ActionRecord, ActionRequest, Outcome, Sink, Target, UserRecord
+from sim_engine.scenario import Scenario
+
+__all__ = ["Simulation", "SimulationStats"]
+
+_ARRIVAL, _SESSION, _NEXT = 0, 1, 2
+_SIGNUP_ATTEMPTS = 3
+_DAY_S = 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationStats:
+    """A snapshot of a run (see :meth:`Simulation.statistics`).
+
+    Attributes:
+        sim_now: current simulated time (simulated epoch seconds).
+        users: users created so far; ``signed_up``: of them, signed up on the target.
+        actions: actions completed; ``failed``: of them, not ok.
+        in_flight: actions awaiting an answer.
+        scheduled: events waiting in the heap.
+    """
+
+    sim_now: float
+    users: int
+    signed_up: int
+    actions: int
+    failed: int
+    in_flight: int
+    scheduled: int
+
+
+class Simulation:
+    """A population of simulated users acting on a target over simulated time.
+
+    Args:
+        scenario: the validated scenario.
+        target: what the actions run against.
+        clock: the clock (its current time is the simulated start).
+        sinks: receivers of :class:`ActionRecord` and :class:`UserRecord`.
+        duration_s: simulated seconds to run (None: until :meth:`stop`).
+        secret: run secret from which passwords are derived (default: random).
+    """
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        target: Target,
+        clock: Clock,
+        sinks: Sequence[Sink] = (),
+        duration_s: float | None = None,
+        secret: str | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self._target = target
+        self._clock = clock
+        self._sinks = list(sinks)
+        self._start_s = clock.now()
+        self._end_s = math.inf if duration_s is None else self._start_s + duration_s
+        self._secret = secret or secrets.token_hex(16)
+        self._personas: list[CompiledPersona] = compile_personas(scenario)
+        shares = scenario.persona_shares()
+        pop = scenario.population
+        self._factory = IdentityFactory(
+            seed=scenario.seed,
+            persona_shares=[shares[p.name] for p in self._personas],
+            timezones=list(pop.timezones.items()),
+            email_domain=pop.email_domain,
+            tags=pop.tags,
+            avatar=pop.avatar,
+        )
+        self._content = ContentGenerator(scenario.seed)
+        self._growth_rng = random.Random(scenario.seed * 7919 + 1)
+        self._heap: list[tuple[float, int, int, SimUser | None]] = []
+        self._seq = 0
+        self._users: dict[int, SimUser] = {}
+        self._signup_failures: dict[int, int] = {}
+        self._lookahead_s = min(p.session.think_time.min_s for p in self._personas)
+        self._inflight_times: deque[float] = deque()
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._progress = asyncio.Event()
+        self._stopping = False
+        self._signed_up = 0
+        self._actions = 0
+        self._failed = 0
+
+    # -- public ---------------------------------------------------------------------------
+
+    @property
+    def start_s(self) -> float:
+        """Simulated start (simulated epoch seconds)."""
+        return self._start_s
+
+    @property
+    def end_s(self) -> float:
+        """Simulated end (simulated epoch seconds; ``inf`` when open-ended)."""
+        return self._end_s
+
+    @property
+    def personas(self) -> list[CompiledPersona]:
+        """The compiled personas, by index."""
+        return self._personas
+
+    @property
+    def users(self) -> dict[int, SimUser]:
+        """The users by engine id (read-only use, please)."""
+        return self._users
+
+    def statistics(self) -> SimulationStats:
+        """Return a snapshot of the run's counters."""
+        return SimulationStats(
+            sim_now=self._clock.now(),
+            users=len(self._users),
+            signed_up=self._signed_up,
+            actions=self._actions,
+            failed=self._failed,
+            in_flight=len(self._inflight),
+            scheduled=len(self._heap),
+        )
+
+    def stop(self) -> None:
+        """Stop starting actions; :meth:`run` returns once in-flight ones have finished."""
+        self._stopping = True
+        self._progress.set()
+
+    def add_users(self, count: int, at_s: float | None = None) -> list[SimUser]:
+        """Create ``count`` users now (or at ``at_s``); each signs up at its first session.
+
+        Returns the users created (fewer when the population maximum is reached).
+        """
+        t = self._clock.now() if at_s is None else at_s
+        made = []
+        for _ in range(count):
+            if len(self._users) >= self.scenario.population.max:
+                break
+            made.append(self._create_user(t))
+        return made
+
+    async def run(self) -> SimulationStats:
+        """Run until the duration has passed or :meth:`stop` is called.
+
+        Returns the final statistics. Never raises for failed actions (they are
+        records); exceptions from sinks or the target's programming errors
+        propagate.
+        """
+        if not self._users:
+            self.add_users(self.scenario.population.initial, self._start_s)
+        if self.scenario.population.signups_per_day > 0:
+            self._push(self._start_s + self._arrival_gap_s(), _ARRIVAL, None)
+        try:
+            await self._loop()
+        finally:
+            self._stopping = True
+            if self._inflight:
+                await asyncio.gather(*self._inflight, return_exceptions=True)
+        return self.statistics()
+
+    # -- scheduling -----------------------------------------------------------------------
+
+    def _push(self, sim_t: float, kind: int, user: SimUser | None) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (sim_t, self._seq, kind, user))
+        self._progress.set()
+
+    def _arrival_gap_s(self) -> float:
+        return self._growth_rng.expovariate(self.scenario.population.signups_per_day / _DAY_S)
+
+    def _blocked(self, sim_t: float) -> bool:
+        """True when an event at ``sim_t`` must wait for in-flight actions first."""
+        if len(self._inflight) >= self.scenario.target.concurrency:
+            return True
+        if not self._clock.jumps or not self._inflight_times:
+            return False
+        return sim_t > self._inflight_times[0] + self._lookahead_s
+
+    async def _wait_progress(self) -> None:
+        self._progress.clear()
+        await self._progress.wait()
+
+    async def _loop(self) -> None:
+        heap = self._heap
+        clock = self._clock
+        while not self._stopping:
+            if not heap or heap[0][0] >= self._end_s:
+                if not self._inflight:
+                    break
+                await self._wait_progress()
+                continue
+            sim_t = heap[0][0]
+            if self._blocked(sim_t):
+                await self._wait_progress()
+                continue
+            if clock.jumps:
+                await clock.sleep_until(sim_t)
+            elif clock.now() < sim_t:
+                await self._sleep_or_progress(sim_t)
+                continue
+            _, _, kind, user = heapq.heappop(heap)
+            if kind == _ARRIVAL:
+                self._on_arrival(sim_t)
+            elif user is not None:
+                self._on_user_event(kind, user, sim_t)
+        if clock.jumps and heap and not self._stopping:
+            await clock.sleep_until(min(heap[0][0], self._end_s))
+        elif clock.jumps and math.isfinite(self._end_s) and not self._stopping:
+            await clock.sleep_until(self._end_s)
+
+    async def _sleep_or_progress(self, sim_t: float) -> None:
+        self._progress.clear()
+        sleeper = asyncio.ensure_future(self._clock.sleep_until(sim_t))
+        waiter = asyncio.ensure_future(self._progress.wait())
+        await asyncio.wait({sleeper, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (sleeper, waiter):
+            if not task.done():
+                task.cancel()
+
+    # -- events ---------------------------------------------------------------------------
+
+    def _create_user(self, sim_t: float) -> SimUser:
+        user = self._factory.create(sim_t)
+        self._users[user.user_id] = user
+        rng = user_rng(user)
+        first = self._personas[user.persona].next_session_start(sim_t, _offset_s(user, sim_t), rng)
+        save_rng(user, rng)
+        if math.isfinite(first):
+            self._push(first, _SESSION, user)
+        return user
+
+    def _on_arrival(self, sim_t: float) -> None:
+        if len(self._users) < self.scenario.population.max:
+            self._create_user(sim_t)
+        self._push(sim_t + self._arrival_gap_s(), _ARRIVAL, None)
+
+    def _on_user_event(self, kind: int, user: SimUser, sim_t: float) -> None:
+        if user.user_id not in self._users:
+            return
+        persona = self._personas[user.persona]
+        local = datetime.fromtimestamp(sim_t, user.tz)
+        offset_s = _offset_of(local)
+        state = persona.state_at(sim_t, offset_s)
+        rng = user_rng(user)
+        if kind == _SESSION:
+            user.session_id += 1
+            user.session_left = persona.session_length(rng)
+            user.feed_offset = 0
+        if state == "sleeping" or user.session_left <= 0:
+            self._end_session(user, persona, sim_t, offset_s, rng)
+            save_rng(user, rng)
+            return
+        iso = local.isoformat(timespec="milliseconds")
+        if user.token is None:
+            requests = self._signup_requests(user, sim_t, iso)
+        else:
+            requests = [self._bind(persona.choose_action(state, rng), user, sim_t, iso, rng)]
+            user.session_left -= 1
+        think_s = persona.think_time_s(rng)
+        save_rng(user, rng)
+        self._dispatch(user, persona, state, sim_t, requests, think_s)
+
+    def _end_session(
+        self,
+        user: SimUser,
+        persona: CompiledPersona,
+        sim_t: float,
+        offset_s: float,
+        rng: random.Random,
+    ) -> None:
+        user.session_left = 0
+        user.last_feed = None
+        nxt = persona.next_session_start(sim_t, offset_s, rng)
+        if math.isfinite(nxt):
+            self._push(max(nxt, sim_t + self._lookahead_s), _SESSION, user)
+
+    # -- binding planned actions to memory ------------------------------------------------
+
+    def _signup_requests(self, user: SimUser, sim_t: float, iso: str) -> list[ActionRequest]:
+        password = password_for(self._secret, user.user_id)
+        login = ActionRequest(
+            "log_in",
+            user.user_id,
+            sim_t,
+            iso,
+            payload={"username": user.username, "password": password},
+        )
+        if user.remote_id is not None:
+            return [login]
+        signup = ActionRequest(
+            "sign_up",
+            user.user_id,
+            sim_t,
+            iso,
+            payload={
+                "username": user.username,
+                "email": user.email,
+                "password": password,
+                "name": user.name,
+                "avatar_url": user.avatar or None,
+                "tag": user.tag,
+            },
+        )
+        return [signup, login]
+
+    def _bind(
+        self, action: str, user: SimUser, sim_t: float, iso: str, rng: random.Random
+    ) -> ActionRequest:
+        """Turn a planned action into a request from memory; guards fall back to the feed."""
+        uid, token = user.user_id, user.token
+        if action == "read_post" and user.last_feed:
+            post_id = rng.choice(user.last_feed)[0]
+            return ActionRequest(action, uid, sim_t, iso, token, post_id=post_id)
+        if action in ("update_post", "delete_post") and user.own_posts:
+            post_id = rng.choice(user.own_posts)
+            payload = self._content.edit(rng) if action == "update_post" else None
+            return ActionRequest(action, uid, sim_t, iso, token, post_id=post_id, payload=payload)
+        if action == "create_post":
+            payload = self._content.post(rng, user.tag)
+            return ActionRequest(action, uid, sim_t, iso, token, payload=payload)
+        limit = self.scenario.target.page_size
+        offset = user.feed_offset
+        user.feed_offset += limit
+        return ActionRequest("browse_feed", uid, sim_t, iso, token, offset=offset, limit=limit)
+
+    # -- execution ------------------------------------------------------------------------
+
+    def _dispatch(
+        self,
+        user: SimUser,
+        persona: CompiledPersona,
+        state: str,
+        sim_t: float,
+        requests: list[ActionRequest],
+        think_s: float,
+    ) -> None:
+        self._inflight_times.append(sim_t)
+        task = asyncio.ensure_future(self._perform(user, persona, state, sim_t, requests, think_s))
+        self._inflight.add(task)
+        task.add_done_callback(self._on_done)
+
+    def _on_done(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        self._progress.set()
+        if not task.cancelled() and task.exception() is not None:
+            self._stopping = True  # a programming error: surface it from run()
+
+    async def _perform(
+        self,
+        user: SimUser,
+        persona: CompiledPersona,
+        state: str,
+        sim_t: float,
+        requests: list[ActionRequest],
+        think_s: float,
+    ) -> None:
+        try:
+            ok = True
+            for request in requests:
+                outcome = await self._target.send(request)
+                self._apply(user, request, outcome)
+                self._record(user, persona, state, request, outcome)
+                if not outcome.ok:
+                    ok = False
+                    break
+            if requests[0].action in ("sign_up", "log_in"):
+                self._after_signup(user, ok)
+            base = sim_t if self._clock.jumps else self._clock.now()
+            self._follow_up(user, persona, base, think_s)
+        finally:
+            self._inflight_times.remove(sim_t)
+
+    def _after_signup(self, user: SimUser, ok: bool) -> None:
+        if ok:
+            self._signup_failures.pop(user.user_id, None)
+            return
+        failures = self._signup_failures.get(user.user_id, 0) + 1
+        self._signup_failures[user.user_id] = failures
+        user.session_left = 0
+        if failures >= _SIGNUP_ATTEMPTS and user.remote_id is None:
+            del self._users[user.user_id]  # gives up on this user: never joined
+
+    def _follow_up(
+        self, user: SimUser, persona: CompiledPersona, base: float, think_s: float
+    ) -> None:
+        if self._stopping or user.user_id not in self._users:
+            return
+        if user.session_left > 0 and think_s <= persona.session.inactivity_timeout_s:
+            self._push(base + think_s, _NEXT, user)
+            return
+        rng = user_rng(user)
+        self._end_session(user, persona, base, _offset_s(user, base), rng)
+        save_rng(user, rng)
+
+    def _apply(self, user: SimUser, request: ActionRequest, outcome: Outcome) -> None:
+        """Feed the answer back into the user's memory."""
+        action = request.action
+        if action == "sign_up" and outcome.ok:
+            user.remote_id = outcome.remote_id
+            self._signed_up += 1
+            local = datetime.fromtimestamp(request.sim_time, user.tz)
+            self._emit(
+                UserRecord(
+                    sim_time=request.sim_time_iso,
+                    sim_ts=request.sim_time,
+                    user_id=user.user_id,
+                    persona=self._personas[user.persona].name,
+                    name=user.name,
+                    email=user.email,
+                    timezone=str(local.tzinfo),
+                    avatar=user.avatar or user.initials,
+                    tag=user.tag,
+                    remote_id=outcome.remote_id,
+                )
+            )
+        elif action == "log_in":
+            user.token = outcome.token if outcome.ok else None
+        elif action == "browse_feed" and outcome.ok:
+            user.last_feed = outcome.feed_ids or None
+            if not outcome.feed_ids:
+                user.feed_offset = 0
+        elif action == "create_post" and outcome.ok and outcome.post_id is not None:
+            if user.own_posts is None:
+                user.own_posts = []
+            user.own_posts.append(outcome.post_id)
+        elif action == "delete_post" and (outcome.ok or outcome.status == 404):
+            _discard(user.own_posts, request.post_id)
+        elif action == "read_post" and outcome.status == 404 and user.last_feed:
+            user.last_feed = tuple(p for p in user.last_feed if p[0] != request.post_id) or None
+        if outcome.status == 401 and action not in ("log_in", "sign_up"):
+            user.token = None  # re-login at the next session start
+
+    def _record(
+        self,
+        user: SimUser,
+        persona: CompiledPersona,
+        state: str,
+        request: ActionRequest,
+        outcome: Outcome,
+    ) -> None:
+        self._actions += 1
+        if not outcome.ok:
+            self._failed += 1
+        self._emit(
+            ActionRecord(
+                sim_time=request.sim_time_iso,
+                sim_ts=request.sim_time,
+                user_id=user.user_id,
+                persona=persona.name,
+                state=state,
+                action=request.action,
+                status=outcome.status,
+                ok=outcome.ok,
+                latency_ms=round(outcome.latency_ms, 3),
+                post_id=outcome.post_id if outcome.post_id is not None else request.post_id,
+                session_id=user.session_id,
+                error=outcome.error,
+            )
+        )
+
+    def _emit(self, record: Any) -> None:
+        for sink in self._sinks:
+            sink.emit(record)
+
+
+def _offset_of(local: datetime) -> float:
+    delta = local.utcoffset()
+    return delta.total_seconds() if delta is not None else 0.0
+
+
+def _offset_s(user: SimUser, sim_t: float) -> float:
+    return _offset_of(datetime.fromtimestamp(sim_t, user.tz))
+
+
+def _discard(items: list[int] | None, value: int | None) -> None:
+    if items is not None and value in items:
+        items.remove(value)

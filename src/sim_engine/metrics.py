@@ -1,0 +1,186 @@
+"""Run metrics: an observer of records that builds seed 002's metrics.
+
+Seed 002 asks for: total users over time, actions per type per simulated hour,
+top posters, top viewed posts, and the latest N actions. Latency percentiles
+come from an HDR histogram (``hdrhistogram``), in wall milliseconds.
+Memory is bounded by the number of users, posts and simulated hours, never by
+the number of actions.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections import Counter, deque
+from datetime import datetime, timezone
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+
+from sim_engine.records import ActionRecord, Record, UserRecord
+
+__all__ = ["MetricsCollector"]
+
+_HOUR_S = 3600.0
+_MAX_LATENCY_US = 600_000_000  # 10 wall minutes
+
+
+def _iso_utc(sim_ts: float) -> str:
+    return datetime.fromtimestamp(sim_ts, timezone.utc).isoformat()
+
+
+def _new_histogram() -> HdrHistogram:
+    return HdrHistogram(1, _MAX_LATENCY_US, 3)
+
+
+class MetricsCollector:
+    """Aggregates :class:`ActionRecord` and :class:`UserRecord` into run metrics.
+
+    Args:
+        start_s: simulated start (simulated epoch seconds).
+        latest_n: how many of the latest actions to keep.
+        top_n: length of the top lists.
+        sample_s: ``users_over_time`` sampling interval (simulated seconds).
+    """
+
+    def __init__(
+        self, start_s: float, latest_n: int = 50, top_n: int = 10, sample_s: float = _HOUR_S
+    ) -> None:
+        self.start_s = start_s
+        self.last_s = start_s
+        self._top_n = top_n
+        self._sample_s = sample_s
+        self._joined: list[float] = []
+        self._users: dict[int, tuple[str, str]] = {}
+        self._per_hour: dict[int, Counter[str]] = {}
+        self._by_action: Counter[str] = Counter()
+        self._by_status: Counter[int] = Counter()
+        self._failed_by_action: Counter[str] = Counter()
+        self._posts_by_user: Counter[int] = Counter()
+        self._post_author: dict[int, int] = {}
+        self._views: Counter[int] = Counter()
+        self._latest: deque[dict[str, Any]] = deque(maxlen=latest_n)
+        self._latency = _new_histogram()
+        self._latency_by_action: dict[str, HdrHistogram] = {}
+
+    # -- Sink -----------------------------------------------------------------------------
+
+    def emit(self, record: Record) -> None:
+        """Take one record."""
+        if isinstance(record, UserRecord):
+            self._joined.insert(bisect_right(self._joined, record.sim_ts), record.sim_ts)
+            self._users[record.user_id] = (record.name, record.persona)
+        elif isinstance(record, ActionRecord):
+            self._on_action(record)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def _on_action(self, rec: ActionRecord) -> None:
+        self.last_s = max(self.last_s, rec.sim_ts)
+        hour = int(rec.sim_ts // _HOUR_S)
+        self._per_hour.setdefault(hour, Counter())[rec.action] += 1
+        self._by_action[rec.action] += 1
+        self._by_status[rec.status] += 1
+        self._latest.append(rec.to_dict())
+        latency_us = max(1, min(int(rec.latency_ms * 1000), _MAX_LATENCY_US))
+        self._latency.record_value(latency_us)
+        hist = self._latency_by_action.get(rec.action)
+        if hist is None:
+            hist = self._latency_by_action[rec.action] = _new_histogram()
+        hist.record_value(latency_us)
+        if not rec.ok:
+            self._failed_by_action[rec.action] += 1
+            return
+        if rec.action == "create_post" and rec.post_id is not None:
+            self._posts_by_user[rec.user_id] += 1
+            self._post_author[rec.post_id] = rec.user_id
+        elif rec.action == "read_post" and rec.post_id is not None:
+            self._views[rec.post_id] += 1
+
+    # -- results --------------------------------------------------------------------------
+
+    def users_at(self, sim_t: float) -> int:
+        """Return how many users had joined by ``sim_t`` (simulated epoch seconds)."""
+        return bisect_right(self._joined, sim_t)
+
+    def users_over_time(self, end_s: float | None = None) -> list[dict[str, Any]]:
+        """Return ``[{"sim_time", "users"}]`` every ``sample_s`` from the start to ``end_s``."""
+        end = self.last_s if end_s is None else end_s
+        out = []
+        t = self.start_s
+        while t < end:
+            out.append({"sim_time": _iso_utc(t), "users": self.users_at(t)})
+            t += self._sample_s
+        out.append({"sim_time": _iso_utc(end), "users": self.users_at(end)})
+        return out
+
+    def actions_per_hour(self) -> list[dict[str, Any]]:
+        """Return ``[{"hour": ISO UTC, "total": n, "counts": {action: n}}]`` by simulated hour."""
+        return [
+            {
+                "hour": _iso_utc(hour * _HOUR_S),
+                "total": sum(counts.values()),
+                "counts": dict(sorted(counts.items())),
+            }
+            for hour, counts in sorted(self._per_hour.items())
+        ]
+
+    def top_posters(self) -> list[dict[str, Any]]:
+        """Return the users who created the most posts, most first."""
+        out = []
+        for user_id, posts in self._posts_by_user.most_common(self._top_n):
+            name, persona = self._users.get(user_id, ("?", "?"))
+            out.append({"user_id": user_id, "name": name, "persona": persona, "posts": posts})
+        return out
+
+    def top_viewed_posts(self) -> list[dict[str, Any]]:
+        """Return the most-read posts (reads by simulated users), most first."""
+        return [
+            {
+                "post_id": post_id,
+                "author_user_id": self._post_author.get(post_id),
+                "views": views,
+            }
+            for post_id, views in self._views.most_common(self._top_n)
+        ]
+
+    def latency_ms(self, action: str | None = None) -> dict[str, float]:
+        """Return latency percentiles p50/p95/p99 and max in wall milliseconds."""
+        hist = self._latency if action is None else self._latency_by_action.get(action)
+        if hist is None or hist.get_total_count() == 0:
+            return {"p50": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0}
+        return {
+            name: hist.get_value_at_percentile(p) / 1000.0
+            for name, p in (("p50", 50), ("p95", 95), ("p99", 99), ("max", 100))
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """Return totals: actions by type, statuses, success rate, latency percentiles."""
+        total = sum(self._by_action.values())
+        failed = sum(self._failed_by_action.values())
+        return {
+            "users": len(self._joined),
+            "actions": total,
+            "failed": failed,
+            "success_rate": (total - failed) / total if total else 1.0,
+            "actions_by_type": dict(self._by_action.most_common()),
+            "failed_by_type": dict(self._failed_by_action.most_common()),
+            "status_counts": {str(k): v for k, v in sorted(self._by_status.items())},
+            "latency_ms": self.latency_ms(),
+            "latency_ms_by_action": {
+                a: self.latency_ms(a) for a in sorted(self._latency_by_action)
+            },
+        }
+
+    def snapshot(self, end_s: float | None = None) -> dict[str, Any]:
+        """Return everything ``metrics.json`` holds."""
+        return {
+            "start": _iso_utc(self.start_s),
+            "end": _iso_utc(self.last_s if end_s is None else end_s),
+            "summary": self.summary(),
+            "users_over_time": self.users_over_time(end_s),
+            "actions_per_hour": self.actions_per_hour(),
+            "top_posters": self.top_posters(),
+            "top_viewed_posts": self.top_viewed_posts(),
+            "latest_actions": list(self._latest),
+        }

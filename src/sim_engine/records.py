@@ -1,0 +1,173 @@
+"""Value types that cross the seams: what the engine asks a target to do, what
+comes back, and the records that sinks receive.
+
+All are frozen, slotted dataclasses. Simulated times are simulated epoch
+seconds (UTC) inside the engine and ISO 8601 strings with the user's local
+offset once rendered into a record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+__all__ = [
+    "ActionRecord",
+    "ActionRequest",
+    "Outcome",
+    "Record",
+    "Sink",
+    "Target",
+    "UserRecord",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRequest:
+    """One planned action, bound to the user's memory, for a target to perform.
+
+    Attributes:
+        action: action name (``browse_feed``, ``read_post``, ``create_post``,
+            ``update_post``, ``delete_post``, ``sign_up``, ``log_in``).
+        user_id: the engine's id for the user.
+        sim_time: simulated epoch seconds at dispatch.
+        sim_time_iso: the same instant, ISO 8601 with the user's local offset.
+        token: the user's auth token (None before log-in). Never recorded.
+        post_id: the post acted on (read/update/delete), as the target knows it.
+        offset: feed offset (``browse_feed``).
+        limit: feed page size (``browse_feed``).
+        payload: JSON body for create/update/sign-up/log-in.
+    """
+
+    action: str
+    user_id: int
+    sim_time: float
+    sim_time_iso: str
+    token: str | None = None
+    post_id: int | None = None
+    offset: int = 0
+    limit: int = 20
+    payload: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a target answered.
+
+    Attributes:
+        status: HTTP status (0 when no response arrived: connection error, timeout).
+        ok: the action did what it meant to.
+        latency_ms: wall milliseconds from send to full response.
+        error: one-line reason when not ok (with a body excerpt for bad answers).
+        post_id: id of the post created, read, updated or deleted.
+        feed_ids: ids and authors of the posts on the page the user saw
+            (``browse_feed``), as ``(post_id, author_remote_id)`` pairs.
+        view_count: the post's view count after a read, when the API reports it.
+        token: a new auth token (``log_in``).
+        remote_id: the user's id on the target (``sign_up``).
+    """
+
+    status: int
+    ok: bool
+    latency_ms: float
+    error: str | None = None
+    post_id: int | None = None
+    feed_ids: tuple[tuple[int, int], ...] | None = None
+    view_count: int | None = None
+    token: str | None = None
+    remote_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRecord:
+    """One action taken, as written to ``actions.jsonl``.
+
+    Attributes:
+        sim_time: ISO 8601 simulated time with the user's local offset.
+        sim_ts: the same, as simulated epoch seconds (for sorting and bucketing).
+        user_id: the engine's id for the user.
+        persona: persona name.
+        state: routine state when acting (``working`` or ``relaxing``).
+        action: action name.
+        status: HTTP status (0: no response).
+        ok: success.
+        latency_ms: wall milliseconds.
+        post_id: post acted on, if any.
+        session_id: the user's session number (per user, from 1).
+        error: reason when not ok.
+    """
+
+    sim_time: str
+    sim_ts: float
+    user_id: int
+    persona: str
+    state: str
+    action: str
+    status: int
+    ok: bool
+    latency_ms: float
+    post_id: int | None = None
+    session_id: int = 0
+    error: str | None = None
+    kind: str = field(default="action", init=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    """A user that joined (signed up on the target), as written to ``users.jsonl``.
+
+    Never carries the password or token.
+    """
+
+    sim_time: str
+    sim_ts: float
+    user_id: int
+    persona: str
+    name: str
+    email: str
+    timezone: str
+    avatar: str
+    tag: str | None
+    remote_id: int | None
+    kind: str = field(default="user", init=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return asdict(self)
+
+
+Record = ActionRecord | UserRecord
+
+
+class Sink(Protocol):
+    """Receives records as they happen (observers never reach into the engine)."""
+
+    def emit(self, record: Record) -> None:
+        """Take one record; must not block for long (the engine calls it inline)."""
+        ...
+
+    def close(self) -> None:
+        """Flush and release resources; called once at the end of a run."""
+        ...
+
+
+class Target(Protocol):
+    """What users act on: an HTTP API, an in-process app, a mock.
+
+    A target turns an :class:`ActionRequest` into a call and the answer into an
+    :class:`Outcome`. It must never raise for a failed call (a refused
+    connection, a timeout, a 500, a non-JSON body): those are outcomes with
+    ``ok=False`` and a one-line ``error``.
+    """
+
+    async def send(self, request: ActionRequest) -> Outcome:
+        """Perform one action and report what happened."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections; called once at the end of a run."""
+        ...

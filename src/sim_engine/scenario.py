@@ -1,0 +1,452 @@
+"""The scenario: one YAML file naming the population, routines, personas, clock and target.
+
+Validated with pydantic before anything runs: unknown keys are rejected and
+every error names its field path (``personas.lurker.actions.working.browse_feed``).
+The default scenario ships inside the package (``default_scenario.yaml``) and
+its figures come from seed 002 (the Sim-Engine requirements: Lurker,
+Chatterbox, Night Owl, Content Curator; the 00–06 sleeping / 06–09 working /
+09–11 relaxing routine table) and from the published facts in DESIGN.md
+(reads far exceed writes; 30-minute session inactivity timeout; weekend days
+carry 0.5–0.85x a weekday's activity).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+__all__ = [
+    "ACTIONS",
+    "ROUTINE_STATES",
+    "ClockSpec",
+    "OutputSpec",
+    "PersonaSpec",
+    "PopulationSpec",
+    "RoutineBlock",
+    "RoutineSpec",
+    "Scenario",
+    "ScenarioError",
+    "SessionSpec",
+    "TargetSpec",
+    "ThinkTimeSpec",
+    "default_scenario",
+    "load_scenario",
+    "parse_duration",
+]
+
+ACTIONS: tuple[str, ...] = ("browse_feed", "read_post", "create_post", "update_post", "delete_post")
+"""The actions every persona's weight matrix may name (the demo social API's operations)."""
+
+ROUTINE_STATES: tuple[str, ...] = ("sleeping", "working", "relaxing")
+"""Routine states; ``sleeping`` never acts."""
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)?\s*$")
+_DURATION_UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+class ScenarioError(ValueError):
+    """A scenario is malformed; ``str()`` is one line naming the file and field path."""
+
+
+def parse_duration(text: str | int | float) -> float:
+    """Parse ``90s``, ``30m``, ``2h``, ``3d``, ``1w`` (or bare seconds) into simulated seconds.
+
+    Raises:
+        ValueError: the text is not a non-negative duration.
+    """
+    if isinstance(text, (int, float)):
+        value = float(text)
+    else:
+        match = _DURATION_RE.match(text)
+        if not match:
+            raise ValueError(f"not a duration: {text!r} (use e.g. 90s, 30m, 2h, 3d, 1w)")
+        value = float(match.group(1)) * _DURATION_UNITS_S[match.group(2) or "s"]
+    if value < 0:
+        raise ValueError(f"a duration cannot be negative: {text!r}")
+    return value
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ThinkTimeSpec(_Frozen):
+    """Think time between two actions of a session: lognormal, in simulated seconds.
+
+    Attributes:
+        median_s: median think time (simulated seconds).
+        sigma: lognormal shape; larger gives a heavier tail (burstier gaps).
+        min_s: floor applied to every draw (simulated seconds).
+    """
+
+    median_s: float = Field(20.0, gt=0)
+    sigma: float = Field(1.0, ge=0, le=4)
+    min_s: float = Field(1.0, gt=0)
+
+
+class SessionSpec(_Frozen):
+    """A persona's session model.
+
+    Attributes:
+        mean_actions: mean number of actions per session (geometric distribution,
+            so most sessions are short).
+        max_actions: hard cap on actions per session.
+        think_time: gap between actions.
+        inactivity_timeout_s: a gap longer than this ends the session instead
+            (30 simulated minutes: the analytics convention, DESIGN.md).
+    """
+
+    mean_actions: float = Field(4.0, ge=1)
+    max_actions: int = Field(30, ge=1)
+    think_time: ThinkTimeSpec = ThinkTimeSpec()
+    inactivity_timeout_s: float = Field(1800.0, gt=0)
+
+
+class PersonaSpec(_Frozen):
+    """A behaviour template.
+
+    Attributes:
+        share: relative share of the population (normalised over all personas).
+        description: free text.
+        sessions_per_day: expected sessions on a typical weekday; spread over the
+            day in proportion to the routine's intensity.
+        hour_shift_h: active-hours skew: the persona lives its routine this many
+            hours later (a Night Owl with 6 sleeps 06:00–12:00 local).
+        hour_weights: optional 24 multipliers on the intensity, by local hour.
+        actions: action weight matrix per routine state (relative weights).
+        post_frequency: multiplier on ``create_post`` weights.
+        update_frequency: multiplier on ``update_post`` weights.
+        session: session length and think-time model.
+    """
+
+    share: float = Field(ge=0)
+    description: str = ""
+    sessions_per_day: float = Field(3.0, ge=0)
+    hour_shift_h: float = Field(0.0, ge=-12, le=12)
+    hour_weights: tuple[float, ...] | None = None
+    actions: dict[Literal["working", "relaxing"], dict[str, float]]
+    post_frequency: float = Field(1.0, ge=0)
+    update_frequency: float = Field(1.0, ge=0)
+    session: SessionSpec = SessionSpec()
+
+    @field_validator("hour_weights")
+    @classmethod
+    def _24_weights(cls, value: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        if value is not None and (len(value) != 24 or any(w < 0 for w in value)):
+            raise ValueError("hour_weights needs 24 non-negative numbers, one per local hour")
+        return value
+
+    @field_validator("actions")
+    @classmethod
+    def _known_actions(cls, value: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        for state, weights in value.items():
+            for name, weight in weights.items():
+                if name not in ACTIONS:
+                    raise ValueError(
+                        f"unknown action {name!r} in state {state!r} (known: {', '.join(ACTIONS)})"
+                    )
+                if weight < 0:
+                    raise ValueError(f"weight of {name!r} in state {state!r} is negative")
+            if not any(w > 0 for w in weights.values()):
+                raise ValueError(f"state {state!r} has no positive action weight")
+        return value
+
+
+class RoutineBlock(_Frozen):
+    """One block of a day: ``start``–``end`` local time (``HH:MM``, end exclusive; ``24:00`` ok).
+
+    Attributes:
+        intensity: overrides the state's intensity for this block (0..1+).
+    """
+
+    start: str
+    end: str
+    state: Literal["sleeping", "working", "relaxing"]
+    intensity: float | None = Field(None, ge=0)
+
+    @field_validator("start", "end")
+    @classmethod
+    def _hhmm(cls, value: str) -> str:
+        if not re.fullmatch(r"([01]\d|2[0-4]):[0-5]\d", value) or (
+            value.startswith("24") and value != "24:00"
+        ):
+            raise ValueError(f"time must be HH:MM between 00:00 and 24:00, got {value!r}")
+        return value
+
+    def minutes(self) -> tuple[int, int]:
+        """Return (start, end) in minutes after local midnight."""
+        h1, m1 = self.start.split(":")
+        h2, m2 = self.end.split(":")
+        return int(h1) * 60 + int(m1), int(h2) * 60 + int(m2)
+
+
+def _check_cover(blocks: tuple[RoutineBlock, ...], label: str) -> None:
+    cursor = 0
+    for block in blocks:
+        start, end = block.minutes()
+        if start != cursor or end <= start:
+            raise ValueError(
+                f"{label} blocks must cover 00:00–24:00 in order without gaps or overlaps "
+                f"(block {block.start}–{block.end})"
+            )
+        cursor = end
+    if cursor != 24 * 60:
+        raise ValueError(f"{label} blocks must end at 24:00")
+
+
+class RoutineSpec(_Frozen):
+    """The daily routine: blocks for weekdays and weekends, and each state's intensity.
+
+    Attributes:
+        weekday: blocks covering 00:00–24:00 on Monday–Friday.
+        weekend: blocks covering 00:00–24:00 on Saturday and Sunday.
+        intensity: activity intensity per state (sleeping must be 0: no actions).
+    """
+
+    weekday: tuple[RoutineBlock, ...]
+    weekend: tuple[RoutineBlock, ...]
+    intensity: dict[Literal["sleeping", "working", "relaxing"], float] = {
+        "sleeping": 0.0,
+        "working": 0.3,
+        "relaxing": 1.0,
+    }
+
+    @model_validator(mode="after")
+    def _covers_day(self) -> RoutineSpec:
+        _check_cover(self.weekday, "weekday")
+        _check_cover(self.weekend, "weekend")
+        if self.intensity.get("sleeping", 0.0) != 0.0:
+            raise ValueError("intensity.sleeping must be 0: sleeping users take no action")
+        return self
+
+
+class PopulationSpec(_Frozen):
+    """Who lives in the simulation and how it grows.
+
+    Attributes:
+        initial: users created at the start of the run.
+        max: the population never grows past this.
+        signups_per_day: Poisson arrival rate of new users (per simulated day).
+        personas: optional override of persona shares (name -> share).
+        timezones: IANA zone -> share; each user lives in one.
+        email_domain: synthetic email domain (never a real one).
+        tags: optional interest/faction tags, one given to each user at random.
+        avatar: ``initials`` (no URL) or ``url`` (a synthetic avatar URL).
+    """
+
+    initial: int = Field(50, ge=0)
+    max: int = Field(10_000, ge=1)
+    signups_per_day: float = Field(10.0, ge=0)
+    personas: dict[str, float] | None = None
+    timezones: dict[str, float] = {"UTC": 1.0}
+    email_domain: str = "sim-engine.test"
+    tags: tuple[str, ...] = ()
+    avatar: Literal["initials", "url"] = "initials"
+
+    @field_validator("timezones")
+    @classmethod
+    def _zones_exist(cls, value: dict[str, float]) -> dict[str, float]:
+        if not value:
+            raise ValueError("at least one time zone is needed")
+        for name, share in value.items():
+            try:
+                ZoneInfo(name)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {name!r}") from None
+            if share < 0:
+                raise ValueError(f"share of {name!r} is negative")
+        return value
+
+    @model_validator(mode="after")
+    def _initial_within_max(self) -> PopulationSpec:
+        if self.initial > self.max:
+            raise ValueError(f"initial ({self.initial}) is larger than max ({self.max})")
+        return self
+
+
+class ClockSpec(_Frozen):
+    """Simulated time.
+
+    Attributes:
+        start: simulated start (ISO date or date-time; default: now).
+        speed: ``max`` or simulated seconds per wall second.
+        duration: how much simulated time to run (``2h``, ``3d``); None runs until stopped.
+    """
+
+    start: datetime | None = None
+    speed: float | Literal["max"] = 3600.0
+    duration: str | None = "1d"
+
+    @field_validator("speed")
+    @classmethod
+    def _positive(cls, value: float | str) -> float | str:
+        if value != "max" and not float(value) > 0:
+            raise ValueError("speed must be 'max' or a positive number")
+        return value
+
+    @field_validator("duration")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+
+class TargetSpec(_Frozen):
+    """What the users act on.
+
+    Attributes:
+        url: base URL of the API; None starts the built-in demo server; the
+            word ``inprocess`` calls the demo app in-process without sockets.
+        concurrency: cap on requests in flight at once.
+        timeout_s: per-request timeout (wall seconds).
+        page_size: feed page size for ``browse_feed``.
+    """
+
+    url: str | None = None
+    concurrency: int = Field(64, ge=1, le=10_000)
+    timeout_s: float = Field(10.0, gt=0)
+    page_size: int = Field(20, ge=1, le=100)
+
+
+class OutputSpec(_Frozen):
+    """What the run reports.
+
+    Attributes:
+        latest_actions: how many of the latest actions ``metrics.json`` keeps.
+        top_n: length of the top-posters and top-viewed-posts lists.
+        users_sample_s: sampling interval of ``users_over_time`` (simulated seconds).
+    """
+
+    latest_actions: int = Field(50, ge=0, le=10_000)
+    top_n: int = Field(10, ge=1, le=1000)
+    users_sample_s: float = Field(3600.0, gt=0)
+
+
+class Scenario(_Frozen):
+    """A whole scenario (see ``docs/scenario.md``)."""
+
+    name: str = "scenario"
+    seed: int = 0
+    clock: ClockSpec = ClockSpec()
+    target: TargetSpec = TargetSpec()
+    population: PopulationSpec = PopulationSpec()
+    routine: RoutineSpec
+    personas: dict[str, PersonaSpec]
+    output: OutputSpec = OutputSpec()
+
+    @model_validator(mode="after")
+    def _personas_consistent(self) -> Scenario:
+        if not self.personas:
+            raise ValueError("at least one persona is needed")
+        shares = self.persona_shares()
+        if not any(s > 0 for s in shares.values()):
+            raise ValueError("persona shares must not all be zero")
+        for name in self.population.personas or {}:
+            if name not in self.personas:
+                raise ValueError(f"population.personas names unknown persona {name!r}")
+        return self
+
+    def persona_shares(self) -> dict[str, float]:
+        """Return persona name -> share (population override first, else each persona's own)."""
+        override = self.population.personas or {}
+        return {name: override.get(name, spec.share) for name, spec in self.personas.items()}
+
+    def with_overrides(self, **changes: Any) -> Scenario:
+        """Return a copy with dotted-path overrides, re-validated.
+
+        Example: ``scenario.with_overrides(**{"population.initial": 200})``.
+
+        Raises:
+            ScenarioError: the result is invalid.
+        """
+        data = self.model_dump(mode="json")
+        for dotted, value in changes.items():
+            node = data
+            *parents, leaf = dotted.split(".")
+            for key in parents:
+                node = node[key]
+            node[leaf] = value
+        return validate_scenario(data, source="<overrides>")
+
+
+def _format_error(exc: ValidationError, source: str) -> str:
+    first = exc.errors()[0]
+    path = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    msg = first["msg"].removeprefix("Value error, ")
+    more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{source}: {path}: {msg}{more}"
+
+
+def validate_scenario(data: Any, source: str = "<scenario>") -> Scenario:
+    """Validate a parsed scenario mapping.
+
+    Raises:
+        ScenarioError: one line naming ``source`` and the first bad field path.
+    """
+    if not isinstance(data, Mapping):
+        raise ScenarioError(f"{source}: (top level): a scenario must be a YAML mapping")
+    try:
+        return Scenario.model_validate(dict(data))
+    except ValidationError as exc:
+        raise ScenarioError(_format_error(exc, source)) from None
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict) and key != "personas":
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _default_data() -> dict[str, Any]:
+    text = resources.files("sim_engine").joinpath("default_scenario.yaml").read_text("utf-8")
+    data = yaml.safe_load(text)
+    assert isinstance(data, dict)
+    return data
+
+
+def default_scenario() -> Scenario:
+    """Return the built-in default scenario (``sim_engine/default_scenario.yaml``)."""
+    return validate_scenario(_default_data(), source="default_scenario.yaml")
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Load and validate a scenario file.
+
+    Sections the file leaves out (``routine``, ``personas``, ...) come from the
+    default scenario; a ``personas`` section given in the file replaces the
+    default personas as a whole.
+
+    Raises:
+        ScenarioError: unreadable file, YAML syntax error, or invalid field
+            (the message names the file, the line or field path, in one line).
+    """
+    source = str(path)
+    try:
+        text = Path(path).read_text("utf-8")
+    except OSError as exc:
+        raise ScenarioError(f"{source}: cannot read: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
+        problem = getattr(exc, "problem", None) or "syntax error"
+        raise ScenarioError(f"{source}: {where}: {problem}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ScenarioError(f"{source}: (top level): a scenario must be a YAML mapping")
+    return validate_scenario(_merge(_default_data(), data), source=source)

@@ -1,0 +1,57 @@
+"""JSON Lines files: ``actions.jsonl`` and ``users.jsonl`` in the output directory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import IO
+
+from sim_engine.records import ActionRecord, Record, UserRecord
+
+__all__ = ["JsonlSink"]
+
+
+class JsonlSink:
+    """Writes each action to ``DIR/actions.jsonl`` and each joining user to ``DIR/users.jsonl``.
+
+    Lines are buffered and flushed every ``flush_every`` records and at
+    :meth:`close`, so an interrupted run loses at most one buffer.
+
+    Args:
+        out_dir: output directory (created if missing).
+        flush_every: records between flushes.
+
+    Raises:
+        OSError: the directory or files cannot be created.
+    """
+
+    def __init__(self, out_dir: str | Path, flush_every: int = 1000) -> None:
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self._actions: IO[str] = open(self.out_dir / "actions.jsonl", "w", encoding="utf-8")  # noqa: SIM115
+        self._users: IO[str] = open(self.out_dir / "users.jsonl", "w", encoding="utf-8")  # noqa: SIM115
+        self._flush_every = flush_every
+        self._pending = 0
+
+    def emit(self, record: Record) -> None:
+        """Append one record as a JSON line."""
+        if isinstance(record, ActionRecord):
+            self._actions.write(json.dumps(record.to_dict(), separators=(",", ":")) + "\n")
+        elif isinstance(record, UserRecord):
+            self._users.write(json.dumps(record.to_dict(), separators=(",", ":")) + "\n")
+        self._pending += 1
+        if self._pending >= self._flush_every:
+            self.flush()
+
+    def flush(self) -> None:
+        """Push buffered lines to the files."""
+        self._actions.flush()
+        self._users.flush()
+        self._pending = 0
+
+    def close(self) -> None:
+        """Flush and close both files."""
+        if not self._actions.closed:
+            self.flush()
+            self._actions.close()
+            self._users.close()

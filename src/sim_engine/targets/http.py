@@ -1,0 +1,83 @@
+"""Real HTTP with aiohttp: one keep-alive connection pool shared by all users."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import aiohttp
+
+from sim_engine.targets.transport import Response, TargetUnreachableError
+
+__all__ = ["AiohttpTransport"]
+
+_JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+class AiohttpTransport:
+    """Sends requests to ``base_url`` through a pooled aiohttp session.
+
+    Args:
+        base_url: e.g. ``http://127.0.0.1:8000`` (no trailing path).
+        concurrency: maximum open connections (the pool size).
+        timeout_s: total per-request timeout in wall seconds.
+        headers: headers sent with every request (user agent, synthetic marker).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        concurrency: int = 64,
+        timeout_s: float = 10.0,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._concurrency = concurrency
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._headers = dict(headers or {})
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=self._concurrency, keepalive_timeout=30, ttl_dns_cache=300
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=self._timeout, headers=self._headers
+            )
+        return self._session
+
+    async def request(
+        self, method: str, path: str, json_body: Any = None, headers: dict[str, str] | None = None
+    ) -> Response:
+        """Send one request; connection errors and timeouts become status 0 responses."""
+        data = None
+        if json_body is not None:
+            data = json.dumps(json_body)
+            headers = {**_JSON_HEADERS, **headers} if headers else _JSON_HEADERS
+        started = time.perf_counter()
+        try:
+            async with self._client().request(
+                method, self.base_url + path, data=data, headers=headers
+            ) as resp:
+                body = await resp.read()
+                return Response(resp.status, body, (time.perf_counter() - started) * 1000.0)
+        except asyncio.TimeoutError:
+            return Response(0, b"", (time.perf_counter() - started) * 1000.0, "timeout")
+        except aiohttp.ClientError as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            return Response(0, b"", (time.perf_counter() - started) * 1000.0, reason)
+
+    async def check(self) -> None:
+        """Raise :class:`TargetUnreachableError` unless the base URL answers at all."""
+        resp = await self.request("GET", "/")
+        if resp.status == 0:
+            raise TargetUnreachableError(f"cannot reach target {self.base_url}: {resp.error}")
+
+    async def aclose(self) -> None:
+        """Close the pool."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

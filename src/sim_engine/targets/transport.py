@@ -1,0 +1,47 @@
+"""The transport seam: send one HTTP-shaped request, get one response, never raise."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+__all__ = ["Response", "TargetUnreachableError", "Transport"]
+
+
+class TargetUnreachableError(ConnectionError):
+    """The target cannot be reached at all (checked before a run starts)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """One response.
+
+    Attributes:
+        status: HTTP status; 0 when no response arrived.
+        body: raw body bytes (empty when none).
+        latency_ms: wall milliseconds from send to the end of the body.
+        error: one-line reason when ``status`` is 0 (refused, timeout, reset).
+    """
+
+    status: int
+    body: bytes
+    latency_ms: float
+    error: str | None = None
+
+
+class Transport(Protocol):
+    """Sends requests to one base URL (real sockets or an in-process app)."""
+
+    async def request(
+        self, method: str, path: str, json_body: Any = None, headers: dict[str, str] | None = None
+    ) -> Response:
+        """Send ``method path`` with an optional JSON body; never raises for network errors."""
+        ...
+
+    async def check(self) -> None:
+        """Raise :class:`TargetUnreachableError` with a one-line reason if nothing answers."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close connections."""
+        ...
