@@ -180,6 +180,39 @@ class CompiledPersona:
         # Very long gap (tiny rates): keep walking from the new point.
         return self.next_session_start(sim_t + elapsed, utc_offset_s, rng)
 
+    def session_start_within(
+        self, sim_t: float, end_t: float, utc_offset_s: float, rng: random.Random
+    ) -> float:
+        """Draw one session start in ``[sim_t, end_t)``, given that there is one.
+
+        The density is proportional to the session-start rate (the routine's
+        intensity), so an active day's first session lands where the persona is
+        likely to be awake and free. Returns ``math.inf`` when the rate is zero
+        throughout the interval.
+        """
+        week = self.week
+        pos = self._week_s(sim_t, utc_offset_s)
+        i = week.index(pos)
+        spans: list[tuple[float, float, float]] = []  # (elapsed at segment start, span, rate)
+        elapsed, mass = 0.0, 0.0
+        while elapsed < end_t - sim_t:
+            span = min(week.end_s(i) - pos, end_t - sim_t - elapsed)
+            spans.append((elapsed, span, week.rates[i]))
+            mass += week.rates[i] * span
+            elapsed += span
+            pos = week.end_s(i)
+            i += 1
+            if i == len(week.starts_s):
+                i, pos = 0, 0.0
+        if mass <= 0:
+            return math.inf
+        budget = rng.random() * mass
+        for start, span, rate in spans:
+            if rate > 0 and rate * span >= budget:
+                return sim_t + start + budget / rate
+            budget -= rate * span
+        return sim_t + elapsed  # rounding: the very end
+
     # -- sessions and actions ------------------------------------------------------------
 
     def session_length(self, rng: random.Random) -> int:

@@ -16,26 +16,38 @@ so a response can never schedule a follow-up in the simulated past.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import heapq
 import math
 import random
 import secrets
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sim_engine.behaviour import CompiledPersona, compile_personas
 from sim_engine.clock import Clock
 from sim_engine.content import ContentGenerator
+from sim_engine.lifecycle import LifecycleState, decide_day, new_status, session_depth
 from sim_engine.population import IdentityFactory, SimUser, password_for, save_rng, user_rng
-from sim_engine.records import ActionRecord, ActionRequest, Outcome, Sink, Target, UserRecord
-from sim_engine.scenario import Scenario
+from sim_engine.records import (
+    ActionRecord,
+    ActionRequest,
+    DaySnapshot,
+    LifecycleRecord,
+    Outcome,
+    Sink,
+    Target,
+    UserRecord,
+)
+from sim_engine.scenario import FounderSpec, Scenario
 
 __all__ = ["Simulation", "SimulationStats"]
 
-_ARRIVAL, _SESSION, _NEXT = 0, 1, 2
+_ARRIVAL, _SESSION, _NEXT, _DAY, _TICK, _REPLACE = 0, 1, 2, 3, 4, 5
+_REFERENCE_MEAN_ACTIONS = 4.0  # persona depth factor = mean_actions / this (lifecycle on)
 _SIGNUP_ATTEMPTS = 3
 _DAY_S = 86400.0
 
@@ -114,6 +126,11 @@ class Simulation:
         self._signed_up = 0
         self._actions = 0
         self._failed = 0
+        self._error: BaseException | None = None
+        self._life = scenario.lifecycle if scenario.lifecycle.enabled else None
+        self._persona_index = {p.name: p.index for p in self._personas}
+        self._arrivals_today = 0
+        self._day_start_s = self._start_s
 
     # -- public ---------------------------------------------------------------------------
 
@@ -175,15 +192,23 @@ class Simulation:
         propagate.
         """
         if not self._users:
+            for founder in self.scenario.population.founders:
+                self._create_founder(founder, self._start_s)
             self.add_users(self.scenario.population.initial, self._start_s)
         if self.scenario.population.signups_per_day > 0:
             self._push(self._start_s + self._arrival_gap_s(), _ARRIVAL, None)
+        self._push(self._start_s + _DAY_S, _TICK, None)
         try:
             await self._loop()
         finally:
             self._stopping = True
             if self._inflight:
                 await asyncio.gather(*self._inflight, return_exceptions=True)
+            end = min(self._clock.now(), self._end_s)
+            if end > self._day_start_s:
+                self._emit(self._snapshot(end))
+        if self._error is not None:
+            raise self._error
         return self.statistics()
 
     # -- scheduling -----------------------------------------------------------------------
@@ -191,6 +216,8 @@ class Simulation:
     def _push(self, sim_t: float, kind: int, user: SimUser | None) -> None:
         self._seq += 1
         heapq.heappush(self._heap, (sim_t, self._seq, kind, user))
+        if user is not None and kind != _DAY:
+            user.pending = True
         self._progress.set()
 
     def _arrival_gap_s(self) -> float:
@@ -227,14 +254,26 @@ class Simulation:
                 await self._sleep_or_progress(sim_t)
                 continue
             _, _, kind, user = heapq.heappop(heap)
-            if kind == _ARRIVAL:
+            if user is not None:
+                if kind == _DAY:
+                    self._on_day(user, sim_t)
+                else:
+                    user.pending = False
+                    self._on_user_event(kind, user, sim_t)
+            elif kind == _ARRIVAL:
                 self._on_arrival(sim_t)
-            elif user is not None:
-                self._on_user_event(kind, user, sim_t)
+            elif kind == _TICK:
+                self._on_tick(sim_t)
+            elif kind == _REPLACE and len(self._users) < self.scenario.population.max:
+                self._create_user(sim_t)
         if clock.jumps and heap and not self._stopping:
             await clock.sleep_until(min(heap[0][0], self._end_s))
         elif clock.jumps and math.isfinite(self._end_s) and not self._stopping:
             await clock.sleep_until(self._end_s)
+        # A wall-clock run lasts its whole duration even when nothing more is due
+        # before the end (e.g. everyone asleep); stop() still ends the wait at once.
+        while not clock.jumps and not self._stopping and clock.now() < self._end_s < math.inf:
+            await self._sleep_or_progress(self._end_s)
 
     async def _sleep_or_progress(self, sim_t: float) -> None:
         self._progress.clear()
@@ -247,20 +286,168 @@ class Simulation:
 
     # -- events ---------------------------------------------------------------------------
 
+    def _create_founder(self, spec: FounderSpec, sim_t: float) -> SimUser:
+        persona = self._persona_index[spec.persona] if spec.persona else None
+        user = self._factory.create(sim_t, persona=persona, name=spec.name, email=spec.email)
+        user.founder = True
+        return self._admit(user, sim_t)
+
     def _create_user(self, sim_t: float) -> SimUser:
-        user = self._factory.create(sim_t)
+        return self._admit(self._factory.create(sim_t), sim_t)
+
+    def _admit(self, user: SimUser, sim_t: float) -> SimUser:
         self._users[user.user_id] = user
         rng = user_rng(user)
-        first = self._personas[user.persona].next_session_start(sim_t, _offset_s(user, sim_t), rng)
+        local = datetime.fromtimestamp(sim_t, user.tz)
+        if self._life is not None:
+            user.life = new_status(self._life, local.date().toordinal(), rng)
+            user.life.active_today = True  # joining is the first day's activity
+            user.day_end = _next_midnight(local)
+            self._push(user.day_end, _DAY, user)
+        persona = self._personas[user.persona]
+        first = persona.next_session_start(sim_t, _offset_of(local), rng)
         save_rng(user, rng)
         if math.isfinite(first):
             self._push(first, _SESSION, user)
         return user
 
     def _on_arrival(self, sim_t: float) -> None:
-        if len(self._users) < self.scenario.population.max:
+        cap = self.scenario.population.max_signups_per_day
+        if len(self._users) < self.scenario.population.max and (
+            cap is None or self._arrivals_today < cap
+        ):
+            self._arrivals_today += 1
             self._create_user(sim_t)
         self._push(sim_t + self._arrival_gap_s(), _ARRIVAL, None)
+
+    def _on_tick(self, sim_t: float) -> None:
+        """End of a run-relative simulated day: snapshot, reset caps, replace churned users."""
+        self._emit(self._snapshot(sim_t))
+        self._day_start_s = sim_t
+        self._arrivals_today = 0
+        self._push(sim_t + _DAY_S, _TICK, None)
+        replacement = self._life.replacement if self._life is not None else None
+        if replacement is None or not replacement.enabled:
+            return
+        live = sum(
+            1
+            for u in self._users.values()
+            if u.life is None or u.life.state is not LifecycleState.CHURNED
+        )
+        deficit = replacement.target_pool - live
+        if deficit > 0:
+            for _ in range(min(deficit, replacement.daily.draw(self._growth_rng))):
+                self._push(sim_t + self._growth_rng.uniform(0, _DAY_S), _REPLACE, None)
+
+    def _snapshot(self, end_s: float) -> DaySnapshot:
+        states: dict[str, int] = {}
+        patterns: dict[str, int] = {}
+        engagement: dict[str, float] = {}
+        for user in self._users.values():
+            life = user.life
+            if life is None:
+                continue
+            state = life.state.value
+            states[state] = states.get(state, 0) + 1
+            engagement[state] = engagement.get(state, 0.0) + life.engagement
+            if life.state is not LifecycleState.CHURNED:
+                patterns[life.pattern.value] = patterns.get(life.pattern.value, 0) + 1
+        return DaySnapshot(
+            day_start_ts=self._day_start_s,
+            day_end_ts=end_s,
+            total_users=len(self._users),
+            state_distribution=states,
+            pattern_distribution=patterns,
+            engagement_by_state={k: round(v / states[k], 2) for k, v in engagement.items()},
+        )
+
+    def _on_day(self, user: SimUser, sim_t: float) -> None:
+        """A user's local midnight: decide the day (lifecycle), plan its first session."""
+        life, spec = user.life, self._life
+        if life is None or spec is None or user.user_id not in self._users:
+            return
+        local = datetime.fromtimestamp(sim_t + 1.0, user.tz)
+        rng = user_rng(user)
+        decision = decide_day(spec, life, local.date(), rng, churnable=not user.founder)
+        iso = local.isoformat(timespec="milliseconds")
+        for change in decision.transitions:
+            self._emit(
+                LifecycleRecord(
+                    iso, sim_t, user.user_id, change.change, change.old, change.new, change.reason
+                )
+            )
+        if life.state is LifecycleState.CHURNED:
+            self._churn(user, sim_t, iso, rng)
+            save_rng(user, rng)
+            return
+        user.day_end = _next_midnight(local)
+        self._push(user.day_end, _DAY, user)
+        if decision.active and not user.pending and user.session_left == 0:
+            persona = self._personas[user.persona]
+            first = persona.session_start_within(sim_t, user.day_end, _offset_of(local), rng)
+            if math.isfinite(first):
+                self._push(max(first, sim_t + self._lookahead_s), _SESSION, user)
+        save_rng(user, rng)
+
+    def _churn(self, user: SimUser, sim_t: float, iso: str, rng: random.Random) -> None:
+        """Clean a churned user from the target (or keep it), per ``lifecycle.cleanup``."""
+        assert self._life is not None
+        if rng.random() >= self._life.cleanup.delete_share:
+            self._emit(
+                LifecycleRecord(
+                    iso,
+                    sim_t,
+                    user.user_id,
+                    "cleanup",
+                    "CHURNED",
+                    "KEPT",
+                    "kept on the target for reactivation analytics",
+                )
+            )
+            return
+        if user.remote_id is None:
+            self._forget(user, sim_t, iso, "never signed up: nothing to delete")
+            return
+        requests = []
+        if user.token is None:
+            requests = self._signup_requests(user, sim_t, iso)[-1:]
+        requests.append(
+            ActionRequest(
+                "delete_account", user.user_id, sim_t, iso, None, remote_user_id=user.remote_id
+            )
+        )
+        self._spawn(sim_t, self._cleanup(user, sim_t, iso, requests))
+
+    async def _cleanup(
+        self, user: SimUser, sim_t: float, iso: str, requests: list[ActionRequest]
+    ) -> None:
+        persona = self._personas[user.persona]
+        for request in requests:
+            if request.action == "delete_account" and user.token:
+                request = dataclasses.replace(request, token=user.token)
+            outcome = await self._target.send(request)
+            self._apply(user, request, outcome)
+            self._record(user, persona, "cleanup", request, outcome)
+            if not outcome.ok:
+                self._emit(
+                    LifecycleRecord(
+                        iso,
+                        sim_t,
+                        user.user_id,
+                        "cleanup",
+                        "CHURNED",
+                        "KEPT",
+                        f"cleanup failed: {outcome.error}",
+                    )
+                )
+                return
+        self._forget(user, sim_t, iso, "deleted from the target with all it created")
+
+    def _forget(self, user: SimUser, sim_t: float, iso: str, reason: str) -> None:
+        self._users.pop(user.user_id, None)
+        self._emit(
+            LifecycleRecord(iso, sim_t, user.user_id, "cleanup", "CHURNED", "DELETED", reason)
+        )
 
     def _on_user_event(self, kind: int, user: SimUser, sim_t: float) -> None:
         if user.user_id not in self._users:
@@ -269,10 +456,18 @@ class Simulation:
         local = datetime.fromtimestamp(sim_t, user.tz)
         offset_s = _offset_of(local)
         state = persona.state_at(sim_t, offset_s)
+        life = user.life
+        if (
+            kind == _SESSION
+            and life is not None
+            and user.token is not None
+            and (not life.active_today or life.state is LifecycleState.CHURNED)
+        ):
+            return  # a session planned for a day the user decided to skip
         rng = user_rng(user)
         if kind == _SESSION:
             user.session_id += 1
-            user.session_left = persona.session_length(rng)
+            user.session_left = self._session_length(persona, rng, user)
             user.feed_offset = 0
         if state == "sleeping" or user.session_left <= 0:
             self._end_session(user, persona, sim_t, offset_s, rng)
@@ -299,8 +494,22 @@ class Simulation:
         user.session_left = 0
         user.last_feed = None
         nxt = persona.next_session_start(sim_t, offset_s, rng)
+        life = user.life
+        if (
+            life is not None
+            and user.token is not None
+            and (nxt >= user.day_end or not life.active_today)
+        ):
+            return  # today's sessions are over; the user's next local midnight plans more
         if math.isfinite(nxt):
             self._push(max(nxt, sim_t + self._lookahead_s), _SESSION, user)
+
+    def _session_length(self, persona: CompiledPersona, rng: random.Random, user: SimUser) -> int:
+        if user.life is None or self._life is None:
+            return persona.session_length(rng)
+        factor = persona.session.mean_actions / _REFERENCE_MEAN_ACTIONS
+        depth = round(session_depth(self._life, user.life, rng) * factor)
+        return max(1, min(depth, persona.session.max_actions))
 
     # -- binding planned actions to memory ------------------------------------------------
 
@@ -362,16 +571,27 @@ class Simulation:
         requests: list[ActionRequest],
         think_s: float,
     ) -> None:
+        user.pending = True
+        self._spawn(sim_t, self._perform(user, persona, state, sim_t, requests, think_s))
+
+    def _spawn(self, sim_t: float, coro: Coroutine[Any, Any, None]) -> None:
         self._inflight_times.append(sim_t)
-        task = asyncio.ensure_future(self._perform(user, persona, state, sim_t, requests, think_s))
+        task = asyncio.ensure_future(self._timed(sim_t, coro))
         self._inflight.add(task)
         task.add_done_callback(self._on_done)
+
+    async def _timed(self, sim_t: float, coro: Coroutine[Any, Any, None]) -> None:
+        try:
+            await coro
+        finally:
+            self._inflight_times.remove(sim_t)
 
     def _on_done(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
         self._progress.set()
         if not task.cancelled() and task.exception() is not None:
-            self._stopping = True  # a programming error: surface it from run()
+            self._error = self._error or task.exception()
+            self._stopping = True  # a programming error: surfaced from run()
 
     async def _perform(
         self,
@@ -382,21 +602,20 @@ class Simulation:
         requests: list[ActionRequest],
         think_s: float,
     ) -> None:
-        try:
-            ok = True
-            for request in requests:
-                outcome = await self._target.send(request)
-                self._apply(user, request, outcome)
-                self._record(user, persona, state, request, outcome)
-                if not outcome.ok:
-                    ok = False
-                    break
-            if requests[0].action in ("sign_up", "log_in"):
-                self._after_signup(user, ok)
-            base = sim_t if self._clock.jumps else self._clock.now()
-            self._follow_up(user, persona, base, think_s)
-        finally:
-            self._inflight_times.remove(sim_t)
+        ok = True
+        for request in requests:
+            outcome = await self._target.send(request)
+            self._apply(user, request, outcome)
+            self._record(user, persona, state, request, outcome)
+            if not outcome.ok and not (
+                request.action == "sign_up" and outcome.status == 409 and user.founder
+            ):  # a founder that already exists just logs in (seed 001's bootstrap)
+                ok = False
+                break
+        if requests[0].action in ("sign_up", "log_in"):
+            self._after_signup(user, ok)
+        base = sim_t if self._clock.jumps else self._clock.now()
+        self._follow_up(user, persona, base, think_s)
 
     def _after_signup(self, user: SimUser, ok: bool) -> None:
         if ok:
@@ -411,6 +630,7 @@ class Simulation:
     def _follow_up(
         self, user: SimUser, persona: CompiledPersona, base: float, think_s: float
     ) -> None:
+        user.pending = False
         if self._stopping or user.user_id not in self._users:
             return
         if user.session_left > 0 and think_s <= persona.session.inactivity_timeout_s:
@@ -443,6 +663,8 @@ class Simulation:
             )
         elif action == "log_in":
             user.token = outcome.token if outcome.ok else None
+            if outcome.ok and user.remote_id is None:
+                user.remote_id = outcome.remote_id
         elif action == "browse_feed" and outcome.ok:
             user.last_feed = outcome.feed_ids or None
             if not outcome.feed_ids:
@@ -489,6 +711,12 @@ class Simulation:
     def _emit(self, record: Any) -> None:
         for sink in self._sinks:
             sink.emit(record)
+
+
+def _next_midnight(local: datetime) -> float:
+    """Return the simulated epoch seconds of the local midnight after ``local``."""
+    tomorrow = (local + timedelta(days=1)).date()
+    return datetime(tomorrow.year, tomorrow.month, tomorrow.day, tzinfo=local.tzinfo).timestamp()
 
 
 def _offset_of(local: datetime) -> float:

@@ -16,9 +16,9 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-from sim_engine.records import ActionRecord, Record, UserRecord
+from sim_engine.records import ActionRecord, DaySnapshot, LifecycleRecord, Record, UserRecord
 
-__all__ = ["MetricsCollector"]
+__all__ = ["DailyMetrics", "MetricsCollector"]
 
 _HOUR_S = 3600.0
 _MAX_LATENCY_US = 600_000_000  # 10 wall minutes
@@ -184,3 +184,80 @@ class MetricsCollector:
             "top_viewed_posts": self.top_viewed_posts(),
             "latest_actions": list(self._latest),
         }
+
+
+class DailyMetrics:
+    """Daily history (seed 003's ``daily_metrics.json``), one entry per simulated day.
+
+    A day is 24 simulated hours from the run's start; the engine closes each one
+    with a :class:`DaySnapshot` (population by state and pattern) and this
+    collector adds what happened during it, counted from the records. Only the
+    last ``history_days`` days are kept.
+
+    Args:
+        history_days: how many days to keep (seed 003: 90).
+    """
+
+    def __init__(self, history_days: int = 90) -> None:
+        self._days: deque[dict[str, Any]] = deque(maxlen=history_days)
+        self._reset()
+
+    def _reset(self) -> None:
+        self._active: set[int] = set()
+        self._sessions: set[tuple[int, int]] = set()
+        self._actions = 0
+        self._signups = 0
+        self._churned = 0
+        self._cleaned = 0
+        self._reactivated = 0
+
+    def emit(self, record: Record) -> None:
+        """Take one record."""
+        if isinstance(record, ActionRecord):
+            if record.state == "cleanup":
+                return
+            self._actions += 1
+            self._active.add(record.user_id)
+            self._sessions.add((record.user_id, record.session_id))
+            if record.action == "sign_up" and record.ok:
+                self._signups += 1
+        elif isinstance(record, LifecycleRecord):
+            if record.change == "state" and record.new == "CHURNED":
+                self._churned += 1
+            elif record.change == "state" and record.old == "DORMANT" and record.new == "ACTIVE":
+                self._reactivated += 1
+            elif record.change == "cleanup" and record.new == "DELETED":
+                self._cleaned += 1
+        elif isinstance(record, DaySnapshot):
+            self._close_day(record)
+
+    def _close_day(self, snap: DaySnapshot) -> None:
+        active = len(self._active)
+        self._days.append(
+            {
+                "date": datetime.fromtimestamp(snap.day_start_ts, timezone.utc).date().isoformat(),
+                "start": _iso_utc(snap.day_start_ts),
+                "end": _iso_utc(snap.day_end_ts),
+                "total_users": snap.total_users,
+                "active_today": active,
+                "new_signups": self._signups,
+                "churned": self._churned,
+                "churned_cleaned": self._cleaned,
+                "reactivated": self._reactivated,
+                "state_distribution": dict(sorted(snap.state_distribution.items())),
+                "pattern_distribution": dict(sorted(snap.pattern_distribution.items())),
+                "avg_engagement_by_state": dict(sorted(snap.engagement_by_state.items())),
+                "sessions": len(self._sessions),
+                "actions": self._actions,
+                "sessions_per_active_user": round(len(self._sessions) / active, 3) if active else 0,
+                "actions_per_active_user": round(self._actions / active, 3) if active else 0,
+            }
+        )
+        self._reset()
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def history(self) -> list[dict[str, Any]]:
+        """Return the kept days, oldest first."""
+        return list(self._days)

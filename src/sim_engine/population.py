@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo
 from mimesis import Person
 from mimesis.locales import Locale
 
+from sim_engine.lifecycle import LifecycleStatus
+
 __all__ = ["IdentityFactory", "SimUser", "password_for", "user_rng"]
 
 _SLUG_RE = re.compile(r"[^a-z0-9]+")
@@ -46,16 +48,24 @@ class SimUser:
         feed_offset: offset of the next feed page in the current session.
         session_id: number of sessions started so far.
         session_left: actions left in the current session (0: not in a session).
+        pending: a session event is queued or an action is in flight for the user.
+        life: long-term status (None when the scenario's lifecycle is disabled).
+        day_end: simulated epoch seconds of the user's next local midnight.
+        founder: a founder account (never churns; stable password).
     """
 
     __slots__ = (
         "avatar",
         "created_ts",
+        "day_end",
         "email",
         "feed_offset",
+        "founder",
         "last_feed",
+        "life",
         "name",
         "own_posts",
+        "pending",
         "persona",
         "remote_id",
         "rng_state",
@@ -95,6 +105,10 @@ class SimUser:
         self.feed_offset = 0
         self.session_id = 0
         self.session_left = 0
+        self.pending = False
+        self.life: LifecycleStatus | None = None
+        self.day_end = 0.0
+        self.founder = False
 
     @property
     def username(self) -> str:
@@ -165,12 +179,20 @@ class IdentityFactory:
         """How many users this factory has made."""
         return self._next_id - 1
 
-    def create(self, created_ts: float, persona: int | None = None) -> SimUser:
+    def create(
+        self,
+        created_ts: float,
+        persona: int | None = None,
+        name: str | None = None,
+        email: str | None = None,
+    ) -> SimUser:
         """Create the next user at simulated time ``created_ts`` (simulated epoch seconds).
 
         Args:
             created_ts: creation time.
             persona: force a persona index (default: drawn by share).
+            name: force the name (founders); default: a generated one.
+            email: force the email (founders); default: derived from the name.
         """
         rng = self._rng
         user_id = self._next_id
@@ -178,9 +200,11 @@ class IdentityFactory:
         if persona is None:
             persona = rng.choices(range(len(self._persona_weights)), self._persona_weights)[0]
         tz = rng.choices(self._zones, self._zone_weights)[0]
-        name = self._person.full_name()
-        slug = _SLUG_RE.sub(".", name.lower()).strip(".")
-        email = f"{slug}.{user_id}@{self._domain}"
+        if name is None:
+            name = self._person.full_name()
+        if email is None:
+            slug = _SLUG_RE.sub(".", name.lower()).strip(".")
+            email = f"{slug}.{user_id}@{self._domain}"
         tag = rng.choice(self._tags) if self._tags else None
         avatar = f"https://avatars.{self._domain}/{user_id}.png" if self._avatar == "url" else ""
         return SimUser(

@@ -14,6 +14,8 @@ from typing import Any, Protocol
 __all__ = [
     "ActionRecord",
     "ActionRequest",
+    "DaySnapshot",
+    "LifecycleRecord",
     "Outcome",
     "Record",
     "Sink",
@@ -37,6 +39,7 @@ class ActionRequest:
         offset: feed offset (``browse_feed``).
         limit: feed page size (``browse_feed``).
         payload: JSON body for create/update/sign-up/log-in.
+        remote_user_id: the user's id on the target (``delete_account``).
     """
 
     action: str
@@ -48,6 +51,7 @@ class ActionRequest:
     offset: int = 0
     limit: int = 20
     payload: dict[str, Any] | None = None
+    remote_user_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +144,65 @@ class UserRecord:
         return asdict(self)
 
 
-Record = ActionRecord | UserRecord
+@dataclass(frozen=True, slots=True)
+class LifecycleRecord:
+    """A change in a user's long-term state, as written to ``lifecycle.jsonl``.
+
+    Attributes:
+        sim_time: ISO 8601 simulated time with the user's local offset.
+        sim_ts: the same, in simulated epoch seconds.
+        user_id: the engine's id for the user.
+        change: ``state`` (lifecycle state), ``pattern`` (activity pattern),
+            ``event`` (life event) or ``cleanup`` (removed from the target).
+        old: value before (written as ``from``).
+        new: value after (written as ``to``).
+        reason: why.
+    """
+
+    sim_time: str
+    sim_ts: float
+    user_id: int
+    change: str
+    old: str
+    new: str
+    reason: str
+    kind: str = field(default="lifecycle", init=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict with ``from`` and ``to`` keys."""
+        return {
+            "sim_time": self.sim_time,
+            "sim_ts": self.sim_ts,
+            "user_id": self.user_id,
+            "change": self.change,
+            "from": self.old,
+            "to": self.new,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DaySnapshot:
+    """The population at the end of a simulated day (run-relative, 24 simulated hours).
+
+    Attributes:
+        day_start_ts / day_end_ts: the day's bounds (simulated epoch seconds).
+        total_users: users the engine knows (churned-but-kept included).
+        state_distribution: lifecycle state -> users.
+        pattern_distribution: activity pattern -> users (not churned).
+        engagement_by_state: lifecycle state -> mean engagement score.
+    """
+
+    day_start_ts: float
+    day_end_ts: float
+    total_users: int
+    state_distribution: dict[str, int]
+    pattern_distribution: dict[str, int]
+    engagement_by_state: dict[str, float]
+    kind: str = field(default="day", init=False)
+
+
+Record = ActionRecord | UserRecord | LifecycleRecord | DaySnapshot
 
 
 class Sink(Protocol):

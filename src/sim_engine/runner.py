@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from sim_engine import __version__
 from sim_engine.clock import make_clock
 from sim_engine.engine import Simulation, SimulationStats
-from sim_engine.metrics import MetricsCollector
+from sim_engine.metrics import DailyMetrics, MetricsCollector
 from sim_engine.records import Sink
 from sim_engine.scenario import Scenario
 from sim_engine.sinks import ConsoleSink, JsonlSink
@@ -140,7 +140,8 @@ async def _run(options: RunOptions, url: str) -> RunResult:
     out = scenario.output
     collector = MetricsCollector(options.start_s, out.latest_actions, out.top_n, out.users_sample_s)
     jsonl = JsonlSink(options.out_dir)
-    sinks: list[Sink] = [jsonl, collector]
+    daily = DailyMetrics(scenario.lifecycle.history_days)
+    sinks: list[Sink] = [jsonl, collector, daily]
     if options.console is not None:
         sinks.append(ConsoleSink(options.console, options.per_action))
     sim = Simulation(scenario, target, clock, sinks, duration_s=options.duration_s)
@@ -166,7 +167,7 @@ async def _run(options: RunOptions, url: str) -> RunResult:
         "interrupted": bool(interrupted),
         "version": __version__,
     }
-    files = _write_outputs(options.out_dir, metrics, scenario)
+    files = _write_outputs(options.out_dir, metrics, scenario, daily.history())
     return RunResult(stats, metrics, wall_s, bool(interrupted), files)
 
 
@@ -192,9 +193,14 @@ def _remove_stop_signals() -> None:
             loop.remove_signal_handler(signum)
 
 
-def _write_outputs(out_dir: Path, metrics: dict[str, Any], scenario: Scenario) -> list[Path]:
+def _write_outputs(
+    out_dir: Path, metrics: dict[str, Any], scenario: Scenario, days: list[dict[str, Any]]
+) -> list[Path]:
+    daily_path = out_dir / "daily_metrics.json"
+    daily_path.write_text(json.dumps(days, indent=1) + "\n", encoding="utf-8")
     metrics_path = out_dir / "metrics.json"
     metrics_path.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     scenario_path = out_dir / "scenario.json"
     scenario_path.write_text(scenario.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    return [out_dir / "actions.jsonl", out_dir / "users.jsonl", metrics_path, scenario_path]
+    names = ("actions.jsonl", "users.jsonl", "lifecycle.jsonl")
+    return [*(out_dir / n for n in names), metrics_path, daily_path, scenario_path]

@@ -17,16 +17,27 @@ from collections.abc import Mapping
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from sim_engine.lifecycle import LifecycleSpec
 
 __all__ = [
     "ACTIONS",
     "ROUTINE_STATES",
     "ClockSpec",
+    "FounderSpec",
     "OutputSpec",
     "PersonaSpec",
     "PopulationSpec",
@@ -110,6 +121,21 @@ class SessionSpec(_Frozen):
     inactivity_timeout_s: float = Field(1800.0, gt=0)
 
 
+def _known_actions(weights: dict[str, float]) -> dict[str, float]:
+    # Validated per routine state, so errors name ``personas.X.actions.<state>``.
+    for name, weight in weights.items():
+        if name not in ACTIONS:
+            raise ValueError(f"unknown action {name!r} (known: {', '.join(ACTIONS)})")
+        if weight < 0:
+            raise ValueError(f"weight of {name!r} is negative")
+    if not any(w > 0 for w in weights.values()):
+        raise ValueError("no positive action weight")
+    return weights
+
+
+_ActionWeights = Annotated[dict[str, float], AfterValidator(_known_actions)]
+
+
 class PersonaSpec(_Frozen):
     """A behaviour template.
 
@@ -132,7 +158,7 @@ class PersonaSpec(_Frozen):
     sessions_per_day: float = Field(3.0, ge=0)
     hour_shift_h: float = Field(0.0, ge=-12, le=12)
     hour_weights: tuple[float, ...] | None = None
-    actions: dict[Literal["working", "relaxing"], dict[str, float]]
+    actions: dict[Literal["working", "relaxing"], _ActionWeights]
     post_frequency: float = Field(1.0, ge=0)
     update_frequency: float = Field(1.0, ge=0)
     session: SessionSpec = SessionSpec()
@@ -142,21 +168,6 @@ class PersonaSpec(_Frozen):
     def _24_weights(cls, value: tuple[float, ...] | None) -> tuple[float, ...] | None:
         if value is not None and (len(value) != 24 or any(w < 0 for w in value)):
             raise ValueError("hour_weights needs 24 non-negative numbers, one per local hour")
-        return value
-
-    @field_validator("actions")
-    @classmethod
-    def _known_actions(cls, value: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
-        for state, weights in value.items():
-            for name, weight in weights.items():
-                if name not in ACTIONS:
-                    raise ValueError(
-                        f"unknown action {name!r} in state {state!r} (known: {', '.join(ACTIONS)})"
-                    )
-                if weight < 0:
-                    raise ValueError(f"weight of {name!r} in state {state!r} is negative")
-            if not any(w > 0 for w in weights.values()):
-                raise ValueError(f"state {state!r} has no positive action weight")
         return value
 
 
@@ -228,6 +239,23 @@ class RoutineSpec(_Frozen):
         return self
 
 
+class FounderSpec(_Frozen):
+    """A named account created before anyone else, if absent on the target (seed 001's bootstrap).
+
+    Attributes:
+        name: full name.
+        email: login email (default: derived from the name on the synthetic domain).
+        persona: persona name (default: drawn by share).
+        password: password (default: derived from the scenario name and email, so it
+            stays the same across runs and an existing founder can log in).
+    """
+
+    name: str = Field(min_length=1)
+    email: str | None = None
+    persona: str | None = None
+    password: str | None = None
+
+
 class PopulationSpec(_Frozen):
     """Who lives in the simulation and how it grows.
 
@@ -240,6 +268,8 @@ class PopulationSpec(_Frozen):
         email_domain: synthetic email domain (never a real one).
         tags: optional interest/faction tags, one given to each user at random.
         avatar: ``initials`` (no URL) or ``url`` (a synthetic avatar URL).
+        max_signups_per_day: cap on Poisson sign-ups per simulated day (None: no cap).
+        founders: accounts created first, if absent (seed 001); they never churn.
     """
 
     initial: int = Field(50, ge=0)
@@ -250,6 +280,8 @@ class PopulationSpec(_Frozen):
     email_domain: str = "sim-engine.test"
     tags: tuple[str, ...] = ()
     avatar: Literal["initials", "url"] = "initials"
+    max_signups_per_day: int | None = Field(None, ge=0)
+    founders: tuple[FounderSpec, ...] = ()
 
     @field_validator("timezones")
     @classmethod
@@ -341,6 +373,7 @@ class Scenario(_Frozen):
     population: PopulationSpec = PopulationSpec()
     routine: RoutineSpec
     personas: dict[str, PersonaSpec]
+    lifecycle: LifecycleSpec = LifecycleSpec()
     output: OutputSpec = OutputSpec()
 
     @model_validator(mode="after")
@@ -353,6 +386,13 @@ class Scenario(_Frozen):
         for name in self.population.personas or {}:
             if name not in self.personas:
                 raise ValueError(f"population.personas names unknown persona {name!r}")
+        for i, founder in enumerate(self.population.founders):
+            if founder.persona is not None and founder.persona not in self.personas:
+                raise ValueError(
+                    f"population.founders.{i}.persona names unknown persona {founder.persona!r}"
+                )
+        if len(self.population.founders) > self.population.max:
+            raise ValueError("population.founders outnumber population.max")
         return self
 
     def persona_shares(self) -> dict[str, float]:

@@ -6,13 +6,14 @@ import json
 from pathlib import Path
 from typing import IO
 
-from sim_engine.records import ActionRecord, Record, UserRecord
+from sim_engine.records import ActionRecord, LifecycleRecord, Record, UserRecord
 
 __all__ = ["JsonlSink"]
 
 
 class JsonlSink:
-    """Writes each action to ``DIR/actions.jsonl`` and each joining user to ``DIR/users.jsonl``.
+    """Writes ``DIR/actions.jsonl``, ``DIR/users.jsonl`` (users as they join) and
+    ``DIR/lifecycle.jsonl`` (lifecycle changes).
 
     Lines are buffered and flushed every ``flush_every`` records and at
     :meth:`close`, so an interrupted run loses at most one buffer.
@@ -30,6 +31,7 @@ class JsonlSink:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self._actions: IO[str] = open(self.out_dir / "actions.jsonl", "w", encoding="utf-8")  # noqa: SIM115
         self._users: IO[str] = open(self.out_dir / "users.jsonl", "w", encoding="utf-8")  # noqa: SIM115
+        self._lifecycle: IO[str] = open(self.out_dir / "lifecycle.jsonl", "w", encoding="utf-8")  # noqa: SIM115
         self._flush_every = flush_every
         self._pending = 0
 
@@ -39,19 +41,21 @@ class JsonlSink:
             self._actions.write(json.dumps(record.to_dict(), separators=(",", ":")) + "\n")
         elif isinstance(record, UserRecord):
             self._users.write(json.dumps(record.to_dict(), separators=(",", ":")) + "\n")
+        elif isinstance(record, LifecycleRecord):
+            self._lifecycle.write(json.dumps(record.to_dict(), separators=(",", ":")) + "\n")
         self._pending += 1
         if self._pending >= self._flush_every:
             self.flush()
 
     def flush(self) -> None:
         """Push buffered lines to the files."""
-        self._actions.flush()
-        self._users.flush()
+        for handle in (self._actions, self._users, self._lifecycle):
+            handle.flush()
         self._pending = 0
 
     def close(self) -> None:
         """Flush and close both files."""
         if not self._actions.closed:
             self.flush()
-            self._actions.close()
-            self._users.close()
+            for handle in (self._actions, self._users, self._lifecycle):
+                handle.close()

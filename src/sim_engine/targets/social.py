@@ -10,6 +10,7 @@ read_post      ``GET /posts/{id}``
 create_post    ``POST /posts``
 update_post    ``PUT /posts/{id}``
 delete_post    ``DELETE /posts/{id}``
+delete_account ``DELETE /users/{id}`` (cleanup of a churned user)
 =============  ===========================================
 
 Every request carries ``X-Sim-Time`` (the simulated time, so the API can store
@@ -34,6 +35,7 @@ _EXPECTED = {
     "create_post": (201,),
     "update_post": (200,),
     "delete_post": (204, 200),
+    "delete_account": (204, 200),
 }
 
 
@@ -82,6 +84,8 @@ def _route(request: ActionRequest) -> tuple[str, str, Any]:
         return "POST", "/users", request.payload
     if action == "log_in":
         return "POST", "/auth/login", request.payload
+    if action == "delete_account":
+        return "DELETE", f"/users/{request.remote_user_id}", None
     raise ValueError(f"unknown action {action!r} for the social API")
 
 
@@ -100,9 +104,13 @@ def _interpret(request: ActionRequest, resp: Response) -> Outcome:
         return Outcome(status, True, latency, post_id=request.post_id)
     try:
         data = json.loads(resp.body)
+    except ValueError:
+        error = f"bad answer (not JSON): {_excerpt(resp.body)}"
+        return Outcome(status, False, latency, error=error)
+    try:
         return _read(request, status, latency, data)
     except (ValueError, KeyError, TypeError) as exc:
-        reason = "not JSON" if isinstance(exc, ValueError) else f"missing field {exc}"
+        reason = f"missing field {exc}" if isinstance(exc, KeyError) else "unexpected shape"
         error = f"bad answer ({reason}): {_excerpt(resp.body)}"
         return Outcome(status, False, latency, error=error)
 
@@ -113,7 +121,14 @@ def _read(request: ActionRequest, status: int, latency: float, data: Any) -> Out
         feed = tuple((int(item["id"]), int(item["author_id"])) for item in data["items"])
         return Outcome(status, True, latency, feed_ids=feed)
     if action == "log_in":
-        return Outcome(status, True, latency, token=str(data["token"]))
+        remote_id = data.get("user_id")
+        return Outcome(
+            status,
+            True,
+            latency,
+            token=str(data["token"]),
+            remote_id=int(remote_id) if remote_id is not None else None,
+        )
     if action == "sign_up":
         return Outcome(status, True, latency, remote_id=int(data["id"]))
     if action == "read_post":

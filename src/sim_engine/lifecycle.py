@@ -1,0 +1,545 @@
+"""Long-term dynamics: lifecycle states, activity patterns, life events, streaks, engagement.
+
+These decide *whether* (and how deeply) a user is active on a given local day;
+the routine and the persona still decide *when* and *what*. Each user's day is
+decided once, at its local midnight, by :func:`decide_day` -- a pure function
+of the user's :class:`LifecycleStatus`, the :class:`LifecycleSpec`, the date and
+the user's own random generator.
+
+Defaults are the figures of seed 003 (HogFlix dynamic synthetic traffic):
+
+* states NEW (first 7 days) -> ACTIVE -> DORMANT (14+ days inactive) -> CHURNED
+  (30+ days inactive, 3 % daily chance), reactivation DORMANT -> ACTIVE, and a
+  DORMANT return-probability modifier of 0.3; CASUAL (named in seed 003's
+  session-depth table) is entered when engagement falls below 50 and left
+  above 65 (our thresholds, with hysteresis);
+* patterns DAILY 85 %; REGULAR 45 % with a Thursday–Saturday boost; WEEKEND
+  15 % weekdays / 85 % weekends; BINGE 5 %, 90 % during 3–7 day binges that
+  follow 10–21 day cooldowns; MONTHLY 3 %, 80 % on days 1–3 of the month. New
+  users are DAILY; after 14 days a pattern is drawn from their segment's
+  distribution (seed 003's Premium/Standard/Basic table);
+* life events VACATION 0.5 %/day, 7–14 days, 0 % return; SICK 1 %, 3–5 days,
+  10 %; BUSY_WORK 2 %, 5–10 days, 20 %; NEW_RELEASE_HYPE 1 %, 3–7 days, 95 %;
+* streaks: +5 % return probability per 3-day streak (max +20 %); breaking a
+  7+ day streak costs 10 engagement; engagement starts at 85–95, +2 per active
+  day (max 100), -1 per inactive day, and shifts the return probability by
+  (score - 50) / 200;
+* session depth NEW 3–8 actions, ACTIVE 2–5, CASUAL 1–3, BINGE 5–15.
+
+The Thursday–Saturday boost's size is not given by seed 003; we use +0.15.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import date
+from enum import Enum
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "ALLOWED_TRANSITIONS",
+    "ActivityPattern",
+    "DayDecision",
+    "LifeEvent",
+    "LifecycleSpec",
+    "LifecycleState",
+    "LifecycleStatus",
+    "Transition",
+    "decide_day",
+    "new_status",
+    "session_depth",
+]
+
+
+class LifecycleState(str, Enum):
+    """Where a user is in its life with the product."""
+
+    NEW = "NEW"
+    ACTIVE = "ACTIVE"
+    CASUAL = "CASUAL"
+    DORMANT = "DORMANT"
+    CHURNED = "CHURNED"
+
+
+ALLOWED_TRANSITIONS: dict[LifecycleState, frozenset[LifecycleState]] = {
+    LifecycleState.NEW: frozenset(
+        {LifecycleState.ACTIVE, LifecycleState.CASUAL, LifecycleState.DORMANT}
+    ),
+    LifecycleState.ACTIVE: frozenset({LifecycleState.CASUAL, LifecycleState.DORMANT}),
+    LifecycleState.CASUAL: frozenset({LifecycleState.ACTIVE, LifecycleState.DORMANT}),
+    LifecycleState.DORMANT: frozenset({LifecycleState.ACTIVE, LifecycleState.CHURNED}),
+    LifecycleState.CHURNED: frozenset(),
+}
+"""The legal lifecycle transitions, in one place."""
+
+
+class ActivityPattern(str, Enum):
+    """How often a user comes back (seed 003)."""
+
+    DAILY = "DAILY"
+    REGULAR = "REGULAR"
+    WEEKEND = "WEEKEND"
+    BINGE = "BINGE"
+    MONTHLY = "MONTHLY"
+
+
+class LifeEvent(str, Enum):
+    """Temporary events that override the pattern's return probability (seed 003)."""
+
+    VACATION = "VACATION"
+    SICK = "SICK"
+    BUSY_WORK = "BUSY_WORK"
+    NEW_RELEASE_HYPE = "NEW_RELEASE_HYPE"
+
+
+# -- configuration ------------------------------------------------------------------------
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DayRange(_Frozen):
+    """An inclusive range of whole days (or actions): ``[low, high]``."""
+
+    low: int = Field(ge=0)
+    high: int = Field(ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_pair(cls, value: object) -> object:
+        if isinstance(value, (list, tuple)):
+            if len(value) != 2:
+                raise ValueError("a range is [low, high]")
+            return {"low": value[0], "high": value[1]}
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DayRange:
+        if self.high < self.low:
+            raise ValueError(f"high ({self.high}) is below low ({self.low})")
+        return self
+
+    def draw(self, rng: random.Random) -> int:
+        """Return a uniform whole number in the range."""
+        return rng.randint(self.low, self.high)
+
+
+def _r(low: int, high: int) -> DayRange:
+    return DayRange(low=low, high=high)
+
+
+class PatternsSpec(_Frozen):
+    """Base daily return probabilities of the activity patterns (seed 003).
+
+    Attributes:
+        daily: DAILY's probability.
+        regular: REGULAR's probability; ``regular_boost`` is added on
+            ``regular_boost_weekdays`` (0 = Monday; default Thursday–Saturday).
+        weekend_weekday / weekend_weekend: WEEKEND's probability on weekdays / weekends.
+        binge_normal / binge_binging: BINGE's probability in cooldown / during a binge;
+            binges last ``binge_days`` and are followed by ``cooldown_days``.
+        monthly / monthly_spike: MONTHLY's probability, and on ``monthly_spike_days``
+            (days of the month, inclusive).
+    """
+
+    daily: float = Field(0.85, ge=0, le=1)
+    regular: float = Field(0.45, ge=0, le=1)
+    regular_boost: float = Field(0.15, ge=0, le=1)
+    regular_boost_weekdays: tuple[int, ...] = (3, 4, 5)
+    weekend_weekday: float = Field(0.15, ge=0, le=1)
+    weekend_weekend: float = Field(0.85, ge=0, le=1)
+    binge_normal: float = Field(0.05, ge=0, le=1)
+    binge_binging: float = Field(0.90, ge=0, le=1)
+    binge_days: DayRange = _r(3, 7)
+    cooldown_days: DayRange = _r(10, 21)
+    monthly: float = Field(0.03, ge=0, le=1)
+    monthly_spike: float = Field(0.80, ge=0, le=1)
+    monthly_spike_days: DayRange = _r(1, 3)
+
+
+class EventSpec(_Frozen):
+    """One life event: daily chance to start, duration, return probability while it lasts."""
+
+    daily_probability: float = Field(ge=0, le=1)
+    days: DayRange
+    return_probability: float = Field(ge=0, le=1)
+
+
+def _default_events() -> dict[LifeEvent, EventSpec]:
+    return {
+        LifeEvent.VACATION: EventSpec(
+            daily_probability=0.005, days=_r(7, 14), return_probability=0.0
+        ),
+        LifeEvent.SICK: EventSpec(daily_probability=0.01, days=_r(3, 5), return_probability=0.10),
+        LifeEvent.BUSY_WORK: EventSpec(
+            daily_probability=0.02, days=_r(5, 10), return_probability=0.20
+        ),
+        LifeEvent.NEW_RELEASE_HYPE: EventSpec(
+            daily_probability=0.01, days=_r(3, 7), return_probability=0.95
+        ),
+    }
+
+
+def _default_segments() -> dict[str, dict[ActivityPattern, float]]:
+    p = ActivityPattern
+    return {  # seed 003's pattern assignment table, by plan
+        "Premium": {
+            p.DAILY: 0.25,
+            p.REGULAR: 0.45,
+            p.WEEKEND: 0.15,
+            p.BINGE: 0.10,
+            p.MONTHLY: 0.05,
+        },
+        "Standard": {
+            p.DAILY: 0.15,
+            p.REGULAR: 0.40,
+            p.WEEKEND: 0.20,
+            p.BINGE: 0.15,
+            p.MONTHLY: 0.10,
+        },
+        "Basic": {p.DAILY: 0.05, p.REGULAR: 0.30, p.WEEKEND: 0.25, p.BINGE: 0.20, p.MONTHLY: 0.20},
+    }
+
+
+class StreakSpec(_Frozen):
+    """Streak bonus and break penalty (seed 003)."""
+
+    every_days: int = Field(3, ge=1)
+    bonus: float = Field(0.05, ge=0, le=1)
+    max_bonus: float = Field(0.20, ge=0, le=1)
+    break_min_days: int = Field(7, ge=1)
+    break_penalty: float = Field(10.0, ge=0)
+
+
+class EngagementSpec(_Frozen):
+    """Engagement score dynamics (seed 003): start, gains, losses, effect on return."""
+
+    start: DayRange = _r(85, 95)
+    active_gain: float = Field(2.0, ge=0)
+    inactive_loss: float = Field(1.0, ge=0)
+    divisor: float = Field(200.0, gt=0)
+    enabled: bool = True
+
+
+class CleanupSpec(_Frozen):
+    """What happens to churned users on the target (seed 003: 90 % deleted, 10 % kept)."""
+
+    delete_share: float = Field(0.9, ge=0, le=1)
+
+
+class ReplacementSpec(_Frozen):
+    """Keep a target pool size with a few sign-ups a day (seed 003: ~400 users, 2–5 a day)."""
+
+    enabled: bool = False
+    target_pool: int = Field(400, ge=1)
+    daily: DayRange = _r(2, 5)
+
+
+class LifecycleSpec(_Frozen):
+    """All long-term dynamics of a scenario (defaults: seed 003).
+
+    Attributes:
+        enabled: when False, users act every day by their routine alone.
+        new_days: days a user stays NEW.
+        pattern_after_days: days after sign-up when the pattern is assigned.
+        dormant_after_days: inactive days that make a user DORMANT.
+        churn_after_days: inactive days after which a DORMANT user may churn.
+        churn_daily_probability: that daily chance.
+        dormant_return_multiplier: multiplies a DORMANT user's return probability.
+        casual_below / active_above: engagement thresholds ACTIVE -> CASUAL -> ACTIVE.
+        segments: user segment (seed 003's plan) -> share of users.
+        pattern_distribution: segment -> pattern -> share, used after ``pattern_after_days``.
+        patterns, events, streak, engagement: see their classes.
+        session_depth: actions per session by state (``BINGE`` while binging).
+        cleanup, replacement: see their classes.
+        history_days: days of daily metrics kept.
+    """
+
+    enabled: bool = True
+    new_days: int = Field(7, ge=0)
+    pattern_after_days: int = Field(14, ge=0)
+    dormant_after_days: int = Field(14, ge=1)
+    churn_after_days: int = Field(30, ge=1)
+    churn_daily_probability: float = Field(0.03, ge=0, le=1)
+    dormant_return_multiplier: float = Field(0.3, ge=0, le=1)
+    casual_below: float = Field(50.0, ge=0, le=100)
+    active_above: float = Field(65.0, ge=0, le=100)
+    segments: dict[str, float] = {"Premium": 0.25, "Standard": 0.5, "Basic": 0.25}
+    pattern_distribution: dict[str, dict[ActivityPattern, float]] = Field(
+        default_factory=_default_segments
+    )
+    patterns: PatternsSpec = PatternsSpec()
+    events: dict[LifeEvent, EventSpec] = Field(default_factory=_default_events)
+    streak: StreakSpec = StreakSpec()
+    engagement: EngagementSpec = EngagementSpec()
+    session_depth: dict[str, DayRange] = {
+        "NEW": _r(3, 8),
+        "ACTIVE": _r(2, 5),
+        "CASUAL": _r(1, 3),
+        "DORMANT": _r(1, 3),
+        "BINGE": _r(5, 15),
+    }
+    cleanup: CleanupSpec = CleanupSpec()
+    replacement: ReplacementSpec = ReplacementSpec()
+    history_days: int = Field(90, ge=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LifecycleSpec:
+        if not self.segments or not any(v > 0 for v in self.segments.values()):
+            raise ValueError("segments need at least one positive share")
+        for segment in self.segments:
+            dist = self.pattern_distribution.get(segment)
+            if dist is None:
+                raise ValueError(f"pattern_distribution has no entry for segment {segment!r}")
+            if not any(v > 0 for v in dist.values()):
+                raise ValueError(f"pattern_distribution.{segment} has no positive share")
+        if self.active_above < self.casual_below:
+            raise ValueError("active_above must be at least casual_below")
+        missing = {"NEW", "ACTIVE", "CASUAL", "DORMANT", "BINGE"} - set(self.session_depth)
+        if missing:
+            raise ValueError(f"session_depth lacks {', '.join(sorted(missing))}")
+        return self
+
+
+# -- per-user status ----------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class LifecycleStatus:
+    """A user's long-term state (mutable; owned by the engine, changed by :func:`decide_day`).
+
+    Days are proleptic ordinals of the user's *local* date (``date.toordinal()``).
+    """
+
+    segment: str
+    signup_day: int
+    engagement: float
+    state: LifecycleState = LifecycleState.NEW
+    pattern: ActivityPattern = ActivityPattern.DAILY
+    pattern_assigned: bool = False
+    streak: int = 0
+    inactive_days: int = 0
+    event: LifeEvent | None = None
+    event_until: int = 0
+    binge_left: int = 0
+    cooldown_left: int = 0
+    active_today: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One change: ``change`` is ``state``, ``pattern`` or ``event``."""
+
+    change: str
+    old: str
+    new: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class DayDecision:
+    """What :func:`decide_day` decided for one local day."""
+
+    active: bool
+    return_probability: float
+    transitions: tuple[Transition, ...] = field(default=())
+
+
+def new_status(spec: LifecycleSpec, day: int, rng: random.Random) -> LifecycleStatus:
+    """Return the status of a user signing up on local day ``day`` (segment drawn by share)."""
+    names = list(spec.segments)
+    segment = rng.choices(names, [spec.segments[n] for n in names])[0]
+    status = LifecycleStatus(
+        segment=segment, signup_day=day, engagement=float(spec.engagement.start.draw(rng))
+    )
+    status.cooldown_left = spec.patterns.cooldown_days.draw(rng)
+    return status
+
+
+def assign_pattern(spec: LifecycleSpec, segment: str, rng: random.Random) -> ActivityPattern:
+    """Draw a pattern from the segment's distribution."""
+    dist = spec.pattern_distribution[segment]
+    patterns = list(dist)
+    return rng.choices(patterns, [dist[p] for p in patterns])[0]
+
+
+def pattern_probability(
+    spec: PatternsSpec, status: LifecycleStatus, pattern: ActivityPattern, today: date
+) -> float:
+    """Return a pattern's base return probability on ``today`` (binge state as it stands)."""
+    if pattern is ActivityPattern.DAILY:
+        return spec.daily
+    if pattern is ActivityPattern.REGULAR:
+        boost = spec.regular_boost if today.weekday() in spec.regular_boost_weekdays else 0.0
+        return spec.regular + boost
+    if pattern is ActivityPattern.WEEKEND:
+        return spec.weekend_weekend if today.weekday() >= 5 else spec.weekend_weekday
+    if pattern is ActivityPattern.BINGE:
+        return spec.binge_binging if status.binge_left > 0 else spec.binge_normal
+    low, high = spec.monthly_spike_days.low, spec.monthly_spike_days.high
+    return spec.monthly_spike if low <= today.day <= high else spec.monthly
+
+
+def session_depth(spec: LifecycleSpec, status: LifecycleStatus, rng: random.Random) -> int:
+    """Draw the number of actions of a session from the state's (or binge's) range."""
+    binging = status.pattern is ActivityPattern.BINGE and status.binge_left > 0
+    key = "BINGE" if binging else status.state.value
+    return max(1, spec.session_depth[key].draw(rng))
+
+
+def _advance_binge(spec: PatternsSpec, status: LifecycleStatus, rng: random.Random) -> None:
+    if status.binge_left > 0:
+        status.binge_left -= 1
+        if status.binge_left == 0:
+            status.cooldown_left = spec.cooldown_days.draw(rng)
+    elif status.cooldown_left > 0:
+        status.cooldown_left -= 1
+    if status.binge_left == 0 and status.cooldown_left == 0:
+        status.binge_left = spec.binge_days.draw(rng)
+
+
+def _life_event(
+    spec: LifecycleSpec,
+    status: LifecycleStatus,
+    day: int,
+    rng: random.Random,
+    out: list[Transition],
+) -> None:
+    if status.event is not None and day > status.event_until:
+        out.append(Transition("event", status.event.value, "none", "event ended"))
+        status.event = None
+    if status.event is not None:
+        return
+    for event, ev in spec.events.items():
+        if ev.daily_probability > 0 and rng.random() < ev.daily_probability:
+            length = ev.days.draw(rng)
+            status.event = event
+            status.event_until = day + length - 1
+            out.append(Transition("event", "none", event.value, f"{event.value} for {length} days"))
+            return
+
+
+def _return_probability(spec: LifecycleSpec, status: LifecycleStatus, today: date) -> float:
+    if status.event is not None:
+        return spec.events[status.event].return_probability
+    p = pattern_probability(spec.patterns, status, status.pattern, today)
+    st = spec.streak
+    p += min(st.max_bonus, (status.streak // st.every_days) * st.bonus)
+    if spec.engagement.enabled:
+        p += (status.engagement - 50.0) / spec.engagement.divisor
+    if status.state is LifecycleState.DORMANT:
+        p *= spec.dormant_return_multiplier
+    return min(1.0, max(0.0, p))
+
+
+def _move(status: LifecycleStatus, new: LifecycleState, reason: str, out: list[Transition]) -> None:
+    if new not in ALLOWED_TRANSITIONS[status.state]:
+        raise ValueError(f"illegal lifecycle transition {status.state.value} -> {new.value}")
+    out.append(Transition("state", status.state.value, new.value, reason))
+    status.state = new
+
+
+def decide_day(
+    spec: LifecycleSpec,
+    status: LifecycleStatus,
+    today: date,
+    rng: random.Random,
+    churnable: bool = True,
+) -> DayDecision:
+    """Decide whether the user is active on local day ``today`` and apply the day's changes.
+
+    In order: life events end or start; the binge cycle advances; the return
+    probability is computed (an event overrides the pattern; otherwise the
+    pattern's base, the streak bonus, the engagement shift and the DORMANT
+    multiplier); activity is drawn; streak and engagement are updated; then
+    the lifecycle transitions and the pattern assignment are applied.
+    A CHURNED user is never active and never changes.
+
+    Args:
+        spec: the scenario's lifecycle section.
+        status: the user's status (mutated).
+        today: the user's local date.
+        rng: the user's generator.
+        churnable: False for accounts that never churn (founders).
+
+    Returns:
+        The decision, with every transition and its reason.
+    """
+    if status.state is LifecycleState.CHURNED:
+        status.active_today = False
+        return DayDecision(False, 0.0)
+    day = today.toordinal()
+    out: list[Transition] = []
+    _life_event(spec, status, day, rng, out)
+    if status.pattern is ActivityPattern.BINGE:
+        _advance_binge(spec.patterns, status, rng)
+    p = _return_probability(spec, status, today)
+    active = rng.random() < p
+    _update_habits(spec, status, active)
+    _transitions(spec, status, day, active, rng, out, churnable)
+    if status.state is LifecycleState.CHURNED:
+        active = False
+    status.active_today = active
+    return DayDecision(active, p, tuple(out))
+
+
+def _update_habits(spec: LifecycleSpec, status: LifecycleStatus, active: bool) -> None:
+    eng = spec.engagement
+    if active:
+        status.streak += 1
+        status.inactive_days = 0
+        status.engagement = min(100.0, status.engagement + eng.active_gain)
+        return
+    if status.streak >= spec.streak.break_min_days:
+        status.engagement -= spec.streak.break_penalty
+    status.streak = 0
+    status.inactive_days += 1
+    status.engagement = max(0.0, status.engagement - eng.inactive_loss)
+
+
+def _transitions(
+    spec: LifecycleSpec,
+    status: LifecycleStatus,
+    day: int,
+    active: bool,
+    rng: random.Random,
+    out: list[Transition],
+    churnable: bool,
+) -> None:
+    age = day - status.signup_day
+    state = status.state
+    s = LifecycleState
+    if state is s.DORMANT:
+        if active:
+            _move(status, s.ACTIVE, "returned while dormant (reactivated)", out)
+        elif (
+            churnable
+            and status.inactive_days >= spec.churn_after_days
+            and rng.random() < spec.churn_daily_probability
+        ):
+            _move(status, s.CHURNED, f"{status.inactive_days} days inactive", out)
+            return
+    elif status.inactive_days >= spec.dormant_after_days:
+        _move(status, s.DORMANT, f"{status.inactive_days} days inactive", out)
+    elif state is s.NEW and age >= spec.new_days:
+        low = status.engagement < spec.casual_below
+        _move(status, s.CASUAL if low else s.ACTIVE, f"first {spec.new_days} days over", out)
+    elif state is s.ACTIVE and status.engagement < spec.casual_below:
+        _move(status, s.CASUAL, f"engagement {status.engagement:.0f} < {spec.casual_below:g}", out)
+    elif state is s.CASUAL and status.engagement >= spec.active_above:
+        _move(status, s.ACTIVE, f"engagement {status.engagement:.0f} >= {spec.active_above:g}", out)
+    if not status.pattern_assigned and age >= spec.pattern_after_days:
+        old = status.pattern
+        status.pattern = assign_pattern(spec, status.segment, rng)
+        status.pattern_assigned = True
+        out.append(
+            Transition(
+                "pattern",
+                old.value,
+                status.pattern.value,
+                f"assigned after {spec.pattern_after_days} days ({status.segment})",
+            )
+        )
