@@ -458,12 +458,15 @@ class Simulation:
         state = persona.state_at(sim_t, offset_s)
         life = user.life
         if (
-            kind == _SESSION
-            and life is not None
+            life is not None
             and user.token is not None
             and (not life.active_today or life.state is LifecycleState.CHURNED)
         ):
-            return  # a session planned for a day the user decided to skip
+            # A session planned for, or running into, a day the user skips
+            # (e.g. a vacation starting at midnight) ends without acting.
+            user.session_left = 0
+            user.last_feed = None
+            return
         rng = user_rng(user)
         if kind == _SESSION:
             user.session_id += 1
