@@ -127,6 +127,7 @@ class Simulation:
         self._actions = 0
         self._failed = 0
         self._error: BaseException | None = None
+        self._populated = False
         self._life = scenario.lifecycle if scenario.lifecycle.enabled else None
         self._persona_index = {p.name: p.index for p in self._personas}
         self._arrivals_today = 0
@@ -184,6 +185,19 @@ class Simulation:
             made.append(self._create_user(t))
         return made
 
+    def populate(self) -> None:
+        """Create the founders and the initial population (once; :meth:`run` calls it too).
+
+        Call it before :meth:`run` to build a large population while a live clock
+        is paused, so building takes no simulated time.
+        """
+        if self._users or self._populated:
+            return
+        self._populated = True
+        for founder in self.scenario.population.founders:
+            self._create_founder(founder, self._start_s)
+        self.add_users(self.scenario.population.initial, self._start_s)
+
     async def run(self) -> SimulationStats:
         """Run until the duration has passed or :meth:`stop` is called.
 
@@ -191,10 +205,7 @@ class Simulation:
         records); exceptions from sinks or the target's programming errors
         propagate.
         """
-        if not self._users:
-            for founder in self.scenario.population.founders:
-                self._create_founder(founder, self._start_s)
-            self.add_users(self.scenario.population.initial, self._start_s)
+        self.populate()
         if self.scenario.population.signups_per_day > 0:
             self._push(self._start_s + self._arrival_gap_s(), _ARRIVAL, None)
         self._push(self._start_s + _DAY_S, _TICK, None)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from sim_engine import __version__
-from sim_engine.clock import make_clock
+from sim_engine.clock import ScaledClock, make_clock
 from sim_engine.engine import Simulation, SimulationStats
 from sim_engine.metrics import DailyMetrics, MetricsCollector
 from sim_engine.records import Sink
@@ -144,7 +144,12 @@ async def _run(options: RunOptions, url: str) -> RunResult:
     sinks: list[Sink] = [jsonl, collector, daily]
     if options.console is not None:
         sinks.append(ConsoleSink(options.console, options.per_action))
+    if isinstance(clock, ScaledClock):
+        clock.pause()  # building the population takes wall time, not simulated time
     sim = Simulation(scenario, target, clock, sinks, duration_s=options.duration_s)
+    sim.populate()
+    if isinstance(clock, ScaledClock):
+        clock.resume()
     interrupted = _install_stop_signals(sim)
     wall_started = time.perf_counter()
     try:
