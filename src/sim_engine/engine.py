@@ -380,7 +380,7 @@ class Simulation:
         local = datetime.fromtimestamp(sim_t + 1.0, user.tz)
         rng = user_rng(user)
         decision = decide_day(spec, life, local.date(), rng, churnable=not user.founder)
-        iso = local.isoformat(timespec="milliseconds")
+        iso = datetime.fromtimestamp(sim_t, user.tz).isoformat(timespec="milliseconds")
         for change in decision.transitions:
             self._emit(
                 LifecycleRecord(
@@ -468,13 +468,10 @@ class Simulation:
         offset_s = _offset_of(local)
         state = persona.state_at(sim_t, offset_s)
         life = user.life
-        if (
-            life is not None
-            and user.token is not None
-            and (not life.active_today or life.state is LifecycleState.CHURNED)
-        ):
+        if life is not None and (not life.active_today or life.state is LifecycleState.CHURNED):
             # A session planned for, or running into, a day the user skips
-            # (e.g. a vacation starting at midnight) ends without acting.
+            # (e.g. a vacation starting at midnight) ends without acting -- even a
+            # first session that would sign up: it waits for the next active day.
             user.session_left = 0
             user.last_feed = None
             return
