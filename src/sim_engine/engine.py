@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sim_engine.behaviour import CompiledPersona, compile_personas
-from sim_engine.clock import Clock
+from sim_engine.clock import Clock, FastForwardClock, ScaledClock
 from sim_engine.content import ContentGenerator
 from sim_engine.lifecycle import LifecycleState, decide_day, new_status, session_depth
 from sim_engine.population import IdentityFactory, SimUser, password_for, save_rng, user_rng
@@ -122,6 +122,8 @@ class Simulation:
         self._inflight_times: deque[float] = deque()
         self._inflight: set[asyncio.Task[None]] = set()
         self._progress = asyncio.Event()
+        self._resumed = asyncio.Event()
+        self._resumed.set()
         self._stopping = False
         self._signed_up = 0
         self._actions = 0
@@ -170,7 +172,99 @@ class Simulation:
     def stop(self) -> None:
         """Stop starting actions; :meth:`run` returns once in-flight ones have finished."""
         self._stopping = True
+        self._resumed.set()
         self._progress.set()
+
+    # -- run control ----------------------------------------------------------------------
+
+    @property
+    def paused(self) -> bool:
+        """True while the run takes no action and its simulated clock stands still."""
+        return not self._resumed.is_set()
+
+    @property
+    def speed(self) -> float | None:
+        """Simulated seconds per wall second; None for ``max``."""
+        return None if self._clock.jumps else getattr(self._clock, "speed", None)
+
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`stop` was called (or the run ended)."""
+        return self._stopping
+
+    def pause(self) -> None:
+        """Take no more actions and stop simulated time until :meth:`resume`."""
+        self._resumed.clear()
+        pause = getattr(self._clock, "pause", None)
+        if pause is not None:
+            pause()
+        self._progress.set()
+
+    def resume(self) -> None:
+        """Let simulated time run and actions flow again."""
+        resume = getattr(self._clock, "resume", None)
+        if resume is not None:
+            resume()
+        self._resumed.set()
+        self._progress.set()
+
+    def set_speed(self, speed: float | None) -> None:
+        """Change the speed at run time: simulated seconds per wall second, or None for ``max``.
+
+        Switching between ``max`` and a factor swaps the clock, anchored at the
+        current simulated time, so time never jumps.
+
+        Raises:
+            ValueError: ``speed`` is not positive.
+        """
+        if speed is not None and not speed > 0:
+            raise ValueError("speed must be positive (or None for max)")
+        now = self._clock.now()
+        current = self.speed
+        if speed is None:
+            if current is not None:
+                self._clock = FastForwardClock(now)
+        elif current is None:
+            clock = ScaledClock(now, speed)
+            if self.paused:
+                clock.pause()
+            self._clock = clock
+        else:
+            set_speed = getattr(self._clock, "set_speed", None)
+            if set_speed is not None:
+                set_speed(speed)
+        self._progress.set()
+
+    def breakdown(self) -> dict[str, dict[str, int]]:
+        """Count users by lifecycle state, persona and current routine state.
+
+        Returns ``{"lifecycle": {...}, "persona": {...}, "routine": {...},
+        "session": {"in_session": n}}``. Costs one pass over the population.
+        """
+        now = self._clock.now()
+        lifecycle: dict[str, int] = {}
+        persona: dict[str, int] = {}
+        routine: dict[str, int] = {}
+        cache: dict[tuple[int, Any], str] = {}
+        in_session = 0
+        for user in self._users.values():
+            p = self._personas[user.persona]
+            persona[p.name] = persona.get(p.name, 0) + 1
+            if user.life is not None:
+                key = user.life.state.value
+                lifecycle[key] = lifecycle.get(key, 0) + 1
+            group = (user.persona, user.tz)
+            state = cache.get(group)
+            if state is None:
+                state = cache[group] = p.state_at(now, _offset_s(user, now))
+            routine[state] = routine.get(state, 0) + 1
+            in_session += user.session_left > 0
+        return {
+            "lifecycle": lifecycle,
+            "persona": persona,
+            "routine": routine,
+            "session": {"in_session": in_session},
+        }
 
     def add_users(self, count: int, at_s: float | None = None) -> list[SimUser]:
         """Create ``count`` users now (or at ``at_s``); each signs up at its first session.
@@ -250,6 +344,10 @@ class Simulation:
         heap = self._heap
         clock = self._clock
         while not self._stopping:
+            if not self._resumed.is_set():
+                await self._resumed.wait()
+                continue
+            clock = self._clock
             if not heap or heap[0][0] >= self._end_s:
                 if not self._inflight:
                     break
@@ -277,6 +375,7 @@ class Simulation:
                 self._on_tick(sim_t)
             elif kind == _REPLACE and len(self._users) < self.scenario.population.max:
                 self._create_user(sim_t)
+        clock = self._clock
         if clock.jumps and heap and not self._stopping:
             await clock.sleep_until(min(heap[0][0], self._end_s))
         elif clock.jumps and math.isfinite(self._end_s) and not self._stopping:
