@@ -206,6 +206,12 @@ class ScaledClock:
         self._speed = float(speed)
         self._notify()
 
+    def wall_seconds_until(self, sim_t: float) -> float | None:
+        """Return the wall seconds until simulated time reaches ``sim_t`` (None while paused)."""
+        if self._paused:
+            return None
+        return max(0.0, (sim_t - self.now()) / self._speed)
+
     async def sleep_until(self, sim_t: float) -> None:
         """Wait (in wall time) until simulated time reaches ``sim_t``.
 
@@ -219,7 +225,8 @@ class ScaledClock:
             if remaining_sim_s <= 0 and not self._paused:
                 return
             self._changed.clear()
-            timeout_wall_s = None if self._paused else remaining_sim_s / self._speed
+            # uvloop rounds timers to whole milliseconds: a shorter timeout would spin.
+            timeout_wall_s = None if self._paused else max(remaining_sim_s / self._speed, 0.001)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), timeout_wall_s)
 

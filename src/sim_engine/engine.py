@@ -386,13 +386,19 @@ class Simulation:
             await self._sleep_or_progress(self._end_s)
 
     async def _sleep_or_progress(self, sim_t: float) -> None:
+        """Wait until the live clock reaches ``sim_t`` or something changes (one timer, no task)."""
         self._progress.clear()
-        sleeper = asyncio.ensure_future(self._clock.sleep_until(sim_t))
-        waiter = asyncio.ensure_future(self._progress.wait())
-        await asyncio.wait({sleeper, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        for task in (sleeper, waiter):
-            if not task.done():
-                task.cancel()
+        wall_until = getattr(self._clock, "wall_seconds_until", None)
+        delay = wall_until(sim_t) if wall_until is not None else 0.0
+        handle = None
+        if delay is not None:
+            # uvloop rounds timers to whole milliseconds: never ask for less.
+            handle = asyncio.get_running_loop().call_later(max(delay, 0.001), self._progress.set)
+        try:
+            await self._progress.wait()
+        finally:
+            if handle is not None:
+                handle.cancel()
 
     # -- events ---------------------------------------------------------------------------
 
