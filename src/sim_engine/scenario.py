@@ -36,16 +36,21 @@ from sim_engine.lifecycle import LifecycleSpec
 __all__ = [
     "ACTIONS",
     "ROUTINE_STATES",
+    "BackoffSpec",
+    "CircuitBreakerSpec",
     "ClockSpec",
     "FounderSpec",
+    "LimitsSpec",
     "OutputSpec",
     "PersonaSpec",
     "PopulationSpec",
     "RoutineBlock",
     "RoutineSpec",
+    "SafetySpec",
     "Scenario",
     "ScenarioError",
     "SessionSpec",
+    "StateSpec",
     "TargetSpec",
     "ThinkTimeSpec",
     "default_scenario",
@@ -349,6 +354,99 @@ class TargetSpec(_Frozen):
     page_size: int = Field(20, ge=1, le=100)
 
 
+class BackoffSpec(_Frozen):
+    """Exponential backoff with jitter between retries (wall seconds).
+
+    The n-th retry waits ``min(max_s, base_s * multiplier**n)``, jittered
+    (``full``: uniform in [0, that]; ``equal``: half fixed, half uniform;
+    ``none``), and never less than a ``Retry-After`` or ``Backoff`` header asks.
+    """
+
+    base_s: float = Field(0.5, gt=0)
+    max_s: float = Field(30.0, gt=0)
+    multiplier: float = Field(2.0, ge=1)
+    jitter: Literal["full", "equal", "none"] = "full"
+
+
+class CircuitBreakerSpec(_Frozen):
+    """A circuit breaker per endpoint (method and path template).
+
+    Opens after ``failure_threshold`` consecutive failures, or when the error
+    rate over the last ``window`` calls (at least ``min_calls``) exceeds
+    ``error_rate``; stays open ``open_s`` wall seconds (actions to that endpoint
+    are skipped and recorded as skipped); then lets ``half_open_probes`` calls
+    through, and closes on success.
+    """
+
+    enabled: bool = True
+    failure_threshold: int = Field(5, ge=1)
+    error_rate: float = Field(0.5, gt=0, le=1)
+    window: int = Field(20, ge=1)
+    min_calls: int = Field(10, ge=1)
+    open_s: float = Field(5.0, gt=0)
+    half_open_probes: int = Field(1, ge=1)
+
+
+class LimitsSpec(_Frozen):
+    """How hard the users may press on the target (seed 000's rate-limit strategy).
+
+    Attributes:
+        min_action_interval_s: minimum gap between one user's actions (simulated
+            seconds; seed 000: 2,000 ms).
+        max_concurrent_sessions: cap on sessions running at once (seed 000: 20;
+            default None: no cap).
+        requests_per_second: global cap (token bucket, wall seconds; None: no cap).
+        burst: token-bucket size.
+        max_retries: retries after a 429, 503 or lost connection (seed 000: 3).
+        retry_non_idempotent: also retry POST (off: a retried POST may duplicate).
+        connect_timeout_s / read_timeout_s: wall seconds.
+        backoff: retry waits.
+        circuit_breaker: per-endpoint breaker.
+    """
+
+    min_action_interval_s: float = Field(2.0, ge=0)
+    max_concurrent_sessions: int | None = Field(None, ge=1)
+    requests_per_second: float | None = Field(None, gt=0)
+    burst: int = Field(10, ge=1)
+    max_retries: int = Field(3, ge=0, le=20)
+    retry_non_idempotent: bool = False
+    connect_timeout_s: float = Field(5.0, gt=0)
+    read_timeout_s: float = Field(10.0, gt=0)
+    backoff: BackoffSpec = BackoffSpec()
+    circuit_breaker: CircuitBreakerSpec = CircuitBreakerSpec()
+
+
+class SafetySpec(_Frozen):
+    """Guards that keep a run from harming a real system (seed 000, seed 003).
+
+    Attributes:
+        enabled: the kill switch: ``false`` stops all activity at once.
+        allow_hosts: hosts outside 127.0.0.0/8 and ::1 that may be targeted.
+        synthetic_header: header marking every request as synthetic.
+        synthetic_value: its value.
+        user_agent: user agent (default ``sim-engine/<version>``).
+        kill_file: a file of this name in the run directory stops the run.
+    """
+
+    enabled: bool = True
+    allow_hosts: tuple[str, ...] = ()
+    synthetic_header: str = Field("X-Synthetic", min_length=1)
+    synthetic_value: str = "true"
+    user_agent: str | None = None
+    kill_file: str = Field("KILL", min_length=1)
+
+
+class StateSpec(_Frozen):
+    """Crash-safe state in ``DIR/state.db`` (SQLite, WAL).
+
+    Attributes:
+        checkpoint_every_s: wall seconds between checkpoints (sign-ups and created
+            resources are written at once, whatever this says).
+    """
+
+    checkpoint_every_s: float = Field(5.0, gt=0)
+
+
 class OutputSpec(_Frozen):
     """What the run reports.
 
@@ -374,6 +472,9 @@ class Scenario(_Frozen):
     routine: RoutineSpec
     personas: dict[str, PersonaSpec]
     lifecycle: LifecycleSpec = LifecycleSpec()
+    limits: LimitsSpec = LimitsSpec()
+    safety: SafetySpec = SafetySpec()
+    state: StateSpec = StateSpec()
     output: OutputSpec = OutputSpec()
 
     @model_validator(mode="after")
