@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from sim_engine import __version__
+from sim_engine.addons import Addon
 from sim_engine.clock import ScaledClock, make_clock
 from sim_engine.engine import Simulation, SimulationStats
 from sim_engine.metrics import DailyMetrics, MetricsCollector
@@ -48,6 +49,9 @@ class RunOptions:
         out_dir: where ``actions.jsonl``, ``users.jsonl`` and ``metrics.json`` go.
         console: stream for progress lines (None: silent).
         per_action: one console line per action instead of one per simulated hour.
+        metrics_port: serve Prometheus metrics on 127.0.0.1:PORT (None: off).
+        dashboard: show the live terminal dashboard instead of console lines.
+        control: open the control endpoint (``sim-engine ctl DIR ...``).
     """
 
     scenario: Scenario
@@ -58,6 +62,9 @@ class RunOptions:
     out_dir: Path
     console: TextIO | None = None
     per_action: bool = False
+    metrics_port: int | None = None
+    dashboard: bool = False
+    control: bool = True
 
 
 @dataclass
@@ -142,21 +149,30 @@ async def _run(options: RunOptions, url: str) -> RunResult:
     jsonl = JsonlSink(options.out_dir)
     daily = DailyMetrics(scenario.lifecycle.history_days)
     sinks: list[Sink] = [jsonl, collector, daily]
-    if options.console is not None:
+    if options.console is not None and not options.dashboard:
         sinks.append(ConsoleSink(options.console, options.per_action))
+    addons = _addons(options)
+    for addon in addons:
+        sinks.extend(addon.sinks())
     if isinstance(clock, ScaledClock):
         clock.pause()  # building the population takes wall time, not simulated time
     sim = Simulation(scenario, target, clock, sinks, duration_s=options.duration_s)
     sim.populate()
-    if isinstance(clock, ScaledClock):
-        clock.resume()
+    started: list[Addon] = []
     interrupted = _install_stop_signals(sim)
     wall_started = time.perf_counter()
     try:
+        for addon in addons:
+            await addon.start(sim)
+            started.append(addon)
+        if isinstance(clock, ScaledClock):
+            clock.resume()
         stats = await sim.run()
     finally:
         wall_s = time.perf_counter() - wall_started
         _remove_stop_signals()
+        for addon in reversed(started):
+            await addon.stop()
         for sink in sinks:
             sink.close()
         await target.aclose()
@@ -174,6 +190,13 @@ async def _run(options: RunOptions, url: str) -> RunResult:
     }
     files = _write_outputs(options.out_dir, metrics, scenario, daily.history())
     return RunResult(stats, metrics, wall_s, bool(interrupted), files)
+
+
+def _addons(options: RunOptions) -> list[Addon]:
+    """Build the add-ons the options ask for (each imported only when used)."""
+    addons: list[Addon] = []
+    # One line per add-on, in the order they start:
+    return addons
 
 
 def _install_stop_signals(sim: Simulation) -> list[int]:
