@@ -148,6 +148,11 @@ class Simulation:
         return self._end_s
 
     @property
+    def target(self) -> Target:
+        """The target the users act on (add-ons may read its ``statistics()`` if it has one)."""
+        return self._target
+
+    @property
     def personas(self) -> list[CompiledPersona]:
         """The compiled personas, by index."""
         return self._personas
@@ -821,6 +826,9 @@ class Simulation:
                 post_id=outcome.post_id if outcome.post_id is not None else request.post_id,
                 session_id=user.session_id,
                 error=outcome.error,
+                endpoint=outcome.endpoint,
+                skipped=outcome.skipped,
+                retries=outcome.retries,
             )
         )
 

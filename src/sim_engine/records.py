@@ -69,6 +69,9 @@ class Outcome:
         view_count: the post's view count after a read, when the API reports it.
         token: a new auth token (``log_in``).
         remote_id: the user's id on the target (``sign_up``).
+        endpoint: ``METHOD /path/{template}`` the action used (None when not HTTP).
+        skipped: the action was not sent (circuit open, kill switch).
+        retries: how many times it was retried before this outcome.
     """
 
     status: int
@@ -80,6 +83,9 @@ class Outcome:
     view_count: int | None = None
     token: str | None = None
     remote_id: int | None = None
+    endpoint: str | None = None
+    skipped: bool = False
+    retries: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +105,9 @@ class ActionRecord:
         post_id: post acted on, if any.
         session_id: the user's session number (per user, from 1).
         error: reason when not ok.
+        endpoint: ``METHOD /path/{template}``, when the target reports it.
+        skipped: not sent (circuit open, kill switch).
+        retries: retries before this outcome.
     """
 
     sim_time: str
@@ -113,6 +122,9 @@ class ActionRecord:
     post_id: int | None = None
     session_id: int = 0
     error: str | None = None
+    endpoint: str | None = None
+    skipped: bool = False
+    retries: int = 0
     kind: str = field(default="action", init=False)
 
     def to_dict(self) -> dict[str, Any]:

@@ -19,13 +19,14 @@ it) and the transport's common headers (``X-Synthetic: true``, user agent).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
 from sim_engine.records import ActionRequest, Outcome
 from sim_engine.targets.transport import Response, Transport
 
-__all__ = ["SocialApiTarget"]
+__all__ = ["ENDPOINTS", "SocialApiTarget"]
 
 _EXPECTED = {
     "sign_up": (201,),
@@ -37,6 +38,18 @@ _EXPECTED = {
     "delete_post": (204, 200),
     "delete_account": (204, 200),
 }
+
+ENDPOINTS = {
+    "browse_feed": "GET /posts",
+    "read_post": "GET /posts/{id}",
+    "create_post": "POST /posts",
+    "update_post": "PUT /posts/{id}",
+    "delete_post": "DELETE /posts/{id}",
+    "sign_up": "POST /users",
+    "log_in": "POST /auth/login",
+    "delete_account": "DELETE /users/{id}",
+}
+"""Each action's endpoint (method and path template), as records and metrics name it."""
 
 
 class SocialApiTarget:
@@ -61,7 +74,13 @@ class SocialApiTarget:
         if request.token:
             headers["Authorization"] = f"Bearer {request.token}"
         resp = await self.transport.request(method, path, body, headers)
-        return _interpret(request, resp)
+        outcome = _interpret(request, resp)
+        return dataclasses.replace(
+            outcome,
+            endpoint=ENDPOINTS[request.action],
+            skipped=resp.skipped,
+            retries=resp.retries,
+        )
 
     async def aclose(self) -> None:
         """Close the transport."""

@@ -21,12 +21,16 @@ class Response:
         body: raw body bytes (empty when none).
         latency_ms: wall milliseconds from send to the end of the body.
         error: one-line reason when ``status`` is 0 (refused, timeout, reset).
+        skipped: the request was not sent (e.g. its circuit breaker is open).
+        retries: retries made before this response.
     """
 
     status: int
     body: bytes
     latency_ms: float
     error: str | None = None
+    skipped: bool = False
+    retries: int = 0
 
 
 class Transport(Protocol):
