@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import heapq
 import math
 import random
@@ -31,7 +32,15 @@ from sim_engine.behaviour import CompiledPersona, compile_personas
 from sim_engine.clock import Clock, FastForwardClock, ScaledClock
 from sim_engine.content import ContentGenerator
 from sim_engine.lifecycle import LifecycleState, decide_day, new_status, session_depth
-from sim_engine.population import IdentityFactory, SimUser, password_for, save_rng, user_rng
+from sim_engine.population import (
+    IdentityFactory,
+    SimUser,
+    password_for,
+    rng_from_json,
+    rng_to_json,
+    save_rng,
+    user_rng,
+)
 from sim_engine.records import (
     ActionRecord,
     ActionRequest,
@@ -39,12 +48,13 @@ from sim_engine.records import (
     LifecycleRecord,
     Outcome,
     Sink,
+    Store,
     Target,
     UserRecord,
 )
 from sim_engine.scenario import FounderSpec, Scenario
 
-__all__ = ["Simulation", "SimulationStats"]
+__all__ = ["Simulation", "SimulationStats", "user_password"]
 
 _ARRIVAL, _SESSION, _NEXT, _DAY, _TICK, _REPLACE = 0, 1, 2, 3, 4, 5
 _REFERENCE_MEAN_ACTIONS = 4.0  # persona depth factor = mean_actions / this (lifecycle on)
@@ -83,6 +93,7 @@ class Simulation:
         sinks: receivers of :class:`ActionRecord` and :class:`UserRecord`.
         duration_s: simulated seconds to run (None: until :meth:`stop`).
         secret: run secret from which passwords are derived (default: random).
+        store: where users are saved as they change (crash safety); None: nowhere.
     """
 
     def __init__(
@@ -93,6 +104,7 @@ class Simulation:
         sinks: Sequence[Sink] = (),
         duration_s: float | None = None,
         secret: str | None = None,
+        store: Store | None = None,
     ) -> None:
         self.scenario = scenario
         self._target = target
@@ -111,6 +123,7 @@ class Simulation:
             email_domain=pop.email_domain,
             tags=pop.tags,
             avatar=pop.avatar,
+            run_tag=_run_tag(self._secret),
         )
         self._content = ContentGenerator(scenario.seed)
         self._growth_rng = random.Random(scenario.seed * 7919 + 1)
@@ -118,7 +131,11 @@ class Simulation:
         self._seq = 0
         self._users: dict[int, SimUser] = {}
         self._signup_failures: dict[int, int] = {}
-        self._lookahead_s = min(p.session.think_time.min_s for p in self._personas)
+        self._lookahead_s = max(
+            min(p.session.think_time.min_s for p in self._personas),
+            scenario.limits.min_action_interval_s,
+        )
+        self._open_sessions = 0
         self._inflight_times: deque[float] = deque()
         self._inflight: set[asyncio.Task[None]] = set()
         self._progress = asyncio.Event()
@@ -129,6 +146,8 @@ class Simulation:
         self._actions = 0
         self._failed = 0
         self._error: BaseException | None = None
+        self._dirty: set[int] = set()
+        self._store = store
         self._populated = False
         self._life = scenario.lifecycle if scenario.lifecycle.enabled else None
         self._persona_index = {p.name: p.index for p in self._personas}
@@ -297,6 +316,143 @@ class Simulation:
             self._create_founder(founder, self._start_s)
         self.add_users(self.scenario.population.initial, self._start_s)
 
+    # -- crash safety -----------------------------------------------------------------------
+
+    def _saved(self, user: SimUser) -> None:
+        """Write a user through to the store (an event that must not be forgotten)."""
+        self._dirty.add(user.user_id)
+        if self._store is not None:
+            self._store.save_user(user)
+
+    def export_state(self) -> dict[str, Any]:
+        """Return the engine's own state (not the users) as JSON-ready data."""
+        return {
+            "sim_now": self._clock.now(),
+            "start_s": self._start_s,
+            "end_s": self._end_s if math.isfinite(self._end_s) else None,
+            "day_start_s": self._day_start_s,
+            "arrivals_today": self._arrivals_today,
+            "secret": self._secret,
+            "factory": self._factory.export_state(),
+            "growth_rng": rng_to_json(self._growth_rng),
+            "counters": {
+                "signed_up": self._signed_up,
+                "actions": self._actions,
+                "failed": self._failed,
+            },
+        }
+
+    def checkpoint(self) -> int:
+        """Save the engine's state and every user changed since the last checkpoint.
+
+        Returns the number of users saved (0 without a store).
+        """
+        if self._store is None:
+            return 0
+        changed = [
+            u for u in self._users.values() if u.life is not None or u.user_id in self._dirty
+        ]
+        self._store.checkpoint(self.export_state(), changed)
+        self._dirty.clear()
+        return len(changed)
+
+    def restore(self, state: dict[str, Any], users: Sequence[SimUser]) -> None:
+        """Continue a crashed run: take back its users and state (before :meth:`run`).
+
+        Every user gets its next local midnight and next session planned from
+        the current simulated time; tokens are not kept, so each logs in again
+        at its next session.
+
+        Raises:
+            KeyError, ValueError: ``state`` is not an exported state.
+        """
+        self._populated = True
+        self._secret = str(state["secret"])
+        self._factory.run_tag = _run_tag(self._secret)
+        self._day_start_s = float(state["day_start_s"])
+        self._arrivals_today = int(state["arrivals_today"])
+        # Users created after the checkpoint were written through: ids go on after them.
+        next_id = max([int(state["factory"]["next_id"]), *(u.user_id + 1 for u in users)])
+        self._factory.restore_state({**state["factory"], "next_id": next_id})
+        rng_from_json(self._growth_rng, state["growth_rng"])
+        counters = state.get("counters", {})
+        self._signed_up = int(counters.get("signed_up", 0))
+        self._actions = int(counters.get("actions", 0))
+        self._failed = int(counters.get("failed", 0))
+        now = self._clock.now()
+        for user in users:
+            self._users[user.user_id] = user
+            rng = user_rng(user)
+            local = datetime.fromtimestamp(now, user.tz)
+            if user.life is not None and self._life is not None:
+                user.day_end = _next_midnight(local)
+                self._push(user.day_end, _DAY, user)
+                if not user.life.active_today:
+                    save_rng(user, rng)
+                    continue
+            persona = self._personas[user.persona]
+            first = persona.next_session_start(now, _offset_of(local), rng)
+            save_rng(user, rng)
+            if math.isfinite(first) and (user.life is None or first < user.day_end):
+                self._push(first, _SESSION, user)
+
+    async def reconcile(self) -> int:
+        """Bring users' memory in line with the target after a crash.
+
+        Users with an id on the target re-read the posts they own; users without
+        one try to log in (their sign-up may have reached the target just before
+        the crash). Returns the number of users whose memory changed.
+        """
+        changed = 0
+        semaphore = asyncio.Semaphore(self.scenario.target.concurrency)
+
+        async def one(user: SimUser) -> None:
+            nonlocal changed
+            async with semaphore:
+                before = (user.remote_id, sorted(user.own_posts or ()))
+                await self._reconcile_user(user)
+                if (user.remote_id, sorted(user.own_posts or ())) != before:
+                    changed += 1
+                    self._saved(user)
+
+        await asyncio.gather(*(one(u) for u in list(self._users.values())))
+        return changed
+
+    async def _reconcile_user(self, user: SimUser) -> None:
+        now = self._clock.now()
+        iso = datetime.fromtimestamp(now, user.tz).isoformat(timespec="milliseconds")
+        if user.remote_id is None:
+            login = self._signup_requests(user, now, iso)[-1]
+            outcome = await self._target.send(login)
+            if not outcome.ok:
+                return
+            user.token = outcome.token
+            user.remote_id = outcome.remote_id
+        if user.remote_id is None:
+            return
+        owned: list[int] = []
+        offset, limit = 0, 100
+        while True:
+            request = ActionRequest(
+                "list_own_posts",
+                user.user_id,
+                now,
+                iso,
+                user.token,
+                offset=offset,
+                limit=limit,
+                remote_user_id=user.remote_id,
+            )
+            outcome = await self._target.send(request)
+            if not outcome.ok:
+                return  # keep what we knew; the target cannot say
+            page = outcome.feed_ids or ()
+            owned.extend(pid for pid, author in page if author == user.remote_id)
+            if len(page) < limit:
+                break
+            offset += limit
+        user.own_posts = owned or None
+
     async def run(self) -> SimulationStats:
         """Run until the duration has passed or :meth:`stop` is called.
 
@@ -307,7 +463,7 @@ class Simulation:
         self.populate()
         if self.scenario.population.signups_per_day > 0:
             self._push(self._start_s + self._arrival_gap_s(), _ARRIVAL, None)
-        self._push(self._start_s + _DAY_S, _TICK, None)
+        self._push(self._day_start_s + _DAY_S, _TICK, None)
         try:
             await self._loop()
         finally:
@@ -418,6 +574,7 @@ class Simulation:
 
     def _admit(self, user: SimUser, sim_t: float) -> SimUser:
         self._users[user.user_id] = user
+        self._saved(user)
         rng = user_rng(user)
         local = datetime.fromtimestamp(sim_t, user.tz)
         if self._life is not None:
@@ -566,6 +723,8 @@ class Simulation:
 
     def _forget(self, user: SimUser, sim_t: float, iso: str, reason: str) -> None:
         self._users.pop(user.user_id, None)
+        if self._store is not None:
+            self._store.remove_user(user.user_id)
         self._emit(
             LifecycleRecord(iso, sim_t, user.user_id, "cleanup", "CHURNED", "DELETED", reason)
         )
@@ -582,13 +741,19 @@ class Simulation:
             # A session planned for, or running into, a day the user skips
             # (e.g. a vacation starting at midnight) ends without acting -- even a
             # first session that would sign up: it waits for the next active day.
-            user.session_left = 0
+            self._set_session_left(user, 0)
             user.last_feed = None
             return
         rng = user_rng(user)
         if kind == _SESSION:
+            cap = self.scenario.limits.max_concurrent_sessions
+            if cap is not None and self._open_sessions >= cap:
+                # Too many sessions at once (seed 000's session throttling): try later.
+                self._push(sim_t + rng.uniform(30.0, 120.0), _SESSION, user)
+                save_rng(user, rng)
+                return
             user.session_id += 1
-            user.session_left = self._session_length(persona, rng, user)
+            self._set_session_left(user, self._session_length(persona, rng, user))
             user.feed_offset = 0
         if state == "sleeping" or user.session_left <= 0:
             self._end_session(user, persona, sim_t, offset_s, rng)
@@ -599,8 +764,8 @@ class Simulation:
             requests = self._signup_requests(user, sim_t, iso)
         else:
             requests = [self._bind(persona.choose_action(state, rng), user, sim_t, iso, rng)]
-            user.session_left -= 1
-        think_s = persona.think_time_s(rng)
+            self._set_session_left(user, user.session_left - 1)
+        think_s = max(persona.think_time_s(rng), self.scenario.limits.min_action_interval_s)
         save_rng(user, rng)
         self._dispatch(user, persona, state, sim_t, requests, think_s)
 
@@ -612,7 +777,7 @@ class Simulation:
         offset_s: float,
         rng: random.Random,
     ) -> None:
-        user.session_left = 0
+        self._set_session_left(user, 0)
         user.last_feed = None
         nxt = persona.next_session_start(sim_t, offset_s, rng)
         life = user.life
@@ -625,6 +790,14 @@ class Simulation:
         if math.isfinite(nxt):
             self._push(max(nxt, sim_t + self._lookahead_s), _SESSION, user)
 
+    def _set_session_left(self, user: SimUser, left: int) -> None:
+        """Set the actions left in the user's session, keeping the open-session count."""
+        if user.session_left > 0 and left <= 0:
+            self._open_sessions -= 1
+        elif user.session_left <= 0 and left > 0:
+            self._open_sessions += 1
+        user.session_left = max(0, left)
+
     def _session_length(self, persona: CompiledPersona, rng: random.Random, user: SimUser) -> int:
         if user.life is None or self._life is None:
             return persona.session_length(rng)
@@ -635,7 +808,7 @@ class Simulation:
     # -- binding planned actions to memory ------------------------------------------------
 
     def _signup_requests(self, user: SimUser, sim_t: float, iso: str) -> list[ActionRequest]:
-        password = password_for(self._secret, user.user_id)
+        password = user_password(user, self._secret, self.scenario)
         login = ActionRequest(
             "log_in",
             user.user_id,
@@ -728,9 +901,9 @@ class Simulation:
             outcome = await self._target.send(request)
             self._apply(user, request, outcome)
             self._record(user, persona, state, request, outcome)
-            if not outcome.ok and not (
-                request.action == "sign_up" and outcome.status == 409 and user.founder
-            ):  # a founder that already exists just logs in (seed 001's bootstrap)
+            if not outcome.ok and not (request.action == "sign_up" and outcome.status == 409):
+                # A user that already exists (a founder, seed 001's bootstrap, or a
+                # sign-up the target took just before a crash) just logs in.
                 ok = False
                 break
         if requests[0].action in ("sign_up", "log_in"):
@@ -744,9 +917,11 @@ class Simulation:
             return
         failures = self._signup_failures.get(user.user_id, 0) + 1
         self._signup_failures[user.user_id] = failures
-        user.session_left = 0
+        self._set_session_left(user, 0)
         if failures >= _SIGNUP_ATTEMPTS and user.remote_id is None:
             del self._users[user.user_id]  # gives up on this user: never joined
+            if self._store is not None:
+                self._store.remove_user(user.user_id)
 
     def _follow_up(
         self, user: SimUser, persona: CompiledPersona, base: float, think_s: float
@@ -767,6 +942,7 @@ class Simulation:
         if action == "sign_up" and outcome.ok:
             user.remote_id = outcome.remote_id
             self._signed_up += 1
+            self._saved(user)
             local = datetime.fromtimestamp(request.sim_time, user.tz)
             self._emit(
                 UserRecord(
@@ -786,6 +962,7 @@ class Simulation:
             user.token = outcome.token if outcome.ok else None
             if outcome.ok and user.remote_id is None:
                 user.remote_id = outcome.remote_id
+                self._saved(user)
         elif action == "browse_feed" and outcome.ok:
             user.last_feed = outcome.feed_ids or None
             if not outcome.feed_ids:
@@ -794,8 +971,10 @@ class Simulation:
             if user.own_posts is None:
                 user.own_posts = []
             user.own_posts.append(outcome.post_id)
+            self._saved(user)
         elif action == "delete_post" and (outcome.ok or outcome.status == 404):
             _discard(user.own_posts, request.post_id)
+            self._saved(user)
         elif action == "read_post" and outcome.status == 404 and user.last_feed:
             user.last_feed = tuple(p for p in user.last_feed if p[0] != request.post_id) or None
         if outcome.status == 401 and action not in ("log_in", "sign_up"):
@@ -835,6 +1014,23 @@ class Simulation:
     def _emit(self, record: Any) -> None:
         for sink in self._sinks:
             sink.emit(record)
+
+
+def _run_tag(secret: str) -> str:
+    return hashlib.blake2b(secret.encode(), digest_size=3).hexdigest()
+
+
+def user_password(user: SimUser, secret: str, scenario: Scenario) -> str:
+    """Return a user's password: derived from the run secret, or for a founder from the
+    scenario (its ``password``, else its name and email), so that it stays the same
+    across runs: seed 001's founders exist once per target.
+    """
+    if user.founder:
+        for spec in scenario.population.founders:
+            if spec.name == user.name and spec.password:
+                return spec.password
+        return password_for(f"{scenario.name}:founders", user.email)
+    return password_for(secret, user.user_id)
 
 
 def _next_midnight(local: datetime) -> float:

@@ -35,6 +35,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import date
 from enum import Enum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -48,6 +49,8 @@ __all__ = [
     "LifecycleStatus",
     "Transition",
     "decide_day",
+    "lifecycle_from_dict",
+    "lifecycle_to_dict",
     "new_status",
     "session_depth",
 ]
@@ -543,3 +546,46 @@ def _transitions(
                 f"assigned after {spec.pattern_after_days} days ({status.segment})",
             )
         )
+
+
+def lifecycle_to_dict(status: LifecycleStatus) -> dict[str, object]:
+    """Serialise a status for the state store."""
+    return {
+        "segment": status.segment,
+        "signup_day": status.signup_day,
+        "engagement": status.engagement,
+        "state": status.state.value,
+        "pattern": status.pattern.value,
+        "pattern_assigned": status.pattern_assigned,
+        "streak": status.streak,
+        "inactive_days": status.inactive_days,
+        "event": status.event.value if status.event is not None else None,
+        "event_until": status.event_until,
+        "binge_left": status.binge_left,
+        "cooldown_left": status.cooldown_left,
+        "active_today": status.active_today,
+    }
+
+
+def lifecycle_from_dict(data: dict[str, Any]) -> LifecycleStatus:
+    """Rebuild a status saved by :func:`lifecycle_to_dict`.
+
+    Raises:
+        KeyError, ValueError: not a saved status.
+    """
+    event = data.get("event")
+    return LifecycleStatus(
+        segment=str(data["segment"]),
+        signup_day=int(data["signup_day"]),
+        engagement=float(data["engagement"]),
+        state=LifecycleState(data["state"]),
+        pattern=ActivityPattern(data["pattern"]),
+        pattern_assigned=bool(data["pattern_assigned"]),
+        streak=int(data["streak"]),
+        inactive_days=int(data["inactive_days"]),
+        event=LifeEvent(event) if event else None,
+        event_until=int(data["event_until"]),
+        binge_left=int(data["binge_left"]),
+        cooldown_left=int(data["cooldown_left"]),
+        active_today=bool(data["active_today"]),
+    )

@@ -258,6 +258,10 @@ class DailyMetrics:
     def close(self) -> None:
         """Nothing to release."""
 
+    def restore(self, history: list[dict[str, Any]]) -> None:
+        """Take back the days a resumed run had already closed (oldest first)."""
+        self._days.extend(history)
+
     def history(self) -> list[dict[str, Any]]:
         """Return the kept days, oldest first."""
         return list(self._days)

@@ -13,14 +13,23 @@ import hashlib
 import random
 import re
 from collections.abc import Sequence
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from mimesis import Person
 from mimesis.locales import Locale
 
-from sim_engine.lifecycle import LifecycleStatus
+from sim_engine.lifecycle import LifecycleStatus, lifecycle_from_dict, lifecycle_to_dict
 
-__all__ = ["IdentityFactory", "SimUser", "password_for", "user_rng"]
+__all__ = [
+    "IdentityFactory",
+    "SimUser",
+    "password_for",
+    "save_rng",
+    "user_from_dict",
+    "user_rng",
+    "user_to_dict",
+]
 
 _SLUG_RE = re.compile(r"[^a-z0-9]+")
 
@@ -124,6 +133,46 @@ class SimUser:
         return f"SimUser(user_id={self.user_id}, name={self.name!r}, persona={self.persona})"
 
 
+def user_to_dict(user: SimUser) -> dict[str, Any]:
+    """Serialise a user for the state store (no token: it is re-obtained by logging in)."""
+    data: dict[str, Any] = {
+        slot: getattr(user, slot)
+        for slot in SimUser.__slots__
+        if slot not in ("tz", "token", "life", "last_feed", "pending", "session_left")
+    }
+    data["tz"] = str(user.tz)
+    data["life"] = lifecycle_to_dict(user.life) if user.life is not None else None
+    return data
+
+
+def user_from_dict(data: dict[str, Any]) -> SimUser:
+    """Rebuild a user saved by :func:`user_to_dict`.
+
+    Raises:
+        KeyError, ValueError: the data is not a saved user.
+    """
+    user = SimUser(
+        user_id=int(data["user_id"]),
+        persona=int(data["persona"]),
+        created_ts=float(data["created_ts"]),
+        name=str(data["name"]),
+        email=str(data["email"]),
+        tz=ZoneInfo(str(data["tz"])),
+        rng_state=int(data["rng_state"]),
+        tag=data.get("tag"),
+        avatar=str(data.get("avatar", "")),
+    )
+    user.remote_id = data.get("remote_id")
+    user.own_posts = list(data["own_posts"]) if data.get("own_posts") else None
+    user.feed_offset = int(data.get("feed_offset", 0))
+    user.session_id = int(data.get("session_id", 0))
+    user.day_end = float(data.get("day_end", 0.0))
+    user.founder = bool(data.get("founder", False))
+    life = data.get("life")
+    user.life = lifecycle_from_dict(life) if life is not None else None
+    return user
+
+
 def user_rng(user: SimUser) -> random.Random:
     """Return a generator seeded from the user's state (advance it with :func:`save_rng`)."""
     return random.Random(user.rng_state)
@@ -134,9 +183,9 @@ def save_rng(user: SimUser, rng: random.Random) -> None:
     user.rng_state = rng.getrandbits(64)
 
 
-def password_for(secret: str, user_id: int) -> str:
-    """Derive a user's password from the run secret; nothing stores it."""
-    return hashlib.blake2b(f"{secret}:{user_id}".encode(), digest_size=12).hexdigest()
+def password_for(secret: str, key: int | str) -> str:
+    """Derive a password from a secret and a key (a user id, an email); nothing stores it."""
+    return hashlib.blake2b(f"{secret}:{key}".encode(), digest_size=12).hexdigest()
 
 
 class IdentityFactory:
@@ -150,6 +199,8 @@ class IdentityFactory:
         persona_shares: share of each persona, by persona index.
         timezones: ``(zone name, share)`` pairs.
         email_domain: synthetic domain for every email.
+        run_tag: a short tag put in every generated email, so two runs against
+            the same target never collide (founders keep their own emails).
         tags: interest/faction tags to draw from (empty: no tag).
         avatar: ``initials`` or ``url``.
     """
@@ -162,8 +213,10 @@ class IdentityFactory:
         email_domain: str,
         tags: Sequence[str] = (),
         avatar: str = "initials",
+        run_tag: str = "",
     ) -> None:
         self._seed = seed
+        self.run_tag = run_tag
         self._rng = random.Random(_mix64(seed, "identity"))
         self._person = Person(Locale.EN, seed=_mix64(seed, "names"))
         self._persona_weights = list(persona_shares)
@@ -178,6 +231,16 @@ class IdentityFactory:
     def created(self) -> int:
         """How many users this factory has made."""
         return self._next_id - 1
+
+    def export_state(self) -> dict[str, Any]:
+        """Return what :meth:`restore_state` needs to continue the same sequence of users."""
+        return {"next_id": self._next_id, "rng": _rng_state_to_json(self._rng)}
+
+    def restore_state(self, state: dict[str, Any]) -> None:
+        """Continue from a saved state: ids go on from ``next_id``, names from a fresh seed."""
+        self._next_id = int(state["next_id"])
+        self._rng.setstate(_rng_state_from_json(state["rng"]))
+        self._person = Person(Locale.EN, seed=_mix64(self._seed, "names", self._next_id))
 
     def create(
         self,
@@ -204,7 +267,8 @@ class IdentityFactory:
             name = self._person.full_name()
         if email is None:
             slug = _SLUG_RE.sub(".", name.lower()).strip(".")
-            email = f"{slug}.{user_id}@{self._domain}"
+            tag_part = f".{self.run_tag}" if self.run_tag else ""
+            email = f"{slug}.{user_id}{tag_part}@{self._domain}"
         tag = rng.choice(self._tags) if self._tags else None
         avatar = f"https://avatars.{self._domain}/{user_id}.png" if self._avatar == "url" else ""
         return SimUser(
@@ -218,3 +282,23 @@ class IdentityFactory:
             tag=tag,
             avatar=avatar,
         )
+
+
+def _rng_state_to_json(rng: random.Random) -> list[Any]:
+    version, internal, gauss = rng.getstate()
+    return [version, list(internal), gauss]
+
+
+def _rng_state_from_json(data: list[Any]) -> tuple[Any, ...]:
+    version, internal, gauss = data
+    return (version, tuple(internal), gauss)
+
+
+def rng_to_json(rng: random.Random) -> list[Any]:
+    """Return a random generator's state as JSON-ready data."""
+    return _rng_state_to_json(rng)
+
+
+def rng_from_json(rng: random.Random, data: list[Any]) -> None:
+    """Restore a random generator's state saved by :func:`rng_to_json`."""
+    rng.setstate(_rng_state_from_json(data))

@@ -19,6 +19,7 @@ __all__ = [
     "Outcome",
     "Record",
     "Sink",
+    "Store",
     "Target",
     "UserRecord",
 ]
@@ -244,4 +245,25 @@ class Target(Protocol):
 
     async def aclose(self) -> None:
         """Release connections; called once at the end of a run."""
+        ...
+
+
+class Store(Protocol):
+    """Keeps the population across crashes (the engine writes through; see ``store.py``).
+
+    ``save_user`` is called at every event that must not be forgotten (a user
+    created, a sign-up, a created or deleted resource); ``checkpoint`` saves the
+    engine's state and every changed user together, atomically.
+    """
+
+    def save_user(self, user: Any) -> None:
+        """Persist one user now (a :class:`~sim_engine.population.SimUser`)."""
+        ...
+
+    def remove_user(self, user_id: int) -> None:
+        """Forget a user (deleted from the target, or never joined)."""
+        ...
+
+    def checkpoint(self, state: dict[str, Any], users: Any) -> None:
+        """Atomically save the engine ``state`` and the given users."""
         ...

@@ -21,19 +21,24 @@ class JsonlSink:
     Args:
         out_dir: output directory (created if missing).
         flush_every: records between flushes.
+        append: append to existing files (a resumed run) instead of starting them anew.
 
     Raises:
         OSError: the directory or files cannot be created.
     """
 
-    def __init__(self, out_dir: str | Path, flush_every: int = 1000) -> None:
+    def __init__(self, out_dir: str | Path, flush_every: int = 1000, append: bool = False) -> None:
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        self._actions: IO[str] = open(self.out_dir / "actions.jsonl", "w", encoding="utf-8")  # noqa: SIM115
-        self._users: IO[str] = open(self.out_dir / "users.jsonl", "w", encoding="utf-8")  # noqa: SIM115
-        self._lifecycle: IO[str] = open(self.out_dir / "lifecycle.jsonl", "w", encoding="utf-8")  # noqa: SIM115
+        mode = "a" if append else "w"
+        self._actions: IO[str] = self._open("actions.jsonl", mode)
+        self._users: IO[str] = self._open("users.jsonl", mode)
+        self._lifecycle: IO[str] = self._open("lifecycle.jsonl", mode)
         self._flush_every = flush_every
         self._pending = 0
+
+    def _open(self, name: str, mode: str) -> IO[str]:
+        return open(self.out_dir / name, mode, encoding="utf-8")
 
     def emit(self, record: Record) -> None:
         """Append one record as a JSON line."""

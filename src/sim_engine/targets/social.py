@@ -11,6 +11,7 @@ create_post    ``POST /posts``
 update_post    ``PUT /posts/{id}``
 delete_post    ``DELETE /posts/{id}``
 delete_account ``DELETE /users/{id}`` (cleanup of a churned user)
+list_own_posts ``GET /posts?author_id={id}`` (reconciliation after a crash)
 =============  ===========================================
 
 Every request carries ``X-Sim-Time`` (the simulated time, so the API can store
@@ -37,6 +38,7 @@ _EXPECTED = {
     "update_post": (200,),
     "delete_post": (204, 200),
     "delete_account": (204, 200),
+    "list_own_posts": (200,),
 }
 
 ENDPOINTS = {
@@ -48,6 +50,7 @@ ENDPOINTS = {
     "sign_up": "POST /users",
     "log_in": "POST /auth/login",
     "delete_account": "DELETE /users/{id}",
+    "list_own_posts": "GET /posts?author_id={id}",
 }
 """Each action's endpoint (method and path template), as records and metrics name it."""
 
@@ -105,6 +108,9 @@ def _route(request: ActionRequest) -> tuple[str, str, Any]:
         return "POST", "/auth/login", request.payload
     if action == "delete_account":
         return "DELETE", f"/users/{request.remote_user_id}", None
+    if action == "list_own_posts":
+        query = f"author_id={request.remote_user_id}&limit={request.limit}&offset={request.offset}"
+        return "GET", f"/posts?{query}", None
     raise ValueError(f"unknown action {action!r} for the social API")
 
 
@@ -136,7 +142,7 @@ def _interpret(request: ActionRequest, resp: Response) -> Outcome:
 
 def _read(request: ActionRequest, status: int, latency: float, data: Any) -> Outcome:
     action = request.action
-    if action == "browse_feed":
+    if action in ("browse_feed", "list_own_posts"):
         feed = tuple((int(item["id"]), int(item["author_id"])) for item in data["items"])
         return Outcome(status, True, latency, feed_ids=feed)
     if action == "log_in":
