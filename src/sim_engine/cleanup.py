@@ -33,7 +33,16 @@ __all__ = ["CleanupError", "CleanupReport", "cleanup_run"]
 
 
 class CleanupError(RuntimeError):
-    """Cleanup could not start (no state, unreachable target, refused host)."""
+    """Cleanup could not start (one-line message).
+
+    Attributes:
+        exit_code: 2 for bad input (no run here, corrupt state, refused host),
+            1 for a runtime failure (unreachable target).
+    """
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 @dataclass
@@ -70,17 +79,19 @@ def cleanup_run(
     try:
         info = load_resume(run_dir)
     except (StateError, ScenarioError) as exc:
-        raise CleanupError(str(exc)) from None
+        raise CleanupError(str(exc), exit_code=2) from None
     try:
         target = target_url or str(info.run["target"])
         check_target_allowed(target, info.scenario.safety.allow_hosts)
+        if info.engine_state is None:
+            return CleanupReport()  # stopped before its first checkpoint: nothing was sent
         secret = str(info.engine_state["secret"])
         with _transport(target, run_dir, info.scenario.safety.synthetic_header) as transport:
             return asyncio.run(
                 _cleanup(transport, info.users, info.store, secret, info.scenario, dry_run)
             )
     except SafetyError as exc:
-        raise CleanupError(str(exc)) from None
+        raise CleanupError(str(exc), exit_code=2) from None
     finally:
         info.store.close()
 

@@ -7,6 +7,8 @@ failed, output not writable); 2 bad input (malformed scenario, bad option);
 
 from __future__ import annotations
 
+import contextlib
+import json
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -95,6 +97,26 @@ def cli() -> None:
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print only the final summary.")
 @click.option("-v", "--verbose", is_flag=True, help="Print one line per action at any speed.")
+@click.option(
+    "--dashboard/--no-dashboard",
+    default=None,
+    help="Live terminal dashboard (default: on when stdout is a terminal, unless -q or -v).",
+)
+@click.option(
+    "--html", "html_report", is_flag=True, help="Also write OUT/report.html (charts) at the end."
+)
+@click.option(
+    "--resume",
+    "resume_dir",
+    type=click.Path(file_okay=False),
+    help="Continue a run that was stopped or killed, from its last checkpoint in DIR.",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    metavar="PORT",
+    help="Serve Prometheus metrics on http://127.0.0.1:PORT/metrics while running.",
+)
 def run(
     scenario_path: str | None,
     target_url: str | None,
@@ -106,19 +128,45 @@ def run(
     start: datetime | None,
     quiet: bool,
     verbose: bool,
+    dashboard: bool | None,
+    html_report: bool,
+    resume_dir: str | None,
+    metrics_port: int | None,
 ) -> None:
     """Run a simulation and write actions.jsonl, users.jsonl and metrics.json."""
     from sim_engine.demo.launcher import DemoServerError
+    from sim_engine.prometheus import MetricsPortError
     from sim_engine.runner import RunOptions, execute
+    from sim_engine.runstate import SafetyError, StateError, load_resume
     from sim_engine.targets.transport import TargetUnreachableError
 
-    scenario = _load(scenario_path)
+    resume = None
+    if resume_dir is not None:
+        try:
+            resume = load_resume(Path(resume_dir))
+        except (StateError, ScenarioError) as exc:
+            _fail(str(exc), 2)
+        out_dir = resume_dir
+        kill_file = Path(resume_dir) / resume.scenario.safety.kill_file
+        if kill_file.exists():
+            kill_file.unlink()
+            click.echo(f"sim-engine: removed the kill file {kill_file} to resume")
+        saved = resume.run
+        target_url = None if saved["target"] == "demo" else saved["target"]
+        if speed == "scenario":
+            speed = None if saved["speed"] == "max" else float(saved["speed"])
+    scenario = resume.scenario if resume is not None else _load(scenario_path)
+    if not scenario.safety.enabled:
+        click.echo("sim-engine: kill switch: safety.enabled is false in the scenario; nothing runs")
+        return
     overrides: dict[str, Any] = {}
     if users is not None:
         overrides["population.initial"] = users
         overrides["population.max"] = max(users, scenario.population.max)
     if seed is not None:
         overrides["seed"] = seed
+    if resume is not None and overrides:
+        _fail("--users and --seed cannot change a resumed run", 2)
     try:
         scenario = scenario.with_overrides(**overrides) if overrides else scenario
     except ScenarioError as exc:
@@ -143,9 +191,15 @@ def run(
         out_dir=out,
         console=None if quiet else sys.stdout,
         per_action=per_action and not quiet,
+        resume=resume,
+        scenario_path=Path(scenario_path) if scenario_path else None,
+        metrics_port=metrics_port,
+        dashboard=_use_dashboard(dashboard, quiet, verbose),
     )
     if not quiet:
         where = options.target_url or "the built-in demo API (starting it on 127.0.0.1)"
+        if resume is not None:
+            click.echo(f"sim-engine: resuming {out} from its last checkpoint")
         click.echo(
             f"sim-engine {__version__}: {scenario.population.initial} users, "
             f"speed {'max' if speed is None else f'{speed:g}x'}, "
@@ -154,7 +208,13 @@ def run(
         )
     try:
         result = execute(options)
+    except SafetyError as exc:
+        _fail(str(exc), 2)
+    except StateError as exc:
+        _fail(str(exc), 2)
     except TargetUnreachableError as exc:
+        _fail(str(exc), 1)
+    except MetricsPortError as exc:
         _fail(str(exc), 1)
     except DemoServerError as exc:
         _fail(f"demo server: {exc}", 1)
@@ -163,6 +223,28 @@ def run(
     except KeyboardInterrupt:
         _fail("interrupted before the run started", 130)
     _print_summary(result.metrics, out, result.wall_s, result.interrupted)
+    if html_report:
+        _write_html_report(out)
+
+
+def _write_html_report(run_dir: Path) -> None:
+    """Write RUN_DIR/report.html and print its path; exit 2 (not a run dir) or 1 on error."""
+    from sim_engine.report import NotARunDirError, ReportError, write_report
+
+    try:
+        path = write_report(run_dir)
+    except NotARunDirError as exc:
+        _fail(str(exc), 2)
+    except ReportError as exc:
+        _fail(str(exc), 1)
+    click.echo(f"  report: {path}")
+
+
+def _use_dashboard(asked: bool | None, quiet: bool, verbose: bool) -> bool:
+    """The dashboard needs a terminal: elsewhere (a pipe, a file) plain lines are printed."""
+    if quiet or not sys.stdout.isatty():
+        return False
+    return not verbose if asked is None else asked
 
 
 def _load(path: str | None) -> Scenario:
@@ -211,12 +293,143 @@ def validate(path: str) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--db", default=":memory:", show_default=True, help="SQLite file (or :memory:).")
-def demo_server(host: str, port: int, db: str) -> None:
-    """Run the built-in demo social API alone."""
-    from sim_engine.demo import serve
+@click.option(
+    "--error-rate", type=click.FloatRange(0, 1), help="Injected fault: probability of a 5xx."
+)
+@click.option(
+    "--error-status", type=click.IntRange(500, 599), help="Status of injected errors [503]."
+)
+@click.option(
+    "--latency-ms",
+    metavar="SPEC",
+    help="Injected latency: MS, uniform:MIN:MAX, exponential:MEAN or lognormal:MEDIAN:SIGMA.",
+)
+@click.option(
+    "--rate-limit-burst",
+    metavar="EVERY_S:LENGTH_S[:RETRY_AFTER_S]",
+    help="Injected 429 bursts with Retry-After.",
+)
+@click.option(
+    "--rate-limit-rate", type=click.FloatRange(0, 1), help="Injected fault: probability of a 429."
+)
+@click.option(
+    "--drop-rate",
+    type=click.FloatRange(0, 1),
+    help="Injected fault: probability of closing the connection without an answer.",
+)
+@click.option("--fault-seed", type=int, help="Seed of the fault random generators.")
+def demo_server(
+    host: str,
+    port: int,
+    db: str,
+    error_rate: float | None,
+    error_status: int | None,
+    latency_ms: str | None,
+    rate_limit_burst: str | None,
+    rate_limit_rate: float | None,
+    drop_rate: float | None,
+    fault_seed: int | None,
+) -> None:
+    """Run the built-in demo social API alone.
 
+    Fault flags override the JSON config in $SIM_ENGINE_DEMO_FAULTS field by field; at run
+    time GET/PUT/DELETE /admin/faults read and replace it (see docs/demo-server.md).
+    """
+    from sim_engine.demo import serve
+    from sim_engine.demo.faults import FaultConfigError, resolve_faults
+
+    try:
+        faults = resolve_faults(
+            error_rate=error_rate,
+            error_status=error_status,
+            latency_ms=latency_ms,
+            rate_limit_burst=rate_limit_burst,
+            rate_limit_rate=rate_limit_rate,
+            drop_rate=drop_rate,
+            seed=fault_seed,
+        )
+    except FaultConfigError as exc:
+        _fail(str(exc), 2)
     click.echo(f"demo API on http://{host}:{port} (OpenAPI at /openapi.json); Ctrl-C stops")
-    serve(host, port, db)
+    if faults is not None and faults.active:
+        click.echo(f"injected faults: {faults.model_dump_json(exclude_defaults=True)}")
+    serve(host, port, db, faults)
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+def kill(run_dir: str) -> None:
+    """Stop a running simulation at once (creates the kill file in RUN_DIR)."""
+    path = Path(run_dir)
+    if not (path / "state.db").exists():
+        _fail(f"{run_dir}: not a run directory (no state.db)", 2)
+    name = "KILL"
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        name = json.loads((path / "scenario.json").read_text("utf-8"))["safety"]["kill_file"]
+    (path / name).write_text("stop\n", encoding="utf-8")
+    click.echo(f"{path / name} written: the run stops within a second")
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
+@click.option("--target", "target_url", help="Base URL (default: the one the run used).")
+def cleanup(run_dir: str, dry_run: bool, target_url: str | None) -> None:
+    """Delete through the API everything the run in RUN_DIR created (users last)."""
+    from sim_engine.cleanup import CleanupError, cleanup_run
+
+    try:
+        report = cleanup_run(Path(run_dir), target_url=target_url, dry_run=dry_run)
+    except CleanupError as exc:
+        _fail(str(exc), exc.exit_code)
+    verb = "would delete" if dry_run else "deleted"
+    click.echo(
+        f"{verb} {report.posts} posts and {report.users} users"
+        + (f" ({report.missing} already gone)" if report.missing else "")
+        + (f"; {report.failed} failed" if report.failed else "")
+    )
+    if report.failed:
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path())
+def report(run_dir: str) -> None:
+    """Write RUN_DIR/report.html: one self-contained page of charts of a finished run."""
+    from sim_engine.report import NotARunDirError, ReportError, write_report
+
+    try:
+        path = write_report(Path(run_dir))
+    except NotARunDirError as exc:
+        _fail(str(exc), 2)
+    except ReportError as exc:
+        _fail(str(exc), 1)
+    click.echo(str(path))
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.argument("command", type=click.Choice(["pause", "resume", "stop", "status", "speed"]))
+@click.argument("value", required=False)
+def ctl(run_dir: str, command: str, value: str | None) -> None:
+    """Control the run writing to RUN_DIR: pause, resume, stop, status, or speed N (or max)."""
+    from sim_engine.control import ControlError, format_status, send_command
+
+    if command == "speed":
+        if value is None:
+            _fail("speed needs a value: a positive number (60, 3600) or max", 2)
+        try:
+            parse_speed(value)
+        except ValueError as exc:
+            _fail(str(exc), 2)
+    elif value is not None:
+        _fail(f"{command} takes no value (got {value!r})", 2)
+    try:
+        status = send_command(Path(run_dir), command, value)
+    except ControlError as exc:
+        _fail(str(exc), 1)
+    line = format_status(status)
+    click.echo(line if command == "status" else f"{command}: {line}")
 
 
 def main() -> None:

@@ -802,8 +802,8 @@ class Simulation:
         if user.life is None or self._life is None:
             return persona.session_length(rng)
         factor = persona.session.mean_actions / _REFERENCE_MEAN_ACTIONS
-        depth = round(session_depth(self._life, user.life, rng) * factor)
-        return max(1, min(depth, persona.session.max_actions))
+        depth = session_depth(self._life, user.life, rng, scale=factor)
+        return min(depth, persona.session.max_actions)
 
     # -- binding planned actions to memory ------------------------------------------------
 

@@ -293,6 +293,11 @@ class LifecycleSpec(_Frozen):
     def _consistent(self) -> LifecycleSpec:
         if not self.segments or not any(v > 0 for v in self.segments.values()):
             raise ValueError("segments need at least one positive share")
+        if any(v < 0 for v in self.segments.values()):
+            raise ValueError("segments shares cannot be negative")
+        for segment, shares in self.pattern_distribution.items():
+            if any(v < 0 for v in shares.values()):
+                raise ValueError(f"pattern_distribution.{segment} has a negative share")
         for segment in self.segments:
             dist = self.pattern_distribution.get(segment)
             if dist is None:
@@ -386,11 +391,19 @@ def pattern_probability(
     return spec.monthly_spike if low <= today.day <= high else spec.monthly
 
 
-def session_depth(spec: LifecycleSpec, status: LifecycleStatus, rng: random.Random) -> int:
-    """Draw the number of actions of a session from the state's (or binge's) range."""
+def session_depth(
+    spec: LifecycleSpec, status: LifecycleStatus, rng: random.Random, scale: float = 1.0
+) -> int:
+    """Draw the number of actions of a session from the state's (or binge's) range.
+
+    ``scale`` stretches the range's ends (a persona's depth factor) before the
+    uniform draw, so every length in the scaled range can occur.
+    """
     binging = status.pattern is ActivityPattern.BINGE and status.binge_left > 0
-    key = "BINGE" if binging else status.state.value
-    return max(1, spec.session_depth[key].draw(rng))
+    depth = spec.session_depth["BINGE" if binging else status.state.value]
+    low = max(1, round(depth.low * scale))
+    high = max(low, round(depth.high * scale))
+    return rng.randint(low, high)
 
 
 def _advance_binge(spec: PatternsSpec, status: LifecycleStatus, rng: random.Random) -> None:

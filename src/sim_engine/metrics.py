@@ -21,6 +21,8 @@ from sim_engine.records import ActionRecord, DaySnapshot, LifecycleRecord, Recor
 __all__ = ["DailyMetrics", "MetricsCollector"]
 
 _HOUR_S = 3600.0
+_MAX_HOURS = 24 * 366  # actions_per_hour keeps at most a year of simulated hours
+_MIN_TRACKED_POSTS = 20_000  # view counts kept for at most this many posts (pruned by half)
 _MAX_LATENCY_US = 600_000_000  # 10 wall minutes
 
 
@@ -59,6 +61,8 @@ class MetricsCollector:
         self._post_author: dict[int, int] = {}
         self._views: Counter[int] = Counter()
         self._latest: deque[dict[str, Any]] = deque(maxlen=latest_n)
+        self._max_posts = max(_MIN_TRACKED_POSTS, top_n * 100)
+        self._newest_pruned = 0
         self._latency = _new_histogram()
         self._latency_by_action: dict[str, HdrHistogram] = {}
 
@@ -78,7 +82,12 @@ class MetricsCollector:
     def _on_action(self, rec: ActionRecord) -> None:
         self.last_s = max(self.last_s, rec.sim_ts)
         hour = int(rec.sim_ts // _HOUR_S)
-        self._per_hour.setdefault(hour, Counter())[rec.action] += 1
+        counts = self._per_hour.get(hour)
+        if counts is None:
+            counts = self._per_hour[hour] = Counter()
+            if len(self._per_hour) > _MAX_HOURS:
+                del self._per_hour[min(self._per_hour)]
+        counts[rec.action] += 1
         self._by_action[rec.action] += 1
         self._by_status[rec.status] += 1
         self._latest.append(rec.to_dict())
@@ -96,6 +105,23 @@ class MetricsCollector:
             self._post_author[rec.post_id] = rec.user_id
         elif rec.action == "read_post" and rec.post_id is not None:
             self._views[rec.post_id] += 1
+            if len(self._views) > self._max_posts:
+                self._prune_posts()
+
+    def _prune_posts(self) -> None:
+        """Bound memory on long runs: keep the most-read half of the tracked posts.
+
+        The top list stays exact for any post read more often than the ones
+        dropped (a space-saving approximation of heavy hitters).
+        """
+        keep = dict(self._views.most_common(self._max_posts // 2))
+        self._views = Counter(keep)
+        self._post_author = {
+            pid: uid
+            for pid, uid in self._post_author.items()
+            if pid in keep or pid > self._newest_pruned
+        }
+        self._newest_pruned = max(self._post_author, default=self._newest_pruned)
 
     # -- results --------------------------------------------------------------------------
 

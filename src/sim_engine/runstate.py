@@ -88,10 +88,23 @@ def start_state(out_dir: Path, scenario: Scenario, run_info: dict[str, Any]) -> 
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     store = SqliteStore(out_dir / "state.db", create=True)
-    (out_dir / "scenario.json").write_text(scenario.model_dump_json(indent=2) + "\n", "utf-8")
-    (out_dir / "run.json").write_text(json.dumps(run_info, indent=2) + "\n", "utf-8")
     store.set_meta("run", run_info)
+    store.set_meta("scenario", scenario.model_dump(mode="json"))
+    write_scenario_copy(out_dir, scenario)
+    (out_dir / "run.json").write_text(json.dumps(run_info, indent=2) + "\n", "utf-8")
     return store
+
+
+def write_scenario_copy(out_dir: Path, scenario: Scenario) -> Path:
+    """Write ``scenario.json``: the effective scenario with founders' passwords masked
+    (the full scenario, needed to resume, lives in ``state.db``)."""
+    data = scenario.model_dump(mode="json")
+    for founder in data["population"]["founders"]:
+        if founder.get("password"):
+            founder["password"] = "***"
+    path = out_dir / "scenario.json"
+    path.write_text(json.dumps(data, indent=2) + "\n", "utf-8")
+    return path
 
 
 @dataclass
@@ -103,14 +116,16 @@ class ResumeInfo:
         run: ``run.json``: ``target`` (URL, ``inprocess`` or ``demo``), ``speed``,
             ``start_s``, ``end_s`` (simulated epoch seconds; None: open-ended).
         store: the open state store.
-        engine_state: the engine's state at the last checkpoint.
-        users: the saved users.
+        engine_state: the engine's state at the last checkpoint; None when the run
+            was stopped before its first checkpoint (it had sent nothing: it
+            starts again from the beginning).
+        users: the saved users (empty when ``engine_state`` is None).
     """
 
     scenario: Scenario
     run: dict[str, Any]
     store: SqliteStore
-    engine_state: dict[str, Any]
+    engine_state: dict[str, Any] | None
     users: list[SimUser]
 
 
@@ -128,12 +143,14 @@ def load_resume(out_dir: Path) -> ResumeInfo:
         run = store.get_meta("run")
         if not isinstance(run, dict):
             raise StateError(f"{out_dir / 'state.db'}: no run settings saved")
-        try:
-            data = json.loads((out_dir / "scenario.json").read_text("utf-8"))
-        except (OSError, ValueError) as exc:
-            raise StateError(f"{out_dir / 'scenario.json'}: unreadable ({exc})") from None
-        scenario = validate_scenario(data, source=str(out_dir / "scenario.json"))
-        engine_state, users = store.load()
+        data = store.get_meta("scenario")
+        if not isinstance(data, dict):
+            raise StateError(f"{out_dir / 'state.db'}: no scenario saved")
+        scenario = validate_scenario(data, source=f"{out_dir / 'state.db'} (scenario)")
+        if store.has_checkpoint():
+            engine_state, users = store.load()
+        else:
+            engine_state, users = None, []
     except (StateError, ScenarioError):
         store.close()
         raise

@@ -241,6 +241,8 @@ class RoutineSpec(_Frozen):
         _check_cover(self.weekend, "weekend")
         if self.intensity.get("sleeping", 0.0) != 0.0:
             raise ValueError("intensity.sleeping must be 0: sleeping users take no action")
+        if any(value < 0 for value in self.intensity.values()):
+            raise ValueError("intensity values cannot be negative")
         return self
 
 
@@ -521,7 +523,9 @@ class Scenario(_Frozen):
 
 def _format_error(exc: ValidationError, source: str) -> str:
     first = exc.errors()[0]
-    path = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    # a key with a line break or other control character is quoted: the message stays one line
+    path = ".".join(p if str(p).isprintable() else repr(p) for p in map(str, first["loc"]))
+    path = path or "(top level)"
     msg = first["msg"].removeprefix("Value error, ")
     more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
     return f"{source}: {path}: {msg}{more}"
@@ -579,6 +583,8 @@ def load_scenario(path: str | Path) -> Scenario:
         text = Path(path).read_text("utf-8")
     except OSError as exc:
         raise ScenarioError(f"{source}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f"{source}: not UTF-8 text (bad byte at offset {exc.start})") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -586,6 +592,8 @@ def load_scenario(path: str | Path) -> Scenario:
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
         problem = getattr(exc, "problem", None) or "syntax error"
         raise ScenarioError(f"{source}: {where}: {problem}") from None
+    except RecursionError:
+        raise ScenarioError(f"{source}: YAML: nested too deeply") from None
     if data is None:
         data = {}
     if not isinstance(data, Mapping):

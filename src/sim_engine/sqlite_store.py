@@ -56,16 +56,27 @@ class SqliteStore:
             raise StateError(f"{self.path}: no saved state to resume")
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StateError(f"{self.path}: cannot open ({exc})") from None
+        try:
+            if not create:
+                # Check first: switching to WAL would rewrite a foreign file's header.
+                self._check_format()
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            if create:
-                self._db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-                self._db.execute("CREATE TABLE users (user_id INTEGER PRIMARY KEY, data TEXT)")
-                self.set_meta("format", FORMAT)
-            else:
-                self._check_format()
+            if create:  # one transaction: a kill leaves either nothing or a whole file
+                with self._transaction():
+                    self._db.execute(
+                        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+                    )
+                    self._db.execute("CREATE TABLE users (user_id INTEGER PRIMARY KEY, data TEXT)")
+                    self.set_meta("format", FORMAT)
         except sqlite3.DatabaseError as exc:
+            self._db.close()
             raise StateError(f"{self.path}: not a sim-engine state file ({exc})") from None
+        except StateError:
+            self._db.close()
+            raise
 
     def _check_format(self) -> None:
         try:
@@ -141,6 +152,14 @@ class SqliteStore:
             except (KeyError, ValueError, TypeError) as exc:
                 raise StateError(f"{self.path}: corrupt user {user_id} ({exc})") from None
         return state, users
+
+    def has_checkpoint(self) -> bool:
+        """True once the engine's state has been checkpointed at least once."""
+        return isinstance(self.get_meta("engine"), dict)
+
+    def clear_users(self) -> None:
+        """Forget every saved user (a run restarted before its first checkpoint)."""
+        self._db.execute("DELETE FROM users")
 
     def user_count(self) -> int:
         """Return how many users are saved."""

@@ -17,6 +17,10 @@ Design notes:
   as ``created_at``/``updated_at`` instead of the wall clock, so simulated runs record
   simulated time.
 * A user signed up with the header ``X-Synthetic: true`` is flagged ``is_synthetic``.
+* Injected faults (:mod:`sim_engine.demo.faults`) are applied by a :class:`FaultInjector`
+  placed outside every other layer, so a dropped connection closes the real socket. Its
+  :class:`FaultController` is ``app.state.faults``; ``GET/PUT/DELETE /admin/faults`` read
+  and replace its config at run time.
 
 Example:
     >>> import httpx
@@ -41,6 +45,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.types import ASGIApp
+
+from sim_engine.demo.faults import FaultConfig, FaultController, FaultInjector
 
 __all__ = [
     "API_TITLE",
@@ -49,6 +56,7 @@ __all__ = [
     "CommentPage",
     "DemoStore",
     "ErrorOut",
+    "FaultCountsOut",
     "FollowOut",
     "HealthOut",
     "LoginIn",
@@ -856,11 +864,77 @@ async def create_comment(
 
 
 # --------------------------------------------------------------------------------------
+# Admin: injected faults (never faulted themselves)
+# --------------------------------------------------------------------------------------
+
+admin_router = APIRouter(prefix="/admin", tags=["admin"])
+
+
+class FaultCountsOut(BaseModel):
+    """Requests seen by the fault injector since the config was last set, by outcome."""
+
+    requests: int
+    passed: int
+    drop: int
+    rate_limit: int
+    error: int
+
+
+async def get_faults_controller(request: Request) -> FaultController:
+    """Dependency: the app's :class:`FaultController`."""
+    controller: FaultController = request.app.state.faults
+    return controller
+
+
+FaultsDep = Annotated[FaultController, Depends(get_faults_controller)]
+
+
+@admin_router.get("/faults")
+async def get_faults(faults: FaultsDep) -> FaultConfig:
+    """The fault config in force."""
+    return faults.config
+
+
+@admin_router.put("/faults")
+async def put_faults(config: FaultConfig, faults: FaultsDep) -> FaultConfig:
+    """Replace the fault config (reseeds the fault generators and restarts burst timing)."""
+    return faults.set(config)
+
+
+@admin_router.delete("/faults")
+async def delete_faults(faults: FaultsDep) -> FaultConfig:
+    """Turn every fault off; returns the (empty) config now in force."""
+    return faults.set(None)
+
+
+@admin_router.get("/faults/stats")
+async def fault_stats(faults: FaultsDep) -> FaultCountsOut:
+    """How many faultable requests were passed, dropped, rate limited or failed."""
+    c = faults.counts
+    return FaultCountsOut(
+        requests=c["requests"],
+        passed=c["pass"],
+        drop=c["drop"],
+        rate_limit=c["rate_limit"],
+        error=c["error"],
+    )
+
+
+# --------------------------------------------------------------------------------------
 # Factory and runner
 # --------------------------------------------------------------------------------------
 
 
-def create_app(db_path: str = ":memory:") -> FastAPI:
+class _DemoAPI(FastAPI):
+    """FastAPI with the fault injector wrapped around its whole middleware stack."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return FaultInjector(super().build_middleware_stack(), self.state.faults)
+
+
+def create_app(
+    db_path: str = ":memory:", faults: FaultConfig | FaultController | None = None
+) -> FastAPI:
     """Build the demo social API with its own SQLite connection and schema.
 
     The schema is created right here (not in a lifespan handler), so the app works when
@@ -869,34 +943,49 @@ def create_app(db_path: str = ":memory:") -> FastAPI:
 
     Args:
         db_path (str): SQLite database file (opened in WAL mode), or ``":memory:"``.
+        faults (FaultConfig | FaultController | None): Faults to inject (see
+            :mod:`sim_engine.demo.faults`); None starts with none, and they can still be
+            turned on at run time through ``PUT /admin/faults``. Pass a
+            :class:`FaultController` to control the clock and sleep (tests).
 
     Returns:
-        fastapi.FastAPI: The ASGI app. Its store is at ``app.state.store`` (:class:`DemoStore`).
+        fastapi.FastAPI: The ASGI app. Its store is at ``app.state.store`` (:class:`DemoStore`)
+        and its fault controller at ``app.state.faults`` (:class:`FaultController`).
 
     Raises:
         sqlite3.Error: If the database cannot be opened or initialised.
     """
-    app = FastAPI(
+    app = _DemoAPI(
         title=API_TITLE,
         version=API_VERSION,
         description=(
             "A small social API (users, posts, comments, follows) used as the built-in "
             "target of sim-engine. Send `X-Sim-Time` to store simulated timestamps and "
-            "`X-Synthetic: true` at sign-up to flag synthetic users."
+            "`X-Synthetic: true` at sign-up to flag synthetic users. `/admin/faults` "
+            "turns injected faults (errors, latency, 429 bursts, dropped connections) on "
+            "and off."
         ),
     )
+    app.state.faults = faults if isinstance(faults, FaultController) else FaultController(faults)
     app.state.store = DemoStore(db_path)
     app.include_router(router)
+    app.include_router(admin_router)
     return app
 
 
-def serve(host: str = "127.0.0.1", port: int = 8000, db_path: str = ":memory:") -> None:
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    db_path: str = ":memory:",
+    faults: FaultConfig | None = None,
+) -> None:
     """Run the demo API with uvicorn until interrupted (blocking).
 
     Args:
         host (str): Interface to bind.
         port (int): TCP port to bind.
         db_path (str): SQLite database file, or ``":memory:"``.
+        faults (FaultConfig | None): Faults to inject from the start; None for none.
 
     Raises:
         sqlite3.Error: If the database cannot be opened.
@@ -904,7 +993,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, db_path: str = ":memory:") 
     """
     import uvicorn
 
-    app = create_app(db_path)
+    app = create_app(db_path, faults)
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
     finally:

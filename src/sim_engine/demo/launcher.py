@@ -5,6 +5,10 @@ Example:
     >>> with DemoServer() as srv:  # doctest: +SKIP
     ...     print(srv.base_url)
     http://127.0.0.1:54321
+
+Resilience tests can inject faults (``DemoServer(faults=FaultConfig(...))``, passed to the
+child as ``SIM_ENGINE_DEMO_FAULTS``), :meth:`DemoServer.kill` the server and
+:meth:`DemoServer.restart` it on the same port with the same database.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 from typing import IO
+
+from sim_engine.demo.faults import FAULTS_ENV, FaultConfig
 
 __all__ = ["DemoServer", "DemoServerError", "find_free_port"]
 
@@ -63,6 +69,9 @@ class DemoServer:
         host (str): Interface to bind.
         startup_timeout (float): Seconds to wait for ``GET /health`` to answer 200.
         stop_timeout (float): Seconds to wait after SIGTERM before killing the process.
+        faults (FaultConfig | None): Faults the server injects from the start, passed as JSON
+            in ``SIM_ENGINE_DEMO_FAULTS``; None leaves that variable as inherited. Read again
+            by :meth:`restart`, so it can be changed in between.
 
     Example:
         >>> with DemoServer() as srv:  # doctest: +SKIP
@@ -78,6 +87,7 @@ class DemoServer:
         host: str = "127.0.0.1",
         startup_timeout: float = 20.0,
         stop_timeout: float = 5.0,
+        faults: FaultConfig | None = None,
     ) -> None:
         self.host = host
         self.port: int = port if port is not None else 0
@@ -86,6 +96,7 @@ class DemoServer:
         self.db_path: str | None = db_path
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
+        self.faults = faults
         self.process: subprocess.Popen[bytes] | None = None
         self._tmpdir: str | None = None
         self._stderr: IO[bytes] | None = None
@@ -110,7 +121,7 @@ class DemoServer:
 
     @property
     def running(self) -> bool:
-        """True while the child process is alive."""
+        """True while the child process is alive (False after :meth:`kill`)."""
         return self.process is not None and self.process.poll() is None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -118,15 +129,19 @@ class DemoServer:
     def start(self) -> DemoServer:
         """Start the subprocess and wait until ``GET /health`` answers 200.
 
+        After :meth:`kill` (or a crash) this is :meth:`restart`: same port, same database.
+
         Returns:
             DemoServer: ``self``.
 
         Raises:
-            DemoServerError: If already started, if the process exits early or if it is not
+            DemoServerError: If already running, if the process exits early or if it is not
                 healthy within ``startup_timeout`` seconds (the process is then stopped).
         """
         if self.process is not None:
-            raise DemoServerError("demo server already started")
+            if self.running:
+                raise DemoServerError("demo server already started")
+            return self.restart()
         self.port = (
             self._requested_port if self._requested_port is not None else find_free_port(self.host)
         )
@@ -135,13 +150,66 @@ class DemoServer:
             self.db_path = os.path.join(self._tmpdir, "demo.sqlite3")
         else:
             self.db_path = self._requested_db
+        try:
+            self._launch()
+        except BaseException:
+            self.stop()
+            raise
+        return self
 
+    def restart(self) -> DemoServer:
+        """Stop the server (SIGTERM, if still alive) and start it again.
+
+        The new process binds the SAME port and opens the SAME database file, so data written
+        before survives (a temporary database is kept until :meth:`stop`). It injects
+        :attr:`faults` as they are now.
+
+        Returns:
+            DemoServer: ``self``.
+
+        Raises:
+            DemoServerError: If the server was never started (or was stopped), or if the new
+                process does not become healthy; the database is then kept, and
+                :meth:`restart` or :meth:`stop` can be called again.
+        """
+        if self.process is None or self.db_path is None:
+            raise DemoServerError("demo server is not started; call start() first")
+        self._terminate()
+        try:
+            self._launch()
+        except BaseException:
+            self._terminate()
+            raise
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL the server process and wait for it to die, as a crash would.
+
+        Port and database are kept: connections are then refused until :meth:`restart`.
+        :attr:`base_url` stays valid. Does nothing if the process is already dead.
+
+        Raises:
+            DemoServerError: If the server was never started (or was stopped).
+        """
+        if self.process is None:
+            raise DemoServerError("demo server is not started; call start() first")
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def _launch(self) -> None:
+        """Spawn ``python -m sim_engine.demo`` on ``self.port``/``self.db_path``; wait healthy."""
+        assert self.db_path is not None
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(_PACKAGE_ROOT), env.get("PYTHONPATH", "")) if p
         )
         env["PYTHONUNBUFFERED"] = "1"
+        if self.faults is not None:
+            env[FAULTS_ENV] = self.faults.model_dump_json()
         # stderr goes to a file, not a pipe nobody reads (a full pipe would block the child).
+        if self._stderr is not None:
+            self._stderr.close()
         self._stderr = tempfile.TemporaryFile(prefix="sim-engine-demo-stderr-")  # noqa: SIM115
         cmd = [
             sys.executable,
@@ -157,12 +225,7 @@ class DemoServer:
         self.process = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._stderr, env=env
         )
-        try:
-            self._wait_healthy()
-        except BaseException:
-            self.stop()
-            raise
-        return self
+        self._wait_healthy()
 
     def _wait_healthy(self) -> None:
         assert self.process is not None
@@ -206,12 +269,9 @@ class DemoServer:
         tail = [line.strip() for line in text.splitlines() if line.strip()][-lines:]
         return " | ".join(tail) if tail else "(no stderr)"
 
-    def stop(self) -> None:
-        """Terminate the subprocess (kill it after ``stop_timeout``) and clean up.
-
-        Idempotent. Deletes the temporary database if one was created.
-        """
-        proc, self.process = self.process, None
+    def _terminate(self) -> None:
+        """SIGTERM the process if alive (SIGKILL after ``stop_timeout``) and wait for it."""
+        proc = self.process
         if proc is not None and proc.poll() is None:
             proc.terminate()
             try:
@@ -219,6 +279,14 @@ class DemoServer:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+    def stop(self) -> None:
+        """Terminate the subprocess (kill it after ``stop_timeout``) and clean up.
+
+        Idempotent. Deletes the temporary database if one was created.
+        """
+        self._terminate()
+        self.process = None
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None
@@ -239,5 +307,9 @@ class DemoServer:
         self.stop()
 
     def __repr__(self) -> str:
-        state = f"pid={self.pid} {self.host}:{self.port}" if self.process else "stopped"
+        if self.process is None:
+            state = "stopped"
+        else:
+            dead = "" if self.running else " (dead)"
+            state = f"pid={self.pid}{dead} {self.host}:{self.port}"
         return f"<DemoServer {state}>"

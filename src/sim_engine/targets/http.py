@@ -9,7 +9,7 @@ from typing import Any
 
 import aiohttp
 
-from sim_engine.targets.transport import Response, TargetUnreachableError
+from sim_engine.targets.transport import HINT_HEADERS, Response, TargetUnreachableError
 
 __all__ = ["AiohttpTransport"]
 
@@ -24,6 +24,10 @@ class AiohttpTransport:
         concurrency: maximum open connections (the pool size).
         timeout_s: total per-request timeout in wall seconds.
         headers: headers sent with every request (user agent, synthetic marker).
+        connect_timeout_s: TCP connect timeout in wall seconds (None: only the total);
+            waiting for a free pooled connection does not count.
+        read_timeout_s: longest silence while reading the response, in wall seconds
+            (None: only the total).
     """
 
     def __init__(
@@ -32,10 +36,15 @@ class AiohttpTransport:
         concurrency: int = 64,
         timeout_s: float = 10.0,
         headers: dict[str, str] | None = None,
+        *,
+        connect_timeout_s: float | None = None,
+        read_timeout_s: float | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._concurrency = concurrency
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._timeout = aiohttp.ClientTimeout(
+            total=timeout_s, sock_connect=connect_timeout_s, sock_read=read_timeout_s
+        )
         self._headers = dict(headers or {})
         self._session: aiohttp.ClientSession | None = None
 
@@ -63,7 +72,11 @@ class AiohttpTransport:
                 method, self.base_url + path, data=data, headers=headers
             ) as resp:
                 body = await resp.read()
-                return Response(resp.status, body, (time.perf_counter() - started) * 1000.0)
+                latency_ms = (time.perf_counter() - started) * 1000.0
+                hints = {h: v for h in HINT_HEADERS if (v := resp.headers.get(h)) is not None}
+                if hints:
+                    return Response(resp.status, body, latency_ms, headers=hints)
+                return Response(resp.status, body, latency_ms)
         except asyncio.TimeoutError:
             return Response(0, b"", (time.perf_counter() - started) * 1000.0, "timeout")
         except aiohttp.ClientError as exc:

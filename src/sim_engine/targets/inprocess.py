@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from sim_engine.targets.transport import Response, TargetUnreachableError
+from sim_engine.targets.transport import HINT_HEADERS, Response, TargetUnreachableError
 
 __all__ = ["AsgiTransport"]
 
@@ -42,7 +42,9 @@ class AsgiTransport:
             resp = await self._client.request(method, path, json=json_body, headers=headers)
         except Exception as exc:  # an app crash is an outcome, not our crash
             return Response(0, b"", (time.perf_counter() - started) * 1000.0, repr(exc)[:200])
-        return Response(resp.status_code, resp.content, (time.perf_counter() - started) * 1000.0)
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        hints = {h: v for h in HINT_HEADERS if (v := resp.headers.get(h)) is not None}
+        return Response(resp.status_code, resp.content, latency_ms, headers=hints or None)
 
     async def check(self) -> None:
         """Raise :class:`TargetUnreachableError` if the app cannot answer."""

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ["Response", "TargetUnreachableError", "Transport"]
+__all__ = ["HINT_HEADERS", "Response", "TargetUnreachableError", "Transport"]
+
+HINT_HEADERS = ("retry-after", "backoff")
+"""Response headers a transport keeps: the server's back-off hints."""
 
 
 class TargetUnreachableError(ConnectionError):
@@ -23,6 +27,8 @@ class Response:
         error: one-line reason when ``status`` is 0 (refused, timeout, reset).
         skipped: the request was not sent (e.g. its circuit breaker is open).
         retries: retries made before this response.
+        headers: the back-off hints the server sent (``Retry-After``, ``Backoff``),
+            lower-cased names; None when there were none.
     """
 
     status: int
@@ -31,6 +37,7 @@ class Response:
     error: str | None = None
     skipped: bool = False
     retries: int = 0
+    headers: Mapping[str, str] | None = None
 
 
 class Transport(Protocol):

@@ -1,0 +1,535 @@
+"""Tests of the crash-safe state: ``DIR/state.db`` (SQLite, WAL), refusals, SIGKILL and resume.
+
+The store is checked directly (round trips, WAL, corrupt and foreign files are
+refused and left byte for byte as they were); the whole story is checked on the
+real thing: ``python -m sim_engine run`` against the built-in demo server is
+SIGKILLed (with its server: the whole process group) at random points several
+times, resumed each time, and the engine's state is then compared with the
+target's own database (``DIR/demo.db``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sim_engine import Simulation
+from sim_engine.clock import FastForwardClock
+from sim_engine.demo import create_app
+from sim_engine.lifecycle import (
+    ActivityPattern,
+    LifecycleState,
+    LifecycleStatus,
+    LifeEvent,
+)
+from sim_engine.population import IdentityFactory, user_to_dict
+from sim_engine.runstate import StateError, load_resume
+from sim_engine.scenario import default_scenario
+from sim_engine.sqlite_store import FORMAT, SqliteStore
+from sim_engine.targets import SocialApiTarget
+from sim_engine.targets.inprocess import AsgiTransport
+
+DAY_S = 86400.0
+WEDNESDAY = datetime(2024, 5, 15, 6, tzinfo=timezone.utc).timestamp()
+
+
+def sim_engine(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sim_engine", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int) -> str:
+    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr + proc.stdout
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("sim-engine: error: "), lines[0]
+    return lines[0]
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def dir_digest(path: Path) -> dict[str, str]:
+    return {p.name: digest(p) for p in sorted(path.iterdir()) if p.is_file()}
+
+
+def read_meta(db_path: Path, key: str) -> Any:
+    db = sqlite3.connect(db_path)
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    finally:
+        db.close()
+    return None if row is None else json.loads(row[0])
+
+
+# -- the store ------------------------------------------------------------------------------
+
+
+def _users(count: int) -> list[Any]:
+    factory = IdentityFactory(5, [0.5, 0.5], [("UTC", 0.5), ("Asia/Tokyo", 0.5)], "x.test")
+    return [factory.create(WEDNESDAY + i) for i in range(count)]
+
+
+def test_store_round_trips_users_with_their_memory_and_lifecycle(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    store = SqliteStore(path, create=True)
+    users = _users(4)
+    a, b, c, d = users
+    a.remote_id, a.own_posts, a.session_id, a.feed_offset = 17, [3, 9, 12], 4, 40
+    a.token = "secret-token-never-stored"
+    a.life = LifecycleStatus(
+        segment="Power",
+        signup_day=739000,
+        engagement=55.5,
+        state=LifecycleState.DORMANT,
+        pattern=ActivityPattern.BINGE,
+        pattern_assigned=True,
+        streak=0,
+        inactive_days=9,
+        event=LifeEvent.VACATION,
+        event_until=739010,
+        binge_left=2,
+        cooldown_left=3,
+        active_today=False,
+    )
+    a.day_end = WEDNESDAY + 3600
+    b.remote_id, b.founder = 18, True
+    b.life = LifecycleStatus(segment="Standard", signup_day=739001, engagement=1.0)
+    c.life = LifecycleStatus(
+        segment="Casual", signup_day=739002, engagement=3.0, state=LifecycleState.CHURNED
+    )
+    # d: never signed up, no lifecycle
+    for user in users:
+        store.save_user(user)
+    state = {"sim_now": WEDNESDAY + 100.5, "secret": "s3cret", "nested": {"rng": [3, [1, 2], None]}}
+    b.own_posts = [44]
+    store.checkpoint(state, [b])  # b changed since it was written through
+    store.remove_user(d.user_id)
+    store.close()
+
+    reopened = SqliteStore(path, create=False)
+    try:
+        loaded_state, loaded = reopened.load()
+        assert reopened.user_count() == 3
+    finally:
+        reopened.close()
+    assert loaded_state == state
+    assert [u.user_id for u in loaded] == [a.user_id, b.user_id, c.user_id]
+    for before, after in zip((a, b, c), loaded, strict=True):
+        assert user_to_dict(after) == user_to_dict(before)
+        assert after.life == before.life
+        assert after.tz == before.tz
+        assert after.token is None  # tokens are re-obtained by logging in, never stored
+    assert loaded[0].life is not None and loaded[0].life.state is LifecycleState.DORMANT
+    assert loaded[0].life.event is LifeEvent.VACATION
+    assert loaded[2].life is not None and loaded[2].life.state is LifecycleState.CHURNED
+    assert loaded[0].own_posts == [3, 9, 12]
+    assert loaded[1].own_posts == [44] and loaded[1].founder
+    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("state.db"))
+    assert b"secret-token-never-stored" not in raw
+
+
+def test_store_uses_wal_and_tags_its_format(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    SqliteStore(path, create=True).close()
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal"
+    finally:
+        db.close()
+    assert read_meta(path, "format") == FORMAT
+
+
+def test_store_without_checkpoint_cannot_be_loaded(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    SqliteStore(path, create=True).close()
+    store = SqliteStore(path, create=False)
+    try:
+        with pytest.raises(StateError, match="no checkpoint"):
+            store.load()
+    finally:
+        store.close()
+
+
+def test_simulation_state_survives_a_checkpoint_and_restore(tmp_path: Path) -> None:
+    """A real (in-process) run's engine state and users come back exactly from state.db."""
+    scenario = default_scenario().with_overrides(**{"population.initial": 25, "seed": 3})
+
+    async def run() -> tuple[dict[str, Any], dict[int, dict[str, Any]]]:
+        store = SqliteStore(tmp_path / "state.db", create=True)
+        app = create_app(str(tmp_path / "demo.db"))
+        target = SocialApiTarget(AsgiTransport(app))
+        sim = Simulation(
+            scenario, target, FastForwardClock(WEDNESDAY), duration_s=2 * DAY_S, store=store
+        )
+        await sim.run()
+        assert sim.checkpoint() == len(sim.users)  # lifecycle on: every user is saved
+        await target.aclose()
+        store.close()
+        return sim.export_state(), {u.user_id: user_to_dict(u) for u in sim.users.values()}
+
+    exported, users = asyncio.run(run())
+    assert any(u["remote_id"] is not None for u in users.values())
+    assert any(u["own_posts"] for u in users.values())
+    assert all(u["life"] is not None for u in users.values())
+
+    store = SqliteStore(tmp_path / "state.db", create=False)
+    try:
+        state, loaded = store.load()
+        assert state == json.loads(json.dumps(exported))
+        assert {u.user_id: user_to_dict(u) for u in loaded} == users
+
+        async def restore() -> dict[str, Any]:
+            target = SocialApiTarget(AsgiTransport(create_app(str(tmp_path / "demo.db"))))
+            sim = Simulation(scenario, target, FastForwardClock(state["sim_now"]), store=store)
+            sim.restore(state, loaded)
+            again = sim.export_state()
+            await target.aclose()
+            return again
+
+        again = asyncio.run(restore())
+    finally:
+        store.close()
+    for key in ("sim_now", "secret", "day_start_s", "arrivals_today", "factory", "growth_rng"):
+        assert again[key] == state[key], key
+    assert again["counters"] == state["counters"]
+
+
+# -- refusals: corrupt, foreign, already used ----------------------------------------------
+
+
+def _foreign_sqlite(path: Path) -> None:
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, amount REAL)")
+    db.execute("INSERT INTO invoices (amount) VALUES (12.5)")
+    db.commit()
+    db.close()
+
+
+def _other_format(path: Path) -> None:
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute("INSERT INTO meta VALUES ('format', '\"someone-else/7\"')")
+    db.commit()
+    db.close()
+
+
+def _garbage(path: Path) -> None:
+    path.write_bytes(random.Random(1).randbytes(8192))
+
+
+def _truncated_header(path: Path) -> None:
+    path.write_bytes(b"SQLite format 3\x00" + random.Random(2).randbytes(3000))
+
+
+BAD_FILES = {
+    "garbage": _garbage,
+    "truncated": _truncated_header,
+    "foreign-sqlite": _foreign_sqlite,
+    "other-format": _other_format,
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_FILES))
+def test_corrupt_or_foreign_state_is_refused_and_left_untouched(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "state.db"
+    BAD_FILES[kind](path)
+    before = digest(path)
+    with pytest.raises(StateError) as info:
+        SqliteStore(path, create=False)
+    message = str(info.value)
+    assert "\n" not in message and str(path) in message
+    assert digest(path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.db"]  # no -wal/-shm left
+    with pytest.raises(StateError):
+        load_resume(tmp_path)
+    assert digest(path) == before
+    # ...and never overwritten by a new run either
+    with pytest.raises(StateError, match="already holds a run"):
+        SqliteStore(path, create=True)
+    assert digest(path) == before
+
+
+@pytest.mark.parametrize("kind", ["garbage", "foreign-sqlite"])
+def test_resume_of_a_corrupt_state_exits_2(tmp_path: Path, kind: str) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    BAD_FILES[kind](out / "state.db")
+    before = dir_digest(out)
+    proc = sim_engine("run", "--resume", str(out), "-q")
+    line = assert_one_line_error(proc, 2)
+    assert "state.db" in line
+    assert dir_digest(out) == before
+    proc = sim_engine("run", "--target", "inprocess", "--duration", "1h", "--out", str(out), "-q")
+    assert "already holds a run" in assert_one_line_error(proc, 2)
+    assert dir_digest(out) == before
+
+
+def test_resume_of_a_directory_without_state_exits_2(tmp_path: Path) -> None:
+    proc = sim_engine("run", "--resume", str(tmp_path), "-q")
+    assert "nothing to resume" in assert_one_line_error(proc, 2)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_run_into_a_directory_holding_a_run_exits_2_and_touches_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ("--target", "inprocess", "--speed", "max", "--duration", "3h", "--users", "5")
+    first = sim_engine("run", *args, "--out", str(out), "-q")
+    assert first.returncode == 0, first.stderr
+    before = dir_digest(out)
+    assert "state.db" in before and "actions.jsonl" in before
+    proc = sim_engine("run", *args, "--out", str(out), "-q")
+    line = assert_one_line_error(proc, 2)
+    assert "already holds a run" in line and "--resume" in line
+    assert dir_digest(out) == before
+
+
+# -- SIGKILL at random points, resume, compare with the target's own data ---------------------
+
+KILL_SEED = int(os.environ.get("SIM_KILL_SEED", "20240515"))
+DURATION = "4d"
+DURATION_S = 4 * DAY_S
+
+
+def _checkpoint_s(state_db: Path) -> float | None:
+    """The simulated time of the last checkpoint (None: none yet); read-only."""
+    try:
+        db = sqlite3.connect(f"file:{state_db}?mode=ro", uri=True, timeout=5)
+    except sqlite3.Error:
+        return None
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key = 'engine'").fetchone()
+    except sqlite3.Error:
+        return None
+    finally:
+        db.close()
+    return None if row is None else float(json.loads(row[0])["sim_now"])
+
+
+def _start(cmd: list[str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as handle:
+        return subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=handle,
+            stderr=handle,
+            start_new_session=True,  # its own process group: the CLI and its demo server
+        )
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+
+
+def _complete_lines_end(path: Path) -> int:
+    data = path.read_bytes() if path.exists() else b""
+    return data.rfind(b"\n") + 1
+
+
+def test_sigkill_at_random_points_then_resume_loses_and_duplicates_nothing(
+    tmp_path: Path,
+) -> None:
+    rng = random.Random(KILL_SEED)
+    out = tmp_path / "run"
+    log = tmp_path / "log.txt"
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text("state:\n  checkpoint_every_s: 0.5\n", encoding="utf-8")
+    base = [sys.executable, "-m", "sim_engine", "run"]
+    first = [
+        *base,
+        *("--scenario", str(scenario), "--speed", "max", "--duration", DURATION),
+        *("--users", "120", "--seed", "5", "--out", str(out), "-q"),
+    ]
+    resume = [*base, "--resume", str(out), "-q"]
+    resumes: list[tuple[int, float]] = []  # (actions.jsonl offset, checkpoint) at each resume
+    started = time.monotonic()
+    for attempt in range(3):
+        if attempt:
+            checkpoint = _checkpoint_s(out / "state.db")
+            assert checkpoint is not None
+            resumes.append((_complete_lines_end(out / "actions.jsonl"), checkpoint))
+        proc = _start(first if attempt == 0 else resume, log)
+        t0 = time.monotonic()
+        try:
+            delay = rng.uniform(1.5, 4.0)
+            # A kill before the first checkpoint leaves nothing to resume from (see
+            # test_kill_before_first_checkpoint); wait for one so the story goes on.
+            while _checkpoint_s(out / "state.db") is None and time.monotonic() - t0 < 20:
+                time.sleep(0.05)
+            time.sleep(max(0.0, delay - (time.monotonic() - t0)))
+            assert proc.poll() is None, log.read_text()  # still running: the kill lands mid-run
+        finally:
+            _kill_group(proc)
+        assert proc.returncode == -signal.SIGKILL
+        assert read_meta(out / "state.db", "finished") is None  # killed: never finished
+
+    checkpoint = _checkpoint_s(out / "state.db")
+    assert checkpoint is not None
+    resumes.append((_complete_lines_end(out / "actions.jsonl"), checkpoint))
+    final = subprocess.run(
+        resume, capture_output=True, text=True, timeout=90, stdin=subprocess.DEVNULL
+    )
+    assert final.returncode == 0, (final.stdout, final.stderr, log.read_text())
+    assert "Traceback" not in final.stderr + log.read_text()
+    assert time.monotonic() - started < 120  # a hang, not a slow machine
+
+    run_info = json.loads((out / "run.json").read_text())
+    start_s, end_s = float(run_info["start_s"]), float(run_info["end_s"])
+    assert end_s - start_s == pytest.approx(DURATION_S)
+    # the clock went on from checkpoint to checkpoint, never back to the start
+    checkpoints = [c for _, c in resumes]
+    assert checkpoints == sorted(checkpoints)
+    assert checkpoints[-1] > start_s
+
+    # -- the engine's state against the target's own data --
+    assert read_meta(out / "state.db", "finished") is True
+    state_db = sqlite3.connect(out / "state.db")
+    try:
+        engine_users = [json.loads(d) for (d,) in state_db.execute("SELECT data FROM users")]
+    finally:
+        state_db.close()
+    demo = sqlite3.connect(out / "demo.db")
+    try:
+        demo_users = {row[0]: row[1] for row in demo.execute("SELECT id, email FROM users")}
+        posts_by_author: dict[int, set[int]] = {}
+        for post_id, author in demo.execute("SELECT id, author_id FROM posts"):
+            posts_by_author.setdefault(author, set()).add(post_id)
+    finally:
+        demo.close()
+
+    assert len(engine_users) >= 120
+    emails = [u["email"] for u in engine_users]
+    assert len(emails) == len(set(emails)), "a user was duplicated"
+    remote_ids = [u["remote_id"] for u in engine_users if u["remote_id"] is not None]
+    assert len(remote_ids) == len(set(remote_ids)), "two engine users share one account"
+    assert len(remote_ids) >= 100  # most users signed up over four days
+    # every account on the target is one the engine knows, and vice versa
+    assert set(remote_ids) == set(demo_users)
+    by_remote = {u["remote_id"]: u for u in engine_users if u["remote_id"] is not None}
+    for remote_id, email in demo_users.items():
+        assert by_remote[remote_id]["email"] == email
+    # no created resource forgotten, none invented
+    for remote_id, user in by_remote.items():
+        assert set(user["own_posts"] or ()) == posts_by_author.get(remote_id, set()), remote_id
+    assert set(posts_by_author) <= set(remote_ids)
+    assert sum(len(p) for p in posts_by_author.values()) > 50
+
+    # -- the outputs --
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["run"]["resumed"] is True
+    assert metrics["run"]["interrupted"] is False
+    assert metrics["run"]["simulated_seconds"] == pytest.approx(DURATION_S, abs=1.0)
+    raw = (out / "actions.jsonl").read_bytes()
+    assert raw.endswith(b"\n")
+    lines = raw.split(b"\n")[:-1]
+    records = [json.loads(line) for line in lines]  # every line whole: partial ones repaired
+    assert records
+    offsets = [o for o, _ in resumes] + [len(raw)]
+    for (offset, checkpoint), stop in zip(resumes, offsets[1:], strict=True):
+        segment = [json.loads(line) for line in raw[offset:stop].split(b"\n") if line]
+        # each resumed run acts from its checkpoint on, never before it
+        assert all(r["sim_ts"] >= checkpoint - 1e-3 for r in segment), checkpoint
+    assert records[-1]["sim_ts"] > end_s - DAY_S / 4
+    assert max(r["sim_ts"] for r in records) <= end_s + 1e-3
+    for name in ("users.jsonl", "lifecycle.jsonl"):
+        for line in (out / name).read_text().splitlines():
+            json.loads(line)
+
+
+def test_kill_before_first_checkpoint(tmp_path: Path) -> None:
+    """A run stopped while it starts (state.db made, no checkpoint yet) starts over on resume."""
+    from sim_engine.runstate import start_state
+    from sim_engine.scenario import default_scenario
+
+    out = tmp_path / "run"
+    scenario = default_scenario().with_overrides(**{"population.initial": 20})
+    start_s = 1_772_409_600.0
+    run_info = {
+        "target": "inprocess",
+        "speed": "max",
+        "start_s": start_s,
+        "end_s": start_s + 86400.0,
+        "version": "test",
+    }
+    start_state(out, scenario, run_info).close()  # what a kill at that moment leaves
+    assert _checkpoint_s(out / "state.db") is None
+    resumed = sim_engine("run", "--resume", str(out), "-q")
+    assert resumed.returncode == 0, resumed.stderr
+    assert read_meta(out / "state.db", "finished") is True
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["run"]["simulated_seconds"] == pytest.approx(86400.0, abs=1.0)
+    assert metrics["summary"]["users"] > 0
+
+
+def test_sigterm_stops_gracefully_and_the_run_can_be_resumed(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["--speed", "max", "--duration", "2d", "--users", "60", "--seed", "9", "-q"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sim_engine", "run", *args, "--out", str(out)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        t0 = time.monotonic()
+        while _checkpoint_s(out / "state.db") is None and time.monotonic() - t0 < 20:
+            time.sleep(0.05)
+        time.sleep(1.0)
+        assert proc.poll() is None
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)  # the CLI only; it stops its demo server itself
+        stdout, stderr = proc.communicate(timeout=15)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    assert took < 5, took
+    assert "Interrupted" in stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["run"]["interrupted"] is True
+    assert 0 < metrics["run"]["simulated_seconds"] < 2 * DAY_S
+    assert read_meta(out / "state.db", "finished") is False
+    checkpoint = _checkpoint_s(out / "state.db")
+    assert checkpoint is not None
+    # the last checkpoint was taken at the stop: it is where the outputs end
+    start_s = float(json.loads((out / "run.json").read_text())["start_s"])
+    assert checkpoint == pytest.approx(start_s + metrics["run"]["simulated_seconds"], abs=1.0)
+    lines = (out / "actions.jsonl").read_text().splitlines()
+    assert metrics["summary"]["actions"] == len(lines)
+    assert all(json.loads(line)["sim_ts"] <= checkpoint + 1e-3 for line in lines)
+
+    resumed = sim_engine("run", "--resume", str(out), "-q", timeout=90)
+    assert resumed.returncode == 0, resumed.stderr
+    assert read_meta(out / "state.db", "finished") is True
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["run"]["interrupted"] is False and metrics["run"]["resumed"] is True
+    assert metrics["run"]["simulated_seconds"] == pytest.approx(2 * DAY_S, abs=1.0)
+    lines = (out / "actions.jsonl").read_text().splitlines()
+    assert metrics["summary"]["actions"] == len(lines)  # replayed, not counted twice
