@@ -104,7 +104,11 @@ def compile_week(routine: RoutineSpec, persona: PersonaSpec) -> WeekTable:
 def _cumulative(
     weights: dict[str, float], spec: PersonaSpec
 ) -> tuple[tuple[str, ...], tuple[float, ...]]:
-    names = tuple(a for a in ACTIONS if weights.get(a, 0.0) > 0)
+    # The social API's actions in their canonical order, then any others (``api``
+    # section) in the scenario's order.
+    names = tuple(a for a in ACTIONS if weights.get(a, 0.0) > 0) + tuple(
+        a for a, w in weights.items() if a not in ACTIONS and w > 0
+    )
     scaled = []
     for name in names:
         w = weights[name]
@@ -229,13 +233,24 @@ class CompiledPersona:
         tt = self.session.think_time
         return max(tt.min_s, rng.lognormvariate(math.log(tt.median_s), tt.sigma))
 
-    def choose_action(self, state: str, rng: random.Random) -> str:
+    def choose_action(
+        self, state: str, rng: random.Random, multipliers: dict[str, float] | None = None
+    ) -> str:
         """Draw an action name from the weight matrix of routine ``state``.
+
+        Args:
+            state: ``working`` or ``relaxing``.
+            rng: the user's generator.
+            multipliers: action -> factor on its weight (session affinity, seed 001).
 
         Raises:
             KeyError: ``state`` has no weights (``sleeping`` never acts).
         """
         names, cum = self._cum[state]
+        if multipliers:
+            weights = [c - (cum[i - 1] if i else 0.0) for i, c in enumerate(cum)]
+            scaled = [w * multipliers.get(n, 1.0) for n, w in zip(names, weights, strict=True)]
+            return rng.choices(names, scaled)[0]
         return names[bisect_right(cum, rng.random() * cum[-1])]
 
     def action_probabilities(self, state: str) -> dict[str, float]:

@@ -94,6 +94,8 @@ class Simulation:
         duration_s: simulated seconds to run (None: until :meth:`stop`).
         secret: run secret from which passwords are derived (default: random).
         store: where users are saved as they change (crash safety); None: nowhere.
+        hooks: objects with ``on_session_start(user, sim_t)`` and
+            ``on_session_end(user, sim_t)`` (plugins, seed 000's SimulationPlugin).
     """
 
     def __init__(
@@ -105,6 +107,7 @@ class Simulation:
         duration_s: float | None = None,
         secret: str | None = None,
         store: Store | None = None,
+        hooks: Sequence[Any] = (),
     ) -> None:
         self.scenario = scenario
         self._target = target
@@ -146,6 +149,8 @@ class Simulation:
         self._actions = 0
         self._failed = 0
         self._error: BaseException | None = None
+        self._steps: dict[int, list[Any]] = {}  # workflow steps left, by user id
+        self._hooks = list(hooks)
         self._dirty: set[int] = set()
         self._store = store
         self._populated = False
@@ -428,8 +433,8 @@ class Simulation:
                 return
             user.token = outcome.token
             user.remote_id = outcome.remote_id
-        if user.remote_id is None:
-            return
+        if user.remote_id is None or self.scenario.api is not None:
+            return  # an api section's memory is the target's own; it cannot be re-read
         owned: list[int] = []
         offset, limit = 0, 100
         while True:
@@ -686,6 +691,13 @@ class Simulation:
         if user.remote_id is None:
             self._forget(user, sim_t, iso, "never signed up: nothing to delete")
             return
+        api = self.scenario.api
+        if api is not None and "delete_account" not in api.actions:
+            reason = "kept: the api section has no delete_account action"
+            self._emit(
+                LifecycleRecord(iso, sim_t, user.user_id, "cleanup", "CHURNED", "KEPT", reason)
+            )
+            return
         requests = []
         if user.token is None:
             requests = self._signup_requests(user, sim_t, iso)[-1:]
@@ -723,6 +735,9 @@ class Simulation:
 
     def _forget(self, user: SimUser, sim_t: float, iso: str, reason: str) -> None:
         self._users.pop(user.user_id, None)
+        forget = getattr(self._target, "forget_user", None)
+        if forget is not None:
+            forget(user.user_id)
         if self._store is not None:
             self._store.remove_user(user.user_id)
         self._emit(
@@ -755,17 +770,33 @@ class Simulation:
             user.session_id += 1
             self._set_session_left(user, self._session_length(persona, rng, user))
             user.feed_offset = 0
-        if state == "sleeping" or user.session_left <= 0:
+            for hook in self._hooks:
+                hook.on_session_start(user, sim_t)
+        if state == "sleeping" or not self._in_session(user):
             self._end_session(user, persona, sim_t, offset_s, rng)
             save_rng(user, rng)
             return
         iso = local.isoformat(timespec="milliseconds")
+        request: ActionRequest | None
+        floor_s = self.scenario.limits.min_action_interval_s
         if user.token is None:
             requests = self._signup_requests(user, sim_t, iso)
-        else:
+            think_s = max(persona.think_time_s(rng), floor_s)
+        elif self.scenario.api is None:
             requests = [self._bind(persona.choose_action(state, rng), user, sim_t, iso, rng)]
             self._set_session_left(user, user.session_left - 1)
-        think_s = max(persona.think_time_s(rng), self.scenario.limits.min_action_interval_s)
+            think_s = max(persona.think_time_s(rng), floor_s)
+        else:
+            request, step_think_s = self._plan_api_action(user, persona, state, sim_t, iso, rng)
+            think_s = max(persona.think_time_s(rng), floor_s)
+            if step_think_s is not None:
+                think_s = max(step_think_s, self.scenario.limits.min_action_interval_s)
+            if request is None:  # nothing possible: the user just thinks
+                save_rng(user, rng)
+                base = sim_t if self._clock.jumps else self._clock.now()
+                self._follow_up(user, persona, base, think_s)
+                return
+            requests = [request]
         save_rng(user, rng)
         self._dispatch(user, persona, state, sim_t, requests, think_s)
 
@@ -777,7 +808,11 @@ class Simulation:
         offset_s: float,
         rng: random.Random,
     ) -> None:
+        if user.session_left > 0 or user.user_id in self._steps:
+            for hook in self._hooks:
+                hook.on_session_end(user, sim_t)
         self._set_session_left(user, 0)
+        self._steps.pop(user.user_id, None)
         user.last_feed = None
         nxt = persona.next_session_start(sim_t, offset_s, rng)
         life = user.life
@@ -789,6 +824,81 @@ class Simulation:
             return  # today's sessions are over; the user's next local midnight plans more
         if math.isfinite(nxt):
             self._push(max(nxt, sim_t + self._lookahead_s), _SESSION, user)
+
+    def _in_session(self, user: SimUser) -> bool:
+        """True while the user has actions (or workflow steps) left in its session."""
+        return user.session_left > 0 or bool(self._steps.get(user.user_id))
+
+    # -- actions of an ``api`` section ---------------------------------------------------
+
+    def _affinity(self, user: SimUser, persona: CompiledPersona) -> dict[str, float] | None:
+        """Session-affinity multipliers in force for this user (seed 001)."""
+        api = self.scenario.api
+        rules = (*api.affinity, *persona.spec.affinity) if api is not None else ()
+        if not rules:
+            return None
+        has = getattr(self._target, "has", None)
+        factors: dict[str, float] = {}
+        for rule in rules:
+            if has is not None and has(user.user_id, rule.when):
+                factors[rule.action] = factors.get(rule.action, 1.0) * rule.multiply
+        return factors or None
+
+    def _plan_api_action(
+        self,
+        user: SimUser,
+        persona: CompiledPersona,
+        state: str,
+        sim_t: float,
+        iso: str,
+        rng: random.Random,
+    ) -> tuple[ActionRequest | None, float | None]:
+        """Draw the next action of an ``api`` scenario, expanding workflows into steps.
+
+        Returns the request (None when nothing is possible) and, for a workflow
+        step, its think time (simulated seconds).
+        """
+        api = self.scenario.api
+        assert api is not None
+        steps = self._steps.get(user.user_id)
+        if not steps:
+            name = persona.choose_action(state, rng, self._affinity(user, persona))
+            self._set_session_left(user, user.session_left - 1)
+            workflow = api.workflows.get(name)
+            if workflow is None:
+                return self._api_request(name, user, sim_t, iso), None
+            steps = self._steps[user.user_id] = list(workflow.steps)
+        has = getattr(self._target, "has", None)
+        while steps:
+            step = steps.pop(0)
+            if rng.random() >= step.probability:
+                continue
+            if has is not None and not all(has(user.user_id, key) for key in step.requires):
+                continue
+            if step.one_of is not None:
+                names = list(step.one_of)
+                name = rng.choices(names, [step.one_of[n] for n in names])[0]
+            else:
+                assert step.action is not None
+                name = step.action
+            think_s = rng.uniform(*step.think_s)
+            if name in api.workflows:  # a nested workflow: its steps come first
+                steps[0:0] = list(api.workflows[name].steps)
+                continue
+            if not steps:
+                self._steps.pop(user.user_id, None)
+            return self._api_request(name, user, sim_t, iso), think_s
+        self._steps.pop(user.user_id, None)
+        return None, None
+
+    def _api_request(
+        self, name: str, user: SimUser, sim_t: float, iso: str
+    ) -> ActionRequest | None:
+        resolve = getattr(self._target, "resolve", None)
+        action = resolve(name, user.user_id) if resolve is not None else name
+        if action is None:
+            return None
+        return ActionRequest(action, user.user_id, sim_t, iso, user.token)
 
     def _set_session_left(self, user: SimUser, left: int) -> None:
         """Set the actions left in the user's session, keeping the open-session count."""
@@ -929,7 +1039,7 @@ class Simulation:
         user.pending = False
         if self._stopping or user.user_id not in self._users:
             return
-        if user.session_left > 0 and think_s <= persona.session.inactivity_timeout_s:
+        if self._in_session(user) and think_s <= persona.session.inactivity_timeout_s:
             self._push(base + think_s, _NEXT, user)
             return
         rng = user_rng(user)
@@ -989,7 +1099,7 @@ class Simulation:
         outcome: Outcome,
     ) -> None:
         self._actions += 1
-        if not outcome.ok:
+        if not outcome.ok and not outcome.intended:
             self._failed += 1
         self._emit(
             ActionRecord(
@@ -1008,6 +1118,7 @@ class Simulation:
                 endpoint=outcome.endpoint,
                 skipped=outcome.skipped,
                 retries=outcome.retries,
+                intended=outcome.intended,
             )
         )
 

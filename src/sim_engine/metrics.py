@@ -62,6 +62,7 @@ class MetricsCollector:
         self._views: Counter[int] = Counter()
         self._latest: deque[dict[str, Any]] = deque(maxlen=latest_n)
         self._max_posts = max(_MIN_TRACKED_POSTS, top_n * 100)
+        self._intended = 0
         self._newest_pruned = 0
         self._latency = _new_histogram()
         self._latency_by_action: dict[str, HdrHistogram] = {}
@@ -97,6 +98,9 @@ class MetricsCollector:
         if hist is None:
             hist = self._latency_by_action[rec.action] = _new_histogram()
         hist.record_value(latency_us)
+        if rec.intended:
+            self._intended += 1
+            return
         if not rec.ok:
             self._failed_by_action[rec.action] += 1
             return
@@ -188,7 +192,10 @@ class MetricsCollector:
             "users": len(self._joined),
             "actions": total,
             "failed": failed,
-            "success_rate": (total - failed) / total if total else 1.0,
+            "intended_errors": self._intended,
+            "success_rate": (total - failed - self._intended) / (total - self._intended)
+            if total > self._intended
+            else 1.0,
             "actions_by_type": dict(self._by_action.most_common()),
             "failed_by_type": dict(self._failed_by_action.most_common()),
             "status_counts": {str(k): v for k, v in sorted(self._by_status.items())},

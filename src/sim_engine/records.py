@@ -73,6 +73,8 @@ class Outcome:
         endpoint: ``METHOD /path/{template}`` the action used (None when not HTTP).
         skipped: the action was not sent (circuit open, kill switch).
         retries: how many times it was retried before this outcome.
+        intended: a deliberate error (error simulation, seed 004): counted apart
+            from real failures.
     """
 
     status: int
@@ -87,6 +89,7 @@ class Outcome:
     endpoint: str | None = None
     skipped: bool = False
     retries: int = 0
+    intended: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +112,7 @@ class ActionRecord:
         endpoint: ``METHOD /path/{template}``, when the target reports it.
         skipped: not sent (circuit open, kill switch).
         retries: retries before this outcome.
+        intended: a deliberate error (error simulation), not a real failure.
     """
 
     sim_time: str
@@ -126,6 +130,7 @@ class ActionRecord:
     endpoint: str | None = None
     skipped: bool = False
     retries: int = 0
+    intended: bool = False
     kind: str = field(default="action", init=False)
 
     def to_dict(self) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from sim_engine.addons import Addon
 from sim_engine.clock import ScaledClock, make_clock
 from sim_engine.engine import Simulation, SimulationStats
 from sim_engine.metrics import DailyMetrics, MetricsCollector
-from sim_engine.records import Sink
+from sim_engine.records import Sink, Target
 from sim_engine.runstate import (
     DEMO,
     KillSwitch,
@@ -185,6 +185,15 @@ def _transport(url: str, options: RunOptions) -> Transport:
     return ResilientTransport(inner, limits, rng=rng)
 
 
+def _target(scenario: Scenario, transport: Transport) -> Target:
+    """The built-in social API binding, or the scenario's declarative ``api`` section."""
+    if scenario.api is None:
+        return SocialApiTarget(transport)
+    from sim_engine.targets.declarative import DeclarativeTarget
+
+    return DeclarativeTarget(transport, scenario.api, seed=scenario.seed)
+
+
 def _headers(options: RunOptions) -> dict[str, str]:
     """The synthetic marker and user agent every request carries (``safety`` section)."""
     safety = options.scenario.safety
@@ -212,7 +221,7 @@ async def _run(options: RunOptions, url: str, store: SqliteStore) -> RunResult:
     except BaseException:
         await transport.aclose()
         raise
-    target = SocialApiTarget(transport)
+    target = _target(scenario, transport)
     now_s = start_s if saved is None else float(saved["sim_now"])
     clock = make_clock(options.speed, now_s)
     out = scenario.output

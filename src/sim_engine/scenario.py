@@ -31,6 +31,7 @@ from pydantic import (
     model_validator,
 )
 
+from sim_engine.api_spec import AffinitySpec, ApiSpec
 from sim_engine.lifecycle import LifecycleSpec
 
 __all__ = [
@@ -128,9 +129,8 @@ class SessionSpec(_Frozen):
 
 def _known_actions(weights: dict[str, float]) -> dict[str, float]:
     # Validated per routine state, so errors name ``personas.X.actions.<state>``.
+    # Action names are checked by the scenario (they depend on its ``api`` section).
     for name, weight in weights.items():
-        if name not in ACTIONS:
-            raise ValueError(f"unknown action {name!r} (known: {', '.join(ACTIONS)})")
         if weight < 0:
             raise ValueError(f"weight of {name!r} is negative")
     if not any(w > 0 for w in weights.values()):
@@ -156,6 +156,8 @@ class PersonaSpec(_Frozen):
         post_frequency: multiplier on ``create_post`` weights.
         update_frequency: multiplier on ``update_post`` weights.
         session: session length and think-time model.
+        affinity: session-affinity modifiers (seed 001), e.g. double the weight of
+            ``accept_offer`` while ``memory.open_requests`` is non-empty (``api`` only).
     """
 
     share: float = Field(ge=0)
@@ -167,6 +169,7 @@ class PersonaSpec(_Frozen):
     post_frequency: float = Field(1.0, ge=0)
     update_frequency: float = Field(1.0, ge=0)
     session: SessionSpec = SessionSpec()
+    affinity: tuple[AffinitySpec, ...] = ()
 
     @field_validator("hour_weights")
     @classmethod
@@ -474,6 +477,7 @@ class Scenario(_Frozen):
     routine: RoutineSpec
     personas: dict[str, PersonaSpec]
     lifecycle: LifecycleSpec = LifecycleSpec()
+    api: ApiSpec | None = None
     limits: LimitsSpec = LimitsSpec()
     safety: SafetySpec = SafetySpec()
     state: StateSpec = StateSpec()
@@ -483,6 +487,29 @@ class Scenario(_Frozen):
     def _personas_consistent(self) -> Scenario:
         if not self.personas:
             raise ValueError("at least one persona is needed")
+        known = self.action_names()
+        for name, persona in self.personas.items():
+            for state, weights in persona.actions.items():
+                for action in weights:
+                    if action not in known:
+                        raise ValueError(
+                            f"personas.{name}.actions.{state}: unknown action {action!r} "
+                            f"(known: {', '.join(sorted(known))})"
+                        )
+            for i, affinity in enumerate(persona.affinity):
+                if self.api is None:
+                    raise ValueError(f"personas.{name}.affinity needs an api section")
+                if affinity.action not in known:
+                    raise ValueError(
+                        f"personas.{name}.affinity.{i}.action: unknown action {affinity.action!r}"
+                    )
+                keys = {f"memory.{k}" for k in self.api.memory} | {
+                    f"pool.{k}" for k in self.api.pools
+                }
+                if affinity.when not in keys:
+                    raise ValueError(
+                        f"personas.{name}.affinity.{i}.when: unknown memory {affinity.when!r}"
+                    )
         shares = self.persona_shares()
         if not any(s > 0 for s in shares.values()):
             raise ValueError("persona shares must not all be zero")
@@ -497,6 +524,11 @@ class Scenario(_Frozen):
         if len(self.population.founders) > self.population.max:
             raise ValueError("population.founders outnumber population.max")
         return self
+
+    def action_names(self) -> set[str]:
+        """The names persona matrices may use: the ``api`` section's actions and
+        workflows, or the built-in social API's actions."""
+        return self.api.names() if self.api is not None else set(ACTIONS)
 
     def persona_shares(self) -> dict[str, float]:
         """Return persona name -> share (population override first, else each persona's own)."""
@@ -528,6 +560,10 @@ def _format_error(exc: ValidationError, source: str) -> str:
     path = path or "(top level)"
     msg = first["msg"].removeprefix("Value error, ")
     more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    if path == "(top level)" and re.match(r"^[A-Za-z_][\w]*(\.[\w]+)*: ", msg):
+        return f"{source}: {msg}{more}"  # a whole-scenario check that names its own path
+    if path in ("api",) and re.match(r"^[A-Za-z_][\w]*(\.[\w]+)*: ", msg):
+        return f"{source}: api.{msg}{more}"
     return f"{source}: {path}: {msg}{more}"
 
 
