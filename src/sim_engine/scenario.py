@@ -467,7 +467,11 @@ class OutputSpec(_Frozen):
 
 
 class Scenario(_Frozen):
-    """A whole scenario (see ``docs/scenario.md``)."""
+    """A whole scenario (see ``docs/scenario.md``).
+
+    ``plugins``: Python modules imported before validation, so persona matrices
+    may name their actions (see ``docs/plugins.md``).
+    """
 
     name: str = "scenario"
     seed: int = 0
@@ -482,6 +486,14 @@ class Scenario(_Frozen):
     safety: SafetySpec = SafetySpec()
     state: StateSpec = StateSpec()
     output: OutputSpec = OutputSpec()
+    plugins: tuple[str, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _load_plugins(cls, data: Any) -> Any:
+        from sim_engine.plugins import prepare_scenario_data
+
+        return prepare_scenario_data(data)
 
     @model_validator(mode="after")
     def _personas_consistent(self) -> Scenario:
@@ -527,8 +539,11 @@ class Scenario(_Frozen):
 
     def action_names(self) -> set[str]:
         """The names persona matrices may use: the ``api`` section's actions and
-        workflows, or the built-in social API's actions."""
-        return self.api.names() if self.api is not None else set(ACTIONS)
+        workflows, or the built-in social API's actions; plus plugin actions."""
+        from sim_engine.plugins import registered_action_names
+
+        names = self.api.names() if self.api is not None else set(ACTIONS)
+        return names | registered_action_names()
 
     def persona_shares(self) -> dict[str, float]:
         """Return persona name -> share (population override first, else each persona's own)."""
@@ -581,11 +596,33 @@ def validate_scenario(data: Any, source: str = "<scenario>") -> Scenario:
         raise ScenarioError(_format_error(exc, source)) from None
 
 
-def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+_REPLACED = frozenset(
+    {
+        "personas",
+        "api",
+        "population.timezones",
+        "population.personas",
+        "routine.intensity",
+        "lifecycle.segments",
+        "lifecycle.pattern_distribution",
+        "lifecycle.events",
+        "lifecycle.session_depth",
+    }
+)
+"""Mappings that a scenario file gives whole (a share table, a set of personas): they
+replace the default's instead of being merged into it."""
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     merged = dict(base)
     for key, value in extra.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), dict) and key != "personas":
-            merged[key] = _merge(merged[key], value)
+        path = f"{prefix}{key}"
+        if (
+            isinstance(value, Mapping)
+            and isinstance(merged.get(key), dict)
+            and path not in _REPLACED
+        ):
+            merged[key] = _merge(merged[key], value, f"{path}.")
         else:
             merged[key] = value
     return merged
@@ -607,8 +644,9 @@ def load_scenario(path: str | Path) -> Scenario:
     """Load and validate a scenario file.
 
     Sections the file leaves out (``routine``, ``personas``, ...) come from the
-    default scenario; a ``personas`` section given in the file replaces the
-    default personas as a whole.
+    default scenario and the others are merged key by key, except the tables
+    that only make sense whole (``personas``, ``api``, time-zone and share
+    tables): given in the file, they replace the default's.
 
     Raises:
         ScenarioError: unreadable file, YAML syntax error, or invalid field
