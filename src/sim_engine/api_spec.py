@@ -54,6 +54,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from sim_engine.templates import path_problem, template_problem
+
 __all__ = [
     "GENERATORS",
     "USER_FIELDS",
@@ -243,6 +245,9 @@ class AuthSpec(_Frozen):
         token_path: dotted path of the token in the log-in answer.
         user_id_path: dotted path of the user's id in the sign-up answer (or in the
             log-in answer when there is no sign-up).
+        login_user_id_path: dotted path of the user's id in the log-in answer, read when
+            the id is not known yet (a user that already existed: sign-up gave 409);
+            default: ``user_id_path``.
         scheme: (default: ``bearer`` with a login request, else ``none``)
             ``bearer`` (``Authorization: Bearer T``), ``token``
             (``Authorization: Token T``), ``header`` (``HEADER: T``), ``basic``
@@ -258,6 +263,7 @@ class AuthSpec(_Frozen):
     login: RequestTemplate | None = None
     token_path: str = "token"
     user_id_path: str | None = "id"
+    login_user_id_path: str | None = None
     scheme: Literal["bearer", "token", "header", "basic", "api_key", "none"] | None = None
     header: str = "Authorization"
     api_key: str | None = None
@@ -278,6 +284,11 @@ class AuthSpec(_Frozen):
             raise ValueError("scheme api_key needs api_key")
         if scheme in ("bearer", "token", "header") and self.login is None:
             raise ValueError(f"scheme {scheme} needs a login request")
+        for name in ("token_path", "user_id_path", "login_user_id_path"):
+            path = getattr(self, name)
+            problem = path_problem(path) if path is not None else None
+            if problem is not None:
+                raise ValueError(f"{name}: {problem}")
         return self
 
 
@@ -390,16 +401,26 @@ class ApiSpec(_Frozen):
             if name in self.actions:
                 raise ValueError(f"workflows.{name}: a workflow cannot share an action's name")
         keys = {f"memory.{k}" for k in self.memory} | {f"pool.{k}" for k in self.pools}
+        for section, bounds in (("memory", self.memory), ("pools", self.pools)):
+            for name, bound in bounds.items():
+                if bound < 1:
+                    raise ValueError(f"{section}.{name}: keeps at least 1 item, got {bound}")
         for name, action in self.actions.items():
             _check_action(f"actions.{name}", action, keys, self.names())
+            if action.fallback in self.workflows:
+                raise ValueError(
+                    f"actions.{name}.fallback: {action.fallback!r} is a workflow; "
+                    "a fallback must be an action"
+                )
         for where, template in (("auth.signup", self.auth.signup), ("auth.login", self.auth.login),
                                 ("auth.refresh", self.auth.refresh)):
             if template is not None:
                 _check_template(where, template.template_parts(), {})
+        known = self.names() | _plugin_names("actions")
         for name, workflow in self.workflows.items():
             for i, step in enumerate(workflow.steps):
                 for ref in step.names():
-                    if ref not in self.names():
+                    if ref not in known:
                         raise ValueError(f"workflows.{name}.steps.{i}: unknown action {ref!r}")
                 for key in step.requires:
                     if key not in keys:
@@ -417,6 +438,15 @@ class ApiSpec(_Frozen):
         return self
 
 
+def _plugin_names(kind: str) -> set[str]:
+    """Names that plugins registered (``actions`` or ``generators``): valid in templates."""
+    from sim_engine import plugins
+
+    if kind == "actions":
+        return set(plugins.registered_action_names())
+    return set(plugins.registered_generators())
+
+
 def _check_template(where: str, parts: list[Any], picks: dict[str, str]) -> None:
     for name, field in placeholders(parts):
         if name == "user":
@@ -424,9 +454,13 @@ def _check_template(where: str, parts: list[Any], picks: dict[str, str]) -> None
                 raise ValueError(f"{where}: unknown user field {{user.{field}}}")
         elif name not in picks:
             raise ValueError(f"{where}: {{{name}.{field}}} names unknown memory {name!r}")
+    plugin_generators = _plugin_names("generators")
     for gen in generators(parts):
-        if gen not in GENERATORS:
+        if gen not in GENERATORS and gen not in plugin_generators:
             raise ValueError(f"{where}: unknown generator {{{{{gen}}}}}")
+    problem = template_problem(parts)  # generator arguments: {{int:A:B}}, {{words:N}}, ...
+    if problem is not None:
+        raise ValueError(f"{where}: {problem}")
 
 
 def _check_action(where: str, action: ActionSpec, keys: set[str], names: set[str]) -> None:
@@ -441,6 +475,10 @@ def _check_action(where: str, action: ActionSpec, keys: set[str], names: set[str
     for i, rule in enumerate(action.extract):
         if rule.to not in keys:
             raise ValueError(f"{where}.extract.{i}.to: unknown memory {rule.to!r} (declare it)")
+        for path in (rule.path, *rule.fields.values()):
+            problem = path_problem(path)
+            if problem is not None:
+                raise ValueError(f"{where}.extract.{i}: {problem}")
     if action.forget is not None and action.forget not in action.pick:
         raise ValueError(f"{where}.forget: {action.forget!r} is not picked by this action")
     if action.fallback is not None and action.fallback not in names:

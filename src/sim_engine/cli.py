@@ -135,6 +135,7 @@ def run(
 ) -> None:
     """Run a simulation and write actions.jsonl, users.jsonl and metrics.json."""
     from sim_engine.demo.launcher import DemoServerError
+    from sim_engine.plugins import PluginError
     from sim_engine.prometheus import MetricsPortError
     from sim_engine.runner import RunOptions, execute
     from sim_engine.runstate import SafetyError, StateError, load_resume
@@ -210,6 +211,8 @@ def run(
         result = execute(options)
     except SafetyError as exc:
         _fail(str(exc), 2)
+    except PluginError as exc:
+        _fail(str(exc), 2)
     except StateError as exc:
         _fail(str(exc), 2)
     except TargetUnreachableError as exc:
@@ -276,6 +279,164 @@ def _print_summary(metrics: dict[str, Any], out: Path, wall_s: float, interrupte
             "  most viewed: " + ", ".join(f"post {p['post_id']} ({p['views']})" for p in top)
         )
     click.echo(f"  outputs: {out}/actions.jsonl, users.jsonl, metrics.json")
+
+
+@cli.command()
+@click.option("--users", type=int, default=100, show_default=True, help="Concurrent virtual users.")
+@click.option(
+    "--min-request-count",
+    "min_requests",
+    type=int,
+    default=10,
+    show_default=True,
+    help="Fewest requests per user.",
+)
+@click.option(
+    "--max-request-count",
+    "max_requests",
+    type=int,
+    default=1000,
+    show_default=True,
+    help="Most requests per user.",
+)
+@click.option("--duration", "duration_text", help="Wall-time limit: 90s, 5m, 1h (default: none).")
+@click.option(
+    "--delay-min", type=float, default=100.0, show_default=True, help="Shortest wait, ms."
+)
+@click.option(
+    "--delay-max", type=float, default=2000.0, show_default=True, help="Longest wait, ms."
+)
+@click.option(
+    "--scenario",
+    "scenario_path",
+    type=click.Path(dir_okay=False),
+    help="Scenario YAML file: its personas' actions, limits and safety (default: built-in).",
+)
+@click.option(
+    "--target",
+    "target_url",
+    help="Base URL of the API, or 'inprocess'. Default: start the built-in demo API.",
+)
+@click.option("--seed", type=int, help="Random seed (overrides the scenario).")
+@click.option(
+    "--out", "out_dir", type=click.Path(file_okay=False), help="Write OUT/load.json here."
+)
+@click.option("-q", "--quiet", is_flag=True, help="Print only the final summary.")
+def load(
+    users: int,
+    min_requests: int,
+    max_requests: int,
+    duration_text: str | None,
+    delay_min: float,
+    delay_max: float,
+    scenario_path: str | None,
+    target_url: str | None,
+    seed: int | None,
+    out_dir: str | None,
+    quiet: bool,
+) -> None:
+    """Load test: N concurrent users, each making a random number of requests (seed 004)."""
+    from sim_engine.demo.launcher import DemoServerError
+    from sim_engine.loadtest import LoadOptions, LoadTestError, format_summary, run_load
+    from sim_engine.runstate import SafetyError
+    from sim_engine.targets.transport import TargetUnreachableError
+
+    duration = None
+    if duration_text is not None:
+        try:
+            duration = parse_duration(duration_text)
+        except ValueError as exc:
+            _fail(f"--duration: {exc}", 2)
+    scenario = _load(scenario_path)
+    if not scenario.safety.enabled:
+        click.echo("sim-engine: kill switch: safety.enabled is false in the scenario; nothing runs")
+        return
+    if seed is not None:
+        try:
+            scenario = scenario.with_overrides(seed=seed)
+        except ScenarioError as exc:
+            _fail(str(exc), 2)
+    options = LoadOptions(
+        scenario=scenario,
+        users=users,
+        min_requests=min_requests,
+        max_requests=max_requests,
+        duration_s=duration,
+        delay_min_ms=delay_min,
+        delay_max_ms=delay_max,
+        target_url=target_url or scenario.target.url,
+        out_dir=Path(out_dir) if out_dir else None,
+        console=None if quiet else sys.stdout,
+    )
+    try:
+        options.check()
+    except LoadTestError as exc:
+        _fail(str(exc), 2)
+    if not quiet:
+        where = options.target_url or "the built-in demo API (starting it on 127.0.0.1)"
+        limit = "" if duration is None else f", at most {duration:g} s"
+        click.echo(
+            f"sim-engine {__version__} load test: {users} users, {min_requests}-{max_requests} "
+            f"requests each, delay {delay_min:g}-{delay_max:g} ms{limit}, "
+            f"seed {scenario.seed}, target {where}"
+        )
+    try:
+        result = run_load(options)
+    except (LoadTestError, SafetyError) as exc:
+        _fail(str(exc), 2)
+    except TargetUnreachableError as exc:
+        _fail(str(exc), 1)
+    except DemoServerError as exc:
+        _fail(f"demo server: {exc}", 1)
+    except OSError as exc:
+        _fail(f"cannot write output to {out_dir}: {exc.strerror or exc}", 1)
+    except KeyboardInterrupt:
+        _fail("interrupted before the load test started", 130)
+    for line in format_summary(result):
+        click.echo(line)
+    if options.out_dir is not None:
+        click.echo(f"  output: {options.out_dir / 'load.json'}")
+
+
+@cli.command()
+@click.option(
+    "--from-openapi",
+    "source",
+    required=True,
+    metavar="FILE_OR_URL",
+    help="OpenAPI 3.0/3.1 document, YAML or JSON: a file or a loopback http(s) URL.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default="scenario.yaml",
+    show_default=True,
+    help="Scenario file to write.",
+)
+@click.option("--force", is_flag=True, help="Overwrite the output file if it exists.")
+def init(source: str, output: str, force: bool) -> None:
+    """Write a starter scenario for the API an OpenAPI document describes."""
+    from sim_engine.openapi import (
+        OpenApiError,
+        OpenApiFetchError,
+        import_openapi,
+        write_scenario,
+    )
+
+    if Path(output).exists() and not force:
+        _fail(f"{output}: exists (use --force to overwrite)", 2)
+    try:
+        result = import_openapi(source)
+    except OpenApiFetchError as exc:
+        _fail(str(exc), 1)
+    except OpenApiError as exc:
+        _fail(str(exc), 2)
+    try:
+        write_scenario(result, output, force=True)
+    except OSError as exc:
+        _fail(f"cannot write {output}: {exc.strerror or exc}", 1)
+    click.echo(f"{output}: {result.summary()}; edit the persona weights, then run it")
 
 
 @cli.command()

@@ -52,7 +52,7 @@ from sim_engine.records import (
     Target,
     UserRecord,
 )
-from sim_engine.scenario import FounderSpec, Scenario
+from sim_engine.scenario import ACTIONS, FounderSpec, Scenario
 
 __all__ = ["Simulation", "SimulationStats", "user_password"]
 
@@ -151,6 +151,7 @@ class Simulation:
         self._error: BaseException | None = None
         self._steps: dict[int, list[Any]] = {}  # workflow steps left, by user id
         self._hooks = list(hooks)
+        self._hooked: set[int] = set()  # users whose session start the hooks saw
         self._dirty: set[int] = set()
         self._store = store
         self._populated = False
@@ -734,6 +735,7 @@ class Simulation:
         self._forget(user, sim_t, iso, "deleted from the target with all it created")
 
     def _forget(self, user: SimUser, sim_t: float, iso: str, reason: str) -> None:
+        self._session_ended(user, sim_t)
         self._users.pop(user.user_id, None)
         forget = getattr(self._target, "forget_user", None)
         if forget is not None:
@@ -756,6 +758,7 @@ class Simulation:
             # A session planned for, or running into, a day the user skips
             # (e.g. a vacation starting at midnight) ends without acting -- even a
             # first session that would sign up: it waits for the next active day.
+            self._session_ended(user, sim_t)
             self._set_session_left(user, 0)
             user.last_feed = None
             return
@@ -770,8 +773,10 @@ class Simulation:
             user.session_id += 1
             self._set_session_left(user, self._session_length(persona, rng, user))
             user.feed_offset = 0
-            for hook in self._hooks:
-                hook.on_session_start(user, sim_t)
+            if self._hooks:
+                self._hooked.add(user.user_id)
+                for hook in self._hooks:
+                    hook.on_session_start(user, sim_t)
         if state == "sleeping" or not self._in_session(user):
             self._end_session(user, persona, sim_t, offset_s, rng)
             save_rng(user, rng)
@@ -808,9 +813,7 @@ class Simulation:
         offset_s: float,
         rng: random.Random,
     ) -> None:
-        if user.session_left > 0 or user.user_id in self._steps:
-            for hook in self._hooks:
-                hook.on_session_end(user, sim_t)
+        self._session_ended(user, sim_t)
         self._set_session_left(user, 0)
         self._steps.pop(user.user_id, None)
         user.last_feed = None
@@ -824,6 +827,13 @@ class Simulation:
             return  # today's sessions are over; the user's next local midnight plans more
         if math.isfinite(nxt):
             self._push(max(nxt, sim_t + self._lookahead_s), _SESSION, user)
+
+    def _session_ended(self, user: SimUser, sim_t: float) -> None:
+        """Tell the hooks that a session they saw start is over (once per session)."""
+        if user.user_id in self._hooked:
+            self._hooked.discard(user.user_id)
+            for hook in self._hooks:
+                hook.on_session_end(user, sim_t)
 
     def _in_session(self, user: SimUser) -> bool:
         """True while the user has actions (or workflow steps) left in its session."""
@@ -898,7 +908,9 @@ class Simulation:
         action = resolve(name, user.user_id) if resolve is not None else name
         if action is None:
             return None
-        return ActionRequest(action, user.user_id, sim_t, iso, user.token)
+        return ActionRequest(
+            action, user.user_id, sim_t, iso, user.token, remote_user_id=user.remote_id
+        )
 
     def _set_session_left(self, user: SimUser, left: int) -> None:
         """Set the actions left in the user's session, keeping the open-session count."""
@@ -919,29 +931,33 @@ class Simulation:
 
     def _signup_requests(self, user: SimUser, sim_t: float, iso: str) -> list[ActionRequest]:
         password = user_password(user, self._secret, self.scenario)
+        identity = {
+            "username": user.username,
+            "email": user.email,
+            "password": password,
+            "name": user.name,
+            "avatar_url": user.avatar or None,
+            "tag": user.tag,
+        }
+        # The social API's log-in takes username and password; a declarative
+        # target renders its own templates and may need the whole identity
+        # (e.g. after a crash, when it has forgotten the user).
+        credentials = (
+            identity
+            if self.scenario.api is not None
+            else {"username": user.username, "password": password}
+        )
         login = ActionRequest(
             "log_in",
             user.user_id,
             sim_t,
             iso,
-            payload={"username": user.username, "password": password},
+            payload=credentials,
+            remote_user_id=user.remote_id,
         )
-        if user.remote_id is not None:
+        if user.remote_id is not None or user.joined:
             return [login]
-        signup = ActionRequest(
-            "sign_up",
-            user.user_id,
-            sim_t,
-            iso,
-            payload={
-                "username": user.username,
-                "email": user.email,
-                "password": password,
-                "name": user.name,
-                "avatar_url": user.avatar or None,
-                "tag": user.tag,
-            },
-        )
+        signup = ActionRequest("sign_up", user.user_id, sim_t, iso, payload=identity)
         return [signup, login]
 
     def _bind(
@@ -949,6 +965,8 @@ class Simulation:
     ) -> ActionRequest:
         """Turn a planned action into a request from memory; guards fall back to the feed."""
         uid, token = user.user_id, user.token
+        if action not in ACTIONS:  # a plugin's action: the plugin target binds it
+            return ActionRequest(action, uid, sim_t, iso, token)
         if action == "read_post" and user.last_feed:
             post_id = rng.choice(user.last_feed)[0]
             return ActionRequest(action, uid, sim_t, iso, token, post_id=post_id)
@@ -1030,6 +1048,9 @@ class Simulation:
         self._set_session_left(user, 0)
         if failures >= _SIGNUP_ATTEMPTS and user.remote_id is None:
             del self._users[user.user_id]  # gives up on this user: never joined
+            forget = getattr(self._target, "forget_user", None)
+            if forget is not None:
+                forget(user.user_id)
             if self._store is not None:
                 self._store.remove_user(user.user_id)
 
@@ -1049,7 +1070,10 @@ class Simulation:
     def _apply(self, user: SimUser, request: ActionRequest, outcome: Outcome) -> None:
         """Feed the answer back into the user's memory."""
         action = request.action
+        if outcome.intended:
+            return  # a deliberate error (error simulation) teaches the user nothing
         if action == "sign_up" and outcome.ok:
+            user.joined = True
             user.remote_id = outcome.remote_id
             self._signed_up += 1
             self._saved(user)
@@ -1073,6 +1097,8 @@ class Simulation:
             if outcome.ok and user.remote_id is None:
                 user.remote_id = outcome.remote_id
                 self._saved(user)
+        elif self.scenario.api is not None:
+            pass  # an api section's memory is the declarative target's own
         elif action == "browse_feed" and outcome.ok:
             user.last_feed = outcome.feed_ids or None
             if not outcome.feed_ids:

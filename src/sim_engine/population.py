@@ -61,6 +61,7 @@ class SimUser:
         life: long-term status (None when the scenario's lifecycle is disabled).
         day_end: simulated epoch seconds of the user's next local midnight.
         founder: a founder account (never churns; stable password).
+        joined: the sign-up succeeded (an API without accounts gives no remote id).
     """
 
     __slots__ = (
@@ -70,6 +71,7 @@ class SimUser:
         "email",
         "feed_offset",
         "founder",
+        "joined",
         "last_feed",
         "life",
         "name",
@@ -118,6 +120,7 @@ class SimUser:
         self.life: LifecycleStatus | None = None
         self.day_end = 0.0
         self.founder = False
+        self.joined = False
 
     @property
     def username(self) -> str:
@@ -168,6 +171,7 @@ def user_from_dict(data: dict[str, Any]) -> SimUser:
     user.session_id = int(data.get("session_id", 0))
     user.day_end = float(data.get("day_end", 0.0))
     user.founder = bool(data.get("founder", False))
+    user.joined = bool(data.get("joined", user.remote_id is not None))
     life = data.get("life")
     user.life = lifecycle_from_dict(life) if life is not None else None
     return user

@@ -22,6 +22,7 @@ from sim_engine.addons import Addon
 from sim_engine.clock import ScaledClock, make_clock
 from sim_engine.engine import Simulation, SimulationStats
 from sim_engine.metrics import DailyMetrics, MetricsCollector
+from sim_engine.plugins import plugin_runtime
 from sim_engine.records import Sink, Target
 from sim_engine.runstate import (
     DEMO,
@@ -186,7 +187,13 @@ def _transport(url: str, options: RunOptions) -> Transport:
 
 
 def _target(scenario: Scenario, transport: Transport) -> Target:
-    """The built-in social API binding, or the scenario's declarative ``api`` section."""
+    """The built-in social API binding, the scenario's declarative ``api`` section, or a
+    plugin's target (``target.binding``)."""
+    if scenario.target.binding is not None:
+        from sim_engine.plugins import load_plugins, make_target
+
+        load_plugins(scenario.plugins)
+        return make_target(scenario.target.binding, transport, scenario)
     if scenario.api is None:
         return SocialApiTarget(transport)
     from sim_engine.targets.declarative import DeclarativeTarget
@@ -221,7 +228,7 @@ async def _run(options: RunOptions, url: str, store: SqliteStore) -> RunResult:
     except BaseException:
         await transport.aclose()
         raise
-    target = _target(scenario, transport)
+    target, hooks = plugin_runtime(scenario, _target(scenario, transport), transport)
     now_s = start_s if saved is None else float(saved["sim_now"])
     clock = make_clock(options.speed, now_s)
     out = scenario.output
@@ -249,7 +256,9 @@ async def _run(options: RunOptions, url: str, store: SqliteStore) -> RunResult:
         clock.pause()  # building the population takes wall time, not simulated time
     if duration_s is not None:
         duration_s = max(0.0, start_s + duration_s - now_s)
-    sim = Simulation(scenario, target, clock, sinks, duration_s=duration_s, store=store)
+    sim = Simulation(
+        scenario, target, clock, sinks, duration_s=duration_s, store=store, hooks=hooks
+    )
     if saved is None or resume is None:
         sim.populate()
     else:

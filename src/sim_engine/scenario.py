@@ -351,12 +351,15 @@ class TargetSpec(_Frozen):
         concurrency: cap on requests in flight at once.
         timeout_s: per-request timeout (wall seconds).
         page_size: feed page size for ``browse_feed``.
+        binding: a target registered by a plugin (``@plugins.target(name)``) to use
+            instead of the built-in social API or the ``api`` section.
     """
 
     url: str | None = None
     concurrency: int = Field(64, ge=1, le=10_000)
     timeout_s: float = Field(10.0, gt=0)
     page_size: int = Field(20, ge=1, le=100)
+    binding: str | None = None
 
 
 class BackoffSpec(_Frozen):

@@ -1,0 +1,348 @@
+"""Load-test mode (seed 004): counts, figures, duration, exit codes; in-process and real HTTP."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sim_engine.demo.launcher import find_free_port
+from sim_engine.loadtest import (
+    LoadOptions,
+    LoadTestError,
+    action_distribution,
+    format_summary,
+    run_load,
+)
+from sim_engine.plugins import REGISTRY
+from sim_engine.scenario import ACTIONS, default_scenario, load_scenario, validate_scenario
+
+SUMMARY_KEYS = {
+    "requests",
+    "failed",
+    "success_rate",
+    "latency_ms",
+    "requests_per_second",
+    "wall_seconds",
+    "by_action",
+    "by_status",
+    "setup",
+    "users",
+    "min_request_count",
+    "max_request_count",
+    "distribution",
+    "transport",
+    "cut_short",
+}
+
+
+def sim_engine(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sim_engine", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int) -> str:
+    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr + proc.stdout
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("sim-engine: error: "), lines[0]
+    return lines[0]
+
+
+def small(tmp_path: Path, **changes: Any) -> LoadOptions:
+    settings: dict[str, Any] = {
+        "scenario": default_scenario(),
+        "users": 10,
+        "min_requests": 5,
+        "max_requests": 20,
+        "delay_min_ms": 0.0,
+        "delay_max_ms": 5.0,
+        "target_url": "inprocess",
+        "out_dir": tmp_path / "out",
+    }
+    settings.update(changes)
+    return LoadOptions(**settings)
+
+
+# -- in-process ----------------------------------------------------------------------------
+
+
+def test_counts_and_figures(tmp_path: Path) -> None:
+    options = small(tmp_path)
+    result = run_load(options)
+    assert 10 * 5 <= result.requests <= 10 * 20
+    assert result.completed_users == 10
+    assert not result.cut_short and not result.interrupted
+    assert sum(t.requests for t in result.by_action.values()) == result.requests
+    assert set(result.by_action) <= set(ACTIONS)
+    assert {k: t.requests for k, t in result.setup.items()} == {"sign_up": 10, "log_in": 10}
+    assert all(t.failed == 0 for t in result.setup.values())
+    assert result.success_rate == 1.0  # the demo API injects no faults by default
+    lat = result.latency_ms()
+    assert 0 < lat["p50"] <= lat["p95"] <= lat["p99"] <= lat["max"]
+    assert result.requests_per_second > 0
+
+    data = json.loads((tmp_path / "out" / "load.json").read_text("utf-8"))
+    assert set(data) >= SUMMARY_KEYS
+    assert data["requests"] == result.requests
+    assert data["users"] == 10
+    assert sum(a["requests"] for a in data["by_action"].values()) == data["requests"]
+    assert sum(data["by_status"].values()) == data["requests"]
+    assert data["latency_ms"]["p50"] <= data["latency_ms"]["p95"] <= data["latency_ms"]["p99"]
+    for figures in data["by_action"].values():
+        p = figures["latency_ms"]
+        assert p["p50"] <= p["p95"] <= p["p99"] <= p["max"]
+    assert data["transport"]["requests_sent"] >= data["requests"] + 20
+    assert sum(data["distribution"].values()) == pytest.approx(1.0)
+
+    lines = format_summary(result)
+    assert lines[0].startswith(f"Done: {result.requests} requests from 10 users")
+    assert any("p50" in line and "p99" in line for line in lines)
+
+
+def test_min_equals_max_gives_exact_counts(tmp_path: Path) -> None:
+    result = run_load(small(tmp_path, users=4, min_requests=7, max_requests=7, out_dir=None))
+    assert result.requests == 28
+    assert not (tmp_path / "out").exists()  # no --out: nothing written
+
+
+def test_duration_cuts_it_short(tmp_path: Path) -> None:
+    console = io.StringIO()
+    options = small(
+        tmp_path,
+        users=5,
+        min_requests=10_000,
+        max_requests=10_000,
+        delay_min_ms=5.0,
+        delay_max_ms=10.0,
+        duration_s=0.6,
+        console=console,
+        progress_every_s=0.2,
+    )
+    started = time.monotonic()
+    result = run_load(options)
+    assert time.monotonic() - started < 5
+    assert result.cut_short
+    assert result.completed_users == 0
+    assert 0 < result.requests < 5 * 10_000
+    assert 0.5 <= result.wall_s < 3
+    assert "requests" in console.getvalue()  # progress lines
+    assert format_summary(result)[0].startswith("Done (duration reached)")
+
+
+def test_action_distribution_is_weighted_by_share() -> None:
+    base = default_scenario().model_dump(mode="json")
+    base["personas"] = {
+        "reader": {"share": 3, "actions": {"relaxing": {"browse_feed": 1}}},
+        "writer": {
+            "share": 1,
+            "post_frequency": 2,  # create_post weighs twice as much
+            "actions": {"relaxing": {"create_post": 1, "read_post": 1}},
+        },
+    }
+    base["population"]["personas"] = None
+    scenario = validate_scenario(base)
+    dist = action_distribution(scenario)
+    assert dist == pytest.approx(
+        {"browse_feed": 0.75, "create_post": 0.25 * 2 / 3, "read_post": 0.25 / 3}
+    )
+    assert next(iter(dist)) == "browse_feed"  # most likely first
+    default = action_distribution(default_scenario())
+    assert sum(default.values()) == pytest.approx(1.0)
+    assert set(default) <= set(ACTIONS)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"min_requests": 9, "max_requests": 3}, "--min-request-count (9) is larger"),
+        ({"users": 0}, "--users must be at least 1"),
+        ({"min_requests": -1}, "cannot be negative"),
+        ({"delay_min_ms": 10.0, "delay_max_ms": 1.0}, "--delay-min (10) is larger"),
+        ({"duration_s": 0.0}, "--duration must be positive"),
+    ],
+)
+def test_bad_options(tmp_path: Path, changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(LoadTestError, match=re.escape(message)):
+        run_load(small(tmp_path, **changes))
+
+
+# -- an ``api`` section ----------------------------------------------------------------------
+
+API = {
+    "auth": {
+        "signup": {
+            "method": "POST",
+            "path": "/users",
+            "body": {
+                "username": "{user.username}",
+                "email": "{user.email}",
+                "password": "{user.password}",
+                "name": "{user.name}",
+            },
+            "expect": [201],
+        },
+        "login": {
+            "method": "POST",
+            "path": "/auth/login",
+            "body": {"username": "{user.username}", "password": "{user.password}"},
+            "expect": [200],
+        },
+        "login_user_id_path": "user_id",
+    },
+    "memory": {"seen": 20},
+    "actions": {
+        "feed": {
+            "path": "/posts",
+            "query": {"limit": 10},
+            "expect": [200],
+            "extract": [{"path": "items[*]", "to": "memory.seen"}],
+        },
+        "open": {
+            "path": "/posts/{post.id}",
+            "pick": {"post": "memory.seen"},
+            "expect": [200],
+            "fallback": "feed",
+        },
+        "write": {
+            "method": "POST",
+            "path": "/posts",
+            "body": {"title": "{{title}}", "body": "{{sentence}}"},
+            "expect": [201],
+        },
+    },
+    "workflows": {"skim": {"steps": [{"action": "feed"}, {"action": "open"}]}},
+}
+
+
+def test_api_scenario_runs_its_actions_and_workflows(tmp_path: Path) -> None:
+    pytest.importorskip("sim_engine.targets.declarative")
+    data = default_scenario().model_dump(mode="json")
+    weights = {"feed": 1, "open": 2, "write": 1, "skim": 1}
+    data.update(api=API, personas={"p": {"share": 1, "actions": {"relaxing": weights}}})
+    data["population"]["personas"] = None
+    result = run_load(small(tmp_path, scenario=validate_scenario(data)))
+    assert 10 * 5 <= result.requests + result.impossible <= 10 * 20
+    assert set(result.by_action) <= {"feed", "open", "write"}
+    assert result.by_action["feed"].requests > 0 and result.by_action["write"].requests > 0
+    assert result.failed == 0, {k: v.as_dict() for k, v in result.by_action.items()}
+    assert all(t.failed == 0 for t in result.setup.values())
+
+
+# -- plugins take part -----------------------------------------------------------------------
+
+PLUGIN = """
+from sim_engine import plugins
+
+SEEN = {"starts": 0, "ends": 0}
+
+@plugins.action("ping_health")
+async def ping_health(ctx):
+    resp = await ctx.call("GET", "/health")
+    assert ctx.user is not None and ctx.token
+    return {"status": resp.status}
+
+@plugins.on_session_start
+def started(user, sim_t):
+    SEEN["starts"] += 1
+
+@plugins.on_session_end
+def ended(user, sim_t):
+    SEEN["ends"] += 1
+"""
+
+
+@pytest.fixture
+def plugin_module(tmp_path: Path) -> Iterator[str]:
+    saved = REGISTRY.snapshot()
+    name = f"sim_load_plugin_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{name}.py").write_text(PLUGIN, encoding="utf-8")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        yield name
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop(name, None)
+        REGISTRY.restore(saved)
+
+
+def test_plugin_actions_and_hooks_take_part(tmp_path: Path, plugin_module: str) -> None:
+    path = tmp_path / "s.yaml"
+    weights = {"ping_health": 1, "browse_feed": 1}
+    path.write_text(
+        json.dumps(
+            {
+                "plugins": [plugin_module],
+                "personas": {"p": {"share": 1, "actions": {"relaxing": weights}}},
+            }
+        ),
+        encoding="utf-8",
+    )
+    result = run_load(small(tmp_path, scenario=load_scenario(path), users=6))
+    assert result.by_action["ping_health"].requests > 0
+    assert result.by_action["ping_health"].failed == 0
+    assert 6 * 5 <= result.requests <= 6 * 20
+    seen = sys.modules[plugin_module].SEEN
+    assert seen == {"starts": 6, "ends": 6}
+
+
+# -- the command, over real HTTP -------------------------------------------------------------
+
+
+def test_cli_against_the_real_demo_server(tmp_path: Path) -> None:
+    out = tmp_path / "load"
+    proc = sim_engine(
+        "load",
+        "--users", "10",
+        "--min-request-count", "5",
+        "--max-request-count", "20",
+        "--delay-min", "0",
+        "--delay-max", "5",
+        "--seed", "11",
+        "--out", str(out),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    data = json.loads((out / "load.json").read_text("utf-8"))
+    assert 50 <= data["requests"] <= 200
+    assert data["seed"] == 11
+    assert data["target"].startswith("http://127.0.0.1:")
+    assert data["success_rate"] == 1.0
+    assert "Done: " in proc.stdout
+    assert "latency p50" in proc.stdout
+    assert f"{out / 'load.json'}" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--min-request-count", "20", "--max-request-count", "10"], "is larger than"),
+        (["--delay-min", "50", "--delay-max", "10"], "--delay-min (50) is larger"),
+        (["--users", "0"], "--users must be at least 1"),
+        (["--duration", "soon"], "--duration: not a duration"),
+        (["--target", "http://example.com"], "refusing to target example.com"),
+    ],
+)
+def test_cli_bad_input_exits_2(args: list[str], needle: str) -> None:
+    line = assert_one_line_error(sim_engine("load", "-q", *args), 2)
+    assert needle in line
+
+
+def test_cli_unreachable_target_exits_1() -> None:
+    url = f"http://127.0.0.1:{find_free_port()}"
+    line = assert_one_line_error(sim_engine("load", "--target", url, "--users", "2"), 1)
+    assert "cannot reach target" in line
