@@ -54,7 +54,13 @@ from sim_engine.records import (
 )
 from sim_engine.scenario import ACTIONS, FounderSpec, Scenario
 
-__all__ = ["Simulation", "SimulationStats", "user_password"]
+__all__ = [
+    "Simulation",
+    "SimulationStats",
+    "bind_social",
+    "remember_social",
+    "user_password",
+]
 
 _ARRIVAL, _SESSION, _NEXT, _DAY, _TICK, _REPLACE = 0, 1, 2, 3, 4, 5
 _REFERENCE_MEAN_ACTIONS = 4.0  # persona depth factor = mean_actions / this (lifecycle on)
@@ -963,24 +969,10 @@ class Simulation:
     def _bind(
         self, action: str, user: SimUser, sim_t: float, iso: str, rng: random.Random
     ) -> ActionRequest:
-        """Turn a planned action into a request from memory; guards fall back to the feed."""
-        uid, token = user.user_id, user.token
-        if action not in ACTIONS:  # a plugin's action: the plugin target binds it
-            return ActionRequest(action, uid, sim_t, iso, token)
-        if action == "read_post" and user.last_feed:
-            post_id = rng.choice(user.last_feed)[0]
-            return ActionRequest(action, uid, sim_t, iso, token, post_id=post_id)
-        if action in ("update_post", "delete_post") and user.own_posts:
-            post_id = rng.choice(user.own_posts)
-            payload = self._content.edit(rng) if action == "update_post" else None
-            return ActionRequest(action, uid, sim_t, iso, token, post_id=post_id, payload=payload)
-        if action == "create_post":
-            payload = self._content.post(rng, user.tag)
-            return ActionRequest(action, uid, sim_t, iso, token, payload=payload)
-        limit = self.scenario.target.page_size
-        offset = user.feed_offset
-        user.feed_offset += limit
-        return ActionRequest("browse_feed", uid, sim_t, iso, token, offset=offset, limit=limit)
+        """Turn a planned action into a request from memory (see :func:`bind_social`)."""
+        return bind_social(
+            action, user, sim_t, iso, rng, self._content, self.scenario.target.page_size
+        )
 
     # -- execution ------------------------------------------------------------------------
 
@@ -1097,22 +1089,8 @@ class Simulation:
             if outcome.ok and user.remote_id is None:
                 user.remote_id = outcome.remote_id
                 self._saved(user)
-        elif self.scenario.api is not None:
-            pass  # an api section's memory is the declarative target's own
-        elif action == "browse_feed" and outcome.ok:
-            user.last_feed = outcome.feed_ids or None
-            if not outcome.feed_ids:
-                user.feed_offset = 0
-        elif action == "create_post" and outcome.ok and outcome.post_id is not None:
-            if user.own_posts is None:
-                user.own_posts = []
-            user.own_posts.append(outcome.post_id)
-            self._saved(user)
-        elif action == "delete_post" and (outcome.ok or outcome.status == 404):
-            _discard(user.own_posts, request.post_id)
-            self._saved(user)
-        elif action == "read_post" and outcome.status == 404 and user.last_feed:
-            user.last_feed = tuple(p for p in user.last_feed if p[0] != request.post_id) or None
+        elif self.scenario.api is None and remember_social(user, request, outcome):
+            self._saved(user)  # a post created or deleted: must not be forgotten
         if outcome.status == 401 and action not in ("log_in", "sign_up"):
             user.token = None  # re-login at the next session start
 
@@ -1151,6 +1129,72 @@ class Simulation:
     def _emit(self, record: Any) -> None:
         for sink in self._sinks:
             sink.emit(record)
+
+
+def bind_social(
+    action: str,
+    user: SimUser,
+    sim_t: float,
+    iso: str,
+    rng: random.Random,
+    content: ContentGenerator,
+    page_size: int,
+) -> ActionRequest:
+    """Bind a planned social-API action to the user's memory.
+
+    ``read_post`` picks a post from the feed page the user just saw; ``update_post``
+    and ``delete_post`` pick one of the user's own posts; ``create_post`` generates
+    content. When the user lacks what the action needs, it browses the feed instead
+    (the next page of it within a session). Names outside the social API (a
+    plugin's actions) pass through unbound.
+
+    Args:
+        action: the planned action name.
+        user: the acting user (its ``feed_offset`` advances on a feed page).
+        sim_t: simulated epoch seconds; ``iso``: the same with the user's offset.
+        rng: the user's generator.
+        content: post content generator.
+        page_size: feed page size.
+    """
+    uid, token = user.user_id, user.token
+    if action not in ACTIONS:  # a plugin's action: the plugin target binds it
+        return ActionRequest(action, uid, sim_t, iso, token)
+    if action == "read_post" and user.last_feed:
+        post_id = rng.choice(user.last_feed)[0]
+        return ActionRequest(action, uid, sim_t, iso, token, post_id=post_id)
+    if action in ("update_post", "delete_post") and user.own_posts:
+        post_id = rng.choice(user.own_posts)
+        payload = content.edit(rng) if action == "update_post" else None
+        return ActionRequest(action, uid, sim_t, iso, token, post_id=post_id, payload=payload)
+    if action == "create_post":
+        return ActionRequest(action, uid, sim_t, iso, token, payload=content.post(rng, user.tag))
+    offset = user.feed_offset
+    user.feed_offset += page_size
+    return ActionRequest("browse_feed", uid, sim_t, iso, token, offset=offset, limit=page_size)
+
+
+def remember_social(user: SimUser, request: ActionRequest, outcome: Outcome) -> bool:
+    """Feed a social-API answer back into the user's memory.
+
+    Returns True when the user's own posts changed (a post created or deleted:
+    an event that must not be forgotten).
+    """
+    action = request.action
+    if action == "browse_feed" and outcome.ok:
+        user.last_feed = outcome.feed_ids or None
+        if not outcome.feed_ids:
+            user.feed_offset = 0
+    elif action == "create_post" and outcome.ok and outcome.post_id is not None:
+        if user.own_posts is None:
+            user.own_posts = []
+        user.own_posts.append(outcome.post_id)
+        return True
+    elif action == "delete_post" and (outcome.ok or outcome.status == 404):
+        _discard(user.own_posts, request.post_id)
+        return True
+    elif action == "read_post" and outcome.status == 404 and user.last_feed:
+        user.last_feed = tuple(p for p in user.last_feed if p[0] != request.post_id) or None
+    return False
 
 
 def _run_tag(secret: str) -> str:

@@ -42,12 +42,12 @@ from hdrh.histogram import HdrHistogram
 from sim_engine import __version__
 from sim_engine.behaviour import compile_personas
 from sim_engine.content import ContentGenerator
-from sim_engine.engine import user_password
+from sim_engine.engine import bind_social, remember_social, user_password
 from sim_engine.plugins import plugin_runtime
 from sim_engine.population import IdentityFactory, SimUser
 from sim_engine.records import ActionRequest, Outcome, Target
 from sim_engine.runstate import DEMO, check_target_allowed
-from sim_engine.scenario import ACTIONS, Scenario
+from sim_engine.scenario import Scenario
 
 __all__ = [
     "LoadOptions",
@@ -477,17 +477,18 @@ class _LoadTest:
         try:
             await self._sign_in(user)
             steps: list[Any] = []
-            feed_offset = [0]
+            user.feed_offset = 0
             for _ in range(count):
                 if not await self._pause(rng):
                     self.result.cut_short = True
                     return
-                request = self._next_request(user, rng, steps, feed_offset)
+                request = self._next_request(user, rng, steps)
                 if request is None:
                     self.result.impossible += 1
                     continue
                 outcome = await self._target.send(request)
-                self._remember(user, request, outcome, feed_offset)
+                if self._scenario.api is None:
+                    remember_social(user, request, outcome)
                 self._count(request.action, outcome)
             self.result.completed_users += 1
         finally:
@@ -549,13 +550,15 @@ class _LoadTest:
     # -- drawing and binding ----------------------------------------------------------------
 
     def _next_request(
-        self, user: SimUser, rng: random.Random, steps: list[Any], feed_offset: list[int]
+        self, user: SimUser, rng: random.Random, steps: list[Any]
     ) -> ActionRequest | None:
         now = time.time()
         iso = _iso(now, user)
         if self._api is None:
             name = rng.choices(self._names, self._weights)[0]
-            return self._bind_social(name, user, now, iso, rng, feed_offset)
+            return bind_social(
+                name, user, now, iso, rng, self._content, self._scenario.target.page_size
+            )
         for _ in range(_DRAWS):
             drawn = self._next_api_name(user, rng, steps)
             if drawn is None:
@@ -593,51 +596,6 @@ class _LoadTest:
                 continue
             return picked
         return None
-
-    def _bind_social(
-        self,
-        action: str,
-        user: SimUser,
-        now: float,
-        iso: str,
-        rng: random.Random,
-        feed_offset: list[int],
-    ) -> ActionRequest:
-        """The engine's binding (``Simulation._bind``): guards fall back to the feed."""
-        uid, token = user.user_id, user.token
-        if action not in ACTIONS:  # a plugin action: the plugin target runs it
-            return ActionRequest(action, uid, now, iso, token)
-        if action == "read_post" and user.last_feed:
-            post_id = rng.choice(user.last_feed)[0]
-            return ActionRequest(action, uid, now, iso, token, post_id=post_id)
-        if action in ("update_post", "delete_post") and user.own_posts:
-            post_id = rng.choice(user.own_posts)
-            payload = self._content.edit(rng) if action == "update_post" else None
-            return ActionRequest(action, uid, now, iso, token, post_id=post_id, payload=payload)
-        if action == "create_post":
-            payload = self._content.post(rng, user.tag)
-            return ActionRequest(action, uid, now, iso, token, payload=payload)
-        limit = self._scenario.target.page_size
-        offset = feed_offset[0]
-        feed_offset[0] += limit
-        return ActionRequest("browse_feed", uid, now, iso, token, offset=offset, limit=limit)
-
-    def _remember(
-        self, user: SimUser, request: ActionRequest, outcome: Outcome, feed_offset: list[int]
-    ) -> None:
-        """Feed the answer back into the user's memory (the engine's ``_apply``, trimmed)."""
-        action = request.action
-        if action == "browse_feed" and outcome.ok:
-            user.last_feed = outcome.feed_ids or None
-            if not outcome.feed_ids:
-                feed_offset[0] = 0
-        elif action == "create_post" and outcome.ok and outcome.post_id is not None:
-            user.own_posts = [*(user.own_posts or []), outcome.post_id]
-        elif action == "delete_post" and (outcome.ok or outcome.status == 404):
-            if user.own_posts and request.post_id in user.own_posts:
-                user.own_posts.remove(request.post_id)
-        elif action == "read_post" and outcome.status == 404 and user.last_feed:
-            user.last_feed = tuple(p for p in user.last_feed if p[0] != request.post_id) or None
 
     # -- figures ------------------------------------------------------------------------------
 
