@@ -90,7 +90,7 @@ class RunResult:
         stats: the engine's final counters.
         metrics: the content of ``metrics.json``.
         wall_s: wall seconds the simulation ran.
-        interrupted: stopped by a signal before its duration.
+        interrupted: stopped before its duration (signal, kill switch, ``ctl stop``).
     """
 
     stats: SimulationStats
@@ -283,7 +283,9 @@ async def _run(options: RunOptions, url: str, store: SqliteStore) -> RunResult:
             sink.close()
         await target.aclose()
     end_s = min(sim.end_s, clock.now())
-    store.set_meta("finished", not interrupted and kill.reason is None)
+    # Stopped before the end: a signal, the kill switch, `ctl stop` or the dashboard's q.
+    interrupted_any = bool(interrupted) or kill.reason is not None or end_s < sim.end_s
+    store.set_meta("finished", not interrupted_any)
     metrics = collector.snapshot(end_s)
     metrics["run"] = {
         "scenario": scenario.name,
@@ -292,13 +294,12 @@ async def _run(options: RunOptions, url: str, store: SqliteStore) -> RunResult:
         "speed": "max" if options.speed is None else options.speed,
         "wall_seconds": round(wall_s, 3),
         "simulated_seconds": round(end_s - start_s, 3),
-        "interrupted": bool(interrupted) or kill.reason is not None,
+        "interrupted": interrupted_any,
         "stopped_by": kill.reason,
         "resumed": resume is not None,
         "version": __version__,
     }
     files = _write_outputs(options.out_dir, metrics, scenario, daily.history())
-    interrupted_any = bool(interrupted) or kill.reason is not None
     return RunResult(stats, metrics, wall_s, interrupted_any, files)
 
 
