@@ -16,8 +16,6 @@ so a response can never schedule a follow-up in the simulated past.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import hashlib
 import heapq
 import math
 import random
@@ -25,34 +23,40 @@ import secrets
 from collections import deque
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sim_engine.behaviour import CompiledPersona, compile_personas
+from sim_engine.binding import _run_tag, bind_social, remember_social, user_password
 from sim_engine.clock import Clock, FastForwardClock, ScaledClock
 from sim_engine.content import ContentGenerator
-from sim_engine.lifecycle import LifecycleState, decide_day, new_status, session_depth
-from sim_engine.population import (
-    IdentityFactory,
-    SimUser,
-    password_for,
-    rng_from_json,
-    rng_to_json,
-    save_rng,
-    user_rng,
+from sim_engine.engine_api import ApiActions
+from sim_engine.engine_daily import DailyDynamics
+from sim_engine.engine_events import (
+    _ARRIVAL,
+    _DAY,
+    _DAY_S,
+    _NEXT,
+    _REPLACE,
+    _SESSION,
+    _TICK,
+    _next_midnight,
+    _offset_of,
+    _offset_s,
 )
+from sim_engine.engine_state import CrashSafety
+from sim_engine.lifecycle import LifecycleState, new_status, session_depth
+from sim_engine.population import IdentityFactory, SimUser, save_rng, user_rng
 from sim_engine.records import (
     ActionRecord,
     ActionRequest,
-    DaySnapshot,
-    LifecycleRecord,
     Outcome,
     Sink,
     Store,
     Target,
     UserRecord,
 )
-from sim_engine.scenario import ACTIONS, FounderSpec, Scenario
+from sim_engine.scenario import FounderSpec, Scenario
 
 __all__ = [
     "Simulation",
@@ -62,10 +66,8 @@ __all__ = [
     "user_password",
 ]
 
-_ARRIVAL, _SESSION, _NEXT, _DAY, _TICK, _REPLACE = 0, 1, 2, 3, 4, 5
 _REFERENCE_MEAN_ACTIONS = 4.0  # persona depth factor = mean_actions / this (lifecycle on)
 _SIGNUP_ATTEMPTS = 3
-_DAY_S = 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +91,7 @@ class SimulationStats:
     scheduled: int
 
 
-class Simulation:
+class Simulation(DailyDynamics, CrashSafety, ApiActions):
     """A population of simulated users acting on a target over simulated time.
 
     Args:
@@ -328,143 +330,6 @@ class Simulation:
             self._create_founder(founder, self._start_s)
         self.add_users(self.scenario.population.initial, self._start_s)
 
-    # -- crash safety -----------------------------------------------------------------------
-
-    def _saved(self, user: SimUser) -> None:
-        """Write a user through to the store (an event that must not be forgotten)."""
-        self._dirty.add(user.user_id)
-        if self._store is not None:
-            self._store.save_user(user)
-
-    def export_state(self) -> dict[str, Any]:
-        """Return the engine's own state (not the users) as JSON-ready data."""
-        return {
-            "sim_now": self._clock.now(),
-            "start_s": self._start_s,
-            "end_s": self._end_s if math.isfinite(self._end_s) else None,
-            "day_start_s": self._day_start_s,
-            "arrivals_today": self._arrivals_today,
-            "secret": self._secret,
-            "factory": self._factory.export_state(),
-            "growth_rng": rng_to_json(self._growth_rng),
-            "counters": {
-                "signed_up": self._signed_up,
-                "actions": self._actions,
-                "failed": self._failed,
-            },
-        }
-
-    def checkpoint(self) -> int:
-        """Save the engine's state and every user changed since the last checkpoint.
-
-        Returns the number of users saved (0 without a store).
-        """
-        if self._store is None:
-            return 0
-        changed = [
-            u for u in self._users.values() if u.life is not None or u.user_id in self._dirty
-        ]
-        self._store.checkpoint(self.export_state(), changed)
-        self._dirty.clear()
-        return len(changed)
-
-    def restore(self, state: dict[str, Any], users: Sequence[SimUser]) -> None:
-        """Continue a crashed run: take back its users and state (before :meth:`run`).
-
-        Every user gets its next local midnight and next session planned from
-        the current simulated time; tokens are not kept, so each logs in again
-        at its next session.
-
-        Raises:
-            KeyError, ValueError: ``state`` is not an exported state.
-        """
-        self._populated = True
-        self._secret = str(state["secret"])
-        self._factory.run_tag = _run_tag(self._secret)
-        self._day_start_s = float(state["day_start_s"])
-        self._arrivals_today = int(state["arrivals_today"])
-        # Users created after the checkpoint were written through: ids go on after them.
-        next_id = max([int(state["factory"]["next_id"]), *(u.user_id + 1 for u in users)])
-        self._factory.restore_state({**state["factory"], "next_id": next_id})
-        rng_from_json(self._growth_rng, state["growth_rng"])
-        counters = state.get("counters", {})
-        self._signed_up = int(counters.get("signed_up", 0))
-        self._actions = int(counters.get("actions", 0))
-        self._failed = int(counters.get("failed", 0))
-        now = self._clock.now()
-        for user in users:
-            self._users[user.user_id] = user
-            rng = user_rng(user)
-            local = datetime.fromtimestamp(now, user.tz)
-            if user.life is not None and self._life is not None:
-                user.day_end = _next_midnight(local)
-                self._push(user.day_end, _DAY, user)
-                if not user.life.active_today:
-                    save_rng(user, rng)
-                    continue
-            persona = self._personas[user.persona]
-            first = persona.next_session_start(now, _offset_of(local), rng)
-            save_rng(user, rng)
-            if math.isfinite(first) and (user.life is None or first < user.day_end):
-                self._push(first, _SESSION, user)
-
-    async def reconcile(self) -> int:
-        """Bring users' memory in line with the target after a crash.
-
-        Users with an id on the target re-read the posts they own; users without
-        one try to log in (their sign-up may have reached the target just before
-        the crash). Returns the number of users whose memory changed.
-        """
-        changed = 0
-        semaphore = asyncio.Semaphore(self.scenario.target.concurrency)
-
-        async def one(user: SimUser) -> None:
-            nonlocal changed
-            async with semaphore:
-                before = (user.remote_id, sorted(user.own_posts or ()))
-                await self._reconcile_user(user)
-                if (user.remote_id, sorted(user.own_posts or ())) != before:
-                    changed += 1
-                    self._saved(user)
-
-        await asyncio.gather(*(one(u) for u in list(self._users.values())))
-        return changed
-
-    async def _reconcile_user(self, user: SimUser) -> None:
-        now = self._clock.now()
-        iso = datetime.fromtimestamp(now, user.tz).isoformat(timespec="milliseconds")
-        if user.remote_id is None:
-            login = self._signup_requests(user, now, iso)[-1]
-            outcome = await self._target.send(login)
-            if not outcome.ok:
-                return
-            user.token = outcome.token
-            user.remote_id = outcome.remote_id
-        if user.remote_id is None or self.scenario.api is not None:
-            return  # an api section's memory is the target's own; it cannot be re-read
-        owned: list[int] = []
-        offset, limit = 0, 100
-        while True:
-            request = ActionRequest(
-                "list_own_posts",
-                user.user_id,
-                now,
-                iso,
-                user.token,
-                offset=offset,
-                limit=limit,
-                remote_user_id=user.remote_id,
-            )
-            outcome = await self._target.send(request)
-            if not outcome.ok:
-                return  # keep what we knew; the target cannot say
-            page = outcome.feed_ids or ()
-            owned.extend(pid for pid, author in page if author == user.remote_id)
-            if len(page) < limit:
-                break
-            offset += limit
-        user.own_posts = owned or None
-
     async def run(self) -> SimulationStats:
         """Run until the duration has passed or :meth:`stop` is called.
 
@@ -610,148 +475,6 @@ class Simulation:
             self._create_user(sim_t)
         self._push(sim_t + self._arrival_gap_s(), _ARRIVAL, None)
 
-    def _on_tick(self, sim_t: float) -> None:
-        """End of a run-relative simulated day: snapshot, reset caps, replace churned users."""
-        self._emit(self._snapshot(sim_t))
-        self._day_start_s = sim_t
-        self._arrivals_today = 0
-        self._push(sim_t + _DAY_S, _TICK, None)
-        replacement = self._life.replacement if self._life is not None else None
-        if replacement is None or not replacement.enabled:
-            return
-        live = sum(
-            1
-            for u in self._users.values()
-            if u.life is None or u.life.state is not LifecycleState.CHURNED
-        )
-        deficit = replacement.target_pool - live
-        if deficit > 0:
-            for _ in range(min(deficit, replacement.daily.draw(self._growth_rng))):
-                self._push(sim_t + self._growth_rng.uniform(0, _DAY_S), _REPLACE, None)
-
-    def _snapshot(self, end_s: float) -> DaySnapshot:
-        states: dict[str, int] = {}
-        patterns: dict[str, int] = {}
-        engagement: dict[str, float] = {}
-        for user in self._users.values():
-            life = user.life
-            if life is None:
-                continue
-            state = life.state.value
-            states[state] = states.get(state, 0) + 1
-            engagement[state] = engagement.get(state, 0.0) + life.engagement
-            if life.state is not LifecycleState.CHURNED:
-                patterns[life.pattern.value] = patterns.get(life.pattern.value, 0) + 1
-        return DaySnapshot(
-            day_start_ts=self._day_start_s,
-            day_end_ts=end_s,
-            total_users=len(self._users),
-            state_distribution=states,
-            pattern_distribution=patterns,
-            engagement_by_state={k: round(v / states[k], 2) for k, v in engagement.items()},
-        )
-
-    def _on_day(self, user: SimUser, sim_t: float) -> None:
-        """A user's local midnight: decide the day (lifecycle), plan its first session."""
-        life, spec = user.life, self._life
-        if life is None or spec is None or user.user_id not in self._users:
-            return
-        local = datetime.fromtimestamp(sim_t + 1.0, user.tz)
-        rng = user_rng(user)
-        decision = decide_day(spec, life, local.date(), rng, churnable=not user.founder)
-        iso = datetime.fromtimestamp(sim_t, user.tz).isoformat(timespec="milliseconds")
-        for change in decision.transitions:
-            self._emit(
-                LifecycleRecord(
-                    iso, sim_t, user.user_id, change.change, change.old, change.new, change.reason
-                )
-            )
-        if life.state is LifecycleState.CHURNED:
-            self._churn(user, sim_t, iso, rng)
-            save_rng(user, rng)
-            return
-        user.day_end = _next_midnight(local)
-        self._push(user.day_end, _DAY, user)
-        if decision.active and not user.pending and user.session_left == 0:
-            persona = self._personas[user.persona]
-            first = persona.session_start_within(sim_t, user.day_end, _offset_of(local), rng)
-            if math.isfinite(first):
-                self._push(max(first, sim_t + self._lookahead_s), _SESSION, user)
-        save_rng(user, rng)
-
-    def _churn(self, user: SimUser, sim_t: float, iso: str, rng: random.Random) -> None:
-        """Clean a churned user from the target (or keep it), per ``lifecycle.cleanup``."""
-        assert self._life is not None
-        if rng.random() >= self._life.cleanup.delete_share:
-            self._emit(
-                LifecycleRecord(
-                    iso,
-                    sim_t,
-                    user.user_id,
-                    "cleanup",
-                    "CHURNED",
-                    "KEPT",
-                    "kept on the target for reactivation analytics",
-                )
-            )
-            return
-        if user.remote_id is None:
-            self._forget(user, sim_t, iso, "never signed up: nothing to delete")
-            return
-        api = self.scenario.api
-        if api is not None and "delete_account" not in api.actions:
-            reason = "kept: the api section has no delete_account action"
-            self._emit(
-                LifecycleRecord(iso, sim_t, user.user_id, "cleanup", "CHURNED", "KEPT", reason)
-            )
-            return
-        requests = []
-        if user.token is None:
-            requests = self._signup_requests(user, sim_t, iso)[-1:]
-        requests.append(
-            ActionRequest(
-                "delete_account", user.user_id, sim_t, iso, None, remote_user_id=user.remote_id
-            )
-        )
-        self._spawn(sim_t, self._cleanup(user, sim_t, iso, requests))
-
-    async def _cleanup(
-        self, user: SimUser, sim_t: float, iso: str, requests: list[ActionRequest]
-    ) -> None:
-        persona = self._personas[user.persona]
-        for request in requests:
-            if request.action == "delete_account" and user.token:
-                request = dataclasses.replace(request, token=user.token)
-            outcome = await self._target.send(request)
-            self._apply(user, request, outcome)
-            self._record(user, persona, "cleanup", request, outcome)
-            if not outcome.ok:
-                self._emit(
-                    LifecycleRecord(
-                        iso,
-                        sim_t,
-                        user.user_id,
-                        "cleanup",
-                        "CHURNED",
-                        "KEPT",
-                        f"cleanup failed: {outcome.error}",
-                    )
-                )
-                return
-        self._forget(user, sim_t, iso, "deleted from the target with all it created")
-
-    def _forget(self, user: SimUser, sim_t: float, iso: str, reason: str) -> None:
-        self._session_ended(user, sim_t)
-        self._users.pop(user.user_id, None)
-        forget = getattr(self._target, "forget_user", None)
-        if forget is not None:
-            forget(user.user_id)
-        if self._store is not None:
-            self._store.remove_user(user.user_id)
-        self._emit(
-            LifecycleRecord(iso, sim_t, user.user_id, "cleanup", "CHURNED", "DELETED", reason)
-        )
-
     def _on_user_event(self, kind: int, user: SimUser, sim_t: float) -> None:
         if user.user_id not in self._users:
             return
@@ -844,79 +567,6 @@ class Simulation:
     def _in_session(self, user: SimUser) -> bool:
         """True while the user has actions (or workflow steps) left in its session."""
         return user.session_left > 0 or bool(self._steps.get(user.user_id))
-
-    # -- actions of an ``api`` section ---------------------------------------------------
-
-    def _affinity(self, user: SimUser, persona: CompiledPersona) -> dict[str, float] | None:
-        """Session-affinity multipliers in force for this user (seed 001)."""
-        api = self.scenario.api
-        rules = (*api.affinity, *persona.spec.affinity) if api is not None else ()
-        if not rules:
-            return None
-        has = getattr(self._target, "has", None)
-        factors: dict[str, float] = {}
-        for rule in rules:
-            if has is not None and has(user.user_id, rule.when):
-                factors[rule.action] = factors.get(rule.action, 1.0) * rule.multiply
-        return factors or None
-
-    def _plan_api_action(
-        self,
-        user: SimUser,
-        persona: CompiledPersona,
-        state: str,
-        sim_t: float,
-        iso: str,
-        rng: random.Random,
-    ) -> tuple[ActionRequest | None, float | None]:
-        """Draw the next action of an ``api`` scenario, expanding workflows into steps.
-
-        Returns the request (None when nothing is possible) and, for a workflow
-        step, its think time (simulated seconds).
-        """
-        api = self.scenario.api
-        assert api is not None
-        steps = self._steps.get(user.user_id)
-        if not steps:
-            name = persona.choose_action(state, rng, self._affinity(user, persona))
-            self._set_session_left(user, user.session_left - 1)
-            workflow = api.workflows.get(name)
-            if workflow is None:
-                return self._api_request(name, user, sim_t, iso), None
-            steps = self._steps[user.user_id] = list(workflow.steps)
-        has = getattr(self._target, "has", None)
-        while steps:
-            step = steps.pop(0)
-            if rng.random() >= step.probability:
-                continue
-            if has is not None and not all(has(user.user_id, key) for key in step.requires):
-                continue
-            if step.one_of is not None:
-                names = list(step.one_of)
-                name = rng.choices(names, [step.one_of[n] for n in names])[0]
-            else:
-                assert step.action is not None
-                name = step.action
-            think_s = rng.uniform(*step.think_s)
-            if name in api.workflows:  # a nested workflow: its steps come first
-                steps[0:0] = list(api.workflows[name].steps)
-                continue
-            if not steps:
-                self._steps.pop(user.user_id, None)
-            return self._api_request(name, user, sim_t, iso), think_s
-        self._steps.pop(user.user_id, None)
-        return None, None
-
-    def _api_request(
-        self, name: str, user: SimUser, sim_t: float, iso: str
-    ) -> ActionRequest | None:
-        resolve = getattr(self._target, "resolve", None)
-        action = resolve(name, user.user_id) if resolve is not None else name
-        if action is None:
-            return None
-        return ActionRequest(
-            action, user.user_id, sim_t, iso, user.token, remote_user_id=user.remote_id
-        )
 
     def _set_session_left(self, user: SimUser, left: int) -> None:
         """Set the actions left in the user's session, keeping the open-session count."""
@@ -1129,106 +779,3 @@ class Simulation:
     def _emit(self, record: Any) -> None:
         for sink in self._sinks:
             sink.emit(record)
-
-
-def bind_social(
-    action: str,
-    user: SimUser,
-    sim_t: float,
-    iso: str,
-    rng: random.Random,
-    content: ContentGenerator,
-    page_size: int,
-) -> ActionRequest:
-    """Bind a planned social-API action to the user's memory.
-
-    ``read_post`` picks a post from the feed page the user just saw; ``update_post``
-    and ``delete_post`` pick one of the user's own posts; ``create_post`` generates
-    content. When the user lacks what the action needs, it browses the feed instead
-    (the next page of it within a session). Names outside the social API (a
-    plugin's actions) pass through unbound.
-
-    Args:
-        action: the planned action name.
-        user: the acting user (its ``feed_offset`` advances on a feed page).
-        sim_t: simulated epoch seconds; ``iso``: the same with the user's offset.
-        rng: the user's generator.
-        content: post content generator.
-        page_size: feed page size.
-    """
-    uid, token = user.user_id, user.token
-    if action not in ACTIONS:  # a plugin's action: the plugin target binds it
-        return ActionRequest(action, uid, sim_t, iso, token)
-    if action == "read_post" and user.last_feed:
-        post_id = rng.choice(user.last_feed)[0]
-        return ActionRequest(action, uid, sim_t, iso, token, post_id=post_id)
-    if action in ("update_post", "delete_post") and user.own_posts:
-        post_id = rng.choice(user.own_posts)
-        payload = content.edit(rng) if action == "update_post" else None
-        return ActionRequest(action, uid, sim_t, iso, token, post_id=post_id, payload=payload)
-    if action == "create_post":
-        return ActionRequest(action, uid, sim_t, iso, token, payload=content.post(rng, user.tag))
-    offset = user.feed_offset
-    user.feed_offset += page_size
-    return ActionRequest("browse_feed", uid, sim_t, iso, token, offset=offset, limit=page_size)
-
-
-def remember_social(user: SimUser, request: ActionRequest, outcome: Outcome) -> bool:
-    """Feed a social-API answer back into the user's memory.
-
-    Returns True when the user's own posts changed (a post created or deleted:
-    an event that must not be forgotten).
-    """
-    action = request.action
-    if action == "browse_feed" and outcome.ok:
-        user.last_feed = outcome.feed_ids or None
-        if not outcome.feed_ids:
-            user.feed_offset = 0
-    elif action == "create_post" and outcome.ok and outcome.post_id is not None:
-        if user.own_posts is None:
-            user.own_posts = []
-        user.own_posts.append(outcome.post_id)
-        return True
-    elif action == "delete_post" and (outcome.ok or outcome.status == 404):
-        _discard(user.own_posts, request.post_id)
-        return True
-    elif action == "read_post" and outcome.status == 404 and user.last_feed:
-        user.last_feed = tuple(p for p in user.last_feed if p[0] != request.post_id) or None
-    return False
-
-
-def _run_tag(secret: str) -> str:
-    return hashlib.blake2b(secret.encode(), digest_size=3).hexdigest()
-
-
-def user_password(user: SimUser, secret: str, scenario: Scenario) -> str:
-    """Return a user's password: derived from the run secret, or for a founder from the
-    scenario (its ``password``, else its name and email), so that it stays the same
-    across runs: seed 001's founders exist once per target.
-    """
-    if user.founder:
-        for spec in scenario.population.founders:
-            if spec.name == user.name and spec.password:
-                return spec.password
-        return password_for(f"{scenario.name}:founders", user.email)
-    return password_for(secret, user.user_id)
-
-
-def _next_midnight(local: datetime) -> float:
-    """Return the simulated epoch seconds of the local midnight after ``local``."""
-    tomorrow = (local + timedelta(days=1)).date()
-    return datetime(tomorrow.year, tomorrow.month, tomorrow.day, tzinfo=local.tzinfo).timestamp()
-
-
-def _offset_of(local: datetime) -> float:
-    delta = local.utcoffset()
-    return delta.total_seconds() if delta is not None else 0.0
-
-
-def _offset_s(user: SimUser, sim_t: float) -> float:
-    return _offset_of(datetime.fromtimestamp(sim_t, user.tz))
-
-
-def _discard(items: list[int] | None, value: int | None) -> None:
-    if items is not None and value in items:
-        items.remove(value)
