@@ -264,6 +264,16 @@ def action(name: str, *, endpoint: str | None = None) -> Callable[[_F], _F]:
     return register
 
 
+def _registrar(kind: str, table: str, name: str) -> Callable[[_F], _F]:
+    """A decorator registering its function under ``name`` in ``REGISTRY.<table>``."""
+
+    def register(func: _F) -> _F:
+        REGISTRY._put(kind, getattr(REGISTRY, table), name, func, func)
+        return func
+
+    return register
+
+
 def workflow(name: str) -> Callable[[_F], _F]:
     """Register a factory ``() -> WorkflowSpec | Mapping`` as the workflow ``name``.
 
@@ -275,11 +285,7 @@ def workflow(name: str) -> Callable[[_F], _F]:
         PluginError: bad name, or the name is registered by another function.
     """
 
-    def register(func: _F) -> _F:
-        REGISTRY._put("workflow", REGISTRY.workflows, name, func, func)
-        return func
-
-    return register
+    return _registrar("workflow", "workflows", name)
 
 
 def persona(name: str) -> Callable[[_F], _F]:
@@ -292,11 +298,7 @@ def persona(name: str) -> Callable[[_F], _F]:
         PluginError: bad name, or the name is registered by another function.
     """
 
-    def register(func: _F) -> _F:
-        REGISTRY._put("persona", REGISTRY.personas, name, func, func)
-        return func
-
-    return register
+    return _registrar("persona", "personas", name)
 
 
 def generator(name: str) -> Callable[[_F], _F]:
@@ -306,11 +308,7 @@ def generator(name: str) -> Callable[[_F], _F]:
         PluginError: bad name, or the name is registered by another function.
     """
 
-    def register(func: _F) -> _F:
-        REGISTRY._put("generator", REGISTRY.generators, name, func, func)
-        return func
-
-    return register
+    return _registrar("generator", "generators", name)
 
 
 def target(name: str) -> Callable[[_F], _F]:
@@ -320,11 +318,7 @@ def target(name: str) -> Callable[[_F], _F]:
         PluginError: bad name, or the name is registered by another function.
     """
 
-    def register(func: _F) -> _F:
-        REGISTRY._put("target", REGISTRY.targets, name, func, func)
-        return func
-
-    return register
+    return _registrar("target", "targets", name)
 
 
 def hook(obj: Any) -> Any:
