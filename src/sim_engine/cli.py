@@ -62,6 +62,14 @@ def _start(_ctx: Any, _param: Any, value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
+_target_option = click.option(
+    "--target",
+    "target_url",
+    help="Base URL of the API, or 'inprocess'. Default: start the built-in demo API.",
+)
+_seed_option = click.option("--seed", type=int, help="Random seed (overrides the scenario).")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="sim-engine")
 def cli() -> None:
@@ -75,17 +83,13 @@ def cli() -> None:
     type=click.Path(dir_okay=False),
     help="Scenario YAML file (default: the built-in one).",
 )
-@click.option(
-    "--target",
-    "target_url",
-    help="Base URL of the API, or 'inprocess'. Default: start the built-in demo API.",
-)
+@_target_option
 @click.option("--speed", callback=_speed, help="1 (real time), any factor N (60, 3600), or max.")
 @click.option("--duration", callback=_duration, help="Simulated time to run: 90s, 30m, 2h, 3d, 1w.")
 @click.option(
     "--users", type=click.IntRange(min=0), help="Initial population (overrides the scenario)."
 )
-@click.option("--seed", type=int, help="Random seed (overrides the scenario).")
+@_seed_option
 @click.option(
     "--out",
     "out_dir",
@@ -312,12 +316,8 @@ def _print_summary(metrics: dict[str, Any], out: Path, wall_s: float, interrupte
     type=click.Path(dir_okay=False),
     help="Scenario YAML file: its personas' actions, limits and safety (default: built-in).",
 )
-@click.option(
-    "--target",
-    "target_url",
-    help="Base URL of the API, or 'inprocess'. Default: start the built-in demo API.",
-)
-@click.option("--seed", type=int, help="Random seed (overrides the scenario).")
+@_target_option
+@_seed_option
 @click.option(
     "--out", "out_dir", type=click.Path(file_okay=False), help="Write OUT/load.json here."
 )
