@@ -21,36 +21,29 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from helpers import (
+    BUSY_START,
+    assert_one_line_error,
+    read_jsonl,
+    reap,
+    sim_engine,
+    sim_engine_popen,
+    terminate,
+)
 from sim_engine import __version__
 from sim_engine.cli import cli
 from sim_engine.demo.launcher import find_free_port
 
-BUSY_START = "2024-05-15T18:00:00Z"  # a Wednesday evening in Europe, afternoon in America
 
-
-def sim_engine(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sim_engine", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
-
-
-def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int) -> str:
-    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
-    assert "Traceback" not in proc.stderr
-    assert "Traceback" not in proc.stdout
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("sim-engine: error: "), lines[0]
-    return lines[0]
-
-
-def read_actions(out: Path) -> list[dict[str, object]]:
-    lines = (out / "actions.jsonl").read_text(encoding="utf-8").splitlines()
-    return [json.loads(line) for line in lines]
+def fast_run(out: Path, duration: str, users: int, *more: str) -> list[str]:
+    """``run`` arguments: in-process at speed max from BUSY_START for ``duration`` with
+    ``users``, writing to ``out``; then ``more``."""
+    return [
+        "run",
+        *("--target", "inprocess", "--speed", "max"),
+        *("--duration", duration, "--users", str(users), "--start", BUSY_START),
+        *("--out", str(out), *more),
+    ]
 
 
 @pytest.fixture
@@ -196,24 +189,14 @@ def test_run_inprocess(tmp_path: Path) -> None:
     out = tmp_path / "run"
     proc = sim_engine(
         "run",
-        "--target",
-        "inprocess",
-        "--speed",
-        "max",
-        "--duration",
-        "6h",
-        "--users",
-        "30",
-        "--seed",
-        "3",
-        "--out",
-        str(out),
+        *("--target", "inprocess", "--speed", "max", "--duration", "6h", "--users", "30"),
+        *("--seed", "3", "--out", str(out)),
     )
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     for name in ("actions.jsonl", "users.jsonl", "metrics.json", "scenario.json"):
         assert (out / name).is_file(), name
-    actions = read_actions(out)
+    actions = read_jsonl(out / "actions.jsonl")
     assert actions
     for record in actions:
         dt = datetime.fromisoformat(str(record["sim_time"]))
@@ -235,31 +218,11 @@ def test_run_inprocess(tmp_path: Path) -> None:
 
 def test_run_is_reproducible_with_a_seed(tmp_path: Path) -> None:
     def run(out: Path) -> list[tuple[object, ...]]:
-        result = CliRunner().invoke(
-            cli,
-            [
-                "run",
-                "--target",
-                "inprocess",
-                "--speed",
-                "max",
-                "--duration",
-                "3h",
-                "--users",
-                "15",
-                "--seed",
-                "5",
-                "--start",
-                BUSY_START,
-                "--out",
-                str(out),
-                "-q",
-            ],
-        )
+        result = CliRunner().invoke(cli, fast_run(out, "3h", 15, "--seed", "5", "-q"))
         assert result.exit_code == 0, result.output
         return [
             (a["sim_time"], a["user_id"], a["action"], a["status"], a["post_id"])
-            for a in read_actions(out)
+            for a in read_jsonl(out / "actions.jsonl")
         ]
 
     first = run(tmp_path / "a")
@@ -269,28 +232,10 @@ def test_run_is_reproducible_with_a_seed(tmp_path: Path) -> None:
 
 def test_start_option_sets_simulated_time(tmp_path: Path) -> None:
     out = tmp_path / "o"
-    result = CliRunner().invoke(
-        cli,
-        [
-            "run",
-            "--target",
-            "inprocess",
-            "--speed",
-            "max",
-            "--duration",
-            "2h",
-            "--users",
-            "20",
-            "--start",
-            BUSY_START,
-            "--out",
-            str(out),
-            "-q",
-        ],
-    )
+    result = CliRunner().invoke(cli, fast_run(out, "2h", 20, "-q"))
     assert result.exit_code == 0, result.output
     start = datetime.fromisoformat(BUSY_START.replace("Z", "+00:00")).timestamp()
-    actions = read_actions(out)
+    actions = read_jsonl(out / "actions.jsonl")
     assert actions
     for record in actions:
         t = datetime.fromisoformat(str(record["sim_time"])).timestamp()
@@ -300,22 +245,7 @@ def test_start_option_sets_simulated_time(tmp_path: Path) -> None:
 
 
 def test_quiet_prints_only_the_summary(tmp_path: Path) -> None:
-    proc = sim_engine(
-        "run",
-        "--target",
-        "inprocess",
-        "--speed",
-        "max",
-        "--duration",
-        "3h",
-        "--users",
-        "20",
-        "--start",
-        BUSY_START,
-        "--out",
-        str(tmp_path / "o"),
-        "--quiet",
-    )
+    proc = sim_engine(*fast_run(tmp_path / "o", "3h", 20, "--quiet"))
     assert proc.returncode == 0, proc.stderr
     lines = [line for line in proc.stdout.splitlines() if line.strip()]
     assert lines[0].startswith("Done: 3.0 simulated hours")
@@ -329,27 +259,9 @@ def test_quiet_prints_only_the_summary(tmp_path: Path) -> None:
 
 def test_verbose_prints_one_line_per_action(tmp_path: Path) -> None:
     out = tmp_path / "o"
-    result = CliRunner().invoke(
-        cli,
-        [
-            "run",
-            "--target",
-            "inprocess",
-            "--speed",
-            "max",
-            "--duration",
-            "2h",
-            "--users",
-            "20",
-            "--start",
-            BUSY_START,
-            "--out",
-            str(out),
-            "--verbose",
-        ],
-    )
+    result = CliRunner().invoke(cli, fast_run(out, "2h", 20, "--verbose"))
     assert result.exit_code == 0, result.output
-    actions = read_actions(out)
+    actions = read_jsonl(out / "actions.jsonl")
     assert actions
     stdout = result.stdout
     # each action's simulated time starts a console line
@@ -365,24 +277,7 @@ def test_verbose_prints_one_line_per_action(tmp_path: Path) -> None:
 
 
 def test_max_speed_without_verbose_prints_hourly_lines(tmp_path: Path) -> None:
-    result = CliRunner().invoke(
-        cli,
-        [
-            "run",
-            "--target",
-            "inprocess",
-            "--speed",
-            "max",
-            "--duration",
-            "3h",
-            "--users",
-            "20",
-            "--start",
-            BUSY_START,
-            "--out",
-            str(tmp_path / "o"),
-        ],
-    )
+    result = CliRunner().invoke(cli, fast_run(tmp_path / "o", "3h", 20))
     assert result.exit_code == 0, result.output
     hourly = [line for line in result.stdout.splitlines() if line.startswith("[2024-05-15 ")]
     assert 1 <= len(hourly) <= 4
@@ -394,16 +289,8 @@ def test_unwritable_output_is_a_clean_error(tmp_path: Path) -> None:
     blocker.write_text("not a directory")
     proc = sim_engine(
         "run",
-        "--target",
-        "inprocess",
-        "--speed",
-        "max",
-        "--duration",
-        "1h",
-        "--users",
-        "2",
-        "--out",
-        str(blocker / "sub"),
+        *("--target", "inprocess", "--speed", "max", "--duration", "1h", "--users", "2"),
+        *("--out", str(blocker / "sub")),
     )
     line = assert_one_line_error(proc, 1)
     assert "cannot write output" in line
@@ -414,29 +301,10 @@ def test_unwritable_output_is_a_clean_error(tmp_path: Path) -> None:
 
 def test_sigint_stops_gracefully_and_writes_outputs(tmp_path: Path) -> None:
     out = tmp_path / "o"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sim_engine",
-            "run",
-            "--target",
-            "inprocess",
-            "--speed",
-            "60",
-            "--duration",
-            "1d",
-            "--users",
-            "20",
-            "--start",
-            BUSY_START,
-            "--out",
-            str(out),
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    proc = sim_engine_popen(
+        "run",
+        *("--target", "inprocess", "--speed", "60", "--duration", "1d", "--users", "20"),
+        *("--start", BUSY_START, "--out", str(out)),
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     lines: queue.Queue[str] = queue.Queue()
@@ -467,9 +335,7 @@ def test_sigint_stops_gracefully_and_writes_outputs(tmp_path: Path) -> None:
         code = proc.wait(timeout=10)
         assert time.monotonic() - sent < 5
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        reap(proc)
     reader.join(timeout=5)
     while not lines.empty():
         seen.append(lines.get())
@@ -482,13 +348,13 @@ def test_sigint_stops_gracefully_and_writes_outputs(tmp_path: Path) -> None:
     assert metrics["run"]["interrupted"] is True
     # a simulated day at speed 60 would take 24 wall minutes; this one stopped early
     assert 0 < metrics["run"]["simulated_seconds"] < 3600
-    actions = read_actions(out)
+    actions = read_jsonl(out / "actions.jsonl")
     assert actions
     for record in actions:
         assert {"sim_time", "user_id", "persona", "state", "action", "status"} <= set(record)
     assert metrics["summary"]["actions"] == len(actions)
-    users = (out / "users.jsonl").read_text().splitlines()
-    assert users and all(json.loads(line)["kind"] == "user" for line in users)
+    users = read_jsonl(out / "users.jsonl")
+    assert users and all(user["kind"] == "user" for user in users)
 
 
 # -- demo-server --------------------------------------------------------------------------
@@ -514,11 +380,6 @@ def test_demo_server_command() -> None:
                 time.sleep(0.1)
         assert body == {"status": "ok"}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc)
         if proc.stderr is not None:
             proc.stderr.close()

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from helpers import ListSink, always_ok_api, utc_scenario
 from sim_engine.clock import (
     Clock,
     FastForwardClock,
@@ -19,9 +19,8 @@ from sim_engine.clock import (
     to_sim_seconds,
 )
 from sim_engine.engine import Simulation
-from sim_engine.records import ActionRecord, ActionRequest, Outcome, Record
-from sim_engine.scenario import Scenario, default_scenario
-from sim_engine.targets import MockTarget
+from sim_engine.records import ActionRecord
+from sim_engine.scenario import Scenario
 
 # A Wednesday evening in UTC: every persona of the default routine is relaxing (busy).
 BUSY_START = datetime(2024, 5, 15, 19, 0, tzinfo=timezone.utc).timestamp()
@@ -242,52 +241,16 @@ async def test_scaled_clock_keeps_pace_one_simulated_hour_per_wall_second() -> N
     assert clock.now() >= start + 3600
 
 
-def _mock_handler() -> MockTarget:
-    """A target that succeeds at everything, like a tiny social API."""
-    ids = itertools.count(1)
-
-    def handle(req: ActionRequest) -> Outcome:
-        if req.action == "sign_up":
-            return Outcome(201, True, 0.1, remote_id=req.user_id)
-        if req.action == "log_in":
-            return Outcome(200, True, 0.1, token=f"t{req.user_id}")
-        if req.action == "browse_feed":
-            return Outcome(200, True, 0.1, feed_ids=((1, 1), (2, 2), (3, 1)))
-        if req.action == "create_post":
-            return Outcome(201, True, 0.1, post_id=next(ids))
-        if req.action == "delete_post":
-            return Outcome(204, True, 0.1, post_id=req.post_id)
-        return Outcome(200, True, 0.1, post_id=req.post_id)
-
-    return MockTarget(handle)
-
-
 def _scenario(users: int) -> Scenario:
-    return default_scenario().with_overrides(
-        **{
-            "population.initial": users,
-            "population.timezones": {"UTC": 1.0},
-            "seed": 11,
-        }
-    )
-
-
-class Collect:
-    def __init__(self) -> None:
-        self.records: list[Record] = []
-
-    def emit(self, record: Record) -> None:
-        self.records.append(record)
-
-    def close(self) -> None:
-        pass
+    """:func:`utc_scenario` with this module's seed."""
+    return utc_scenario(users, seed=11)
 
 
 async def test_engine_run_keeps_pace_with_scaled_clock() -> None:
-    sink = Collect()
+    sink = ListSink()
     clock = ScaledClock(BUSY_START, 3600.0)
     clock.pause()  # building the population takes wall time: keep it out of the run
-    sim = Simulation(_scenario(100), _mock_handler(), clock, [sink], duration_s=3600)
+    sim = Simulation(_scenario(100), always_ok_api(), clock, [sink], duration_s=3600)
     assert sim.start_s == pytest.approx(BUSY_START, abs=1.0)
     clock.resume()
     wall_started = time.perf_counter()
@@ -302,9 +265,9 @@ async def test_engine_run_keeps_pace_with_scaled_clock() -> None:
 
 
 async def test_fast_forward_day_runs_far_faster_than_real_time() -> None:
-    sink = Collect()
+    sink = ListSink()
     clock = FastForwardClock(BUSY_START)
-    sim = Simulation(_scenario(200), _mock_handler(), clock, [sink], duration_s=86400)
+    sim = Simulation(_scenario(200), always_ok_api(), clock, [sink], duration_s=86400)
     wall_started = time.perf_counter()
     stats = await sim.run()
     elapsed = time.perf_counter() - wall_started
@@ -319,7 +282,7 @@ async def test_scaled_run_lasts_its_duration_even_when_everyone_sleeps() -> None
     night = datetime(2024, 5, 15, 2, 0, tzinfo=timezone.utc).timestamp()  # all asleep (UTC)
     clock = ScaledClock(night, 36_000.0)  # one simulated hour = 0.1 wall s
     clock.pause()
-    sim = Simulation(_scenario(5), _mock_handler(), clock, [], duration_s=3600)
+    sim = Simulation(_scenario(5), always_ok_api(), clock, [], duration_s=3600)
     clock.resume()
     wall_started = time.perf_counter()
     await sim.run()
@@ -330,7 +293,7 @@ async def test_scaled_run_lasts_its_duration_even_when_everyone_sleeps() -> None
 
 async def test_stop_ends_a_scaled_run_promptly() -> None:
     clock = ScaledClock(BUSY_START, 60.0)  # a day would take 24 wall minutes
-    sim = Simulation(_scenario(20), _mock_handler(), clock, [], duration_s=86400)
+    sim = Simulation(_scenario(20), always_ok_api(), clock, [], duration_s=86400)
     loop = asyncio.get_running_loop()
     loop.call_later(0.2, sim.stop)
     wall_started = time.perf_counter()

@@ -9,7 +9,6 @@ a real ``python -m sim_engine run`` subprocess from another "shell".
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import os
 import re
@@ -28,7 +27,16 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from sim_engine import ActionRecord, ActionRequest, Outcome, Simulation
+from helpers import (
+    ListSink,
+    always_ok_api,
+    read_jsonl,
+    reap,
+    sim_engine,
+    sim_engine_popen,
+    utc_scenario,
+)
+from sim_engine import ActionRecord, Simulation
 from sim_engine.cli import cli
 from sim_engine.clock import ScaledClock
 from sim_engine.control import (
@@ -39,9 +47,7 @@ from sim_engine.control import (
     format_status,
     send_command,
 )
-from sim_engine.records import Record
 from sim_engine.scenario import default_scenario
-from sim_engine.targets import MockTarget
 
 # Wednesday 2024-05-15 18:00 UTC: most of a UTC population is awake and acting.
 BUSY_START = datetime(2024, 5, 15, 18, 0, tzinfo=timezone.utc).timestamp()
@@ -51,35 +57,8 @@ STATUS_LINE = re.compile(
 )
 
 
-def quick_api() -> MockTarget:
-    """A target that succeeds at everything, at once."""
-    ids = itertools.count(1)
-
-    def handle(req: ActionRequest) -> Outcome:
-        if req.action == "sign_up":
-            return Outcome(201, True, 0.1, remote_id=req.user_id)
-        if req.action == "log_in":
-            return Outcome(200, True, 0.1, token=f"t{req.user_id}")
-        if req.action == "browse_feed":
-            return Outcome(200, True, 0.1, feed_ids=((1, 1), (2, 2), (3, 1)))
-        if req.action == "create_post":
-            return Outcome(201, True, 0.1, post_id=next(ids))
-        if req.action == "delete_post":
-            return Outcome(204, True, 0.1, post_id=req.post_id)
-        return Outcome(200, True, 0.1, post_id=req.post_id)
-
-    return MockTarget(handle)
-
-
-class Collect:
-    def __init__(self) -> None:
-        self.records: list[Record] = []
-
-    def emit(self, record: Record) -> None:
-        self.records.append(record)
-
-    def close(self) -> None:
-        pass
+class Collect(ListSink):
+    """A :class:`ListSink` that also counts its action records."""
 
     def actions(self) -> int:
         return sum(isinstance(r, ActionRecord) for r in self.records)
@@ -99,13 +78,11 @@ class Running:
 
 @pytest.fixture
 async def running(tmp_path: Path) -> AsyncIterator[Running]:
-    scenario = default_scenario().with_overrides(
-        **{"population.initial": 200, "population.timezones": {"UTC": 1.0}, "seed": 5}
-    )
+    scenario = utc_scenario(200, seed=5)
     sink = Collect()
     clock = ScaledClock(BUSY_START, 3600.0)
     clock.pause()
-    sim = Simulation(scenario, quick_api(), clock, [sink], duration_s=86400.0, secret="x")
+    sim = Simulation(scenario, always_ok_api(), clock, [sink], duration_s=86400.0, secret="x")
     sim.populate()
     server = ControlServer(tmp_path)
     await server.start(sim)
@@ -251,7 +228,7 @@ async def test_requests_without_the_token_get_401(running: Running) -> None:
 
 async def test_stop_removes_the_control_file(tmp_path: Path) -> None:
     scenario = default_scenario().with_overrides(**{"population.initial": 5})
-    sim = Simulation(scenario, quick_api(), ScaledClock(BUSY_START, 60.0), [], secret="x")
+    sim = Simulation(scenario, always_ok_api(), ScaledClock(BUSY_START, 60.0), [], secret="x")
     server = ControlServer(tmp_path)
     await server.start(sim)
     assert (tmp_path / CONTROL_FILE).exists()
@@ -317,28 +294,10 @@ def ctl(*args: str) -> tuple[int, str]:
 
 def test_ctl_command_against_a_real_run(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sim_engine",
-            "run",
-            "--target",
-            "inprocess",
-            "--speed",
-            "60",
-            "--duration",
-            "1d",
-            "--users",
-            "20",
-            "--out",
-            str(out),
-            "--no-dashboard",
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    proc = sim_engine_popen(
+        "run",
+        *("--target", "inprocess", "--speed", "60", "--duration", "1d", "--users", "20"),
+        *("--out", str(out), "--no-dashboard"),
     )
     try:
         deadline = time.monotonic() + 30
@@ -348,13 +307,7 @@ def test_ctl_command_against_a_real_run(tmp_path: Path) -> None:
             time.sleep(0.05)
 
         # the real command, in a subprocess like another shell
-        status = subprocess.run(
-            [sys.executable, "-m", "sim_engine", "ctl", str(out), "status"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            stdin=subprocess.DEVNULL,
-        )
+        status = sim_engine("ctl", str(out), "status", timeout=30)
         assert status.returncode == 0, status.stderr
         assert STATUS_LINE.match(status.stdout.strip()), status.stdout
         assert "speed 60x  running  users 20" in status.stdout
@@ -379,9 +332,7 @@ def test_ctl_command_against_a_real_run(tmp_path: Path) -> None:
         assert code == 0 and "stopping" in output, output
         stdout, stderr = proc.communicate(timeout=30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        reap(proc)
     assert proc.returncode == 0, stderr
     assert "Traceback" not in stderr
     assert "Interrupted" in stdout or "Done" in stdout
@@ -389,7 +340,7 @@ def test_ctl_command_against_a_real_run(tmp_path: Path) -> None:
     code, output = ctl(str(out), "status")
     assert code == 1
     assert output.strip() == f"sim-engine: error: no running simulation in {out}"
-    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    log = read_jsonl(out / "log.jsonl")
     events = [e["event"] for e in log]
     assert events[0] == "run started" and events[-1] == "run stopped"
     for command in ("control: pause", "control: resume", "control: speed", "control: stop"):

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from helpers import utc_scenario
 from sim_engine import ActionRecord, ActionRequest, Outcome, Simulation, UserRecord
 from sim_engine.clock import FastForwardClock, ScaledClock
 from sim_engine.dashboard import (
@@ -268,9 +269,8 @@ def quick_api() -> MockTarget:
 
 
 def scenario(users: int) -> Scenario:
-    return default_scenario().with_overrides(
-        **{"population.initial": users, "population.timezones": {"UTC": 1.0}, "seed": 3}
-    )
+    """:func:`utc_scenario` with this module's seed."""
+    return utc_scenario(users, seed=3)
 
 
 class FakeWall:

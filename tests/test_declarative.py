@@ -18,14 +18,15 @@ import random
 import re
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any
 
 import pytest
 from aiohttp import web
 
+from helpers import DEMO_LOGIN, DEMO_SIGNUP, ListSink, Starter, signup_payload
 from sim_engine.api_spec import GENERATORS, ApiSpec
 from sim_engine.clock import FastForwardClock
 from sim_engine.demo import create_app
@@ -304,43 +305,13 @@ def req(action: str, user_id: int = 1, **kw: Any) -> ActionRequest:
     return ActionRequest(action, user_id, 1_772_445_600.0, ISO, **kw)
 
 
-def identity(name: str = "ann") -> dict[str, Any]:
-    return {
-        "username": name,
-        "email": f"{name}@sim-engine.test",
-        "password": f"pw-{name}",
-        "name": name.title(),
-        "avatar_url": None,
-        "tag": "tech",
-    }
-
-
-SIGNUP = {
-    "method": "POST",
-    "path": "/users",
-    "body": {
-        "username": "{user.username}",
-        "email": "{user.email}",
-        "password": "{user.password}",
-        "name": "{user.name}",
-    },
-    "expect": [201],
-}
-LOGIN = {
-    "method": "POST",
-    "path": "/auth/login",
-    "body": {"username": "{user.username}", "password": "{user.password}"},
-    "expect": [200],
-}
-
-
 def make_api(**sections: Any) -> ApiSpec:
     sections.setdefault("actions", {"me": {"path": "/me"}})
     return ApiSpec.model_validate(sections)
 
 
 async def join(target: DeclarativeTarget, user_id: int = 1, name: str = "ann") -> None:
-    up = await target.send(req("sign_up", user_id, payload=identity(name)))
+    up = await target.send(req("sign_up", user_id, payload=signup_payload(name)))
     assert up.ok, up
     login = await target.send(
         req("log_in", user_id, payload={"username": name, "password": f"pw-{name}"})
@@ -356,9 +327,9 @@ def b64(text: str) -> str:
 
 
 SCHEMES: dict[str, tuple[dict[str, Any], dict[str, str]]] = {
-    "bearer": ({"login": LOGIN, "scheme": "bearer"}, {"Authorization": "Bearer tok-1"}),
-    "token": ({"login": LOGIN, "scheme": "token"}, {"Authorization": "Token tok-1"}),
-    "header": ({"login": LOGIN, "scheme": "header", "header": "X-Auth"}, {"X-Auth": "tok-1"}),
+    "bearer": ({"login": DEMO_LOGIN, "scheme": "bearer"}, {"Authorization": "Bearer tok-1"}),
+    "token": ({"login": DEMO_LOGIN, "scheme": "token"}, {"Authorization": "Token tok-1"}),
+    "header": ({"login": DEMO_LOGIN, "scheme": "header", "header": "X-Auth"}, {"X-Auth": "tok-1"}),
     "basic": ({"scheme": "basic"}, {"Authorization": "Basic " + b64("ann:pw-ann")}),
     "api_key": (
         {"scheme": "api_key", "header": "X-Api-Key", "api_key": "k-9"},
@@ -385,8 +356,8 @@ async def test_sign_up_log_in_and_auth_for_every_scheme(scheme: str) -> None:
         return 200, {"me": True}
 
     transport = FakeTransport(handler)
-    target = DeclarativeTarget(transport, make_api(auth={"signup": SIGNUP, **auth}))
-    up = await target.send(req("sign_up", payload=identity()))
+    target = DeclarativeTarget(transport, make_api(auth={"signup": DEMO_SIGNUP, **auth}))
+    up = await target.send(req("sign_up", payload=signup_payload()))
     assert up == Outcome(201, True, 2.5, remote_id=41, endpoint="POST /users")
     assert transport.calls[0].body == {
         "username": "ann",
@@ -413,10 +384,12 @@ async def test_sign_up_log_in_and_auth_for_every_scheme(scheme: str) -> None:
 async def test_sign_up_without_a_request_and_conflicts() -> None:
     transport = FakeTransport(lambda call: (409, {"detail": "taken"}))
     target = DeclarativeTarget(transport, make_api())
-    assert await target.send(req("sign_up", payload=identity())) == Outcome(200, True, 0.0)
+    assert await target.send(req("sign_up", payload=signup_payload())) == Outcome(200, True, 0.0)
     assert transport.calls == []
-    target = DeclarativeTarget(transport, make_api(auth={"signup": SIGNUP, "login": LOGIN}))
-    outcome = await target.send(req("sign_up", payload=identity()))
+    target = DeclarativeTarget(
+        transport, make_api(auth={"signup": DEMO_SIGNUP, "login": DEMO_LOGIN})
+    )
+    outcome = await target.send(req("sign_up", payload=signup_payload()))
     assert (outcome.status, outcome.ok) == (409, False)
     assert outcome.error == 'HTTP 409: {"detail": "taken"}'
 
@@ -429,11 +402,11 @@ async def test_an_existing_user_learns_its_id_from_the_log_in_answer() -> None:
             return 200, {"token": "t", "user_id": 77}
         return 200, {}
 
-    auth = {"signup": SIGNUP, "login": LOGIN, "login_user_id_path": "user_id"}
+    auth = {"signup": DEMO_SIGNUP, "login": DEMO_LOGIN, "login_user_id_path": "user_id"}
     api = make_api(auth=auth, actions={"me": {"path": "/users/{user.id}"}})
     transport = FakeTransport(handler)
     target = DeclarativeTarget(transport, api)
-    assert not (await target.send(req("sign_up", payload=identity()))).ok
+    assert not (await target.send(req("sign_up", payload=signup_payload()))).ok
     login = await target.send(req("log_in", payload={"username": "ann", "password": "pw-ann"}))
     assert (login.token, login.remote_id) == ("t", 77)
     assert (await target.send(req("me"))).ok
@@ -443,8 +416,10 @@ async def test_an_existing_user_learns_its_id_from_the_log_in_answer() -> None:
 async def test_sign_up_and_log_in_answers_missing_their_fields_are_bad_answers() -> None:
     answers = {"/users": (201, {"user": {}}), "/auth/login": (200, b"<html>login</html>")}
     transport = FakeTransport(lambda call: answers[call.path])
-    target = DeclarativeTarget(transport, make_api(auth={"signup": SIGNUP, "login": LOGIN}))
-    up = await target.send(req("sign_up", payload=identity()))
+    target = DeclarativeTarget(
+        transport, make_api(auth={"signup": DEMO_SIGNUP, "login": DEMO_LOGIN})
+    )
+    up = await target.send(req("sign_up", payload=signup_payload()))
     assert (up.status, up.ok) == (201, False)
     assert up.error == "bad answer (missing field 'id'): {\"user\": {}}"
     login = await target.send(req("log_in", payload={"username": "ann", "password": "pw-ann"}))
@@ -479,7 +454,7 @@ class TokenApi:
 async def test_a_401_renews_the_token_once_and_retries() -> None:
     server = TokenApi()
     transport = FakeTransport(server)
-    target = DeclarativeTarget(transport, make_api(auth={"login": LOGIN}))
+    target = DeclarativeTarget(transport, make_api(auth={"login": DEMO_LOGIN}))
     await join(target)
     server.expire()
     outcome = await target.send(req("me", token="tok-1"))
@@ -499,7 +474,7 @@ async def test_a_401_renews_the_token_once_and_retries() -> None:
 async def test_a_failed_renewal_leaves_the_401() -> None:
     server = TokenApi()
     transport = FakeTransport(server)
-    target = DeclarativeTarget(transport, make_api(auth={"login": LOGIN}))
+    target = DeclarativeTarget(transport, make_api(auth={"login": DEMO_LOGIN}))
     await join(target)
     server.expire()
     server.login_fails = True
@@ -513,7 +488,7 @@ async def test_refresh_request_renews_with_the_current_token() -> None:
     server = TokenApi()
     transport = FakeTransport(server)
     refresh = {"method": "POST", "path": "/auth/refresh"}
-    target = DeclarativeTarget(transport, make_api(auth={"login": LOGIN, "refresh": refresh}))
+    target = DeclarativeTarget(transport, make_api(auth={"login": DEMO_LOGIN, "refresh": refresh}))
     await join(target)
     server.expire()
     assert (await target.send(req("me"))).ok
@@ -527,7 +502,7 @@ async def test_token_ttl_renews_before_the_action() -> None:
     now = [1000.0]
     server = TokenApi()
     transport = FakeTransport(server)
-    auth = {"login": LOGIN, "token_ttl_s": 60}
+    auth = {"login": DEMO_LOGIN, "token_ttl_s": 60}
     target = DeclarativeTarget(transport, make_api(auth=auth), now=lambda: now[0])
     await join(target)
     now[0] += 30
@@ -805,7 +780,7 @@ async def test_actions_without_extraction_take_any_body_and_odd_requests_are_out
 
 async def test_delete_account_fills_the_user_id_from_the_request() -> None:
     api = make_api(
-        auth={"signup": SIGNUP, "login": LOGIN},
+        auth={"signup": DEMO_SIGNUP, "login": DEMO_LOGIN},
         actions={
             "delete_account": {"method": "DELETE", "path": "/users/{user.id}", "expect": [204]}
         },
@@ -857,7 +832,7 @@ def strict_handler(accept_wrong: bool = False) -> Handler:
 @pytest.mark.parametrize("kind", ["wrong_password", "invalid_payload", "unknown_id"])
 async def test_intended_errors_are_counted_apart_from_failures(kind: str) -> None:
     api = make_api(
-        auth={"login": LOGIN},
+        auth={"login": DEMO_LOGIN},
         memory={"seen": 5},
         actions={
             "browse": {"path": "/posts", "extract": [{"path": "items[*]", "to": "memory.seen"}]},
@@ -895,7 +870,7 @@ async def test_intended_errors_are_counted_apart_from_failures(kind: str) -> Non
 
 async def test_an_accepted_intended_error_is_a_real_finding() -> None:
     api = make_api(
-        auth={"login": LOGIN},
+        auth={"login": DEMO_LOGIN},
         memory={"seen": 5},
         actions={
             "browse": {"path": "/posts", "extract": [{"path": "items[*]", "to": "memory.seen"}]},
@@ -943,25 +918,7 @@ async def test_error_share_and_applicable_kinds() -> None:
 # -- a real server on 127.0.0.1 -------------------------------------------------------------------
 
 
-@pytest.fixture
-async def serve() -> AsyncIterator[Callable[[web.Application], Any]]:
-    runners: list[web.AppRunner] = []
-
-    async def start(app: web.Application) -> str:
-        runner = web.AppRunner(app, shutdown_timeout=0.1)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        runners.append(runner)
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        return f"http://127.0.0.1:{port}"
-
-    yield start
-    for runner in runners:
-        await runner.cleanup()
-
-
-async def test_against_a_real_server(serve: Callable[[web.Application], Any]) -> None:
+async def test_against_a_real_server(serve: Starter) -> None:
     seen: list[tuple[str, str, str | None]] = []
 
     @web.middleware
@@ -996,8 +953,8 @@ async def test_against_a_real_server(serve: Callable[[web.Application], Any]) ->
     app.router.add_get("/notes/{id}", note)
     api = make_api(
         auth={
-            "signup": {**SIGNUP, "path": "/signup"},
-            "login": {**LOGIN, "path": "/login"},
+            "signup": {**DEMO_SIGNUP, "path": "/signup"},
+            "login": {**DEMO_LOGIN, "path": "/login"},
             "user_id_path": "user.id",
             "token_path": "data.token",
             "scheme": "header",
@@ -1027,7 +984,7 @@ async def test_against_a_real_server(serve: Callable[[web.Application], Any]) ->
     base_url = await serve(app)
     target = DeclarativeTarget(AiohttpTransport(base_url, concurrency=4, timeout_s=5), api)
     try:
-        up = await target.send(req("sign_up", payload=identity("ann lee")))
+        up = await target.send(req("sign_up", payload=signup_payload("ann lee")))
         assert (up.status, up.remote_id) == (201, 7)
         login = await target.send(req("log_in", payload={"username": "ann lee", "password": "p"}))
         assert login.token == "s3cret"
@@ -1049,8 +1006,8 @@ async def test_against_a_real_server(serve: Callable[[web.Application], Any]) ->
 POST = "/posts/{post.id}"
 DEMO_API: dict[str, Any] = {
     "auth": {
-        "signup": SIGNUP,
-        "login": LOGIN,
+        "signup": DEMO_SIGNUP,
+        "login": DEMO_LOGIN,
         "user_id_path": "id",
         "login_user_id_path": "user_id",
         "scheme": "bearer",
@@ -1185,17 +1142,6 @@ class RecordingTransport:
 
     async def aclose(self) -> None:
         await self.inner.aclose()
-
-
-@dataclass
-class ListSink:
-    records: list[Any] = field(default_factory=list)
-
-    def emit(self, record: Any) -> None:
-        self.records.append(record)
-
-    def close(self) -> None:
-        return None
 
 
 async def test_a_simulated_day_against_the_demo_api() -> None:

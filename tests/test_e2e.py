@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import sys
 import urllib.request
 from collections import Counter
 from datetime import datetime
@@ -15,6 +14,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from helpers import BUSY_START, installed_command, read_jsonl, sim_engine
 from sim_engine.demo.launcher import DemoServer
 
 ACTIONS = {"browse_feed", "read_post", "create_post", "update_post", "delete_post"}
@@ -28,24 +28,9 @@ METRICS_KEYS = {
 }
 
 
-def command() -> list[str]:
-    """The installed ``sim-engine`` script next to this interpreter, else ``python -m``."""
-    script = Path(sys.executable).parent / "sim-engine"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "sim_engine"]
-
-
 def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*command(), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    """The installed command (see :func:`installed_command`) with ``args``, to its end."""
+    return sim_engine(*args, timeout=timeout, command=installed_command())
 
 
 def get_json(base_url: str, path: str) -> Any:
@@ -77,16 +62,8 @@ def contract_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("contract") / "out"
     proc = run_cli(
         "run",
-        "--speed",
-        "max",
-        "--duration",
-        "1d",
-        "--users",
-        "200",
-        "--seed",
-        "7",
-        "--out",
-        str(out),
+        *("--speed", "max", "--duration", "1d", "--users", "200", "--seed", "7"),
+        *("--out", str(out)),
     )
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
@@ -199,9 +176,6 @@ def test_contract_run_writes_users_and_stops_the_server(contract_run: tuple[Path
     assert port_is_closed(target)  # the built-in demo server was stopped
 
 
-BUSY_START = "2024-05-15T18:00:00Z"
-
-
 def test_run_against_an_external_demo_server(tmp_path: Path) -> None:
     out = tmp_path / "out"
     with DemoServer() as server:
@@ -210,21 +184,9 @@ def test_run_against_an_external_demo_server(tmp_path: Path) -> None:
         assert before["users"] == before["posts"] == 0
         proc = run_cli(
             "run",
-            "--target",
-            server.base_url,
-            "--speed",
-            "max",
-            "--duration",
-            "12h",
-            "--users",
-            "100",
-            "--seed",
-            "11",
-            "--start",
-            BUSY_START,
-            "--out",
-            str(out),
-            "--quiet",
+            *("--target", server.base_url, "--speed", "max", "--duration", "12h"),
+            *("--users", "100", "--seed", "11", "--start", BUSY_START),
+            *("--out", str(out), "--quiet"),
         )
         assert proc.returncode == 0, proc.stderr
         assert server.running  # the CLI did not stop a server it did not start

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from helpers import ListSink
 from sim_engine import ActionRecord, ActionRequest, Outcome, Simulation, UserRecord
 from sim_engine.clock import FastForwardClock
 from sim_engine.demo import create_app
@@ -34,20 +35,6 @@ DAY_S = 86400.0
 FRIDAY = datetime(2026, 3, 6, tzinfo=timezone.utc).timestamp()
 MONDAY = datetime(2026, 3, 2, tzinfo=timezone.utc).timestamp()
 PERSONAS = ("lurker", "chatterbox", "night_owl", "content_curator")
-
-
-class ListSink:
-    """Collects every record."""
-
-    def __init__(self) -> None:
-        self.records: list[Any] = []
-        self.closed = False
-
-    def emit(self, record: Any) -> None:
-        self.records.append(record)
-
-    def close(self) -> None:
-        self.closed = True
 
 
 @dataclass

@@ -18,8 +18,6 @@ import math
 import os
 import random
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
@@ -31,6 +29,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from helpers import sim_engine
 from sim_engine.scenario import Scenario, ScenarioError, load_scenario
 
 FUZZ = settings(
@@ -147,6 +146,18 @@ def _assert_names_the_mutation(data: Any, message: str, path: Path, mutated: Pat
     assert found == mutated[: len(found)], f"{message!r} does not point at {mutated}"
 
 
+def _assert_refused_at(scenario_file: Path, path: Path_, value: Any) -> None:
+    """Set ``path`` to ``value`` in a copy of BASE and load it: it must be refused with a
+    message pointing at ``path`` (or one of its ancestors)."""
+    data = copy.deepcopy(BASE)
+    _set(data, path, value)
+    _write(scenario_file, data)
+    scenario, message = _load(scenario_file)
+    assert scenario is None, f"{path} = {value!r} accepted"
+    assert message is not None
+    _assert_names_the_mutation(data, message, scenario_file, path)
+
+
 # -- mutations of the default scenario ----------------------------------------------------------
 
 
@@ -185,15 +196,8 @@ def _wrong_values(current: Any) -> list[Any]:
 def test_wrong_types_are_refused_with_their_path(
     scenario_file: Path, path: Path_, pick: int
 ) -> None:
-    data = copy.deepcopy(BASE)
-    choices = _wrong_values(_get(data, path))
-    value = choices[pick % len(choices)]
-    _set(data, path, value)
-    _write(scenario_file, data)
-    scenario, message = _load(scenario_file)
-    assert scenario is None, f"{path} = {value!r} accepted"
-    assert message is not None
-    _assert_names_the_mutation(data, message, scenario_file, path)
+    choices = _wrong_values(_get(BASE, path))
+    _assert_refused_at(scenario_file, path, choices[pick % len(choices)])
 
 
 @FUZZ
@@ -254,13 +258,7 @@ def test_out_of_range_numbers_are_refused(
     path, value = case
     if isinstance(value, (int, float)) and value > 1 and scale > 1:
         value = value * scale  # further out
-    data = copy.deepcopy(BASE)
-    _set(data, path, value)
-    _write(scenario_file, data)
-    scenario, message = _load(scenario_file)
-    assert scenario is None, f"{path} = {value!r} accepted"
-    assert message is not None
-    _assert_names_the_mutation(data, message, scenario_file, path)
+    _assert_refused_at(scenario_file, path, value)
 
 
 _HHMM = re.compile(r"([01]\d|2[0-4]):[0-5]\d")
@@ -277,13 +275,7 @@ TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12
     ),
 )
 def test_bad_routine_times_are_refused(scenario_file: Path, path: Path_, value: Any) -> None:
-    data = copy.deepcopy(BASE)
-    _set(data, path, value)
-    _write(scenario_file, data)
-    scenario, message = _load(scenario_file)
-    assert scenario is None, f"{path} = {value!r} accepted"
-    assert message is not None
-    _assert_names_the_mutation(data, message, scenario_file, path)
+    _assert_refused_at(scenario_file, path, value)
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)?\s*$")
@@ -466,16 +458,6 @@ def _cli_samples(directory: Path) -> list[Path]:
     return out
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sim_engine", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
-
-
 def test_malformed_files_through_the_command_line(tmp_path: Path) -> None:
     samples = _cli_samples(tmp_path)
     jobs = []
@@ -486,7 +468,7 @@ def test_malformed_files_through_the_command_line(tmp_path: Path) -> None:
             run = ("run", "--scenario", str(sample), "--target", "inprocess", "--duration", "1h")
             jobs.append((sample, (*run, "--out", str(out))))
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-        results = list(pool.map(lambda job: _cli(*job[1]), jobs))
+        results = list(pool.map(lambda job: sim_engine(*job[1]), jobs))
     for (sample, args), proc in zip(jobs, results, strict=True):
         where = f"{args[0]} {sample.name}"
         assert proc.returncode == 2, (where, proc.returncode, proc.stdout, proc.stderr)

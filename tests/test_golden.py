@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from helpers import read_jsonl
 from sim_engine import ActionRecord, Simulation, default_scenario
 from sim_engine.clock import FastForwardClock
 from sim_engine.demo import create_app
@@ -81,7 +82,7 @@ async def test_golden_small_run() -> None:
     if os.environ.get("SIM_ENGINE_UPDATE_GOLDEN") == "1":
         GOLDEN.parent.mkdir(exist_ok=True)
         GOLDEN.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    golden = [json.loads(line) for line in GOLDEN.read_text("utf-8").splitlines()]
+    golden = read_jsonl(GOLDEN)
     assert len(golden) == GOLDEN_RECORDS
     for i, (got, want) in enumerate(zip(rows, golden, strict=True)):
         assert got == want, f"record {i} differs from {GOLDEN.name}"

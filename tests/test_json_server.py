@@ -15,9 +15,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -29,6 +27,8 @@ from typing import Any
 
 import pytest
 
+from helpers import installed_command, sim_engine, terminate
+from sim_engine.demo.launcher import find_free_port
 from sim_engine.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,12 +43,6 @@ class JsonServer:
     base_url: str
     db_path: Path
     log_path: Path
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _get(base_url: str, path: str) -> Any:
@@ -89,7 +83,7 @@ def json_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JsonServer
     db_path = work / "db.json"
     shutil.copyfile(EXAMPLE / "db.json", db_path)  # json-server writes every change back
     log_path = work / "json-server.log"
-    port = _free_port()
+    port = find_free_port()
     base_url = f"http://127.0.0.1:{port}"
     with log_path.open("w", encoding="utf-8") as log:
         proc = subprocess.Popen(
@@ -114,20 +108,11 @@ def json_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JsonServer
                 time.sleep(0.1)
         yield JsonServer(base_url, db_path, log_path)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _command() -> list[str]:
-    script = Path(sys.executable).parent / "sim-engine"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "sim_engine"]
+        terminate(proc)
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The records of a JSON-lines file; none for a missing file, blank lines skipped."""
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
@@ -173,16 +158,9 @@ def _requests(log_path: Path) -> list[tuple[str, str, int]]:
 def day(json_server: JsonServer, tmp_path_factory: pytest.TempPathFactory) -> Day:
     """Run the contract's command once: ``--speed max --duration 1d --seed 7``."""
     out = tmp_path_factory.mktemp("json-server-run") / "out"
-    command = [*_command(), "run", "--scenario", str(SCENARIO), "--target", json_server.base_url]
+    run = ["run", "--scenario", str(SCENARIO), "--target", json_server.base_url]
     contract = ["--speed", "max", "--duration", "1d", "--seed", "7", "--out", str(out), "-q"]
-    proc = subprocess.run(
-        [*command, *contract],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-        cwd=ROOT,
-    )
+    proc = sim_engine(*run, *contract, timeout=120, command=installed_command(), cwd=ROOT)
     assert proc.returncode == 0, (
         f"exit {proc.returncode}\nstdout: {proc.stdout[-3000:]}\nstderr: {proc.stderr[-3000:]}"
     )

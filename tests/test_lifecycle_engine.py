@@ -11,9 +11,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import os
-import subprocess
-import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -22,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from helpers import ListSink, sim_engine
 from sim_engine import ActionRecord, ActionRequest, Outcome, Simulation, UserRecord
 from sim_engine.clock import FastForwardClock
 from sim_engine.demo import create_app
@@ -46,19 +44,6 @@ DAILY_METRICS_KEYS = {
     "state_distribution",
     "pattern_distribution",
 }
-
-
-class ListSink:
-    """Collects every record."""
-
-    def __init__(self) -> None:
-        self.records: list[Any] = []
-
-    def emit(self, record: Any) -> None:
-        self.records.append(record)
-
-    def close(self) -> None:
-        pass
 
 
 class QuickApi:
@@ -402,27 +387,12 @@ def test_cli_writes_daily_metrics_and_lifecycle_files(tmp_path: Path) -> None:
     # The real contract runs against the demo server (no --target); in-process keeps this
     # fast with the same API code.
     out = tmp_path / "run"
-    cmd = [
-        sys.executable,
-        "-m",
-        "sim_engine",
+    proc = sim_engine(
         "run",
-        "--target",
-        "inprocess",
-        "--speed",
-        "max",
-        "--duration",
-        "30d",
-        "--users",
-        "150",
-        "--seed",
-        "7",
-        "--out",
-        str(out),
-        "-q",
-    ]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+        *("--target", "inprocess", "--speed", "max", "--duration", "30d", "--users", "150"),
+        *("--seed", "7", "--out", str(out), "-q"),
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     days = json.loads((out / "daily_metrics.json").read_text("utf-8"))
     assert isinstance(days, list) and len(days) == 30

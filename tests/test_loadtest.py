@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from helpers import DEMO_LOGIN, DEMO_SIGNUP, assert_one_line_error, importable_module, sim_engine
 from sim_engine.demo.launcher import find_free_port
 from sim_engine.loadtest import (
     LoadOptions,
@@ -42,25 +42,6 @@ SUMMARY_KEYS = {
     "transport",
     "cut_short",
 }
-
-
-def sim_engine(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sim_engine", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
-
-
-def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int) -> str:
-    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
-    assert "Traceback" not in proc.stderr + proc.stdout
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("sim-engine: error: "), lines[0]
-    return lines[0]
 
 
 def small(tmp_path: Path, **changes: Any) -> LoadOptions:
@@ -185,23 +166,8 @@ def test_bad_options(tmp_path: Path, changes: dict[str, Any], message: str) -> N
 
 API = {
     "auth": {
-        "signup": {
-            "method": "POST",
-            "path": "/users",
-            "body": {
-                "username": "{user.username}",
-                "email": "{user.email}",
-                "password": "{user.password}",
-                "name": "{user.name}",
-            },
-            "expect": [201],
-        },
-        "login": {
-            "method": "POST",
-            "path": "/auth/login",
-            "body": {"username": "{user.username}", "password": "{user.password}"},
-            "expect": [200],
-        },
+        "signup": DEMO_SIGNUP,
+        "login": DEMO_LOGIN,
         "login_user_id_path": "user_id",
     },
     "memory": {"seen": 20},
@@ -268,15 +234,12 @@ def ended(user, sim_t):
 
 @pytest.fixture
 def plugin_module(tmp_path: Path) -> Iterator[str]:
+    """Write PLUGIN under a unique importable name; the registry is restored afterwards."""
     saved = REGISTRY.snapshot()
-    name = f"sim_load_plugin_{tmp_path.name.replace('-', '_')}"
-    (tmp_path / f"{name}.py").write_text(PLUGIN, encoding="utf-8")
-    sys.path.insert(0, str(tmp_path))
     try:
-        yield name
+        with importable_module(tmp_path, "sim_load_plugin", PLUGIN) as name:
+            yield name
     finally:
-        sys.path.remove(str(tmp_path))
-        sys.modules.pop(name, None)
         REGISTRY.restore(saved)
 
 
@@ -321,7 +284,13 @@ def test_cli_against_the_real_demo_server(tmp_path: Path) -> None:
     assert 50 <= data["requests"] <= 200
     assert data["seed"] == 11
     assert data["target"].startswith("http://127.0.0.1:")
-    assert data["success_rate"] == 1.0
+    # The only failures a healthy demo API gives: reading a post its author has
+    # just deleted (404), which concurrent users can always race into.
+    failed = {name: tally["failed"] for name, tally in data["by_action"].items()}
+    assert all(n == 0 for name, n in failed.items() if name != "read_post"), failed
+    assert set(data["by_status"]) <= {"200", "201", "204", "404"}, data["by_status"]
+    assert data["by_status"].get("404", 0) == failed.get("read_post", 0)
+    assert data["success_rate"] >= 0.95
     assert "Done: " in proc.stdout
     assert "latency p50" in proc.stdout
     assert f"{out / 'load.json'}" in proc.stdout

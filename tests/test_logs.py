@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from helpers import read_jsonl
 from sim_engine import ActionRecord, ActionRequest, Outcome, Simulation, UserRecord
 from sim_engine.clock import FastForwardClock
 from sim_engine.demo import create_app
@@ -48,10 +49,6 @@ ACTION_FIELDS = {
     "skipped",
     "error",
 }
-
-
-def read_log(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
 def action(**changes: Any) -> ActionRecord:
@@ -163,7 +160,7 @@ def test_log_lines_are_json_with_the_fields(tmp_path: Path) -> None:
     sink.emit(DaySnapshot(BUSY - 86400, BUSY, 10, {"NEW": 10}, {"DAILY": 10}, {"NEW": 0.5}))
     sink.close()
     sink.close()  # idempotent
-    lines = read_log(tmp_path / LOG_FILE)
+    lines = read_jsonl(tmp_path / LOG_FILE)
     assert [e["event"] for e in lines] == [
         "action", "action", "action", "action", "lifecycle", "user_joined", "day",
     ]  # fmt: skip
@@ -201,7 +198,7 @@ def test_sink_redacts_errors_and_appends(tmp_path: Path) -> None:
     sink.close()
     text = path.read_text()
     assert "abcdef123456" not in text and "p4ss" not in text
-    lines = read_log(path)
+    lines = read_jsonl(path)
     assert lines[0]["error"] == "HTTP 401: Bearer *** rejected"
     assert lines[1]["error"] == 'HTTP 422: {"password":"***"}'
 
@@ -224,7 +221,7 @@ def test_configure_logging_writes_redacted_json(tmp_path: Path) -> None:
     finally:
         remove_logging(handler)
     log.info("after removal")
-    lines = read_log(path)
+    lines = read_jsonl(path)
     assert len(lines) == 2
     first, second = lines
     assert first["event"] == "login for ann with Bearer ***"
@@ -278,7 +275,7 @@ async def test_log_addon_logs_start_stop_and_failure(tmp_path: Path) -> None:
     except RuntimeError:
         await addon.stop()  # as the runner does, in a finally clause
     addon.sink.close()
-    lines = read_log(tmp_path / LOG_FILE)
+    lines = read_jsonl(tmp_path / LOG_FILE)
     events = [e["event"] for e in lines]
     assert events[0] == "run started"
     assert lines[0]["users"] == 3 and lines[0]["speed"] == "max" and lines[0]["seed"] == 7
@@ -344,7 +341,7 @@ async def test_a_run_logs_no_password_or_token(tmp_path: Path) -> None:
     await target.aclose()
 
     text = (tmp_path / LOG_FILE).read_text(encoding="utf-8")
-    lines = read_log(tmp_path / LOG_FILE)
+    lines = read_jsonl(tmp_path / LOG_FILE)
     assert sum(e["event"] == "action" for e in lines) == sim.statistics().actions > 50
     assert len(tokens) > 10 and len(passwords) > 10
     assert passwords <= {password_for(secret, uid) for uid in range(1000)}  # the engine's

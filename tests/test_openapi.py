@@ -13,8 +13,6 @@ import copy
 import http.server
 import json
 import random
-import subprocess
-import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -25,6 +23,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from helpers import read_jsonl, sim_engine
 from sim_engine.cli import cli
 from sim_engine.demo import create_app
 from sim_engine.openapi import (
@@ -623,13 +622,7 @@ def test_cli_init_writes_refuses_and_forces(demo_json: Path, tmp_path: Path) -> 
 def test_cli_init_bad_input_is_one_line_exit_2(tmp_path: Path) -> None:
     swagger = tmp_path / "swagger.json"
     swagger.write_text('{"swagger": "2.0", "paths": {}}', encoding="utf-8")
-    proc = subprocess.run(
-        [sys.executable, "-m", "sim_engine", "init", "--from-openapi", str(swagger),
-         "-o", str(tmp_path / "s.yaml")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )  # fmt: skip
+    proc = sim_engine("init", "--from-openapi", str(swagger), "-o", str(tmp_path / "s.yaml"))
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("sim-engine: error: "), proc.stderr
@@ -648,23 +641,16 @@ def test_generated_scenario_runs_against_the_demo(demo_json: Path, tmp_path: Pat
     pytest.importorskip("sim_engine.targets.declarative")
     scenario = tmp_path / "s.yaml"
     out = tmp_path / "run"
-    init = subprocess.run(
-        [sys.executable, "-m", "sim_engine", "init", "--from-openapi", str(demo_json),
-         "-o", str(scenario)],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    init = sim_engine("init", "--from-openapi", str(demo_json), "-o", str(scenario))
     assert init.returncode == 0, init.stderr
-    run = subprocess.run(
-        [sys.executable, "-m", "sim_engine", "run", "--scenario", str(scenario),
-         "--target", "inprocess", "--speed", "max", "--duration", "6h", "--users", "20",
-         "--start", "2024-05-15T08:00:00Z", "--out", str(out), "-q"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    run = sim_engine(
+        *("run", "--scenario", str(scenario), "--target", "inprocess", "--speed", "max"),
+        *("--duration", "6h", "--users", "20", "--start", "2024-05-15T08:00:00Z"),
+        *("--out", str(out), "-q"),
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr
-    records = [
-        json.loads(line)
-        for line in (out / "actions.jsonl").read_text(encoding="utf-8").splitlines()
-    ]
+    records = read_jsonl(out / "actions.jsonl")
     actions = [r for r in records if r.get("kind", "action") == "action"]
     generated = set(yaml.safe_load(scenario.read_text(encoding="utf-8"))["api"]["actions"])
     ok_by_action = Counter(r["action"] for r in actions if r["ok"] and r["action"] in generated)

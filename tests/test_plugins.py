@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from helpers import BUSY_START, importable_module, read_jsonl
 from sim_engine import plugins
 from sim_engine.plugins import (
     REGISTRY,
@@ -24,8 +25,6 @@ from sim_engine.plugins import (
 )
 from sim_engine.records import ActionRequest, Outcome
 from sim_engine.scenario import ScenarioError, load_scenario
-
-BUSY_START = "2024-05-15T18:00:00Z"  # a Wednesday evening in Europe
 
 PLUGIN_SOURCE = '''
 """A test plugin: an action, a generator, a persona and session hooks."""
@@ -82,14 +81,8 @@ def clean_registry() -> Iterator[None]:
 @pytest.fixture
 def plugin_module(tmp_path: Path, clean_registry: None) -> Iterator[str]:
     """Write the test plugin under a unique name and put its directory on sys.path."""
-    name = f"sim_test_plugin_{tmp_path.name.replace('-', '_')}"
-    (tmp_path / f"{name}.py").write_text(PLUGIN_SOURCE, encoding="utf-8")
-    sys.path.insert(0, str(tmp_path))
-    try:
+    with importable_module(tmp_path, "sim_test_plugin", PLUGIN_SOURCE) as name:
         yield name
-    finally:
-        sys.path.remove(str(tmp_path))
-        sys.modules.pop(name, None)
 
 
 def scenario_file(tmp_path: Path, module: str, **extra: Any) -> Path:
@@ -320,7 +313,7 @@ def test_hooks_see_session_starts_and_ends(plugin_run: tuple[Path, Any]) -> None
 
 def test_plugin_action_runs_and_is_recorded(plugin_run: tuple[Path, Any]) -> None:
     out, module = plugin_run
-    records = [json.loads(line) for line in (out / "actions.jsonl").read_text().splitlines()]
+    records = read_jsonl(out / "actions.jsonl")
     mine = [r for r in records if r["action"] == "check_health"]
     assert mine, (
         "no check_health record: the engine must pass plugin action names through "

@@ -12,8 +12,6 @@ import asyncio
 import json
 import re
 import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -25,6 +23,7 @@ from click.testing import CliRunner
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from helpers import reap, sim_engine_popen
 from sim_engine import ActionRecord, Outcome, Simulation, UserRecord, default_scenario
 from sim_engine.cli import cli
 from sim_engine.clock import FastForwardClock, ScaledClock
@@ -507,13 +506,7 @@ def test_run_serves_metrics_while_running(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{port}/metrics"
     args = ["--target", "inprocess", "--speed", "3600", "--duration", "3h", "--users", "30"]
     more = ["--metrics-port", str(port), "--out", str(tmp_path / "out")]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sim_engine", "run", *args, "-q", *more],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-    )
+    proc = sim_engine_popen("run", *args, "-q", *more)
     try:
         deadline = time.monotonic() + 15
         first = None
@@ -528,9 +521,7 @@ def test_run_serves_metrics_while_running(tmp_path: Path) -> None:
         second = scrape(url, timeout=2)
         out, err = proc.communicate(timeout=30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        reap(proc)
     assert proc.returncode == 0, err
     assert "Done:" in out
 

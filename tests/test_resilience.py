@@ -12,13 +12,13 @@ import itertools
 import random
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
 from email.utils import formatdate
 from typing import Any
 
 import pytest
 from aiohttp import web
 
+from helpers import Starter
 from sim_engine.resilience import (
     BackoffPolicy,
     BreakerState,
@@ -630,26 +630,6 @@ async def test_surviving_faults_storm_outage_and_recovery() -> None:
 
 
 # -- end to end: a real server on loopback ------------------------------------------------------
-
-Starter = Callable[[web.Application], Awaitable[str]]
-
-
-@pytest.fixture
-async def serve() -> AsyncIterator[Starter]:
-    runners: list[web.AppRunner] = []
-
-    async def start(app: web.Application) -> str:
-        runner = web.AppRunner(app, shutdown_timeout=0.1)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        runners.append(runner)
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        return f"http://127.0.0.1:{port}"
-
-    yield start
-    for runner in runners:
-        await runner.cleanup()
 
 
 async def test_real_server_retry_after_is_honoured_in_wall_time(serve: Starter) -> None:

@@ -10,6 +10,7 @@ server started by the test, holding data the run did not create.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 import os
@@ -18,7 +19,6 @@ import secrets
 import socket
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -30,6 +30,8 @@ import pytest
 import yaml
 from aiohttp import web
 
+import helpers
+from helpers import BUSY_START, read_jsonl, reap, sim_engine_popen
 from sim_engine import __version__
 from sim_engine.demo.app import verify_password
 from sim_engine.demo.launcher import DemoServer
@@ -38,27 +40,8 @@ from sim_engine.population import user_from_dict
 from sim_engine.runstate import SafetyError, check_target_allowed
 from sim_engine.scenario import default_scenario, validate_scenario
 
-BUSY_START = "2024-05-15T18:00:00Z"  # a Wednesday evening in Europe, afternoon in America
-
-
-def sim_engine(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sim_engine", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
-
-
-def popen(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "sim_engine", *args],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+#: These runs talk to real servers: give the command more time than the usual minute.
+sim_engine = functools.partial(helpers.sim_engine, timeout=90)
 
 
 def write_yaml(path: Path, data: dict[str, Any]) -> Path:
@@ -384,9 +367,7 @@ def test_every_request_carries_the_configured_tags(api: RecordingApi, tmp_path: 
         assert "x-synthetic" not in headers
     for request in signups:
         assert request["body"]["email"].endswith("@synthetic.invalid"), request["body"]
-    users = [
-        json.loads(line) for line in (tmp_path / "run" / "users.jsonl").read_text().splitlines()
-    ]
+    users = read_jsonl(tmp_path / "run" / "users.jsonl")
     assert users and all(u["email"].endswith("@synthetic.invalid") for u in users)
 
 
@@ -435,7 +416,7 @@ def _stop_mid_run(
     args = ["--target", "inprocess", "--speed", "60", "--duration", "1d", "--users", "20"]
     if scenario is not None:
         args += ["--scenario", str(scenario)]
-    proc = popen("run", *args, "--start", BUSY_START, "--out", str(out), "-q")
+    proc = sim_engine_popen("run", *args, "--start", BUSY_START, "--out", str(out), "-q")
     try:
         wait_for_checkpoint(out, proc)
         time.sleep(1.0)
@@ -445,9 +426,7 @@ def _stop_mid_run(
         stdout, stderr = proc.communicate(timeout=20)
         took = time.monotonic() - sent
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        reap(proc)
     assert proc.returncode == 0, stderr
     assert "Traceback" not in stderr
     assert "Interrupted" in stdout

@@ -19,7 +19,6 @@ import random
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from helpers import SIM_ENGINE, assert_one_line_error, reap, sim_engine, sim_engine_popen
 from sim_engine import Simulation
 from sim_engine.clock import FastForwardClock
 from sim_engine.demo import create_app
@@ -45,25 +45,6 @@ from sim_engine.targets.inprocess import AsgiTransport
 
 DAY_S = 86400.0
 WEDNESDAY = datetime(2024, 5, 15, 6, tzinfo=timezone.utc).timestamp()
-
-
-def sim_engine(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sim_engine", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
-
-
-def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int) -> str:
-    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
-    assert "Traceback" not in proc.stderr + proc.stdout
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("sim-engine: error: "), lines[0]
-    return lines[0]
 
 
 def digest(path: Path) -> str:
@@ -357,7 +338,7 @@ def test_sigkill_at_random_points_then_resume_loses_and_duplicates_nothing(
     log = tmp_path / "log.txt"
     scenario = tmp_path / "scenario.yaml"
     scenario.write_text("state:\n  checkpoint_every_s: 0.5\n", encoding="utf-8")
-    base = [sys.executable, "-m", "sim_engine", "run"]
+    base = [*SIM_ENGINE, "run"]
     first = [
         *base,
         *("--scenario", str(scenario), "--speed", "max", "--duration", DURATION),
@@ -389,9 +370,7 @@ def test_sigkill_at_random_points_then_resume_loses_and_duplicates_nothing(
     checkpoint = _checkpoint_s(out / "state.db")
     assert checkpoint is not None
     resumes.append((_complete_lines_end(out / "actions.jsonl"), checkpoint))
-    final = subprocess.run(
-        resume, capture_output=True, text=True, timeout=90, stdin=subprocess.DEVNULL
-    )
+    final = sim_engine("run", "--resume", str(out), "-q", timeout=90)
     assert final.returncode == 0, (final.stdout, final.stderr, log.read_text())
     assert "Traceback" not in final.stderr + log.read_text()
     assert time.monotonic() - started < 120  # a hang, not a slow machine
@@ -487,13 +466,7 @@ def test_kill_before_first_checkpoint(tmp_path: Path) -> None:
 def test_sigterm_stops_gracefully_and_the_run_can_be_resumed(tmp_path: Path) -> None:
     out = tmp_path / "run"
     args = ["--speed", "max", "--duration", "2d", "--users", "60", "--seed", "9", "-q"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sim_engine", "run", *args, "--out", str(out)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = sim_engine_popen("run", *args, "--out", str(out))
     try:
         t0 = time.monotonic()
         while _checkpoint_s(out / "state.db") is None and time.monotonic() - t0 < 20:
@@ -505,9 +478,7 @@ def test_sigterm_stops_gracefully_and_the_run_can_be_resumed(tmp_path: Path) -> 
         stdout, stderr = proc.communicate(timeout=15)
         took = time.monotonic() - sent
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        reap(proc)
     assert proc.returncode == 0, stderr
     assert "Traceback" not in stderr
     assert took < 5, took

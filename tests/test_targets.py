@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from helpers import Starter, signup_payload
 from sim_engine.demo import create_app
 from sim_engine.demo.launcher import find_free_port
 from sim_engine.records import ActionRequest, Outcome
@@ -24,17 +25,6 @@ SIM_ISO = "2024-05-15T19:00:00.000+02:00"  # the same instant in a user's local 
 
 def req(action: str, user_id: int = 1, **kw: Any) -> ActionRequest:
     return ActionRequest(action, user_id, SIM_TS, kw.pop("iso", SIM_ISO), **kw)
-
-
-def signup_payload(name: str) -> dict[str, Any]:
-    return {
-        "username": name,
-        "email": f"{name}@sim-engine.test",
-        "password": f"pw-{name}",
-        "name": name.title(),
-        "avatar_url": None,
-        "tag": "tech",
-    }
 
 
 @pytest.fixture
@@ -364,7 +354,7 @@ async def test_aiohttp_check_raises_for_closed_port() -> None:
 
 
 @pytest.fixture
-async def echo_server() -> AsyncIterator[str]:
+async def echo_server(serve: Starter) -> str:
     """A tiny aiohttp server that echoes requests; /slow never answers in time."""
 
     async def echo(request: web.Request) -> web.Response:
@@ -385,13 +375,7 @@ async def echo_server() -> AsyncIterator[str]:
     app = web.Application()
     app.router.add_route("*", "/slow", slow)
     app.router.add_route("*", "/{tail:.*}", echo)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = find_free_port()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
-    yield f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+    return await serve(app)
 
 
 async def test_aiohttp_sends_json_and_headers(echo_server: str) -> None:

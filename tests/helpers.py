@@ -1,0 +1,208 @@
+"""Helpers shared by the test modules: the command line in a subprocess, records on disk,
+small stand-ins for a target and a sink, and scenario snippets.
+
+Fixtures live in ``conftest.py``; this module holds plain functions and constants,
+imported by name (``from helpers import sim_engine``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from sim_engine import ActionRequest, Outcome
+from sim_engine.scenario import Scenario, default_scenario
+from sim_engine.targets import MockTarget
+
+#: Wednesday 2024-05-15 18:00 UTC: an evening in Europe, an afternoon in America.
+BUSY_START = "2024-05-15T18:00:00Z"
+
+#: ``python -m sim_engine`` with the interpreter running the tests.
+SIM_ENGINE: tuple[str, ...] = (sys.executable, "-m", "sim_engine")
+
+#: What ``serve`` (see ``conftest.py``) hands a test: start an app, get its base URL.
+Starter = Callable[[web.Application], Awaitable[str]]
+
+
+# -- the command line in a subprocess ---------------------------------------------------------
+
+
+def installed_command() -> list[str]:
+    """The installed ``sim-engine`` script next to this interpreter, else ``python -m``."""
+    script = Path(sys.executable).parent / "sim-engine"
+    return [str(script)] if script.exists() else list(SIM_ENGINE)
+
+
+def sim_engine(
+    *args: str,
+    timeout: float = 60,
+    command: Sequence[str] = SIM_ENGINE,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` (``python -m sim_engine`` unless told) with ``args`` to its end.
+
+    Stdin is closed; stdout and stderr are captured as text.
+    """
+    return subprocess.run(
+        [*command, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        cwd=cwd,
+    )
+
+
+def sim_engine_popen(*args: str, **popen_options: Any) -> subprocess.Popen[str]:
+    """Start ``python -m sim_engine`` with ``args`` and return at once.
+
+    Stdin is closed, stdout and stderr are text pipes; ``popen_options`` (``env=`` ...)
+    go to :class:`subprocess.Popen` as well. Pair it with :func:`reap` in a ``finally``.
+    """
+    return subprocess.Popen(
+        [*SIM_ENGINE, *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen_options,
+    )
+
+
+def reap(proc: subprocess.Popen[Any]) -> None:
+    """Kill ``proc`` if it is still running and wait for it (a test's ``finally`` clean-up)."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def terminate(proc: subprocess.Popen[Any], timeout: float = 10) -> None:
+    """Ask ``proc`` to stop (SIGTERM); kill it if it has not within ``timeout`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int) -> str:
+    """Assert the command failed with exit ``code`` and one ``sim-engine: error:`` line
+    on stderr, with no traceback anywhere; return that line."""
+    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    assert "Traceback" not in proc.stdout
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("sim-engine: error: "), lines[0]
+    return lines[0]
+
+
+# -- records on disk --------------------------------------------------------------------------
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Every line of a JSON-lines file (``actions.jsonl``, ``log.jsonl`` ...) as a dict."""
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+# -- stand-ins: a target, a sink, a plugin module ---------------------------------------------
+
+
+def always_ok_api() -> MockTarget:
+    """A target that succeeds at everything at once (0.1 ms), like a tiny social API."""
+    ids = itertools.count(1)
+
+    def handle(req: ActionRequest) -> Outcome:
+        if req.action == "sign_up":
+            return Outcome(201, True, 0.1, remote_id=req.user_id)
+        if req.action == "log_in":
+            return Outcome(200, True, 0.1, token=f"t{req.user_id}")
+        if req.action == "browse_feed":
+            return Outcome(200, True, 0.1, feed_ids=((1, 1), (2, 2), (3, 1)))
+        if req.action == "create_post":
+            return Outcome(201, True, 0.1, post_id=next(ids))
+        if req.action == "delete_post":
+            return Outcome(204, True, 0.1, post_id=req.post_id)
+        return Outcome(200, True, 0.1, post_id=req.post_id)
+
+    return MockTarget(handle)
+
+
+class ListSink:
+    """A sink that keeps every record it is given, in order, and notes when it is closed."""
+
+    def __init__(self) -> None:
+        self.records: list[Any] = []
+        self.closed = False
+
+    def emit(self, record: Any) -> None:
+        self.records.append(record)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@contextlib.contextmanager
+def importable_module(directory: Path, prefix: str, source: str) -> Iterator[str]:
+    """Write ``source`` as a module named after ``prefix`` and ``directory`` (unique per
+    test), put ``directory`` on ``sys.path`` and yield the name; undo both on exit."""
+    name = f"{prefix}_{directory.name.replace('-', '_')}"
+    (directory / f"{name}.py").write_text(source, encoding="utf-8")
+    sys.path.insert(0, str(directory))
+    try:
+        yield name
+    finally:
+        sys.path.remove(str(directory))
+        sys.modules.pop(name, None)
+
+
+# -- scenario snippets ------------------------------------------------------------------------
+
+
+def utc_scenario(users: int, seed: int) -> Scenario:
+    """The default scenario with ``users`` initial users, all in UTC, and ``seed``."""
+    return default_scenario().with_overrides(
+        **{"population.initial": users, "population.timezones": {"UTC": 1.0}, "seed": seed}
+    )
+
+
+def signup_payload(name: str = "ann") -> dict[str, Any]:
+    """A ``sign_up`` request's payload for user ``name`` (the demo API's fields)."""
+    return {
+        "username": name,
+        "email": f"{name}@sim-engine.test",
+        "password": f"pw-{name}",
+        "name": name.title(),
+        "avatar_url": None,
+        "tag": "tech",
+    }
+
+
+#: An ``api.auth.signup`` section for the demo API.
+DEMO_SIGNUP: dict[str, Any] = {
+    "method": "POST",
+    "path": "/users",
+    "body": {
+        "username": "{user.username}",
+        "email": "{user.email}",
+        "password": "{user.password}",
+        "name": "{user.name}",
+    },
+    "expect": [201],
+}
+#: An ``api.auth.login`` section for the demo API.
+DEMO_LOGIN: dict[str, Any] = {
+    "method": "POST",
+    "path": "/auth/login",
+    "body": {"username": "{user.username}", "password": "{user.password}"},
+    "expect": [200],
+}
