@@ -412,8 +412,11 @@ class ApiSpec(_Frozen):
                     f"actions.{name}.fallback: {action.fallback!r} is a workflow; "
                     "a fallback must be an action"
                 )
-        for where, template in (("auth.signup", self.auth.signup), ("auth.login", self.auth.login),
-                                ("auth.refresh", self.auth.refresh)):
+        for where, template in (
+            ("auth.signup", self.auth.signup),
+            ("auth.login", self.auth.login),
+            ("auth.refresh", self.auth.refresh),
+        ):
             if template is not None:
                 _check_template(where, template.template_parts(), {})
         known = self.names() | _plugin_names("actions")
@@ -495,7 +498,7 @@ def _check_cycles(workflows: dict[str, WorkflowSpec]) -> None:
 
     def visit(node: str, trail: list[str]) -> None:
         if state.get(node) == 1:
-            cycle = " -> ".join([*trail[trail.index(node):], node])
+            cycle = " -> ".join([*trail[trail.index(node) :], node])
             raise ValueError(f"workflows.{node}: workflow cycle {cycle}")
         if state.get(node) == 2:
             return

@@ -25,7 +25,7 @@ from sim_engine.population import SimUser, password_for
 from sim_engine.records import ActionRequest, Outcome
 from sim_engine.scenario import ACTIONS, Scenario
 
-__all__ = ["bind_social", "remember_social", "user_password"]
+__all__ = ["bind_social", "remember_social", "signup_requests", "user_password"]
 
 
 def bind_social(
@@ -97,6 +97,37 @@ def remember_social(user: SimUser, request: ActionRequest, outcome: Outcome) -> 
 def _run_tag(secret: str) -> str:
     """Return the run's short tag, put in every generated email (from the run secret)."""
     return hashlib.blake2b(secret.encode(), digest_size=3).hexdigest()
+
+
+def signup_requests(
+    user: SimUser, password: str, sim_t: float, iso: str, full_identity: bool
+) -> list[ActionRequest]:
+    """The requests that make ``user`` a logged-in member: sign-up then log-in, or only
+    the log-in once it has joined.
+
+    Args:
+        user: the user (its identity, ``remote_id`` and ``joined``).
+        password: its password (see :func:`user_password`).
+        sim_t: simulated epoch seconds; ``iso``: the same with the user's offset.
+        full_identity: send the whole identity with the log-in too (a declarative
+            target renders its own templates and may need it, e.g. after a crash);
+            the social API's log-in takes only username and password.
+    """
+    identity = {
+        "username": user.username,
+        "email": user.email,
+        "password": password,
+        "name": user.name,
+        "avatar_url": user.avatar or None,
+        "tag": user.tag,
+    }
+    credentials = identity if full_identity else {"username": user.username, "password": password}
+    login = ActionRequest(
+        "log_in", user.user_id, sim_t, iso, payload=credentials, remote_user_id=user.remote_id
+    )
+    if user.remote_id is not None or user.joined:
+        return [login]
+    return [ActionRequest("sign_up", user.user_id, sim_t, iso, payload=identity), login]
 
 
 def user_password(user: SimUser, secret: str, scenario: Scenario) -> str:

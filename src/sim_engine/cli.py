@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NoReturn
@@ -138,12 +139,8 @@ def run(
     metrics_port: int | None,
 ) -> None:
     """Run a simulation and write actions.jsonl, users.jsonl and metrics.json."""
-    from sim_engine.demo.launcher import DemoServerError
-    from sim_engine.plugins import PluginError
-    from sim_engine.prometheus import MetricsPortError
     from sim_engine.runner import RunOptions, execute
-    from sim_engine.runstate import SafetyError, StateError, load_resume
-    from sim_engine.targets.transport import TargetUnreachableError
+    from sim_engine.runstate import StateError, load_resume
 
     resume = None
     if resume_dir is not None:
@@ -211,24 +208,8 @@ def run(
             f"{'until Ctrl-C' if duration is None else f'{duration / 3600:g} simulated hours'}, "
             f"seed {scenario.seed}, target {where}"
         )
-    try:
+    with _user_errors(out, "run"):
         result = execute(options)
-    except SafetyError as exc:
-        _fail(str(exc), 2)
-    except PluginError as exc:
-        _fail(str(exc), 2)
-    except StateError as exc:
-        _fail(str(exc), 2)
-    except TargetUnreachableError as exc:
-        _fail(str(exc), 1)
-    except MetricsPortError as exc:
-        _fail(str(exc), 1)
-    except DemoServerError as exc:
-        _fail(f"demo server: {exc}", 1)
-    except OSError as exc:
-        _fail(f"cannot write output to {out}: {exc.strerror or exc}", 1)
-    except KeyboardInterrupt:
-        _fail("interrupted before the run started", 130)
     _print_summary(result.metrics, out, result.wall_s, result.interrupted)
     if html_report:
         _write_html_report(out)
@@ -252,6 +233,35 @@ def _use_dashboard(asked: bool | None, quiet: bool, verbose: bool) -> bool:
     if quiet or not sys.stdout.isatty():
         return False
     return not verbose if asked is None else asked
+
+
+@contextlib.contextmanager
+def _user_errors(out: Path | str | None, what: str) -> Iterator[None]:
+    """Turn what can go wrong in a run or a load test into one line and an exit code.
+
+    Exit 2: bad input (refused target, bad state, plugin, load options); exit 1:
+    runtime failure (unreachable target, metrics port taken, demo server, output
+    not writable); exit 130: Ctrl-C before it started.
+    """
+    from sim_engine.demo.launcher import DemoServerError
+    from sim_engine.loadtest import LoadTestError
+    from sim_engine.plugins import PluginError
+    from sim_engine.prometheus import MetricsPortError
+    from sim_engine.runstate import SafetyError, StateError
+    from sim_engine.targets.transport import TargetUnreachableError
+
+    try:
+        yield
+    except (SafetyError, PluginError, StateError, LoadTestError) as exc:
+        _fail(str(exc), 2)
+    except (TargetUnreachableError, MetricsPortError) as exc:
+        _fail(str(exc), 1)
+    except DemoServerError as exc:
+        _fail(f"demo server: {exc}", 1)
+    except OSError as exc:
+        _fail(f"cannot write output to {out}: {exc.strerror or exc}", 1)
+    except KeyboardInterrupt:
+        _fail(f"interrupted before the {what} started", 130)
 
 
 def _load(path: str | None) -> Scenario:
@@ -336,10 +346,7 @@ def load(
     quiet: bool,
 ) -> None:
     """Load test: N concurrent users, each making a random number of requests (seed 004)."""
-    from sim_engine.demo.launcher import DemoServerError
     from sim_engine.loadtest import LoadOptions, LoadTestError, format_summary, run_load
-    from sim_engine.runstate import SafetyError
-    from sim_engine.targets.transport import TargetUnreachableError
 
     duration = None
     if duration_text is not None:
@@ -380,18 +387,8 @@ def load(
             f"requests each, delay {delay_min:g}-{delay_max:g} ms{limit}, "
             f"seed {scenario.seed}, target {where}"
         )
-    try:
+    with _user_errors(out_dir, "load test"):
         result = run_load(options)
-    except (LoadTestError, SafetyError) as exc:
-        _fail(str(exc), 2)
-    except TargetUnreachableError as exc:
-        _fail(str(exc), 1)
-    except DemoServerError as exc:
-        _fail(f"demo server: {exc}", 1)
-    except OSError as exc:
-        _fail(f"cannot write output to {out_dir}: {exc.strerror or exc}", 1)
-    except KeyboardInterrupt:
-        _fail("interrupted before the load test started", 130)
     for line in format_summary(result):
         click.echo(line)
     if options.out_dir is not None:

@@ -80,12 +80,7 @@ def run_status(sim: Simulation) -> dict[str, Any]:
     and the simulated start and end (``end`` is None for an open-ended run)."""
     stats = sim.statistics()
     speed = sim.speed
-    if sim.stopping:
-        state = "stopping"
-    elif sim.paused:
-        state = "paused"
-    else:
-        state = "running"
+    state = sim.state
     return {
         "sim_time": _iso(stats.sim_now),
         "sim_ts": stats.sim_now,

@@ -43,6 +43,7 @@ from rich.text import Text
 
 from sim_engine.records import ActionRecord, LifecycleRecord, Record, Sink, UserRecord
 from sim_engine.redact import redact_text
+from sim_engine.sinks.console import SHORT_NAMES
 
 if TYPE_CHECKING:
     from sim_engine.engine import Simulation
@@ -75,16 +76,7 @@ _MIN_SPEED, _MAX_SPEED = 0.01, 1e9
 _COUNT_ROWS = 6  # names per column in the users panel
 _COMPACT_COUNT_ROWS = 3
 _WIDE = 106  # console columns (inside the outer panel) for the panels side by side
-_SHORT = {
-    "browse_feed": "browse",
-    "read_post": "read",
-    "create_post": "post",
-    "update_post": "update",
-    "delete_post": "delete",
-    "sign_up": "sign-up",
-    "log_in": "log-in",
-    "delete_account": "delete acct",
-}
+_SHORT = SHORT_NAMES
 
 
 @dataclass(frozen=True)
@@ -686,12 +678,7 @@ class Dashboard:
             self._breakdown_at = now
         per_s, per_hour, effective = self.rates(now, stats.sim_now)
         speed = sim.speed
-        if sim.stopping:
-            state = "stopping"
-        elif sim.paused:
-            state = "paused"
-        else:
-            state = "running"
+        state = sim.state
         eta = None
         if math.isfinite(sim.end_s) and state == "running":
             rate = speed if speed is not None else effective

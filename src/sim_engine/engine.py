@@ -27,7 +27,13 @@ from datetime import datetime
 from typing import Any
 
 from sim_engine.behaviour import CompiledPersona, compile_personas
-from sim_engine.binding import _run_tag, bind_social, remember_social, user_password
+from sim_engine.binding import (
+    _run_tag,
+    bind_social,
+    remember_social,
+    signup_requests,
+    user_password,
+)
 from sim_engine.clock import Clock, FastForwardClock, ScaledClock
 from sim_engine.content import ContentGenerator
 from sim_engine.engine_api import ApiActions
@@ -224,6 +230,13 @@ class Simulation(DailyDynamics, CrashSafety, ApiActions):
     def speed(self) -> float | None:
         """Simulated seconds per wall second; None for ``max``."""
         return None if self._clock.jumps else getattr(self._clock, "speed", None)
+
+    @property
+    def state(self) -> str:
+        """``running``, ``paused`` or ``stopping`` (for status lines and dashboards)."""
+        if self._stopping:
+            return "stopping"
+        return "paused" if self.paused else "running"
 
     @property
     def stopping(self) -> bool:
@@ -587,34 +600,7 @@ class Simulation(DailyDynamics, CrashSafety, ApiActions):
 
     def _signup_requests(self, user: SimUser, sim_t: float, iso: str) -> list[ActionRequest]:
         password = user_password(user, self._secret, self.scenario)
-        identity = {
-            "username": user.username,
-            "email": user.email,
-            "password": password,
-            "name": user.name,
-            "avatar_url": user.avatar or None,
-            "tag": user.tag,
-        }
-        # The social API's log-in takes username and password; a declarative
-        # target renders its own templates and may need the whole identity
-        # (e.g. after a crash, when it has forgotten the user).
-        credentials = (
-            identity
-            if self.scenario.api is not None
-            else {"username": user.username, "password": password}
-        )
-        login = ActionRequest(
-            "log_in",
-            user.user_id,
-            sim_t,
-            iso,
-            payload=credentials,
-            remote_user_id=user.remote_id,
-        )
-        if user.remote_id is not None or user.joined:
-            return [login]
-        signup = ActionRequest("sign_up", user.user_id, sim_t, iso, payload=identity)
-        return [signup, login]
+        return signup_requests(user, password, sim_t, iso, self.scenario.api is not None)
 
     def _bind(
         self, action: str, user: SimUser, sim_t: float, iso: str, rng: random.Random

@@ -25,10 +25,56 @@ from sim_engine.population import SimUser
 from sim_engine.records import ActionRequest
 
 if TYPE_CHECKING:
+    from sim_engine.api_spec import ApiSpec, WorkflowStep
     from sim_engine.records import Target
     from sim_engine.scenario import Scenario
 
-__all__ = ["ApiActions"]
+__all__ = ["ApiActions", "api_request", "next_step"]
+
+
+def next_step(
+    api: ApiSpec, steps: list[WorkflowStep], rng: random.Random, target: Any, user_id: int
+) -> tuple[str, float] | None:
+    """Pop workflow steps until one runs; return its action and think time (simulated s).
+
+    A step is skipped by its probability or when the target lacks what it
+    ``requires`` (``target.has``); ``one_of`` draws one action by weight; a nested
+    workflow's steps are put in front. Returns None when the steps run out.
+    ``steps`` is consumed in place.
+    """
+    has = getattr(target, "has", None)
+    while steps:
+        step = steps.pop(0)
+        if rng.random() >= step.probability:
+            continue
+        if has is not None and not all(has(user_id, key) for key in step.requires):
+            continue
+        if step.one_of is not None:
+            names = list(step.one_of)
+            name = rng.choices(names, [step.one_of[n] for n in names])[0]
+        else:
+            assert step.action is not None
+            name = step.action
+        think_s = rng.uniform(*step.think_s)
+        if name in api.workflows:  # a nested workflow: its steps come first
+            steps[0:0] = list(api.workflows[name].steps)
+            continue
+        return name, think_s
+    return None
+
+
+def api_request(
+    target: Any, name: str, user: SimUser, sim_t: float, iso: str
+) -> ActionRequest | None:
+    """Bind an ``api`` action for ``user``: the target resolves it (or a fallback);
+    None when nothing is possible now."""
+    resolve = getattr(target, "resolve", None)
+    action = resolve(name, user.user_id) if resolve is not None else name
+    if action is None:
+        return None
+    return ActionRequest(
+        action, user.user_id, sim_t, iso, user.token, remote_user_id=user.remote_id
+    )
 
 
 class ApiActions:
@@ -78,36 +124,15 @@ class ApiActions:
             if workflow is None:
                 return self._api_request(name, user, sim_t, iso), None
             steps = self._steps[user.user_id] = list(workflow.steps)
-        has = getattr(self._target, "has", None)
-        while steps:
-            step = steps.pop(0)
-            if rng.random() >= step.probability:
-                continue
-            if has is not None and not all(has(user.user_id, key) for key in step.requires):
-                continue
-            if step.one_of is not None:
-                names = list(step.one_of)
-                name = rng.choices(names, [step.one_of[n] for n in names])[0]
-            else:
-                assert step.action is not None
-                name = step.action
-            think_s = rng.uniform(*step.think_s)
-            if name in api.workflows:  # a nested workflow: its steps come first
-                steps[0:0] = list(api.workflows[name].steps)
-                continue
-            if not steps:
-                self._steps.pop(user.user_id, None)
-            return self._api_request(name, user, sim_t, iso), think_s
-        self._steps.pop(user.user_id, None)
-        return None, None
+        drawn = next_step(api, steps, rng, self._target, user.user_id)
+        if not steps:
+            self._steps.pop(user.user_id, None)
+        if drawn is None:
+            return None, None
+        name, think_s = drawn
+        return self._api_request(name, user, sim_t, iso), think_s
 
     def _api_request(
         self, name: str, user: SimUser, sim_t: float, iso: str
     ) -> ActionRequest | None:
-        resolve = getattr(self._target, "resolve", None)
-        action = resolve(name, user.user_id) if resolve is not None else name
-        if action is None:
-            return None
-        return ActionRequest(
-            action, user.user_id, sim_t, iso, user.token, remote_user_id=user.remote_id
-        )
+        return api_request(self._target, name, user, sim_t, iso)

@@ -150,27 +150,14 @@ class DailyDynamics:
         """Clean a churned user from the target (or keep it), per ``lifecycle.cleanup``."""
         assert self._life is not None
         if rng.random() >= self._life.cleanup.delete_share:
-            self._emit(
-                LifecycleRecord(
-                    iso,
-                    sim_t,
-                    user.user_id,
-                    "cleanup",
-                    "CHURNED",
-                    "KEPT",
-                    "kept on the target for reactivation analytics",
-                )
-            )
+            self._kept(user, sim_t, iso, "kept on the target for reactivation analytics")
             return
         if user.remote_id is None:
             self._forget(user, sim_t, iso, "never signed up: nothing to delete")
             return
         api = self.scenario.api
         if api is not None and "delete_account" not in api.actions:
-            reason = "kept: the api section has no delete_account action"
-            self._emit(
-                LifecycleRecord(iso, sim_t, user.user_id, "cleanup", "CHURNED", "KEPT", reason)
-            )
+            self._kept(user, sim_t, iso, "kept: the api section has no delete_account action")
             return
         requests = []
         if user.token is None:
@@ -181,6 +168,10 @@ class DailyDynamics:
             )
         )
         self._spawn(sim_t, self._cleanup(user, sim_t, iso, requests))
+
+    def _kept(self, user: SimUser, sim_t: float, iso: str, reason: str) -> None:
+        """Record that a churned user stays on the target, and why."""
+        self._emit(LifecycleRecord(iso, sim_t, user.user_id, "cleanup", "CHURNED", "KEPT", reason))
 
     async def _cleanup(
         self, user: SimUser, sim_t: float, iso: str, requests: list[ActionRequest]
@@ -193,17 +184,7 @@ class DailyDynamics:
             self._apply(user, request, outcome)
             self._record(user, persona, "cleanup", request, outcome)
             if not outcome.ok:
-                self._emit(
-                    LifecycleRecord(
-                        iso,
-                        sim_t,
-                        user.user_id,
-                        "cleanup",
-                        "CHURNED",
-                        "KEPT",
-                        f"cleanup failed: {outcome.error}",
-                    )
-                )
+                self._kept(user, sim_t, iso, f"cleanup failed: {outcome.error}")
                 return
         self._forget(user, sim_t, iso, "deleted from the target with all it created")
 

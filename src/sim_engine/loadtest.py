@@ -41,8 +41,10 @@ from hdrh.histogram import HdrHistogram
 
 from sim_engine import __version__
 from sim_engine.behaviour import compile_personas
+from sim_engine.binding import signup_requests
 from sim_engine.content import ContentGenerator
 from sim_engine.engine import bind_social, remember_social, user_password
+from sim_engine.engine_api import api_request, next_step
 from sim_engine.plugins import plugin_runtime
 from sim_engine.population import IdentityFactory, SimUser
 from sim_engine.records import ActionRequest, Outcome, Target
@@ -512,34 +514,13 @@ class _LoadTest:
         now = time.time()
         iso = _iso(now, user)
         password = user_password(user, self._secret, self._scenario)
-        signup = ActionRequest(
-            "sign_up",
-            user.user_id,
-            now,
-            iso,
-            payload={
-                "username": user.username,
-                "email": user.email,
-                "password": password,
-                "name": user.name,
-                "avatar_url": user.avatar or None,
-                "tag": user.tag,
-            },
-        )
+        signup, login = signup_requests(user, password, now, iso, self._api is not None)
         outcome = await self._target.send(signup)
         self._count_setup("sign_up", outcome)
         if outcome.ok:
             user.remote_id = outcome.remote_id
         elif outcome.status != 409:
             return  # the user goes on without a token: its requests fail and are counted
-        now = time.time()
-        login = ActionRequest(
-            "log_in",
-            user.user_id,
-            now,
-            _iso(now, user),
-            payload={"username": user.username, "password": password},
-        )
         outcome = await self._target.send(login)
         self._count_setup("log_in", outcome)
         if outcome.ok:
@@ -563,10 +544,9 @@ class _LoadTest:
             drawn = self._next_api_name(user, rng, steps)
             if drawn is None:
                 continue
-            resolve = getattr(self._target, "resolve", None)
-            action = resolve(drawn, user.user_id) if resolve is not None else drawn
-            if action is not None:
-                return ActionRequest(action, user.user_id, now, iso, user.token)
+            request = api_request(self._target, drawn, user, now, iso)
+            if request is not None:
+                return request
         return None
 
     def _next_api_name(self, user: SimUser, rng: random.Random, steps: list[Any]) -> str | None:
@@ -579,23 +559,8 @@ class _LoadTest:
             if workflow is None:
                 return name
             steps.extend(workflow.steps)
-        has = getattr(self._target, "has", None)
-        while steps:
-            step = steps.pop(0)
-            if rng.random() >= step.probability:
-                continue
-            if has is not None and not all(has(user.user_id, key) for key in step.requires):
-                continue
-            if step.one_of is not None:
-                names = list(step.one_of)
-                picked = rng.choices(names, [step.one_of[n] for n in names])[0]
-            else:
-                picked = str(step.action)
-            if picked in api.workflows:  # nested: its steps come first
-                steps[0:0] = list(api.workflows[picked].steps)
-                continue
-            return picked
-        return None
+        drawn = next_step(api, steps, rng, self._target, user.user_id)
+        return drawn[0] if drawn is not None else None  # wall-time delays, not think times
 
     # -- figures ------------------------------------------------------------------------------
 

@@ -59,6 +59,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sim_engine.records import ActionRequest, Outcome, Target
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from sim_engine.api_spec import WorkflowSpec
     from sim_engine.population import SimUser
     from sim_engine.scenario import PersonaSpec, Scenario
@@ -119,6 +121,7 @@ ActionFunc = Callable[["PluginContext"], Awaitable[Any]]
 """A plugin action: ``async def f(ctx: PluginContext) -> Outcome | dict | None``."""
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+_M = TypeVar("_M", bound="BaseModel")
 
 
 class PluginError(ValueError):
@@ -792,16 +795,9 @@ def make_workflow(name: str) -> WorkflowSpec:
     Raises:
         PluginError: unknown name, or the factory failed or returned an invalid spec.
     """
-    from pydantic import ValidationError
-
     from sim_engine.api_spec import WorkflowSpec
 
-    if name not in REGISTRY.workflows:
-        raise PluginError(f"no plugin workflow {name!r}")
-    try:
-        return WorkflowSpec.model_validate(_dump("workflow", name, REGISTRY.workflows[name]))
-    except ValidationError as exc:
-        raise PluginError(f"workflow {name!r}: {_one_line(exc)}") from None
+    return _make_spec("workflow", REGISTRY.workflows, name, WorkflowSpec)
 
 
 def make_persona(name: str) -> PersonaSpec:
@@ -810,16 +806,21 @@ def make_persona(name: str) -> PersonaSpec:
     Raises:
         PluginError: unknown name, or the factory failed or returned an invalid spec.
     """
-    from pydantic import ValidationError
-
     from sim_engine.scenario import PersonaSpec
 
-    if name not in REGISTRY.personas:
-        raise PluginError(f"no plugin persona {name!r}")
+    return _make_spec("persona", REGISTRY.personas, name, PersonaSpec)
+
+
+def _make_spec(kind: str, table: dict[str, Any], name: str, model: type[_M]) -> _M:
+    """Call a registered factory and validate what it returns as ``model``."""
+    from pydantic import ValidationError
+
+    if name not in table:
+        raise PluginError(f"no plugin {kind} {name!r}")
     try:
-        return PersonaSpec.model_validate(_dump("persona", name, REGISTRY.personas[name]))
+        return model.model_validate(_dump(kind, name, table[name]))
     except ValidationError as exc:
-        raise PluginError(f"persona {name!r}: {_one_line(exc)}") from None
+        raise PluginError(f"{kind} {name!r}: {_one_line(exc)}") from None
 
 
 def make_target(name: str, transport: Transport, scenario: Scenario) -> Target:

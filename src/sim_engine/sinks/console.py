@@ -8,9 +8,9 @@ from typing import TextIO
 
 from sim_engine.records import ActionRecord, Record, UserRecord
 
-__all__ = ["ConsoleSink"]
+__all__ = ["SHORT_NAMES", "ConsoleSink"]
 
-_SHORT = {
+SHORT_NAMES = {
     "browse_feed": "browse",
     "read_post": "read",
     "create_post": "post",
@@ -18,7 +18,10 @@ _SHORT = {
     "delete_post": "delete",
     "sign_up": "sign-up",
     "log_in": "log-in",
+    "delete_account": "delete acct",
 }
+"""Short action names for narrow columns (console lines, the dashboard's feed)."""
+_SHORT = SHORT_NAMES
 
 
 class ConsoleSink:
