@@ -399,10 +399,20 @@ def test_random_bytes_are_accepted_or_refused_cleanly(scenario_file: Path, blob:
     )
 )
 def test_yaml_syntax_errors_are_refused_with_a_line(scenario_file: Path, lines: list[str]) -> None:
-    scenario_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    text = "\n".join(lines) + "\n"
+    scenario_file.write_text(text, encoding="utf-8")
     _, message = _load(scenario_file)
-    if message is not None and "line " in message:
-        assert re.search(r": line \d+, column \d+: ", message), message
+    try:
+        yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        if exc.problem_mark is not None:  # a YAML syntax error: its line and column are named
+            assert message is not None
+            assert re.search(r": line \d+, column \d+: ", message), message
+    except yaml.YAMLError:
+        assert message is not None and "\n" not in message
+    else:
+        if message is not None:  # valid YAML, refused as a scenario: a one-line field error
+            assert "\n" not in message and "line " not in message.split(": ")[1], message
 
 
 def test_negative_segment_share_is_refused(scenario_file: Path) -> None:
