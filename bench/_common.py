@@ -125,7 +125,7 @@ def instant_handler(feed_size: int = 5) -> Callable[[Any], Any]:
     Sign-up returns a remote id, log-in a token, ``browse_feed`` a page of
     ``feed_size`` posts (so ``read_post`` happens), ``create_post`` a new post id.
     """
-    from sim_engine.records import Outcome
+    from sim_engine.model.records import Outcome
 
     counter = itertools.count(1_000_000)
     feed = tuple((i, (i % 50) + 1) for i in range(1, feed_size + 1))
@@ -159,7 +159,7 @@ def bench_scenario(users: int, timezone: str | None = "UTC", **overrides: Any) -
         timezone: put everyone in this zone (None: keep the default scenario's mix).
         overrides: further dotted-path overrides (``Scenario.with_overrides``).
     """
-    from sim_engine.scenario import default_scenario
+    from sim_engine.model.scenario import default_scenario
 
     changes: dict[str, Any] = {
         "population.max": max(1, users),

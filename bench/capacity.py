@@ -61,8 +61,8 @@ def _rss() -> int:
 
 def _build(users: int, speed: float) -> tuple[Any, Any, CountingSink]:
     """A simulation of ``users`` sleeping users on a paused ScaledClock (not yet populated)."""
-    from sim_engine.clock import ScaledClock
-    from sim_engine.engine import Simulation
+    from sim_engine.engine.clock import ScaledClock
+    from sim_engine.engine.simulation import Simulation
     from sim_engine.targets.mock import MockTarget
 
     scenario = bench_scenario(

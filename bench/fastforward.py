@@ -48,8 +48,8 @@ ACTIONS = ("browse_feed", "read_post", "create_post", "update_post", "delete_pos
 
 
 async def _run_engine(target: Any, users: int, days: float) -> dict[str, Any]:
-    from sim_engine.clock import FastForwardClock
-    from sim_engine.engine import Simulation
+    from sim_engine.engine.clock import FastForwardClock
+    from sim_engine.engine.simulation import Simulation
 
     scenario = bench_scenario(users, timezone=None)
     clock = FastForwardClock(START_S)

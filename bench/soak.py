@@ -23,14 +23,14 @@ from typing import Any
 
 import psutil
 
-from sim_engine.clock import FastForwardClock
 from sim_engine.demo import create_app
-from sim_engine.engine import Simulation
-from sim_engine.metrics import DailyMetrics, MetricsCollector
-from sim_engine.records import DaySnapshot, Record
-from sim_engine.scenario import default_scenario
+from sim_engine.engine.clock import FastForwardClock
+from sim_engine.engine.simulation import Simulation
+from sim_engine.engine.store import SqliteStore
+from sim_engine.model.records import DaySnapshot, Record
+from sim_engine.model.scenario import default_scenario
 from sim_engine.sinks import JsonlSink
-from sim_engine.sqlite_store import SqliteStore
+from sim_engine.sinks.metrics import DailyMetrics, MetricsCollector
 from sim_engine.targets.inprocess import AsgiTransport
 from sim_engine.targets.social import SocialApiTarget
 

@@ -175,7 +175,7 @@ class Reader({cls}):
 
 async def _sim_clients(kind: str, url: str, duration_s: float, users: int) -> dict[str, Any]:
     """Closed loop of ``users`` coroutines through sim-engine's transport or action path."""
-    from sim_engine.records import ActionRequest
+    from sim_engine.model.records import ActionRequest
     from sim_engine.targets.http import AiohttpTransport
     from sim_engine.targets.social import SocialApiTarget
 
@@ -225,8 +225,8 @@ async def _sim_engine(url: str, duration_s: float, users: int, population: int) 
     state's (feed, reads, posts); the lifecycle is off because at this speed a
     simulated day passes every 86 ms and per-user day events would dominate.
     """
-    from sim_engine.clock import ScaledClock
-    from sim_engine.engine import Simulation
+    from sim_engine.engine.clock import ScaledClock
+    from sim_engine.engine.simulation import Simulation
     from sim_engine.targets.http import AiohttpTransport
     from sim_engine.targets.social import SocialApiTarget
 

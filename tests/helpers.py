@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from sim_engine import ActionRequest, Outcome
-from sim_engine.scenario import Scenario, default_scenario
+from sim_engine.model.scenario import Scenario, default_scenario
 from sim_engine.targets import MockTarget
 
 #: Wednesday 2024-05-15 18:00 UTC: an evening in Europe, an afternoon in America.

@@ -1,4 +1,4 @@
-"""Tests of the pure behaviour model (``sim_engine.behaviour.CompiledPersona``).
+"""Tests of the pure behaviour model (``sim_engine.model.behaviour.CompiledPersona``).
 
 Statistical properties are checked with fixed seeds and tolerances of about
 four standard deviations of the quantity measured; each test names in a
@@ -18,8 +18,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from sim_engine.behaviour import CompiledPersona, compile_personas
-from sim_engine.scenario import ACTIONS, PersonaSpec, RoutineSpec, Scenario, default_scenario
+from sim_engine.model.behaviour import CompiledPersona, compile_personas
+from sim_engine.model.scenario import ACTIONS, PersonaSpec, RoutineSpec, Scenario, default_scenario
 
 # Monday 2026-03-02 00:00:00 UTC.
 MONDAY = datetime(2026, 3, 2, tzinfo=timezone.utc).timestamp()

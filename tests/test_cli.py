@@ -31,7 +31,7 @@ from helpers import (
     terminate,
 )
 from sim_engine import __version__
-from sim_engine.cli import cli
+from sim_engine.cli.main import cli
 from sim_engine.demo.launcher import find_free_port
 
 

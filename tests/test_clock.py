@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from helpers import ListSink, always_ok_api, utc_scenario
-from sim_engine.clock import (
+from sim_engine.engine.clock import (
     Clock,
     FastForwardClock,
     ManualClock,
@@ -18,9 +18,9 @@ from sim_engine.clock import (
     parse_speed,
     to_sim_seconds,
 )
-from sim_engine.engine import Simulation
-from sim_engine.records import ActionRecord
-from sim_engine.scenario import Scenario
+from sim_engine.engine.simulation import Simulation
+from sim_engine.model.records import ActionRecord
+from sim_engine.model.scenario import Scenario
 
 # A Wednesday evening in UTC: every persona of the default routine is relaxing (busy).
 BUSY_START = datetime(2024, 5, 15, 19, 0, tzinfo=timezone.utc).timestamp()

@@ -1,4 +1,4 @@
-"""Tests of run control: the control endpoint (``sim_engine.control``) and ``sim-engine ctl``.
+"""Tests of run control: the control endpoint (``observe.control``) and ``sim-engine ctl``.
 
 In-process tests run a real :class:`Simulation` on a :class:`ScaledClock` against a
 :class:`MockTarget` with a :class:`ControlServer`; the client (:func:`send_command`,
@@ -37,9 +37,10 @@ from helpers import (
     utc_scenario,
 )
 from sim_engine import ActionRecord, Simulation
-from sim_engine.cli import cli
-from sim_engine.clock import ScaledClock
-from sim_engine.control import (
+from sim_engine.cli.main import cli
+from sim_engine.engine.clock import ScaledClock
+from sim_engine.model.scenario import default_scenario
+from sim_engine.observe.control import (
     CONTROL_FILE,
     ControlError,
     ControlServer,
@@ -47,7 +48,6 @@ from sim_engine.control import (
     format_status,
     send_command,
 )
-from sim_engine.scenario import default_scenario
 
 # Wednesday 2024-05-15 18:00 UTC: most of a UTC population is awake and acting.
 BUSY_START = datetime(2024, 5, 15, 18, 0, tzinfo=timezone.utc).timestamp()

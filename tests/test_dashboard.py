@@ -1,4 +1,4 @@
-"""Tests of the live dashboard (``sim_engine.dashboard``).
+"""Tests of the live dashboard (``sim_engine.observe.dashboard``).
 
 ``render()`` is checked on plain snapshots printed to a ``StringIO`` console; the
 counters through the sink interface; the snapshot against a real simulation.
@@ -27,8 +27,10 @@ from rich.console import Console
 
 from helpers import utc_scenario
 from sim_engine import ActionRecord, ActionRequest, Outcome, Simulation, UserRecord
-from sim_engine.clock import FastForwardClock, ScaledClock
-from sim_engine.dashboard import (
+from sim_engine.engine.clock import FastForwardClock, ScaledClock
+from sim_engine.model.records import LifecycleRecord
+from sim_engine.model.scenario import Scenario, default_scenario
+from sim_engine.observe.dashboard import (
     KEYS,
     Activity,
     Dashboard,
@@ -37,8 +39,6 @@ from sim_engine.dashboard import (
     render,
     target_statistics,
 )
-from sim_engine.records import LifecycleRecord
-from sim_engine.scenario import Scenario, default_scenario
 from sim_engine.targets import MockTarget
 
 MONDAY = datetime(2026, 3, 2, tzinfo=timezone.utc).timestamp()
@@ -504,7 +504,7 @@ async def test_snapshot_uses_the_targets_rate_limits_and_breakers() -> None:
 
 
 def test_cli_uses_the_dashboard_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
-    from sim_engine.cli import _use_dashboard
+    from sim_engine.cli.main import _use_dashboard
 
     class Stdout(StringIO):
         tty = False

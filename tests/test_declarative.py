@@ -1,6 +1,6 @@
 """Tests of the declarative ``api`` target and its templates.
 
-* :mod:`sim_engine.templates`: placeholders, generators, kept types, URL quoting,
+* :mod:`sim_engine.model.templates`: placeholders, generators, kept types, URL quoting,
   determinism, JSON paths;
 * :class:`~sim_engine.targets.declarative.DeclarativeTarget` against a scripted
   fake transport (every auth scheme, token renewal, memory and pools, picks,
@@ -27,17 +27,13 @@ import pytest
 from aiohttp import web
 
 from helpers import DEMO_LOGIN, DEMO_SIGNUP, ListSink, Starter, signup_payload
-from sim_engine.api_spec import GENERATORS, ApiSpec
-from sim_engine.clock import FastForwardClock
 from sim_engine.demo import create_app
-from sim_engine.engine import Simulation
-from sim_engine.records import ActionRecord, ActionRequest, Outcome
-from sim_engine.scenario import default_scenario, validate_scenario
-from sim_engine.targets.declarative import DeclarativeTarget
-from sim_engine.targets.http import AiohttpTransport
-from sim_engine.targets.inprocess import AsgiTransport
-from sim_engine.targets.transport import Response
-from sim_engine.templates import (
+from sim_engine.engine.clock import FastForwardClock
+from sim_engine.engine.simulation import Simulation
+from sim_engine.model.api_spec import GENERATORS, ApiSpec
+from sim_engine.model.records import ActionRecord, ActionRequest, Outcome
+from sim_engine.model.scenario import default_scenario, validate_scenario
+from sim_engine.model.templates import (
     ContentPool,
     TemplateError,
     extract,
@@ -48,9 +44,13 @@ from sim_engine.templates import (
     render_query,
     template_problem,
 )
-from sim_engine.templates import (
+from sim_engine.model.templates import (
     field as get_field,
 )
+from sim_engine.targets.declarative import DeclarativeTarget
+from sim_engine.targets.http import AiohttpTransport
+from sim_engine.targets.inprocess import AsgiTransport
+from sim_engine.targets.transport import Response
 
 ISO = "2026-03-02T10:00:00.000+00:00"
 POOL = ContentPool(3)

@@ -1,4 +1,4 @@
-"""Tests of the engine (``sim_engine.engine.Simulation``) run with a fast-forward clock.
+"""Tests of the engine (``sim_engine.engine.simulation.Simulation``) run with a fast-forward clock.
 
 Most properties are checked on whole runs against the in-process demo API
 (records cross-checked with the API's own SQLite database) or against a
@@ -22,10 +22,10 @@ import pytest
 
 from helpers import ListSink
 from sim_engine import ActionRecord, ActionRequest, Outcome, Simulation, UserRecord
-from sim_engine.clock import FastForwardClock
 from sim_engine.demo import create_app
-from sim_engine.population import IdentityFactory
-from sim_engine.scenario import RoutineSpec, Scenario, default_scenario
+from sim_engine.engine.clock import FastForwardClock
+from sim_engine.model.population import IdentityFactory
+from sim_engine.model.scenario import RoutineSpec, Scenario, default_scenario
 from sim_engine.targets import MockTarget, SocialApiTarget
 from sim_engine.targets.inprocess import AsgiTransport
 

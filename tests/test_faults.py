@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 import sim_engine.demo
 import sim_engine.demo.__main__ as demo_main
-from sim_engine.cli import cli
+from sim_engine.cli.main import cli
 from sim_engine.demo import DemoServer, DemoServerError, create_app
 from sim_engine.demo.faults import (
     FAULTS_ENV,

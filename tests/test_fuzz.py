@@ -3,8 +3,8 @@
 Malformed scenarios are made by mutating the default scenario (unknown keys at
 every level, wrong types at every path, out-of-range numbers, bad times and
 durations, dropped keys) and by throwing random YAML text and bytes at the
-loader. For each, :func:`~sim_engine.scenario.load_scenario` either accepts the
-file or raises :class:`~sim_engine.scenario.ScenarioError` whose message is one
+loader. For each, :func:`~sim_engine.model.scenario.load_scenario` either accepts the
+file or raises :class:`~sim_engine.model.scenario.ScenarioError` whose message is one
 line naming the file and, for a field, a path that exists in the file (or the
 unknown key) -- never any other exception. A sample then goes through the real
 command line (``validate`` and ``run``): exit code 2, one line on stderr, no
@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helpers import sim_engine
-from sim_engine.scenario import Scenario, ScenarioError, load_scenario
+from sim_engine.model.scenario import Scenario, ScenarioError, load_scenario
 
 FUZZ = settings(
     max_examples=80,
@@ -40,7 +40,7 @@ FUZZ = settings(
 )
 
 BASE: dict[str, Any] = yaml.safe_load(
-    resources.files("sim_engine").joinpath("default_scenario.yaml").read_text("utf-8")
+    resources.files("sim_engine.model").joinpath("default_scenario.yaml").read_text("utf-8")
 )
 Path_ = tuple[Any, ...]
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)

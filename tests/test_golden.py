@@ -18,9 +18,9 @@ from typing import Any
 
 from helpers import read_jsonl
 from sim_engine import ActionRecord, Simulation, default_scenario
-from sim_engine.clock import FastForwardClock
 from sim_engine.demo import create_app
-from sim_engine.scenario import Scenario
+from sim_engine.engine.clock import FastForwardClock
+from sim_engine.model.scenario import Scenario
 from sim_engine.targets import SocialApiTarget
 from sim_engine.targets.inprocess import AsgiTransport
 

@@ -29,7 +29,7 @@ import pytest
 
 from helpers import installed_command, sim_engine, terminate
 from sim_engine.demo.launcher import find_free_port
-from sim_engine.scenario import load_scenario
+from sim_engine.model.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "json-server"

@@ -1,4 +1,4 @@
-"""Tests of the long-term dynamics (``sim_engine.lifecycle``): pure, seeded and fast.
+"""Tests of the long-term dynamics (``sim_engine.model.lifecycle``): pure, seeded and fast.
 
 Statistical checks use fixed seeds and tolerances of about ±4 sigma (or wider
 where noted); the comment beside each names a plausible wrong model and why it
@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from sim_engine.lifecycle import (
+from sim_engine.model.lifecycle import (
     ALLOWED_TRANSITIONS,
     ActivityPattern,
     DayDecision,

@@ -21,12 +21,12 @@ import pytest
 
 from helpers import ListSink, sim_engine
 from sim_engine import ActionRecord, ActionRequest, Outcome, Simulation, UserRecord
-from sim_engine.clock import FastForwardClock
 from sim_engine.demo import create_app
-from sim_engine.lifecycle import ALLOWED_TRANSITIONS
-from sim_engine.metrics import DailyMetrics
-from sim_engine.records import DaySnapshot, LifecycleRecord
-from sim_engine.scenario import Scenario, default_scenario
+from sim_engine.engine.clock import FastForwardClock
+from sim_engine.model.lifecycle import ALLOWED_TRANSITIONS
+from sim_engine.model.records import DaySnapshot, LifecycleRecord
+from sim_engine.model.scenario import Scenario, default_scenario
+from sim_engine.sinks.metrics import DailyMetrics
 from sim_engine.targets import MockTarget, SocialApiTarget
 from sim_engine.targets.inprocess import AsgiTransport
 

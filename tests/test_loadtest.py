@@ -14,16 +14,16 @@ from typing import Any
 import pytest
 
 from helpers import DEMO_LOGIN, DEMO_SIGNUP, assert_one_line_error, importable_module, sim_engine
+from sim_engine.api.plugins import REGISTRY
 from sim_engine.demo.launcher import find_free_port
-from sim_engine.loadtest import (
+from sim_engine.model.scenario import ACTIONS, default_scenario, load_scenario, validate_scenario
+from sim_engine.runs.loadtest import (
     LoadOptions,
     LoadTestError,
     action_distribution,
     format_summary,
     run_load,
 )
-from sim_engine.plugins import REGISTRY
-from sim_engine.scenario import ACTIONS, default_scenario, load_scenario, validate_scenario
 
 SUMMARY_KEYS = {
     "requests",

@@ -1,4 +1,4 @@
-"""Tests of the structured logs (``sim_engine.logs``) and of redaction (``sim_engine.redact``)."""
+"""Tests of the structured logs (``observe.logs``) and of redaction (``observe.redact``)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,12 @@ import pytest
 
 from helpers import read_jsonl
 from sim_engine import ActionRecord, ActionRequest, Outcome, Simulation, UserRecord
-from sim_engine.clock import FastForwardClock
 from sim_engine.demo import create_app
-from sim_engine.logs import (
+from sim_engine.engine.clock import FastForwardClock
+from sim_engine.model.population import password_for
+from sim_engine.model.records import DaySnapshot, LifecycleRecord
+from sim_engine.model.scenario import default_scenario
+from sim_engine.observe.logs import (
     LOG_FILE,
     JsonFormatter,
     JsonLogSink,
@@ -26,10 +29,7 @@ from sim_engine.logs import (
     configure_logging,
     remove_logging,
 )
-from sim_engine.population import password_for
-from sim_engine.records import DaySnapshot, LifecycleRecord
-from sim_engine.redact import MASK, is_secret_key, redact, redact_text
-from sim_engine.scenario import default_scenario
+from sim_engine.observe.redact import MASK, is_secret_key, redact, redact_text
 from sim_engine.targets import SocialApiTarget
 from sim_engine.targets.inprocess import AsgiTransport
 

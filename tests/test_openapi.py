@@ -1,4 +1,4 @@
-"""Tests of the OpenAPI import (``sim_engine.openapi`` and ``sim-engine init``).
+"""Tests of the OpenAPI import (``sim_engine.api.openapi`` and ``sim-engine init``).
 
 The main subject is the demo API's own OpenAPI document: the scenario generated
 from it must validate, sign users up and log them in through the demo's
@@ -24,9 +24,7 @@ import yaml
 from click.testing import CliRunner
 
 from helpers import read_jsonl, sim_engine
-from sim_engine.cli import cli
-from sim_engine.demo import create_app
-from sim_engine.openapi import (
+from sim_engine.api.openapi import (
     OpenApiError,
     OpenApiFetchError,
     build_scenario,
@@ -37,7 +35,9 @@ from sim_engine.openapi import (
     scenario_from_openapi,
     write_scenario,
 )
-from sim_engine.scenario import load_scenario, validate_scenario
+from sim_engine.cli.main import cli
+from sim_engine.demo import create_app
+from sim_engine.model.scenario import load_scenario, validate_scenario
 
 # -- fixtures ---------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ import pytest
 
 from helpers import BUSY_START, importable_module, read_jsonl
 from sim_engine import plugins
-from sim_engine.plugins import (
+from sim_engine.api.plugins import (
     REGISTRY,
     PluginError,
     PluginTarget,
@@ -23,14 +23,14 @@ from sim_engine.plugins import (
     registered_action_names,
     registered_generators,
 )
-from sim_engine.records import ActionRequest, Outcome
-from sim_engine.scenario import ScenarioError, load_scenario
+from sim_engine.model.records import ActionRequest, Outcome
+from sim_engine.model.scenario import ScenarioError, load_scenario
 
 PLUGIN_SOURCE = '''
 """A test plugin: an action, a generator, a persona and session hooks."""
 
 from sim_engine import plugins
-from sim_engine.scenario import PersonaSpec
+from sim_engine.model.scenario import PersonaSpec
 
 SEEN = {"starts": 0, "ends": 0, "users": set(), "calls": []}
 
@@ -280,7 +280,7 @@ async def test_plugin_target_runs_plugin_actions_and_delegates_the_rest(
 def plugin_run(tmp_path: Path, plugin_module: str) -> tuple[Path, Any]:
     from datetime import datetime
 
-    from sim_engine.runner import RunOptions, execute
+    from sim_engine.runs.runner import RunOptions, execute
 
     scenario = load_scenario(scenario_file(tmp_path, plugin_module))
     start = datetime.fromisoformat(BUSY_START.replace("Z", "+00:00")).timestamp()

@@ -1,4 +1,4 @@
-"""Tests of the Prometheus exporter add-on (``sim_engine.prometheus``) and its dashboard.
+"""Tests of the Prometheus exporter add-on (``sim_engine.observe.prometheus``) and its dashboard.
 
 Record-to-metric mapping is read from the exporter's own registry; the gauges
 from a live exporter over a :class:`Simulation` (no run needed); the contract
@@ -25,10 +25,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from helpers import reap, sim_engine_popen
 from sim_engine import ActionRecord, Outcome, Simulation, UserRecord, default_scenario
-from sim_engine.cli import cli
-from sim_engine.clock import FastForwardClock, ScaledClock
+from sim_engine.cli.main import cli
 from sim_engine.demo.launcher import find_free_port
-from sim_engine.prometheus import (
+from sim_engine.engine.clock import FastForwardClock, ScaledClock
+from sim_engine.model.records import LifecycleRecord
+from sim_engine.observe.prometheus import (
     ERROR_CATEGORIES,
     LATENCY_BUCKETS_S,
     MetricsPortError,
@@ -36,7 +37,6 @@ from sim_engine.prometheus import (
     breaker_states,
     error_category,
 )
-from sim_engine.records import LifecycleRecord
 from sim_engine.targets import MockTarget
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sim_engine.cli import cli
-from sim_engine.report import (
+from sim_engine.cli.main import cli
+from sim_engine.observe.report import (
     CHART_TITLES,
     NotARunDirError,
     ReportError,

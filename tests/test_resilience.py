@@ -19,7 +19,9 @@ import pytest
 from aiohttp import web
 
 from helpers import Starter
-from sim_engine.resilience import (
+from sim_engine.model.scenario import BackoffSpec, CircuitBreakerSpec, LimitsSpec
+from sim_engine.targets.http import AiohttpTransport
+from sim_engine.targets.resilience import (
     BackoffPolicy,
     BreakerState,
     CircuitBreaker,
@@ -28,8 +30,6 @@ from sim_engine.resilience import (
     parse_backoff,
     parse_retry_after,
 )
-from sim_engine.scenario import BackoffSpec, CircuitBreakerSpec, LimitsSpec
-from sim_engine.targets.http import AiohttpTransport
 from sim_engine.targets.resilient import ResilientTransport
 from sim_engine.targets.transport import Response
 

@@ -35,10 +35,10 @@ from helpers import BUSY_START, read_jsonl, reap, sim_engine_popen
 from sim_engine import __version__
 from sim_engine.demo.app import verify_password
 from sim_engine.demo.launcher import DemoServer
-from sim_engine.engine import user_password
-from sim_engine.population import user_from_dict
-from sim_engine.runstate import SafetyError, check_target_allowed
-from sim_engine.scenario import default_scenario, validate_scenario
+from sim_engine.engine.simulation import user_password
+from sim_engine.model.population import user_from_dict
+from sim_engine.model.scenario import default_scenario, validate_scenario
+from sim_engine.runs.runstate import SafetyError, check_target_allowed
 
 #: These runs talk to real servers: give the command more time than the usual minute.
 sim_engine = functools.partial(helpers.sim_engine, timeout=90)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sim_engine.scenario import (
+from sim_engine.model.scenario import (
     ACTIONS,
     Scenario,
     ScenarioError,
@@ -62,7 +62,7 @@ def test_default_scenario_round_trips_through_validation() -> None:
 def test_shipped_default_file_loads_like_default(tmp_path: Path) -> None:
     from importlib import resources
 
-    text = resources.files("sim_engine").joinpath("default_scenario.yaml").read_text("utf-8")
+    text = resources.files("sim_engine.model").joinpath("default_scenario.yaml").read_text("utf-8")
     assert load_scenario(write(tmp_path, text)) == default_scenario()
 
 

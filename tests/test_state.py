@@ -28,18 +28,18 @@ import pytest
 
 from helpers import SIM_ENGINE, assert_one_line_error, reap, sim_engine, sim_engine_popen
 from sim_engine import Simulation
-from sim_engine.clock import FastForwardClock
 from sim_engine.demo import create_app
-from sim_engine.lifecycle import (
+from sim_engine.engine.clock import FastForwardClock
+from sim_engine.engine.store import FORMAT, SqliteStore
+from sim_engine.model.lifecycle import (
     ActivityPattern,
     LifecycleState,
     LifecycleStatus,
     LifeEvent,
 )
-from sim_engine.population import IdentityFactory, user_to_dict
-from sim_engine.runstate import StateError, load_resume
-from sim_engine.scenario import default_scenario
-from sim_engine.sqlite_store import FORMAT, SqliteStore
+from sim_engine.model.population import IdentityFactory, user_to_dict
+from sim_engine.model.scenario import default_scenario
+from sim_engine.runs.runstate import StateError, load_resume
 from sim_engine.targets import SocialApiTarget
 from sim_engine.targets.inprocess import AsgiTransport
 
@@ -440,8 +440,8 @@ def test_sigkill_at_random_points_then_resume_loses_and_duplicates_nothing(
 
 def test_kill_before_first_checkpoint(tmp_path: Path) -> None:
     """A run stopped while it starts (state.db made, no checkpoint yet) starts over on resume."""
-    from sim_engine.runstate import start_state
-    from sim_engine.scenario import default_scenario
+    from sim_engine.model.scenario import default_scenario
+    from sim_engine.runs.runstate import start_state
 
     out = tmp_path / "run"
     scenario = default_scenario().with_overrides(**{"population.initial": 20})

@@ -44,14 +44,14 @@ import aiohttp
 import httpx
 import pytest
 
-from sim_engine.clock import ScaledClock
 from sim_engine.demo import DemoServer, create_app
 from sim_engine.demo.faults import FaultConfig, FaultController
-from sim_engine.engine import Simulation, SimulationStats
-from sim_engine.records import ActionRecord, Record
-from sim_engine.resilience import endpoint_key, parse_retry_after
-from sim_engine.scenario import LimitsSpec, Scenario, default_scenario
+from sim_engine.engine.clock import ScaledClock
+from sim_engine.engine.simulation import Simulation, SimulationStats
+from sim_engine.model.records import ActionRecord, Record
+from sim_engine.model.scenario import LimitsSpec, Scenario, default_scenario
 from sim_engine.targets.http import AiohttpTransport
+from sim_engine.targets.resilience import endpoint_key, parse_retry_after
 from sim_engine.targets.resilient import ResilientTransport
 from sim_engine.targets.social import SocialApiTarget
 from sim_engine.targets.transport import Response

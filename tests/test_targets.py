@@ -14,7 +14,7 @@ from aiohttp import web
 from helpers import Starter, signup_payload
 from sim_engine.demo import create_app
 from sim_engine.demo.launcher import find_free_port
-from sim_engine.records import ActionRequest, Outcome
+from sim_engine.model.records import ActionRequest, Outcome
 from sim_engine.targets import MockTarget, Response, SocialApiTarget, TargetUnreachableError
 from sim_engine.targets.http import AiohttpTransport
 from sim_engine.targets.inprocess import AsgiTransport

@@ -6,7 +6,7 @@ from collections import Counter
 from datetime import datetime, timezone
 from typing import TextIO
 
-from sim_engine.records import ActionRecord, Record, UserRecord
+from sim_engine.model.records import ActionRecord, Record, UserRecord
 
 __all__ = ["SHORT_NAMES", "ConsoleSink"]
 

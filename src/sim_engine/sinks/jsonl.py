@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import IO
 
-from sim_engine.records import ActionRecord, LifecycleRecord, Record, UserRecord
+from sim_engine.model.records import ActionRecord, LifecycleRecord, Record, UserRecord
 
 __all__ = ["JsonlSink"]
 

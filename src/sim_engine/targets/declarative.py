@@ -1,6 +1,6 @@
 """The declarative target: any HTTP API described by a scenario's ``api`` section.
 
-:class:`DeclarativeTarget` turns the engine's :class:`~sim_engine.records.ActionRequest`
+:class:`DeclarativeTarget` turns the engine's :class:`~sim_engine.model.records.ActionRequest`
 into the section's requests (``sign_up`` / ``log_in`` from ``api.auth``, any
 other name from ``api.actions``) and keeps, for each simulated user, what the
 API told it:
@@ -11,7 +11,7 @@ API told it:
   (``api.pools``).
 
 Actions pick items from memory or pools (``pick``, ``pick_strategy``), fill
-their templates (:mod:`sim_engine.templates`), send, and on success keep what
+their templates (:mod:`sim_engine.model.templates`), send, and on success keep what
 their ``extract`` rules take from the answer and ``forget`` the item they
 removed. The engine asks :meth:`DeclarativeTarget.resolve` whether an action is
 possible for a user (else its fallback) and :meth:`DeclarativeTarget.has` for
@@ -66,10 +66,9 @@ import time
 from collections.abc import Callable, Hashable
 from typing import Any
 
-from sim_engine.api_spec import ActionSpec, ApiSpec, RequestTemplate, placeholders
-from sim_engine.records import ActionRequest, Outcome
-from sim_engine.targets.transport import Response, Transport
-from sim_engine.templates import (
+from sim_engine.model.api_spec import ActionSpec, ApiSpec, RequestTemplate, placeholders
+from sim_engine.model.records import ActionRequest, Outcome
+from sim_engine.model.templates import (
     ContentPool,
     TemplateError,
     field,
@@ -79,6 +78,7 @@ from sim_engine.templates import (
     render_path,
     render_query,
 )
+from sim_engine.targets.transport import Response, Transport
 
 __all__ = ["DeclarativeTarget"]
 

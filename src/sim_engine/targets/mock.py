@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable
 
-from sim_engine.records import ActionRequest, Outcome
+from sim_engine.model.records import ActionRequest, Outcome
 
 __all__ = ["MockTarget"]
 

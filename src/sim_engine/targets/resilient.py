@@ -1,7 +1,7 @@
 """A transport wrapper that complies with rate limits and survives a failing target.
 
 :class:`ResilientTransport` wraps any :class:`~sim_engine.targets.transport.Transport`
-and applies the policies of :mod:`sim_engine.resilience` to every request:
+and applies the policies of :mod:`sim_engine.targets.resilience` to every request:
 
 1. a global token bucket (``limits.requests_per_second``, ``limits.burst``);
 2. a per-endpoint *gate*: after a 429 or 503 (or any ``Backoff`` header) no
@@ -26,7 +26,8 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from sim_engine.resilience import (
+from sim_engine.model.scenario import LimitsSpec
+from sim_engine.targets.resilience import (
     BackoffPolicy,
     BreakerState,
     CircuitBreaker,
@@ -35,7 +36,6 @@ from sim_engine.resilience import (
     parse_backoff,
     parse_retry_after,
 )
-from sim_engine.scenario import LimitsSpec
 from sim_engine.targets.transport import Response, Transport
 
 __all__ = ["IDEMPOTENT_METHODS", "RETRY_STATUSES", "ResilientTransport"]

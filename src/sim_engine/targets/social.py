@@ -24,7 +24,7 @@ import dataclasses
 import json
 from typing import Any
 
-from sim_engine.records import ActionRequest, Outcome
+from sim_engine.model.records import ActionRequest, Outcome
 from sim_engine.targets.transport import Response, Transport
 
 __all__ = ["ENDPOINTS", "SocialApiTarget"]

@@ -1,0 +1,1 @@
+"""API descriptions: plugin registry, OpenAPI import, binding planned actions to requests."""

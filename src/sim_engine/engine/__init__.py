@@ -1,0 +1,1 @@
+"""The event engine: the clock, the one scheduler, the simulation, persistence."""

@@ -1,0 +1,181 @@
+"""Crash-safe state in SQLite (WAL): the population, user memories, the clock and random state.
+
+``DIR/state.db`` holds two tables: ``meta`` (key -> JSON: the format tag, the
+run's settings, the engine's exported state at the last checkpoint) and
+``users`` (user id -> JSON of :func:`~sim_engine.model.population.user_to_dict`).
+Users are written through at every event that must not be forgotten (created,
+signed up, a post created or deleted); the engine's state and every changed
+user are saved together in one transaction at each checkpoint. With WAL and
+``synchronous=NORMAL`` a committed write survives the process being killed.
+
+Tokens and passwords are never stored: passwords derive from the run secret
+(kept here so a resumed run can log its users in again), tokens are obtained
+again by logging in.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from sim_engine.model.population import SimUser, user_from_dict, user_to_dict
+
+__all__ = ["FORMAT", "SqliteStore", "StateError"]
+
+FORMAT = "sim-engine-state/1"
+"""Format tag written in every state file; a file without it is refused."""
+
+
+class StateError(ValueError):
+    """A state file is missing, corrupt, foreign, or would be overwritten (one-line message)."""
+
+
+class SqliteStore:
+    """The :class:`~sim_engine.model.records.Store` of a run directory.
+
+    Args:
+        path: the state file (``DIR/state.db``).
+        create: True for a new run (refuses a file that already holds a run);
+            False to open an existing run's state (refuses anything else).
+
+    Raises:
+        StateError: see ``create``; or the file is corrupt or not ours.
+    """
+
+    def __init__(self, path: str | Path, create: bool) -> None:
+        self.path = Path(path)
+        if create and self.path.exists() and self.path.stat().st_size > 0:
+            raise StateError(
+                f"{self.path} already holds a run: resume it with --resume "
+                f"{self.path.parent} or choose another --out"
+            )
+        if not create and not self.path.exists():
+            raise StateError(f"{self.path}: no saved state to resume")
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StateError(f"{self.path}: cannot open ({exc})") from None
+        try:
+            if not create:
+                # Check first: switching to WAL would rewrite a foreign file's header.
+                self._check_format()
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            if create:  # one transaction: a kill leaves either nothing or a whole file
+                with self._transaction():
+                    self._db.execute(
+                        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+                    )
+                    self._db.execute("CREATE TABLE users (user_id INTEGER PRIMARY KEY, data TEXT)")
+                    self.set_meta("format", FORMAT)
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise StateError(f"{self.path}: not a sim-engine state file ({exc})") from None
+        except StateError:
+            self._db.close()
+            raise
+
+    def _check_format(self) -> None:
+        try:
+            fmt = self.get_meta("format")
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"{self.path}: not a sim-engine state file ({exc})") from None
+        if fmt != FORMAT:
+            raise StateError(f"{self.path}: not a sim-engine state file (format {fmt!r})")
+
+    # -- meta -----------------------------------------------------------------------------
+
+    def set_meta(self, key: str, value: Any) -> None:
+        """Store one JSON value under ``key``."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value))
+        )
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        """Return the JSON value under ``key`` (``default`` when absent).
+
+        Raises:
+            StateError: the value is not valid JSON (corruption).
+        """
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return default
+        try:
+            return json.loads(row[0])
+        except ValueError:
+            raise StateError(f"{self.path}: corrupt value for {key!r}") from None
+
+    # -- Store protocol -------------------------------------------------------------------
+
+    def save_user(self, user: SimUser) -> None:
+        """Persist one user now (committed before returning)."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO users (user_id, data) VALUES (?, ?)",
+            (user.user_id, json.dumps(user_to_dict(user), separators=(",", ":"))),
+        )
+
+    def remove_user(self, user_id: int) -> None:
+        """Forget a user."""
+        self._db.execute("DELETE FROM users WHERE user_id = ?", (user_id,))
+
+    def checkpoint(self, state: dict[str, Any], users: Iterable[SimUser]) -> None:
+        """Save the engine state and the given users in one transaction."""
+        rows = [(u.user_id, json.dumps(user_to_dict(u), separators=(",", ":"))) for u in users]
+        with self._transaction():
+            self._db.executemany("INSERT OR REPLACE INTO users (user_id, data) VALUES (?, ?)", rows)
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('engine', ?)",
+                (json.dumps(state),),
+            )
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+    # -- loading --------------------------------------------------------------------------
+
+    def load(self) -> tuple[dict[str, Any], list[SimUser]]:
+        """Return the engine state of the last checkpoint and every saved user.
+
+        Raises:
+            StateError: no checkpoint yet, or a row that is not a saved user.
+        """
+        state = self.get_meta("engine")
+        if not isinstance(state, dict):
+            raise StateError(f"{self.path}: no checkpoint to resume from")
+        users = []
+        for user_id, data in self._db.execute("SELECT user_id, data FROM users ORDER BY user_id"):
+            try:
+                users.append(user_from_dict(json.loads(data)))
+            except (KeyError, ValueError, TypeError) as exc:
+                raise StateError(f"{self.path}: corrupt user {user_id} ({exc})") from None
+        return state, users
+
+    def has_checkpoint(self) -> bool:
+        """True once the engine's state has been checkpointed at least once."""
+        return isinstance(self.get_meta("engine"), dict)
+
+    def clear_users(self) -> None:
+        """Forget every saved user (a run restarted before its first checkpoint)."""
+        self._db.execute("DELETE FROM users")
+
+    def user_count(self) -> int:
+        """Return how many users are saved."""
+        return int(self._db.execute("SELECT COUNT(*) FROM users").fetchone()[0])
+
+    def close(self) -> None:
+        """Close the database (the WAL is checkpointed into the main file)."""
+        self._db.close()
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._db.execute("ROLLBACK" if exc_type is not None else "COMMIT")

@@ -1,0 +1,1 @@
+"""The behaviour model: pure, deterministic, no I/O, no asyncio, no wall clock."""

@@ -1,0 +1,1 @@
+"""Watching and steering a run: dashboard, Prometheus, report, logs, run control."""

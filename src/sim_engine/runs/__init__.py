@@ -1,0 +1,1 @@
+"""Composition of whole runs: the runner, the load test, cleanup, run directories."""

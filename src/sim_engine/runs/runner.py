@@ -1,0 +1,384 @@
+"""Wiring for a run: target, clock, sinks and simulation, then the output files.
+
+This is the composition root (an edge module): it may import the demo app,
+the targets and the sinks; the core modules never import it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from sim_engine import __version__
+from sim_engine.api.plugins import plugin_runtime
+from sim_engine.engine.addons import Addon
+from sim_engine.engine.clock import ScaledClock, make_clock
+from sim_engine.engine.simulation import Simulation, SimulationStats
+from sim_engine.engine.store import SqliteStore
+from sim_engine.model.records import Sink, Target
+from sim_engine.model.scenario import Scenario
+from sim_engine.runs.runstate import (
+    DEMO,
+    KillSwitch,
+    ResumeInfo,
+    StateKeeper,
+    check_target_allowed,
+    repair_jsonl,
+    replay_outputs,
+    start_state,
+    write_scenario_copy,
+)
+from sim_engine.sinks import ConsoleSink, JsonlSink
+from sim_engine.sinks.metrics import DailyMetrics, MetricsCollector
+from sim_engine.targets.social import SocialApiTarget
+from sim_engine.targets.transport import Transport
+
+__all__ = ["INPROCESS", "RunOptions", "RunResult", "execute"]
+
+INPROCESS = "inprocess"
+"""Target value that calls the demo app in-process, without sockets."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything a run needs, resolved from the scenario and the command line.
+
+    Attributes:
+        scenario: the validated scenario (overrides already applied).
+        target_url: base URL, None for the built-in demo server, or ``inprocess``.
+        speed: simulated seconds per wall second; None for ``max``.
+        duration_s: simulated seconds to run; None runs until interrupted.
+        start_s: simulated start (simulated epoch seconds).
+        out_dir: where ``actions.jsonl``, ``users.jsonl`` and ``metrics.json`` go.
+        console: stream for progress lines (None: silent).
+        per_action: one console line per action instead of one per simulated hour.
+        metrics_port: serve Prometheus metrics on 127.0.0.1:PORT (None: off).
+        dashboard: show the live terminal dashboard instead of console lines.
+        control: open the control endpoint (``sim-engine ctl DIR ...``).
+        resume: what a crashed run left (``run --resume DIR``); None for a new run.
+        scenario_path: the scenario file, watched for ``safety.enabled: false``.
+    """
+
+    scenario: Scenario
+    target_url: str | None
+    speed: float | None
+    duration_s: float | None
+    start_s: float
+    out_dir: Path
+    console: TextIO | None = None
+    per_action: bool = False
+    metrics_port: int | None = None
+    dashboard: bool = False
+    control: bool = True
+    resume: ResumeInfo | None = None
+    scenario_path: Path | None = None
+
+
+@dataclass
+class RunResult:
+    """What a finished run produced.
+
+    Attributes:
+        stats: the engine's final counters.
+        metrics: the content of ``metrics.json``.
+        wall_s: wall seconds the simulation ran.
+        interrupted: stopped before its duration (signal, kill switch, ``ctl stop``).
+    """
+
+    stats: SimulationStats
+    metrics: dict[str, Any]
+    wall_s: float
+    interrupted: bool = False
+    files: list[Path] = field(default_factory=list)
+
+
+def execute(options: RunOptions) -> RunResult:
+    """Run a simulation to its end (or until SIGINT/SIGTERM) and write its outputs.
+
+    Starts the built-in demo server first when ``target_url`` is None.
+
+    Raises:
+        SafetyError: the target is outside loopback and not in ``safety.allow_hosts``
+            (checked before anything is sent).
+        StateError: the output directory already holds a run.
+        TargetUnreachableError: nothing answers at the target URL.
+        DemoServerError: the demo server did not start.
+        OSError: the output directory cannot be written.
+    """
+    target = options.target_url or DEMO
+    check_target_allowed(target, options.scenario.safety.allow_hosts)
+    if options.resume is None:
+        run_info = {
+            "target": target,
+            "speed": "max" if options.speed is None else options.speed,
+            "start_s": options.start_s,
+            "end_s": None if options.duration_s is None else options.start_s + options.duration_s,
+            "version": __version__,
+        }
+        store = start_state(options.out_dir, options.scenario, run_info)
+    else:
+        store = options.resume.store
+    try:
+        with _target_url(target, options.out_dir) as url:
+            return _run_loop(_run(options, url, store))
+    finally:
+        store.close()
+
+
+@contextlib.contextmanager
+def _target_url(target: str, out_dir: Path) -> Iterator[str]:
+    if target != DEMO:
+        yield target
+        return
+    from sim_engine.demo.launcher import DemoServer
+
+    # The demo API keeps its data in the run directory, so that a resumed run
+    # and `sim-engine cleanup` find what the users created.
+    with DemoServer(db_path=str(out_dir / "demo.db")) as server:
+        yield server.base_url
+
+
+def _run_loop(coro: Any) -> RunResult:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is absent on Windows
+        return asyncio.run(coro)  # type: ignore[no-any-return,unused-ignore]
+    if sys.version_info >= (3, 11):
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(coro)  # type: ignore[no-any-return,unused-ignore]
+    uvloop.install()  # pragma: no cover - Python 3.10
+    return asyncio.run(coro)  # type: ignore[no-any-return,unused-ignore]  # pragma: no cover
+
+
+def _transport(url: str, options: RunOptions) -> Transport:
+    """Build the run's transport, wrapped in rate limits, backoff, retries and breakers."""
+    import random
+
+    from sim_engine.targets.resilient import ResilientTransport
+
+    limits = options.scenario.limits
+    rng = random.Random(options.scenario.seed)  # backoff jitter (wall time only)
+    if url == INPROCESS:
+        from sim_engine.demo import create_app
+        from sim_engine.targets.inprocess import AsgiTransport
+
+        app = create_app(str(options.out_dir / "demo.db"))
+        return ResilientTransport(AsgiTransport(app, headers=_headers(options)), limits, rng=rng)
+    from sim_engine.targets.http import AiohttpTransport
+
+    spec = options.scenario.target
+    inner = AiohttpTransport(
+        url,
+        spec.concurrency,
+        spec.timeout_s,
+        headers=_headers(options),
+        connect_timeout_s=limits.connect_timeout_s,
+        read_timeout_s=limits.read_timeout_s,
+    )
+    return ResilientTransport(inner, limits, rng=rng)
+
+
+def _target(scenario: Scenario, transport: Transport) -> Target:
+    """The built-in social API binding, the scenario's declarative ``api`` section, or a
+    plugin's target (``target.binding``)."""
+    if scenario.target.binding is not None:
+        from sim_engine.api.plugins import load_plugins, make_target
+
+        load_plugins(scenario.plugins)
+        return make_target(scenario.target.binding, transport, scenario)
+    if scenario.api is None:
+        return SocialApiTarget(transport)
+    from sim_engine.targets.declarative import DeclarativeTarget
+
+    return DeclarativeTarget(transport, scenario.api, seed=scenario.seed)
+
+
+def _headers(options: RunOptions) -> dict[str, str]:
+    """The synthetic marker and user agent every request carries (``safety`` section)."""
+    safety = options.scenario.safety
+    return {
+        safety.synthetic_header: safety.synthetic_value,
+        "User-Agent": safety.user_agent or f"sim-engine/{__version__}",
+    }
+
+
+async def _run(options: RunOptions, url: str, store: SqliteStore) -> RunResult:
+    scenario = options.scenario
+    resume = options.resume
+    start_s = options.start_s if resume is None else float(resume.run["start_s"])
+    duration_s = options.duration_s
+    saved: dict[str, Any] | None = None  # the engine's state at the last checkpoint
+    if resume is not None:
+        saved_end = resume.run.get("end_s")
+        duration_s = None if saved_end is None else float(saved_end) - start_s
+        saved = resume.engine_state
+        if saved is None:
+            store.clear_users()  # stopped before its first checkpoint: nothing was sent
+    transport = _transport(url, options)
+    try:
+        await transport.check()
+    except BaseException:
+        await transport.aclose()
+        raise
+    target, hooks = plugin_runtime(scenario, _target(scenario, transport), transport)
+    now_s = start_s if saved is None else float(saved["sim_now"])
+    clock = make_clock(options.speed, now_s)
+    out = scenario.output
+    collector = MetricsCollector(start_s, out.latest_actions, out.top_n, out.users_sample_s)
+    daily = DailyMetrics(scenario.lifecycle.history_days)
+    if saved is not None:
+        for name in ("actions.jsonl", "users.jsonl", "lifecycle.jsonl"):
+            repair_jsonl(options.out_dir / name)
+        replay_outputs(options.out_dir, collector, daily)
+    jsonl = JsonlSink(options.out_dir, append=saved is not None)
+    sinks: list[Sink] = [jsonl, collector, daily]
+    if options.console is not None and not options.dashboard:
+        sinks.append(ConsoleSink(options.console, options.per_action))
+    addons = _addons(options)
+    keeper = StateKeeper(
+        scenario.state.checkpoint_every_s,
+        [jsonl],
+        lambda: _write_daily(options.out_dir, daily.history()),
+    )
+    kill = KillSwitch(options.out_dir / scenario.safety.kill_file, options.scenario_path)
+    addons += [keeper, kill]
+    for addon in addons:
+        sinks.extend(addon.sinks())
+    if isinstance(clock, ScaledClock):
+        clock.pause()  # building the population takes wall time, not simulated time
+    if duration_s is not None:
+        duration_s = max(0.0, start_s + duration_s - now_s)
+    sim = Simulation(
+        scenario, target, clock, sinks, duration_s=duration_s, store=store, hooks=hooks
+    )
+    if saved is None or resume is None:
+        sim.populate()
+    else:
+        sim.restore(saved, resume.users)
+        await sim.reconcile()
+    started: list[Addon] = []
+    interrupted = _install_stop_signals(sim)
+    wall_started = time.perf_counter()
+    try:
+        for addon in addons:
+            await addon.start(sim)
+            started.append(addon)
+        if isinstance(clock, ScaledClock):
+            clock.resume()
+        stats = await sim.run()
+    finally:
+        wall_s = time.perf_counter() - wall_started
+        _remove_stop_signals()
+        for addon in reversed(started):
+            await addon.stop()
+        for sink in sinks:
+            sink.close()
+        await target.aclose()
+    end_s = min(sim.end_s, clock.now())
+    # Stopped before the end: a signal, the kill switch, `ctl stop` or the dashboard's q.
+    interrupted_any = bool(interrupted) or kill.reason is not None or end_s < sim.end_s
+    store.set_meta("finished", not interrupted_any)
+    metrics = collector.snapshot(end_s)
+    metrics["run"] = {
+        "scenario": scenario.name,
+        "seed": scenario.seed,
+        "target": url,
+        "speed": "max" if options.speed is None else options.speed,
+        "wall_seconds": round(wall_s, 3),
+        "simulated_seconds": round(end_s - start_s, 3),
+        "interrupted": interrupted_any,
+        "stopped_by": kill.reason,
+        "resumed": resume is not None,
+        "version": __version__,
+    }
+    files = _write_outputs(options.out_dir, metrics, scenario, daily.history())
+    return RunResult(stats, metrics, wall_s, interrupted_any, files)
+
+
+def _addons(options: RunOptions) -> list[Addon]:
+    """Build the add-ons the options ask for (each imported only when used)."""
+    addons: list[Addon] = []
+    # One line per add-on, in the order they start:
+    addons.append(_json_log(options))  # always: DIR/log.jsonl
+    if options.metrics_port is not None:
+        addons.append(_prometheus(options.metrics_port))
+    if options.control:
+        addons.append(_control(options))
+    if options.dashboard:
+        addons.append(_dashboard(options))
+    return addons
+
+
+def _json_log(options: RunOptions) -> Addon:
+    from sim_engine.observe.logs import LogAddon
+
+    return LogAddon(options.out_dir)
+
+
+def _control(options: RunOptions) -> Addon:
+    from sim_engine.observe.control import ControlServer
+
+    return ControlServer(options.out_dir)
+
+
+def _dashboard(options: RunOptions) -> Addon:
+    from rich.console import Console
+
+    from sim_engine.observe.dashboard import Dashboard
+
+    return Dashboard(Console(file=options.console) if options.console is not None else None)
+
+
+def _prometheus(port: int) -> Addon:
+    from sim_engine.observe.prometheus import PrometheusExporter
+
+    return PrometheusExporter(port)
+
+
+def _install_stop_signals(sim: Simulation) -> list[int]:
+    """Make SIGINT/SIGTERM stop the run gracefully; the returned list fills when one arrives."""
+    received: list[int] = []
+    loop = asyncio.get_running_loop()
+
+    def stop(signum: int) -> None:
+        received.append(signum)
+        sim.stop()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, stop, signum)
+    return received
+
+
+def _remove_stop_signals() -> None:
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.remove_signal_handler(signum)
+
+
+def _write_daily(out_dir: Path, days: list[dict[str, Any]]) -> Path:
+    path = out_dir / "daily_metrics.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(days, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(path)  # atomic: a crash never leaves half a file
+    return path
+
+
+def _write_outputs(
+    out_dir: Path, metrics: dict[str, Any], scenario: Scenario, days: list[dict[str, Any]]
+) -> list[Path]:
+    daily_path = _write_daily(out_dir, days)
+    metrics_path = out_dir / "metrics.json"
+    metrics_path.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    scenario_path = write_scenario_copy(out_dir, scenario)
+    names = ("actions.jsonl", "users.jsonl", "lifecycle.jsonl")
+    return [*(out_dir / n for n in names), metrics_path, daily_path, scenario_path]
