@@ -590,10 +590,10 @@ async def test_extraction_fills_memory_and_shared_pools_newest_kept() -> None:
     assert target.has(1, "memory.seen") and target.has(2, "pool.recent")
     assert not target.has(2, "memory.seen")  # memory is per user
     await target.send(req("browse", 1))
-    seen = target._users[1].memory["memory.seen"].items  # type: ignore[index]
+    seen = target._memory.users[1].memory["memory.seen"].items  # type: ignore[index]
     assert list(seen.values()) == [{"id": 3, "by": 103}, {"id": 4, "by": 104}, {"id": 2, "by": 102}]
     await target.send(req("browse", 2))
-    assert [i["id"] for i in target._pools["pool.recent"].items.values()] == [1, 3, 4, 2, 9]
+    assert [i["id"] for i in target._memory.pools["pool.recent"].items.values()] == [1, 3, 4, 2, 9]
     assert target.statistics()["users_tracked"] == 2
     target.forget_user(1)
     assert not target.has(1, "memory.seen") and target.has(1, "pool.recent")
@@ -691,13 +691,13 @@ async def test_forget_removes_the_item_everywhere_it_is_the_same_kind() -> None:
     assert (outcome.ok, outcome.post_id, outcome.endpoint) == (True, 5, "DELETE /posts/{post.id}")
     assert transport.calls[-1].path == "/posts/5"
     assert not target.has(1, "memory.own")
-    seen = target._users[2].memory["memory.seen"]  # type: ignore[index]
-    assert [i["id"] for i in target._fresh(seen).items.values()] == [6]
-    assert [i["id"] for i in target._fresh(target._pools["pool.recent"]).items.values()] == [6]
+    seen = target._memory.users[2].memory["memory.seen"]  # type: ignore[index]
+    assert [i["id"] for i in target._memory.fresh(seen).items.values()] == [6]
+    assert [i["id"] for i in target._memory.fresh(target._memory.pools["pool.recent"]).items.values()] == [6]
     assert target.has(2, "memory.comments")  # comments are another kind: comment 5 stays
     # a feed read just before the delete does not bring post 5 back...
     await target.send(req("browse", 2))
-    assert [i["id"] for i in target._fresh(seen).items.values()] == [6]
+    assert [i["id"] for i in target._memory.fresh(seen).items.values()] == [6]
     # ...a create answer (an API reusing ids) does
     await target.send(req("create", 1))
     assert target.has(1, "memory.own")

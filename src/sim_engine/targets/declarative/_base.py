@@ -1,0 +1,132 @@
+"""The state and request building every part of the declarative target shares."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sim_engine.model.api_spec import ApiSpec, RequestTemplate
+from sim_engine.model.records import ActionRequest, Outcome
+from sim_engine.model.templates import (
+    ContentPool,
+    format_value,
+    render,
+    render_path,
+    render_query,
+)
+from sim_engine.targets.declarative._answers import error_kinds, excerpt
+from sim_engine.targets.declarative._memory import IDENTITY_FIELDS, Memory, UserState
+from sim_engine.targets.transport import Response, Transport
+
+__all__ = ["TargetBase"]
+
+
+class TargetBase:
+    """The declarative target's state, request building and answer reading.
+
+    Args:
+        transport: where requests go (usually a
+            :class:`~sim_engine.targets.resilient.ResilientTransport`).
+        api: the scenario's validated ``api`` section.
+        seed: seeds the target's generator (picks, generated content, error
+            simulation): runs are deterministic for a seed and an order of events.
+        memory_limit: bound of a memory or pool key the section does not declare
+            (validated sections declare all of theirs).
+        now: a clock in seconds, for ``auth.token_ttl_s`` (a fake in tests).
+
+    Attributes:
+        transport: the transport (the dashboard and exporter read its ``statistics()``).
+        api: the ``api`` section.
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        api: ApiSpec,
+        seed: int = 0,
+        memory_limit: int = 50,
+        *,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.transport = transport
+        self.api = api
+        self._rng = random.Random(f"sim-engine:declarative:{seed}")
+        self._content = ContentPool(seed)
+        self._now = now
+        self._memory = Memory(api, memory_limit, self._rng)
+        self._error_kinds = {name: error_kinds(api, a) for name, a in api.actions.items()}
+        self._intended: dict[str, int] = {}
+        self._accepted = 0
+        self._renewals = 0
+        self._bad_answers = 0
+
+    def _build(
+        self, template: RequestTemplate, context: dict[str, dict[str, Any]]
+    ) -> tuple[str, str, Any, dict[str, str]]:
+        """Render a request template: method, path with query, JSON body, extra headers.
+
+        Raises:
+            TemplateError: the template cannot be filled.
+        """
+        rng, pool = self._rng, self._content
+        path = render_path(template.path, context, rng, pool)
+        query = render_query(template.query, context, rng, pool)
+        if query:
+            path += ("&" if "?" in path else "?") + query
+        body = render(template.body, context, rng, pool) if template.body is not None else None
+        headers = {
+            str(k): format_value(v)
+            for k, v in render(dict(template.headers), context, rng, pool).items()
+        }
+        return template.method, path, body, headers
+
+    def _context(
+        self,
+        user: UserState,
+        request: ActionRequest,
+        picks: dict[str, tuple[str, dict[str, Any]]],
+    ) -> dict[str, dict[str, Any]]:
+        """The placeholders' values: ``user`` (identity and id) and each picked item."""
+        fields = {k: v for k in IDENTITY_FIELDS if (v := user.identity.get(k)) is not None}
+        remote_id = request.remote_user_id if request.remote_user_id is not None else user.remote_id
+        if remote_id is not None:
+            fields["id"] = remote_id
+        context = {"user": fields}
+        for name, (_, item) in picks.items():
+            context[name] = item
+        return context
+
+    def _base_headers(self, request: ActionRequest) -> dict[str, str]:
+        return {"X-Sim-Time": request.sim_time_iso}
+
+    def _key_header(self) -> dict[str, str]:
+        auth = self.api.auth
+        if auth.effective_scheme == "api_key" and auth.api_key:
+            return {auth.header: auth.api_key}
+        return {}
+
+    def _json(
+        self, resp: Response, where: str, post_id: Any = None
+    ) -> tuple[Any, Outcome | None]:
+        """The answer's JSON document, or a bad-answer outcome when it is not JSON."""
+        try:
+            return json.loads(resp.body), None
+        except ValueError:
+            return None, self._bad(resp, "not JSON", where, post_id)
+
+    def _bad(self, resp: Response, reason: str, where: str, post_id: Any = None) -> Outcome:
+        """Count and return a bad-answer outcome (non-JSON, a field missing)."""
+        self._bad_answers += 1
+        return Outcome(
+            resp.status,
+            False,
+            resp.latency_ms,
+            error=f"bad answer ({reason}): {excerpt(resp.body)}",
+            post_id=post_id,
+            endpoint=where,
+            skipped=resp.skipped,
+            retries=resp.retries,
+        )

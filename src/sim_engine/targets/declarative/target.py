@@ -1,0 +1,248 @@
+"""The :class:`DeclarativeTarget` itself: the Target protocol and what the engine asks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sim_engine.model.api_spec import ActionSpec
+from sim_engine.model.records import ActionRequest, Outcome
+from sim_engine.model.templates import TemplateError, field, find
+from sim_engine.targets.declarative._answers import endpoint, failed, first_id, unbuildable
+from sim_engine.targets.declarative._auth import TOKEN_SCHEMES
+from sim_engine.targets.declarative._errors import ErrorsMixin
+from sim_engine.targets.declarative._memory import UserState
+from sim_engine.targets.transport import Response
+
+__all__ = ["DeclarativeTarget"]
+
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class DeclarativeTarget(ErrorsMixin):
+    """Performs a scenario's ``api`` section over a transport (see the package docstring).
+
+    Args:
+        transport: where requests go (usually a
+            :class:`~sim_engine.targets.resilient.ResilientTransport`).
+        api: the scenario's validated ``api`` section.
+        seed: seeds the target's generator (picks, generated content, error
+            simulation): runs are deterministic for a seed and an order of events.
+        memory_limit: bound of a memory or pool key the section does not declare
+            (validated sections declare all of theirs).
+        now: a clock in seconds (default :func:`time.monotonic`), for
+            ``auth.token_ttl_s`` and the token age saved with a user (a fake in tests).
+
+    Attributes:
+        transport: the transport (the dashboard and exporter read its ``statistics()``).
+        api: the ``api`` section.
+    """
+
+    # -- the Target protocol -------------------------------------------------------------------
+
+    async def send(self, request: ActionRequest) -> Outcome:
+        """Perform one action; every failure is an outcome (see the package docstring).
+
+        ``sign_up`` and ``log_in`` use ``api.auth``; any other name must be one of
+        ``api.actions`` (an unknown name is a skipped, failed outcome).
+        """
+        if request.action == "sign_up":
+            return await self._sign_up(request)
+        if request.action == "log_in":
+            return await self._log_in(request)
+        action = self.api.actions.get(request.action)
+        if action is None:
+            error = f"unknown action {request.action!r}: not in the api section"
+            return Outcome(0, False, 0.0, error=error, skipped=True)
+        return await self._act(request, action)
+
+    async def aclose(self) -> None:
+        """Close the transport."""
+        await self.transport.aclose()
+
+    # -- what the engine asks ------------------------------------------------------------------
+
+    def has(self, user_id: int, key: str) -> bool:
+        """Return True when ``memory.KEY`` (this user's) or ``pool.KEY`` holds an item."""
+        return self._memory.size(self._memory.users.get(user_id), key) > 0
+
+    def resolve(self, action_name: str, user_id: int) -> str | None:
+        """Return the action to take for ``action_name`` now, or None when nothing is possible.
+
+        An action is possible when every list it picks from and every key it
+        ``requires`` holds an item and its ``max_open`` key holds fewer than
+        ``limit`` items. Otherwise its ``fallback`` is tried (and that one's, never
+        twice the same), then ``api.fallback``. A name that is not an action (a
+        workflow) is returned unchanged: the engine expands workflows.
+        """
+        user = self._memory.users.get(user_id)
+        tried: set[str] = set()
+        chain: list[str | None] = [action_name, self.api.fallback]
+        while chain:
+            name = chain.pop(0)
+            while name is not None and name not in tried:
+                tried.add(name)
+                action = self.api.actions.get(name)
+                if action is None:  # a workflow: the engine expands it (never as a fallback)
+                    if name == action_name:
+                        return name
+                    break
+                if self._memory.blocked(user, action) is None:
+                    return name
+                name = action.fallback
+        return None
+
+    def forget_user(self, user_id: int) -> None:
+        """Drop everything kept for a user (deleted from the target, or gone)."""
+        self._memory.users.pop(user_id, None)
+
+    def memory(self, user_id: int) -> dict[str, list[dict[str, Any]]] | None:
+        """Return a copy of a user's memory: ``memory.KEY`` -> items, oldest first
+        (None for a user the target does not know). Plugins read it as ``ctx.memory``."""
+        return self._memory.view(user_id)
+
+    def export_memory(self, user_id: int) -> dict[str, Any] | None:
+        """Return what the target keeps for a user, JSON-ready, to save with the user.
+
+        Keys: ``identity`` (username, email, name; never the password),
+        ``remote_id``, ``token``, ``token_age_s`` (seconds of the target's clock
+        since the token was obtained, as of now), ``token_sim_time`` (simulated
+        epoch seconds of the log-in that obtained it), ``memory`` (``memory.KEY``
+        -> ``{"items": [...], "picks": [...]}``, oldest first). ``token`` is None
+        when the user has none, and under ``auth.scheme: basic`` (every request
+        needs the password, which is not saved: the user logs in again, which
+        sends nothing). :meth:`restore_memory` takes the dict back exactly.
+
+        Returns:
+            the dict, or None for a user the target does not know.
+        """
+        keep_token = self.api.auth.effective_scheme != "basic"
+        return self._memory.export_user(user_id, self._now(), keep_token)
+
+    def restore_memory(self, user_id: int, data: dict[str, Any]) -> None:
+        """Put back what :meth:`export_memory` returned (a resumed run).
+
+        The user keeps its token: with ``auth.token_ttl_s`` it is renewed once
+        ``token_age_s`` plus the time since the restore reaches the TTL; without,
+        only when the API answers 401. A user restored with a token therefore sends
+        no log-in before its next action. Deleted-item marks and shared pools are
+        not per user and are not restored.
+
+        Raises:
+            ValueError: ``data`` is not a dict :meth:`export_memory` returned.
+        """
+        try:
+            self._memory.restore_user(user_id, data, self._now())
+        except (TypeError, KeyError) as exc:
+            raise ValueError(f"not a saved memory: {exc}") from None
+
+    def token_valid(self, user_id: int) -> bool:
+        """Return True when the user holds a token that ``auth.token_ttl_s`` has not expired
+        (the API may still refuse it: a 401 renews it). Always True without a token scheme."""
+        auth = self.api.auth
+        if auth.effective_scheme not in TOKEN_SCHEMES:
+            return True
+        user = self._memory.users.get(user_id)
+        if user is None or not user.token:
+            return False
+        return auth.token_ttl_s is None or self._now() - user.token_at < auth.token_ttl_s
+
+    def statistics(self) -> dict[str, Any]:
+        """Return the transport's statistics (if it has any) and the target's own counters.
+
+        Own keys: ``intended_errors`` (deliberate errors the API rejected or not),
+        ``intended_by_kind``, ``intended_accepted`` (deliberate errors the API took:
+        real findings), ``token_renewals``, ``bad_answers`` (non-JSON or missing
+        fields), ``users_tracked``.
+        """
+        stats: dict[str, Any] = {}
+        read = getattr(self.transport, "statistics", None)
+        if callable(read):
+            inner = read()
+            if isinstance(inner, dict):
+                stats.update(inner)
+        stats.update(
+            {
+                "intended_errors": sum(self._intended.values()),
+                "intended_by_kind": dict(self._intended),
+                "intended_accepted": self._accepted,
+                "token_renewals": self._renewals,
+                "bad_answers": self._bad_answers,
+                "users_tracked": len(self._memory.users),
+            }
+        )
+        return stats
+
+    # -- actions -------------------------------------------------------------------------------
+
+    async def _act(self, request: ActionRequest, action: ActionSpec) -> Outcome:
+        memory = self._memory
+        user = memory.user(request.user_id)
+        where = endpoint(action)
+        kind = self._draw_error(request.action)
+        if kind == "wrong_password" and self.api.auth.login is not None:
+            return await self._wrong_password(user, request)
+        blocked = memory.blocked(user, action)
+        if blocked is not None:
+            return Outcome(0, False, 0.0, error=f"not possible: {blocked}", endpoint=where,
+                           skipped=True)  # fmt: skip
+        picks = memory.pick(user, action)
+        if kind is not None:
+            return await self._simulated_error(kind, user, request, action, picks)
+        post_id = first_id(picks)
+        try:
+            method, path, body, headers = self._build(action, self._context(user, request, picks))
+        except TemplateError as exc:
+            return unbuildable(exc, where, post_id)
+        resp, retried = await self._send_authed(user, request, method, path, body, headers)
+        bad = failed(resp, action.expect, where, post_id, retried)
+        if bad is not None:
+            if resp.status in (404, 410):
+                memory.drop_picks(user, picks)  # gone: no use picking them again
+            return bad
+        if action.extract:
+            bad = self._keep(user, action, resp, where, post_id, method)
+            if bad is not None:
+                return bad
+        if action.forget is not None:
+            memory.forget(user, picks[action.forget])
+        return Outcome(
+            resp.status,
+            True,
+            resp.latency_ms,
+            post_id=post_id,
+            endpoint=where,
+            skipped=resp.skipped,
+            retries=resp.retries + retried,
+        )
+
+    def _keep(
+        self,
+        user: UserState,
+        action: ActionSpec,
+        resp: Response,
+        where: str,
+        post_id: Any,
+        method: str,
+    ) -> Outcome | None:
+        """Apply the action's ``extract`` rules (all or nothing); return a bad-answer outcome."""
+        doc, bad = self._json(resp, where, post_id)
+        if bad is not None:
+            return bad
+        found: list[tuple[str, list[dict[str, Any]]]] = []
+        for rule in action.extract:
+            try:
+                values = find(doc, rule.path)
+                if values is None:
+                    raise KeyError(rule.path)
+                items = [
+                    {name: field(value, path) for name, path in rule.fields.items()}
+                    for value in values
+                ]
+            except KeyError as exc:
+                return self._bad(resp, f"missing field {exc}", where, post_id)
+            except TemplateError as exc:
+                return self._bad(resp, str(exc), where, post_id)
+            found.append((rule.to, items))
+        # a create or change: the API vouches for the items now
+        self._memory.keep(user, found, vouched=method not in _SAFE_METHODS)
+        return None
