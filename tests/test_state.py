@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import random
@@ -291,6 +292,7 @@ def test_run_into_a_directory_holding_a_run_exits_2_and_touches_nothing(tmp_path
 KILL_SEED = int(os.environ.get("SIM_KILL_SEED", "20240515"))
 DURATION = "4d"
 DURATION_S = 4 * DAY_S
+CHECKPOINT_WAIT_S = 60.0  # wall seconds: a new checkpoint comes every 0.5 s, even when busy
 
 
 def _checkpoint_s(state_db: Path) -> float | None:
@@ -330,6 +332,25 @@ def _complete_lines_end(path: Path) -> int:
     return data.rfind(b"\n") + 1
 
 
+def _wait_for_checkpoint_after(
+    state_db: Path, after: float | None, proc: subprocess.Popen[bytes], log: Path
+) -> float:
+    """Wait (at most CHECKPOINT_WAIT_S wall seconds) for a checkpoint later than ``after``.
+
+    ``after`` None: any checkpoint. A resumed run checkpoints first at the very time it
+    resumed from (its clock starts there); only a later one shows it has moved on.
+    Returns that checkpoint's simulated time; fails if the run ends or none comes.
+    """
+    deadline = time.monotonic() + CHECKPOINT_WAIT_S
+    while True:
+        checkpoint = _checkpoint_s(state_db)
+        if checkpoint is not None and (after is None or checkpoint > after):
+            return checkpoint
+        assert proc.poll() is None, f"the run ended before a new checkpoint: {log.read_text()}"
+        assert time.monotonic() < deadline, f"no checkpoint after {after} in {CHECKPOINT_WAIT_S} s"
+        time.sleep(0.05)
+
+
 def test_sigkill_at_random_points_then_resume_loses_and_duplicates_nothing(
     tmp_path: Path,
 ) -> None:
@@ -357,9 +378,12 @@ def test_sigkill_at_random_points_then_resume_loses_and_duplicates_nothing(
         try:
             delay = rng.uniform(1.5, 4.0)
             # A kill before the first checkpoint leaves nothing to resume from (see
-            # test_kill_before_first_checkpoint); wait for one so the story goes on.
-            while _checkpoint_s(out / "state.db") is None and time.monotonic() - t0 < 20:
-                time.sleep(0.05)
+            # test_kill_before_first_checkpoint), and a resumed run killed before it
+            # checkpoints anew would only repeat the last attempt: wait for a checkpoint
+            # newer than the one it started from, so that every attempt moves the story on.
+            _wait_for_checkpoint_after(
+                out / "state.db", resumes[-1][1] if attempt else None, proc, log
+            )
             time.sleep(max(0.0, delay - (time.monotonic() - t0)))
             assert proc.poll() is None, log.read_text()  # still running: the kill lands mid-run
         finally:
@@ -373,14 +397,15 @@ def test_sigkill_at_random_points_then_resume_loses_and_duplicates_nothing(
     final = sim_engine("run", "--resume", str(out), "-q", timeout=90)
     assert final.returncode == 0, (final.stdout, final.stderr, log.read_text())
     assert "Traceback" not in final.stderr + log.read_text()
-    assert time.monotonic() - started < 120  # a hang, not a slow machine
+    assert time.monotonic() - started < 4 * CHECKPOINT_WAIT_S  # a hang, not a slow machine
 
     run_info = json.loads((out / "run.json").read_text())
     start_s, end_s = float(run_info["start_s"]), float(run_info["end_s"])
     assert end_s - start_s == pytest.approx(DURATION_S)
-    # the clock went on from checkpoint to checkpoint, never back to the start
+    # the clock went on from checkpoint to checkpoint (each attempt moved it on), never
+    # back to the start
     checkpoints = [c for _, c in resumes]
-    assert checkpoints == sorted(checkpoints)
+    assert all(a < b for a, b in itertools.pairwise(checkpoints)), checkpoints
     assert checkpoints[-1] > start_s
 
     # -- the engine's state against the target's own data --
