@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from sim_engine.engine.store import SqliteStore, StateError
 from sim_engine.model.population import SimUser
 from sim_engine.model.records import ActionRecord, Sink, UserRecord
+from sim_engine.model.safety import DEMO, SafetyError, check_target_allowed
 from sim_engine.model.scenario import Scenario, ScenarioError, load_scenario, validate_scenario
 from sim_engine.sinks.metrics import DailyMetrics, MetricsCollector
 
@@ -43,37 +42,6 @@ __all__ = [
     "replay_outputs",
     "start_state",
 ]
-
-DEMO = "demo"
-"""``run.json``'s target for the built-in demo server started by the run."""
-
-
-class SafetyError(ValueError):
-    """A run was refused for safety (a target outside loopback not in ``allow_hosts``)."""
-
-
-def check_target_allowed(url: str, allow_hosts: tuple[str, ...]) -> None:
-    """Refuse a target outside 127.0.0.0/8 and ::1 unless its host is in ``allow_hosts``.
-
-    Raises:
-        SafetyError: one line naming the host and the way to allow it.
-    """
-    if url in ("inprocess", DEMO):
-        return
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise SafetyError(f"target {url!r} is not an http(s) URL")
-    host = parts.hostname
-    if host == "localhost" or host in allow_hosts:
-        return
-    with contextlib.suppress(ValueError):
-        if ipaddress.ip_address(host).is_loopback:
-            return
-    raise SafetyError(
-        f"refusing to target {host}: not a loopback address and not listed in "
-        "safety.allow_hosts of the scenario"
-    )
-
 
 # -- state -----------------------------------------------------------------------------------
 

@@ -1,0 +1,317 @@
+"""The actions step of the OpenAPI import: one action per operation, memory, personas.
+
+Part of :mod:`sim_engine.api.openapi` (internal).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sim_engine.api.openapi.schemas import (
+    _id_like,
+    _map,
+    _norm,
+    _Op,
+    _resource_of,
+    _singular,
+    _snake,
+)
+from sim_engine.api.openapi.state import _State
+from sim_engine.api.openapi.values import _SKIP, _Values
+
+__all__ = ["OWN_BOUND", "SEEN_BOUND"]
+
+SEEN_BOUND = 50
+"""How many items each ``seen_R`` memory keeps (newest kept)."""
+
+OWN_BOUND = 100
+"""How many items each ``own_R`` memory keeps."""
+
+
+# Starter weights per kind of action: (reader working, reader relaxing,
+# writer working, writer relaxing). Reads far exceed writes.
+_WEIGHTS: dict[str, tuple[float, float, float, float]] = {
+    "list": (5.0, 6.0, 3.0, 3.0),
+    "read": (4.0, 6.0, 3.0, 4.0),
+    "other_read": (0.3, 0.5, 0.3, 0.5),
+    "create": (0.05, 0.1, 1.5, 2.0),
+    "update": (0.02, 0.03, 0.8, 1.0),
+    "delete": (0.01, 0.01, 0.2, 0.3),
+    "other_write": (0.1, 0.2, 1.0, 1.5),
+}
+_HOUSEKEEPING = re.compile(r"log_?out|sign_?out|refresh|revoke", re.I)
+_INFRA_PATHS = re.compile(
+    r"^/(health|healthz|livez|readyz|ready|ping|metrics|version|openapi\.json|openapi\.yaml|"
+    r"docs|redoc|swagger)(/|$)",
+    re.I,
+)
+_ADMIN_SEGMENTS = ("admin", "internal", "debug", "_internal")
+
+
+class _ActionSteps(_State):
+    """Turns operations into actions, declares memory and writes the starter personas."""
+
+    def _skip_reason(self, op: _Op) -> str | None:
+        if op is self.signup:
+            return "the sign-up: api.auth.signup"
+        if op is self.login:
+            return "the log-in: api.auth.login"
+        if any(s.lower() in _ADMIN_SEGMENTS for s in op.segments):
+            return "administrative: simulated users do not call it"
+        if _INFRA_PATHS.match(op.path):
+            return "infrastructure endpoint, not user behaviour"
+        if op.method == "POST" and _HOUSEKEEPING.search(f"{op.path} {op.spec.get('operationId')}"):
+            return "token housekeeping: the engine logs in again when needed"
+        if op.spec.get("deprecated"):
+            return "deprecated"
+        partial = [s for s in op.segments if "{" in s and not re.fullmatch(r"\{[^{}]+\}", s)]
+        if partial:
+            return f"a path parameter inside a segment ({partial[0]}) is not supported"
+        _, required, other = op.request_schema()
+        if other and required:
+            media = ", ".join(str(m) for m in _map(op.spec["requestBody"].get("content")))
+            return f"request body is {media}, not JSON"
+        for param in op.params:
+            if param.get("in") == "cookie" and param.get("required"):
+                return f"needs cookie {param.get('name')!r}"
+        return None
+
+    def _action(self, op: _Op) -> None:
+        """Turn an operation into an action of ``api.actions`` (or note why it is skipped)."""
+        reason = self._skip_reason(op)
+        if reason is not None:
+            if op is not self.signup and op is not self.login:
+                self.result.skipped.append((op.label, reason))
+            return
+        name = self._name(op)
+        op.name = name
+        picks: dict[str, str] = {}
+        notes: list[str] = [
+            f"{op.label}" + (f": {op.spec['summary']}" if op.spec.get("summary") else "")
+        ]
+        values = _Values(self, picks)
+        path, forget = self._action_path(op, values, picks, notes)
+        action: dict[str, Any] = {"method": op.method, "path": path}
+        if op.method in ("PUT", "PATCH") and "{user.id}" in path:
+            values.user_fields = True  # the user's own profile: keep the identity it logs in with
+        query, headers = _parameters(op, values)
+        if query:
+            action["query"] = query
+        _add_body(action, op, values)
+        if headers:
+            action["headers"] = headers
+        action["expect"] = op.expect()
+        if picks:
+            action["pick"] = picks
+        extract = self._extract(op)
+        if extract:
+            action["extract"] = extract
+        if forget is not None:
+            action["forget"] = forget
+        self._note_impossible(name, op, action, notes)
+        self.actions[name] = action
+        self.kinds[name] = op.kind
+        self.result.notes[name] = notes
+
+    def _action_path(
+        self, op: _Op, values: _Values, picks: dict[str, str], notes: list[str]
+    ) -> tuple[str, str | None]:
+        """The action's path template, and the pick a delete forgets (None: none)."""
+        forget: str | None = None
+        segments: list[str] = []
+        last = len(op.segments) - 1
+        for index, segment in enumerate(op.segments):
+            if not (segment.startswith("{") and segment.endswith("}")):
+                segments.append(segment)
+                continue
+            pname = segment[1:-1]
+            param = next(
+                (p for p in op.params if p.get("name") == pname and p.get("in") == "path"), {}
+            )
+            pschema = _norm(param.get("schema"))
+            resource = _resource_of(op.segments, index)
+            is_target = index == last
+            if (pschema.get("enum") or pschema.get("format") in ("date", "date-time")) and not (
+                _id_like(pname)
+            ):
+                segments.append(str(values.scalar(pschema, pname)))
+                continue
+            mode = {"read": "seen", "update": "own", "delete": "own"}.get(op.kind, "seen")
+            if not is_target:
+                mode = "seen"
+            placeholder, picked = self._pick(resource, mode, picks, notes)
+            segments.append(placeholder)
+            if is_target and op.kind == "delete" and picked is not None:
+                forget = picked
+        path = self.prefix + "/" + "/".join(segments)
+        if op.path.endswith("/") and segments:
+            path += "/"
+        return path, forget
+
+    def _note_impossible(
+        self, name: str, op: _Op, action: dict[str, Any], notes: list[str]
+    ) -> None:
+        """Give an action weight 0 when nothing fills its picks or it deletes the user."""
+        picks: dict[str, str] = action.get("pick", {})
+        missing = sorted({k for k in picks.values() if not self.filled(k)})
+        if missing:
+            self.impossible.add(name)
+            notes.append(
+                f"never possible as generated: nothing fills {', '.join(missing)} "
+                "(weight 0; give it a producer, or a pool)"
+            )
+        elif op.method == "DELETE" and "{user.id}" in action["path"] and op.kind == "delete":
+            self.impossible.add(name)
+            notes.append("deletes the simulated user's own account: weight 0 on purpose")
+
+    def _name(self, op: _Op) -> str:
+        op_id = str(op.spec.get("operationId") or "")
+        if op_id:
+            suffix = re.sub(r"\W", "_", op.path) + "_" + op.method.lower()
+            if op_id.endswith(suffix) and len(op_id) > len(suffix):
+                op_id = op_id[: -len(suffix)]  # FastAPI's generated ids: name + path + method
+            base = _snake(op_id)
+        else:
+            words = [re.sub(r"[{}]", "", s) for s in op.segments]
+            base = _snake("_".join([op.method.lower(), *words]))
+        if base in ("sign_up", "log_in", "delete_account"):
+            base = f"{base}_op"  # the engine's own action names
+        name, n = base, 2
+        while name in self.actions:
+            name, n = f"{base}_{n}", n + 1
+        return name
+
+    def _pick(
+        self, resource: str, mode: str, picks: dict[str, str], notes: list[str]
+    ) -> tuple[str, str | None]:
+        """The placeholder of an item of ``resource`` and the pick name (None: ``{user.id}``)."""
+        seen, own = f"memory.seen_{resource}", f"memory.own_{resource}"
+        if resource == self.user_resource and (mode == "own" or not self.filled(seen)):
+            return "{user.id}", None
+        if mode == "own":
+            if self.filled(own):
+                key = own
+            elif self.filled(seen):
+                key = seen
+                notes.append(
+                    f"nothing creates {resource}: picks from what the user has seen (edit if "
+                    "only owners may change them)"
+                )
+            else:
+                key = own
+        else:
+            key = seen if self.filled(seen) or not self.filled(own) else own
+        for pick_name, where in picks.items():
+            if where == key:
+                return f"{{{pick_name}.id}}", pick_name
+        base = _singular(resource)
+        base = "other_user" if base == "user" else base
+        if not re.match(r"^[A-Za-z_]", base):
+            base = f"item_{base}"
+        pick_name, n = base, 2
+        while pick_name in picks:
+            pick_name, n = f"{base}_{n}", n + 1
+        picks[pick_name] = key
+        return f"{{{pick_name}.id}}", pick_name
+
+    def _extract(self, op: _Op) -> list[dict[str, Any]]:
+        rules: list[dict[str, Any]] = []
+        for table, prefix in ((self.own_from, "own"), (self.seen_from, "seen")):
+            for resource, sources in table.items():
+                for source, where, id_field in sources:
+                    if source is op:
+                        rules.append(
+                            {
+                                "path": where,
+                                "to": f"memory.{prefix}_{resource}",
+                                "fields": {"id": id_field},
+                            }
+                        )
+        for resource, sources in self.refs_from.items():
+            if self.seen_from.get(resource):
+                continue  # a list operation already shows them
+            for source, where, ref in sources:
+                if source is op:
+                    rules.append(
+                        {"path": where, "to": f"memory.seen_{resource}", "fields": {"id": ref}}
+                    )
+        return rules
+
+    def _declare_memory(self) -> None:
+        used: set[str] = set()
+        for action in self.actions.values():
+            used.update(action.get("pick", {}).values())
+            used.update(rule["to"] for rule in action.get("extract", []))
+        keys = sorted(used, key=lambda k: (k.split("_", 1)[-1], k))
+        for key in keys:
+            name = key.removeprefix("memory.")
+            self.memory[name] = SEEN_BOUND if name.startswith("seen_") else OWN_BOUND
+
+    def _fallback(self) -> str | None:
+        for kind in ("list", "other_read"):
+            for name, action in self.actions.items():
+                if self.kinds[name] == kind and not action.get("pick"):
+                    return name
+        return None
+
+    def _personas(self) -> dict[str, Any]:
+        def weights(column: int) -> dict[str, float]:
+            out = {
+                name: 0.0 if name in self.impossible else _WEIGHTS[self.kinds[name]][column]
+                for name in self.actions
+            }
+            if not any(w > 0 for w in out.values()):
+                out = dict.fromkeys(out, 1.0)
+            return out
+
+        return {
+            "reader": {
+                "description": "Mostly browses and reads; rarely writes.",
+                "share": 0.8,
+                "sessions_per_day": 3,
+                "actions": {"working": weights(0), "relaxing": weights(1)},
+            },
+            "writer": {
+                "description": "Creates and edits often; reads too.",
+                "share": 0.2,
+                "sessions_per_day": 5,
+                "actions": {"working": weights(2), "relaxing": weights(3)},
+            },
+        }
+
+
+def _parameters(op: _Op, values: _Values) -> tuple[dict[str, Any], dict[str, str]]:
+    """Values for the operation's required query parameters and headers."""
+    query: dict[str, Any] = {}
+    headers: dict[str, str] = {}
+    for param in op.params:
+        where, pname = param.get("in"), str(param.get("name"))
+        if not param.get("required") or where not in ("query", "header"):
+            continue
+        if where == "header" and pname.lower() in ("authorization", "content-type", "accept"):
+            continue
+        value = values.scalar(_norm(param.get("schema")), pname)
+        if value is _SKIP:
+            value = "{{word}}"
+        if where == "query":
+            query[pname] = value
+        else:
+            headers[pname] = str(value)
+    return query, headers
+
+
+def _add_body(action: dict[str, Any], op: _Op, values: _Values) -> None:
+    """Set ``action["body"]`` from the operation's JSON request schema (if it has one)."""
+    schema, required, _ = op.request_schema()
+    if schema is None:
+        return
+    body = (
+        values.object(_norm(schema), required=True, depth=0)
+        if _norm(schema).get("type", "object") == "object"
+        else values.value(_norm(schema), "body", depth=0, required=True)
+    )
+    if body is not _SKIP:
+        action["body"] = body
+    elif required:
+        action["body"] = {}

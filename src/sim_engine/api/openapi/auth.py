@@ -1,0 +1,190 @@
+"""The auth step of the OpenAPI import: sign-up and log-in operations, token scheme.
+
+Part of :mod:`sim_engine.api.openapi` (internal).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from sim_engine.api.openapi.schemas import _created_id, _find_field, _map, _norm, _Op, _seq, _snake
+from sim_engine.api.openapi.state import _State
+from sim_engine.api.openapi.values import _SKIP, _Values
+
+_TOKEN_FIELDS = (
+    "access_token", "accessToken", "token", "jwt", "id_token", "idToken", "auth_token",
+    "authToken", "session_token", "sessionToken", "bearer", "key",
+)  # fmt: skip
+_SIGNUP_SEGMENTS = (
+    "users", "accounts", "members", "register", "registration", "signup", "sign-up",
+    "sign_up", "join", "customers",
+)  # fmt: skip
+_SIGNUP_OPID = re.compile(r"register|sign_?up|create_?(user|account|member|customer)", re.I)
+_LOGIN_WORDS = re.compile(r"log_?in|sign_?in|token|auth|session", re.I)
+_NOT_LOGIN = re.compile(r"log_?out|sign_?out|refresh|revoke|introspect|verify|reset", re.I)
+
+
+class _AuthSteps(_State):
+    """Finds how users sign up and log in, and writes ``api.auth``."""
+
+    def _find_auth(self) -> None:
+        signups = []
+        for op in self.ops:
+            if op.method != "POST" or re.search(r"password|reset", op.path, re.I):
+                continue
+            schema, _, _ = op.request_schema()
+            props = _norm(schema).get("properties") or {}
+            if not any(re.fullmatch(r"pass(word|wd)?1?", _snake(p)) for p in props):
+                continue
+            last = op.segments[-1].lower() if op.segments else ""
+            op_id = str(op.spec.get("operationId") or "")
+            if last in _SIGNUP_SEGMENTS or _SIGNUP_OPID.search(op_id):
+                signups.append(op)
+        self.signup = signups[0] if signups else None
+        if self.signup is not None:
+            last = self.signup.segments[-1].lower()
+            self.user_resource = (
+                _snake(last) if last in ("users", "accounts", "members", "customers") else "users"
+            )
+        elif any(s.lower() == "users" for op in self.ops for s in op.segments):
+            self.user_resource = "users"
+        candidates: list[tuple[int, _Op]] = []
+        for op in self.ops:
+            if op.method != "POST" or op is self.signup:
+                continue
+            text = f"{op.path} {op.spec.get('operationId') or ''}"
+            if not _LOGIN_WORDS.search(text) or _NOT_LOGIN.search(text):
+                continue
+            has_token = _find_field(op.response_schema(), _TOKEN_FIELDS) is not None
+            strong = bool(re.search(r"log_?in|sign_?in|token", text, re.I))
+            if has_token or strong:
+                candidates.append((0 if has_token else 1, op))
+        if candidates:
+            self.login = min(candidates, key=lambda c: c[0])[1]
+
+    def _auth(self) -> dict[str, Any]:
+        """The ``api.auth`` section: sign-up, log-in and scheme, from the security schemes."""
+        notes = self.result.header_notes
+        schemes = self._security_schemes()
+        auth: dict[str, Any] = {}
+        if self.signup is not None:
+            auth["signup"] = self._auth_request(self.signup, signup=True)
+        self._auth_scheme(auth, {name: _norm(s) for name, s in schemes.items()}, notes)
+        if self.signup is not None or "login" in auth:
+            user_id = self._user_id_path()
+            auth["user_id_path"] = user_id
+            if user_id is None:
+                notes.append("no user id in the sign-up (or log-in) answer: {user.id} is unknown")
+        if auth.get("scheme") in ("bearer", "basic") and self.signup is None:
+            notes.append(
+                "no sign-up operation found: the simulated users must already exist on the "
+                "target, or add auth.signup"
+            )
+        return auth
+
+    def _usable_login(self, notes: list[str]) -> _Op | None:
+        """The log-in operation, unless it takes a form body (it must then be written by hand)."""
+        if self.login is None:
+            return None
+        login_schema, _, other = self.login.request_schema()
+        if other and login_schema is None:
+            notes.append(
+                f"{self.login.label} takes a form body, not JSON: write auth.login by hand"
+            )
+            return None
+        return self.login
+
+    def _auth_scheme(
+        self, auth: dict[str, Any], kinds: dict[str, dict[str, Any]], notes: list[str]
+    ) -> None:
+        """Fill ``scheme`` (and ``login``, ``token_path``, ``header``...) from the schemes."""
+        bearer = [n for n, s in kinds.items() if _is_token_scheme(s)]
+        basic = [
+            n
+            for n, s in kinds.items()
+            if s.get("type") == "http" and str(s.get("scheme", "")).lower() == "basic"
+        ]
+        api_key = [n for n, s in kinds.items() if s.get("type") == "apiKey"]
+        login = self._usable_login(notes)
+        if bearer and login is not None:
+            auth["login"] = self._auth_request(login, signup=False)
+            auth["token_path"] = _find_field(login.response_schema(), _TOKEN_FIELDS) or "token"
+            if _find_field(login.response_schema(), _TOKEN_FIELDS) is None:
+                notes.append(f"no token field documented in {login.label}: check token_path")
+            auth["scheme"] = "bearer"
+        elif basic:
+            auth["scheme"] = "basic"
+        elif api_key:
+            _api_key_auth(auth, api_key[0], kinds[api_key[0]], notes)
+        else:
+            auth["scheme"] = "none"
+            if bearer:
+                notes.append(
+                    f"security scheme {bearer[0]!r} uses tokens but no log-in operation was "
+                    "found: add auth.login and token_path, then set scheme: bearer"
+                )
+            elif kinds:
+                names = ", ".join(sorted(kinds))
+                notes.append(
+                    f"security schemes not supported ({names}): requests go unauthenticated"
+                )
+
+    def _security_schemes(self) -> dict[str, Any]:
+        defined = _map(_map(self.doc.get("components")).get("securitySchemes"))
+        if not isinstance(defined, Mapping):
+            return {}
+        used: set[str] = set()
+        for req in _seq(self.doc.get("security")):
+            if isinstance(req, Mapping):
+                used.update(str(k) for k in req)
+        for op in self.ops:
+            for req in _seq(op.spec.get("security")):
+                if isinstance(req, Mapping):
+                    used.update(str(k) for k in req)
+        names = [n for n in defined if n in used] or list(defined)
+        return {n: defined[n] for n in names if isinstance(defined[n], Mapping)}
+
+    def _auth_request(self, op: _Op, *, signup: bool) -> dict[str, Any]:
+        schema, _, _ = op.request_schema()
+        request: dict[str, Any] = {"method": op.method, "path": self.prefix + op.path}
+        body = _Values(self, {}, user_fields=True, login=not signup).object(
+            _norm(schema), required=True, depth=0
+        )
+        if body is not _SKIP:
+            request["body"] = body
+        request["expect"] = op.expect()
+        return request
+
+    def _user_id_path(self) -> str | None:
+        if self.signup is not None:
+            found = _created_id(self.signup.response_schema(), self.user_resource or "users")
+            if found is not None:
+                return f"{found[0]}.{found[1]}" if found[0] else found[1]
+            return None
+        if self.login is not None:
+            return _find_field(
+                self.login.response_schema(), ("user_id", "userId", "uid")
+            ) or _find_field(self.login.response_schema(), ("id",), depth=2)
+        return None
+
+
+def _is_token_scheme(scheme: dict[str, Any]) -> bool:
+    kind = scheme.get("type")
+    if kind == "http":
+        return str(scheme.get("scheme", "")).lower() == "bearer"
+    return kind in ("oauth2", "openIdConnect")
+
+
+def _api_key_auth(auth: dict[str, Any], name: str, spec: dict[str, Any], notes: list[str]) -> None:
+    """Fill ``auth`` for an ``apiKey`` security scheme (a placeholder key to replace)."""
+    auth["scheme"] = "api_key"
+    auth["header"] = str(spec.get("name") or "X-API-Key")
+    auth["api_key"] = "CHANGE-ME"
+    notes.append(f"security scheme {name!r} is an API key: put a real key in api.auth.api_key")
+    if spec.get("in") != "header":
+        notes.append(
+            f"the API takes the key in the {spec.get('in')}, not a header: edit the "
+            "actions (query) instead of api.auth"
+        )
