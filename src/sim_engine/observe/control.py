@@ -299,6 +299,43 @@ def _process_gone(pid: int | None) -> bool:
     return False
 
 
+def _command_body(command: str, value: object) -> bytes | None:
+    """The JSON body of a command (None for ``status``, a GET).
+
+    Raises:
+        ValueError: unknown command, or ``speed`` without a valid value.
+    """
+    if command not in COMMANDS:
+        raise ValueError(f"unknown command {command!r}; expected one of {', '.join(COMMANDS)}")
+    if command == "speed":
+        speed = parse_speed(value if isinstance(value, (str, int, float)) else "")
+        return json.dumps({"speed": "max" if speed is None else speed}).encode()
+    return None if command == "status" else b"{}"
+
+
+def _refused(exc: urllib.error.HTTPError, run_dir: Path) -> ControlError:
+    """The error for an HTTP error answer: the run's own reason when it gave one."""
+    if exc.code == 401:
+        return ControlError(
+            f"the simulation in {run_dir} refused the token in {run_dir / CONTROL_FILE}"
+        )
+    try:
+        reason = json.loads(exc.read().decode("utf-8")).get("error")
+    except (ValueError, AttributeError, OSError):
+        reason = None
+    return ControlError(reason or f"the simulation in {run_dir} answered {exc.code}")
+
+
+def _unreachable(exc: OSError, run_dir: Path, url: str, pid: int | None) -> ControlError:
+    """The error for a run that did not answer (gone, or not listening)."""
+    if _process_gone(pid):
+        return ControlError(
+            f"no running simulation in {run_dir} (control.json is left from process {pid})"
+        )
+    reason = getattr(exc, "reason", exc)
+    return ControlError(f"cannot reach the simulation in {run_dir} at {url}: {reason}")
+
+
 def send_command(
     run_dir: str | Path, command: str, value: object = None, timeout_s: float = 5
 ) -> dict[str, Any]:
@@ -315,14 +352,7 @@ def send_command(
         ControlError: no ``control.json`` ("no running simulation in DIR"), the
             run does not answer, refuses the token, or rejects the request.
     """
-    if command not in COMMANDS:
-        raise ValueError(f"unknown command {command!r}; expected one of {', '.join(COMMANDS)}")
-    body: bytes | None = None
-    if command == "speed":
-        speed = parse_speed(value if isinstance(value, (str, int, float)) else "")
-        body = json.dumps({"speed": "max" if speed is None else speed}).encode()
-    elif command != "status":
-        body = b"{}"
+    body = _command_body(command, value)
     run_dir = Path(run_dir)
     url, token, pid = _read_control_file(run_dir)
     request = urllib.request.Request(
@@ -332,34 +362,18 @@ def send_command(
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
     )
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
+    late = f"the simulation in {run_dir} did not answer within {timeout_s:g} s"
     try:
         with opener.open(request, timeout=timeout_s) as response:
             answer = json.loads(response.read().decode("utf-8"))
     except urllib.error.HTTPError as exc:
-        if exc.code == 401:
-            raise ControlError(
-                f"the simulation in {run_dir} refused the token in {run_dir / CONTROL_FILE}"
-            ) from None
-        try:
-            reason = json.loads(exc.read().decode("utf-8")).get("error")
-        except (ValueError, AttributeError, OSError):
-            reason = None
-        raise ControlError(reason or f"the simulation in {run_dir} answered {exc.code}") from None
+        raise _refused(exc, run_dir) from None
     except TimeoutError:
-        raise ControlError(
-            f"the simulation in {run_dir} did not answer within {timeout_s:g} s"
-        ) from None
+        raise ControlError(late) from None
     except (urllib.error.URLError, OSError) as exc:
         if isinstance(getattr(exc, "reason", None), TimeoutError):
-            raise ControlError(
-                f"the simulation in {run_dir} did not answer within {timeout_s:g} s"
-            ) from None
-        if _process_gone(pid):
-            raise ControlError(
-                f"no running simulation in {run_dir} (control.json is left from process {pid})"
-            ) from None
-        reason = getattr(exc, "reason", exc)
-        raise ControlError(f"cannot reach the simulation in {run_dir} at {url}: {reason}") from None
+            raise ControlError(late) from None
+        raise _unreachable(exc, run_dir, url, pid) from None
     except ValueError:
         raise ControlError(f"the simulation in {run_dir} sent an unreadable answer") from None
     if not isinstance(answer, dict):

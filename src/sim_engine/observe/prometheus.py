@@ -166,9 +166,18 @@ class PrometheusExporter:
         self._seen_states: dict[str, None] = {}  # ordered sets: series appear in a stable order
         self._seen_personas: dict[str, None] = {}
         self._seen_breakers: set[str] = set()
-        self.registry = registry = CollectorRegistry(auto_describe=True)
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._define_record_metrics()
+        self._define_event_metrics()
+        self._define_run_gauges()
+        self._define_control_gauges()
+        # label children cached by label values: the sink path runs once per action
+        self._request_children: dict[tuple[str, str, int], Any] = {}
+        self._action_children: dict[str, tuple[Any, Any]] = {}
 
-        # -- from records ------------------------------------------------------------------
+    def _define_record_metrics(self) -> None:
+        """Metrics counted from action records: requests, durations, actions, errors."""
+        registry = self.registry
         self._requests = Counter(
             "sim_engine_requests",
             "Requests sent to the target (skipped actions excluded), by action, "
@@ -196,6 +205,12 @@ class PrometheusExporter:
             ["category"],
             registry=registry,
         )
+        for category in ERROR_CATEGORIES:
+            self._errors.labels(category)
+
+    def _define_event_metrics(self) -> None:
+        """Counters of 429 answers, retries, sign-ups, lifecycle changes and cleanups."""
+        registry = self.registry
         self._rate_limited = Counter(
             "sim_engine_rate_limited",
             "Answers with HTTP 429 Too Many Requests.",
@@ -223,12 +238,12 @@ class PrometheusExporter:
             ["result"],
             registry=registry,
         )
-        for category in ERROR_CATEGORIES:
-            self._errors.labels(category)
         for result in ("deleted", "kept"):
             self._cleanups.labels(result)
 
-        # -- from the simulation (refreshed) -----------------------------------------------
+    def _define_run_gauges(self) -> None:
+        """Gauges read from the simulation: users, sessions, in-flight actions, times."""
+        registry = self.registry
         self._users = Gauge(
             "sim_engine_users",
             "Users by lifecycle state (empty when the lifecycle is off).",
@@ -271,6 +286,10 @@ class PrometheusExporter:
             "The run's simulated end (simulated Unix epoch seconds; +Inf when open-ended).",
             registry=registry,
         )
+
+    def _define_control_gauges(self) -> None:
+        """Gauges of run control and the target: speed, paused, circuit breakers, run info."""
+        registry = self.registry
         self._speed = Gauge(
             "sim_engine_speed_ratio",
             "Simulated seconds per wall second as set (+Inf for --speed max).",
@@ -293,9 +312,6 @@ class PrometheusExporter:
             ["version", "scenario"],
             registry=registry,
         )
-        # label children cached by label values: the sink path runs once per action
-        self._request_children: dict[tuple[str, str, int], Any] = {}
-        self._action_children: dict[str, tuple[Any, Any]] = {}
 
     # -- Addon ----------------------------------------------------------------------------
 
