@@ -693,7 +693,9 @@ async def test_forget_removes_the_item_everywhere_it_is_the_same_kind() -> None:
     assert not target.has(1, "memory.own")
     seen = target._memory.users[2].memory["memory.seen"]  # type: ignore[index]
     assert [i["id"] for i in target._memory.fresh(seen).items.values()] == [6]
-    assert [i["id"] for i in target._memory.fresh(target._memory.pools["pool.recent"]).items.values()] == [6]
+    assert [
+        i["id"] for i in target._memory.fresh(target._memory.pools["pool.recent"]).items.values()
+    ] == [6]
     assert target.has(2, "memory.comments")  # comments are another kind: comment 5 stays
     # a feed read just before the delete does not bring post 5 back...
     await target.send(req("browse", 2))
@@ -999,6 +1001,116 @@ async def test_against_a_real_server(serve: Starter) -> None:
         assert (opened.ok, opened.post_id, opened.endpoint) == (True, 30, "GET /notes/{n.id}")
     finally:
         await target.aclose()
+
+
+# -- saving and restoring a user's memory (a resumed run) ----------------------------------------
+
+
+def memory_api(**auth: Any) -> ApiSpec:
+    return feed_api(auth={"signup": DEMO_SIGNUP, "login": DEMO_LOGIN, **auth})
+
+
+def memory_server(call: Call) -> Any:
+    if call.path == "/users":
+        return 201, {"id": 41}
+    if call.path == "/auth/login":
+        return 200, {"token": "tok-1"}
+    if call.path == "/posts" and call.method == "GET":
+        return 200, page(1, 2, 3, 4)
+    if call.path == "/posts" and call.method == "POST":
+        return 201, {"id": 50 + len(call.body["title"]) % 7}
+    if call.path.endswith("/comments"):
+        return 201, {"id": 70}
+    return 204, None
+
+
+async def test_exported_memory_is_json_and_restores_exactly() -> None:
+    now = [1000.0]
+    target = DeclarativeTarget(FakeTransport(memory_server), memory_api(), now=lambda: now[0])
+    assert target.export_memory(1) is None  # a user the target does not know
+    await join(target)
+    for action in ("browse", "read", "read_popular", "create", "create", "comment"):
+        assert (await target.send(req(action))).ok, action
+    now[0] += 12.25
+    saved = target.export_memory(1)
+    assert saved is not None
+    assert json.loads(json.dumps(saved)) == saved  # JSON-ready, nothing lost on the way
+    assert saved["identity"] == {"username": "ann", "email": "ann@sim-engine.test", "name": "Ann"}
+    assert "password" not in json.dumps(saved)  # derived from the run secret: never saved
+    assert (saved["remote_id"], saved["token"], saved["token_age_s"]) == (41, "tok-1", 12.25)
+    assert saved["token_sim_time"] == 1_772_445_600.0
+    seen = saved["memory"]["memory.seen"]
+    assert [i["id"] for i in seen["items"]] == [2, 3, 4]  # bound 3, newest kept
+    assert sum(seen["picks"]) == 2  # read and read_popular picked from it
+    assert set(saved["memory"]) == {"memory.seen", "memory.own", "memory.comments"}
+
+    now[0] = 5.0  # another process: another clock
+    restored = DeclarativeTarget(FakeTransport(memory_server), memory_api(), now=lambda: now[0])
+    restored.restore_memory(1, json.loads(json.dumps(saved)))
+    assert restored.export_memory(1) == saved
+    assert restored.memory(1) == target.memory(1)
+    assert restored.has(1, "memory.own") and not restored.has(1, "pool.recent")  # pools are shared
+    restored.forget_user(1)
+    assert restored.export_memory(1) is None
+
+
+async def test_a_restored_user_with_a_valid_token_sends_no_log_in() -> None:
+    now = [1000.0]
+    before = DeclarativeTarget(FakeTransport(memory_server), memory_api(), now=lambda: now[0])
+    await join(before)
+    assert (await before.send(req("create"))).ok
+    saved = before.export_memory(1)
+    assert saved is not None
+
+    transport = FakeTransport(memory_server)
+    after = DeclarativeTarget(transport, memory_api(), now=lambda: now[0])
+    after.restore_memory(1, saved)
+    assert after.token_valid(1) and not after.token_valid(2)
+    outcome = await after.send(req("delete"))  # the engine holds no token after a restart
+    assert outcome.ok and outcome.retries == 0
+    assert [(c.method, c.path) for c in transport.calls] == [
+        ("DELETE", f"/posts/{outcome.post_id}")
+    ]
+    assert transport.calls[0].headers["Authorization"] == "Bearer tok-1"
+    assert not after.has(1, "memory.own")
+
+
+async def test_a_restored_token_ages_on_and_expires_by_its_ttl() -> None:
+    now = [1000.0]
+    server = TokenApi()
+    api = make_api(auth={"login": DEMO_LOGIN, "token_ttl_s": 60})
+    before = DeclarativeTarget(FakeTransport(server), api, now=lambda: now[0])
+    await join(before)
+    now[0] += 40
+    saved = before.export_memory(1)
+    assert saved is not None and saved["token_age_s"] == 40
+
+    now[0] = 0.0
+    transport = FakeTransport(server)
+    after = DeclarativeTarget(transport, api, now=lambda: now[0])
+    after.restore_memory(1, saved, password="pw-ann")
+    assert (await after.send(req("me"))).ok  # 40 s old: still valid, no log-in
+    assert [c.path for c in transport.calls] == ["/me"]
+    now[0] += 20  # 60 s old: renewed before the action
+    assert not after.token_valid(1)
+    assert (await after.send(req("me"))).ok
+    assert [c.path for c in transport.calls[1:]] == ["/auth/login", "/me"]
+    assert transport.calls[1].body == {"username": "ann", "password": "pw-ann"}
+    assert after.export_memory(1) == {**saved, "token": "tok-2", "token_age_s": 0.0}
+
+
+async def test_basic_auth_saves_no_token_and_bad_saved_memory_is_refused() -> None:
+    api = make_api(auth={"scheme": "basic"})
+    target = DeclarativeTarget(FakeTransport(lambda call: (200, {})), api)
+    await target.send(req("log_in", payload={"username": "ann", "password": "pw-ann"}))
+    saved = target.export_memory(1)
+    assert saved is not None and saved["token"] is None  # requests need the unsaved password
+    assert target.token_valid(1)  # no token scheme: nothing to expire
+    for bad in ([], {"memory": []}, {"memory": {"memory.x": [1]}}, {"identity": "ann"},
+                {"memory": {"memory.x": {"items": [{"id": 1}], "picks": []}}}):  # fmt: skip
+        with pytest.raises(ValueError):
+            target.restore_memory(2, bad)  # type: ignore[arg-type]
+    assert target.export_memory(2) is None
 
 
 # -- a whole simulated day against the in-process demo API ----------------------------------------

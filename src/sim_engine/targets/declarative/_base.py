@@ -108,9 +108,7 @@ class TargetBase:
             return {auth.header: auth.api_key}
         return {}
 
-    def _json(
-        self, resp: Response, where: str, post_id: Any = None
-    ) -> tuple[Any, Outcome | None]:
+    def _json(self, resp: Response, where: str, post_id: Any = None) -> tuple[Any, Outcome | None]:
         """The answer's JSON document, or a bad-answer outcome when it is not JSON."""
         try:
             return json.loads(resp.body), None

@@ -82,7 +82,9 @@ class Items:
         """
         if not isinstance(data, dict) or not isinstance(data.get("items"), list):
             raise ValueError("a memory list must be {'items': [...], 'picks': [...]}")
-        picks = data.get("picks") or [0] * len(data["items"])
+        picks = data.get("picks")
+        if picks is None:
+            picks = [0] * len(data["items"])
         if not isinstance(picks, list) or len(picks) != len(data["items"]):
             raise ValueError("a memory list's 'picks' must count each of its items")
         for item, count in zip(data["items"], picks, strict=True):

@@ -118,14 +118,23 @@ class DeclarativeTarget(ErrorsMixin):
         keep_token = self.api.auth.effective_scheme != "basic"
         return self._memory.export_user(user_id, self._now(), keep_token)
 
-    def restore_memory(self, user_id: int, data: dict[str, Any]) -> None:
+    def restore_memory(
+        self, user_id: int, data: dict[str, Any], *, password: str | None = None
+    ) -> None:
         """Put back what :meth:`export_memory` returned (a resumed run).
 
         The user keeps its token: with ``auth.token_ttl_s`` it is renewed once
         ``token_age_s`` plus the time since the restore reaches the TTL; without,
         only when the API answers 401. A user restored with a token therefore sends
-        no log-in before its next action. Deleted-item marks and shared pools are
+        no log-in before its next action. Renewing logs in with the user's
+        identity, whose password is not saved: pass it as ``password`` (the engine
+        derives it from the run secret). Deleted-item marks and shared pools are
         not per user and are not restored.
+
+        Args:
+            user_id: the engine's id for the user.
+            data: the dict :meth:`export_memory` returned (after a JSON round trip).
+            password: the user's password, for templates and renewals (``{user.password}``).
 
         Raises:
             ValueError: ``data`` is not a dict :meth:`export_memory` returned.
@@ -134,6 +143,8 @@ class DeclarativeTarget(ErrorsMixin):
             self._memory.restore_user(user_id, data, self._now())
         except (TypeError, KeyError) as exc:
             raise ValueError(f"not a saved memory: {exc}") from None
+        if password is not None:
+            self._memory.users[user_id].identity["password"] = password
 
     def token_valid(self, user_id: int) -> bool:
         """Return True when the user holds a token that ``auth.token_ttl_s`` has not expired
