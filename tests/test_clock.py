@@ -14,6 +14,8 @@ from sim_engine.engine.clock import (
     FastForwardClock,
     ManualClock,
     ScaledClock,
+    SimClock,
+    SpeedControl,
     make_clock,
     parse_speed,
     to_sim_seconds,
@@ -68,16 +70,15 @@ def test_parse_speed_rejects(text: str | float) -> None:
 
 def test_make_clock() -> None:
     ff = make_clock(None, 100.0)
-    assert isinstance(ff, FastForwardClock)
-    assert ff.jumps is True
+    assert ff.jumps is True and ff.speed is None
     assert ff.now() == 100.0
     scaled = make_clock(60.0, 100.0)
-    assert isinstance(scaled, ScaledClock)
     assert scaled.jumps is False
     assert scaled.speed == 60.0
     assert abs(scaled.now() - 100.0) < 60.0  # ran for well under a wall second
     for clock in (ff, scaled, ManualClock()):
         assert isinstance(clock, Clock)
+    assert isinstance(ff, SpeedControl) and not isinstance(ManualClock(), SpeedControl)
 
 
 def test_to_sim_seconds() -> None:
@@ -116,7 +117,6 @@ async def test_jumping_clock_sleep_until(cls: type[ManualClock]) -> None:
 
 def test_fast_forward_clock_is_max_speed() -> None:
     clock = FastForwardClock(0.0)
-    assert isinstance(clock, ManualClock)
     assert clock.jumps is True
     assert clock.speed is None
 
@@ -226,6 +226,34 @@ async def test_scaled_clock_set_speed_wakes_a_sleeper() -> None:
     await asyncio.wait_for(task, 1.0)
     assert time.perf_counter() - started < 0.5
     assert clock.now() >= 100.0
+
+
+def test_one_clock_switches_between_a_factor_and_max_without_a_jump() -> None:
+    wall = FakeWall()
+    clock = SimClock(1000.0, 60.0, wall=wall)
+    wall.t += 2.0
+    assert clock.now() == 1120.0
+    clock.set_speed(None)  # max: the same object now jumps
+    assert clock.jumps is True and clock.speed is None
+    wall.t += 50.0
+    assert clock.now() == 1120.0  # wall time no longer moves it
+    assert clock.wall_seconds_until(5000.0) == 0.0
+    clock.set_speed(10.0)  # back to a factor, anchored where it stood
+    assert clock.jumps is False and clock.now() == 1120.0
+    wall.t += 1.0
+    assert clock.now() == 1130.0
+    with pytest.raises(ValueError):
+        clock.set_speed(0.0)
+
+
+async def test_a_sleeper_wakes_when_the_clock_switches_to_max() -> None:
+    clock = SimClock(0.0, 1.0)  # a simulated day would take a wall day
+    sleeper = asyncio.ensure_future(clock.sleep_until(86400.0))
+    await asyncio.sleep(0.01)
+    assert not sleeper.done()
+    clock.set_speed(None)
+    await asyncio.wait_for(sleeper, 1.0)
+    assert clock.now() == 86400.0
 
 
 # -- real time: the clock keeps pace -----------------------------------------------------

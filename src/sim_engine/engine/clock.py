@@ -2,13 +2,14 @@
 
 Simulated time is a float of **simulated seconds since the Unix epoch (UTC)**,
 named ``sim_*`` everywhere in the code; wall time is only ever read here (and in
-targets, to measure latency). Three clocks share the :class:`Clock` protocol:
+targets, to measure latency). Every clock shares the :class:`Clock` protocol:
 
-* :class:`ScaledClock` -- runs ``speed`` simulated seconds per wall second
-  (``1`` is real time, ``3600`` is a simulated hour per wall second); it can be
-  paused, resumed and re-speeded while running.
-* :class:`FastForwardClock` -- ``--speed max``: never waits; the engine jumps it
-  from one due event to the next.
+* :class:`SimClock` -- the run's one controllable clock: ``speed`` simulated
+  seconds per wall second (``1`` is real time, ``3600`` a simulated hour per wall
+  second) or ``max`` (jumps from due event to due event); it can be paused,
+  resumed and switched between a factor and ``max`` while running, without ever
+  being replaced (:class:`SpeedControl`). :class:`ScaledClock` and
+  :class:`FastForwardClock` are a ``SimClock`` started at a factor or at ``max``.
 * :class:`ManualClock` -- for tests: time moves only when the test (or the
   engine, through :meth:`sleep_until`) moves it, so a simulated week takes
   milliseconds.
@@ -30,6 +31,8 @@ __all__ = [
     "FastForwardClock",
     "ManualClock",
     "ScaledClock",
+    "SimClock",
+    "SpeedControl",
     "make_clock",
     "parse_speed",
     "to_sim_seconds",
@@ -38,14 +41,16 @@ __all__ = [
 
 @runtime_checkable
 class Clock(Protocol):
-    """What the engine needs from a clock.
+    """What the engine needs from a clock (every clock here, and any of yours).
 
-    Attributes:
-        jumps: True when the clock does not follow the wall clock (``max`` or
-            manual): the engine then moves it itself with :meth:`sleep_until`.
+    ``jumps`` is True when the clock does not follow the wall clock (``max`` or
+    manual): the engine then moves it itself with :meth:`sleep_until`.
     """
 
-    jumps: bool
+    @property
+    def jumps(self) -> bool:
+        """True when the engine moves the clock from event to event."""
+        ...
 
     def now(self) -> float:
         """Return the current simulated time in simulated epoch seconds (UTC)."""
@@ -53,6 +58,27 @@ class Clock(Protocol):
 
     async def sleep_until(self, sim_t: float) -> None:
         """Return once the simulated time has reached ``sim_t`` (simulated epoch seconds)."""
+        ...
+
+    def wall_seconds_until(self, sim_t: float) -> float | None:
+        """Return the wall seconds until ``sim_t`` (0 for a jumping clock, None while paused)."""
+        ...
+
+
+@runtime_checkable
+class SpeedControl(Protocol):
+    """A clock that can be paused, resumed and re-speeded at run time (run control)."""
+
+    def pause(self) -> None:
+        """Stop simulated time until :meth:`resume`."""
+        ...
+
+    def resume(self) -> None:
+        """Let simulated time run again from where it stood."""
+        ...
+
+    def set_speed(self, speed: float | None) -> None:
+        """Run ``speed`` simulated seconds per wall second, or jump (``None``: ``max``)."""
         ...
 
 
@@ -90,7 +116,7 @@ def parse_speed(text: str | float | int) -> float | None:
 
 
 class ManualClock:
-    """A clock that moves only when told to; ``sleep_until`` jumps to the target.
+    """A clock that moves only when told to; ``sleep_until`` jumps to the target (tests).
 
     Args:
         start: simulated start, in simulated epoch seconds.
@@ -115,6 +141,10 @@ class ManualClock:
             raise ValueError("a clock never goes backwards")
         self._now += delta_s
 
+    def wall_seconds_until(self, sim_t: float) -> float | None:
+        """A jumping clock never waits: always 0."""
+        return 0.0
+
     async def sleep_until(self, sim_t: float) -> None:
         """Jump to ``sim_t`` (no-op if it is in the past) and yield once to the loop."""
         if sim_t > self._now:
@@ -122,43 +152,45 @@ class ManualClock:
         await asyncio.sleep(0)
 
 
-class FastForwardClock(ManualClock):
-    """``--speed max``: time jumps from due event to due event, as fast as the machine allows."""
+class SimClock:
+    """The run's one controllable clock: a speed factor or ``max``, switchable at run time.
 
-    speed: float | None = None
-
-
-class ScaledClock:
-    """Simulated time running ``speed`` times faster than the wall clock.
-
-    ``sim_now = sim_anchor + (wall_now - wall_anchor) * speed`` while running;
-    it stands still while paused. Changing the speed re-anchors, so simulated
-    time never jumps.
+    With a factor, ``sim_now = sim_anchor + (wall_now - wall_anchor) * speed``
+    while running, and time stands still while paused. With ``max`` (``speed``
+    None) the clock jumps: the engine moves it to each due event with
+    :meth:`sleep_until`. Changing the speed (factor to factor, factor to
+    ``max`` or back) re-anchors at the current simulated time, so simulated
+    time never jumps and whoever holds the clock keeps holding the right one.
 
     Args:
         start: simulated start, in simulated epoch seconds.
-        speed: simulated seconds per wall second (> 0).
+        speed: simulated seconds per wall second (> 0), or None for ``max``.
         wall: the wall-clock source in wall seconds (default ``time.monotonic``);
             injectable for tests.
+
+    Raises:
+        ValueError: ``speed`` is not positive.
     """
 
-    jumps = False
-
     def __init__(
-        self, start: float, speed: float = 1.0, wall: Callable[[], float] = time.monotonic
+        self, start: float, speed: float | None = 1.0, wall: Callable[[], float] = time.monotonic
     ) -> None:
-        if not speed > 0:
-            raise ValueError("speed must be positive")
+        _check_speed(speed)
         self._wall = wall
-        self._speed = float(speed)
+        self._speed = None if speed is None else float(speed)
         self._sim_anchor = float(start)
         self._wall_anchor = wall()
         self._paused = False
-        self._changed = asyncio.Event() if _has_loop() else None
+        self._changed: asyncio.Event | None = None
 
     @property
-    def speed(self) -> float:
-        """Simulated seconds per wall second."""
+    def jumps(self) -> bool:
+        """True at ``max``: time moves only when the engine moves it."""
+        return self._speed is None
+
+    @property
+    def speed(self) -> float | None:
+        """Simulated seconds per wall second; None for ``max``."""
         return self._speed
 
     @property
@@ -168,7 +200,7 @@ class ScaledClock:
 
     def now(self) -> float:
         """Return the current simulated time (simulated epoch seconds)."""
-        if self._paused:
+        if self._paused or self._speed is None:
             return self._sim_anchor
         return self._sim_anchor + (self._wall() - self._wall_anchor) * self._speed
 
@@ -194,58 +226,78 @@ class ScaledClock:
             self._paused = False
             self._notify()
 
-    def set_speed(self, speed: float) -> None:
-        """Change the speed (simulated seconds per wall second) without a jump in time.
+    def set_speed(self, speed: float | None) -> None:
+        """Change the speed without a jump in time: a factor, or None for ``max``.
 
         Raises:
             ValueError: ``speed`` is not positive.
         """
-        if not speed > 0:
-            raise ValueError("speed must be positive")
+        _check_speed(speed)
         self._reanchor()
-        self._speed = float(speed)
+        self._speed = None if speed is None else float(speed)
         self._notify()
 
     def wall_seconds_until(self, sim_t: float) -> float | None:
-        """Return the wall seconds until simulated time reaches ``sim_t`` (None while paused)."""
+        """Return the wall seconds until simulated time reaches ``sim_t``.
+
+        0 at ``max`` (the engine jumps); None while paused (no end in sight).
+        """
         if self._paused:
             return None
+        if self._speed is None:
+            return 0.0
         return max(0.0, (sim_t - self.now()) / self._speed)
 
     async def sleep_until(self, sim_t: float) -> None:
-        """Wait (in wall time) until simulated time reaches ``sim_t``.
+        """Reach ``sim_t``: jump to it at ``max``, or wait for it in wall time.
 
         Wakes early and recomputes when the clock is paused, resumed or
-        re-speeded, so a speed change takes effect at once.
+        re-speeded, so a speed change (including to ``max``) takes effect at once.
         """
         if self._changed is None:
             self._changed = asyncio.Event()
         while True:
-            remaining_sim_s = sim_t - self.now()
-            if remaining_sim_s <= 0 and not self._paused:
+            if self._speed is None and not self._paused:
+                if sim_t > self._sim_anchor:
+                    self._sim_anchor = sim_t
+                await asyncio.sleep(0)
+                return
+            wait_s = self.wall_seconds_until(sim_t)
+            if wait_s is not None and wait_s <= 0:
                 return
             self._changed.clear()
             # uvloop rounds timers to whole milliseconds: a shorter timeout would spin.
-            timeout_wall_s = None if self._paused else max(remaining_sim_s / self._speed, 0.001)
+            timeout = None if wait_s is None else max(wait_s, 0.001)
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), timeout_wall_s)
+                await asyncio.wait_for(self._changed.wait(), timeout)
 
 
-def _has_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
+class ScaledClock(SimClock):
+    """A :class:`SimClock` started at a speed factor (``1`` is real time)."""
+
+    def __init__(
+        self, start: float, speed: float = 1.0, wall: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__(start, speed, wall)
 
 
-def make_clock(speed: float | None, start: float) -> ManualClock | ScaledClock:
+class FastForwardClock(SimClock):
+    """A :class:`SimClock` started at ``max``: time jumps from due event to due event."""
+
+    def __init__(self, start: float = 0.0, wall: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(start, None, wall)
+
+
+def _check_speed(speed: float | None) -> None:
+    if speed is not None and not speed > 0:
+        raise ValueError("speed must be positive (or None for max)")
+
+
+def make_clock(speed: float | None, start: float) -> SimClock:
     """Build the clock for a run.
 
     Args:
         speed: simulated seconds per wall second, or None for ``max``.
         start: simulated start, in simulated epoch seconds.
     """
-    if speed is None:
-        return FastForwardClock(start)
-    return ScaledClock(start, speed)
+    return SimClock(start, speed)

@@ -1,11 +1,16 @@
-"""The engine: one scheduler for the whole population.
+"""The simulation: one scheduler for the whole population, composed of small collaborators.
 
-A single heap of due events ``(sim_time, seq, kind, user)`` drives everything;
-no user owns a task or a timer, so a million sleeping users cost memory, not
-CPU. Popping an event runs the (pure) planner for that user and, when an
-action is due, binds it to the user's memory and dispatches it to the target
-as an asyncio task under a concurrency cap. When the answer arrives, the
-user's memory is updated and its next event is pushed.
+A single heap of due events (:class:`~sim_engine.engine.scheduler.Scheduler`)
+drives everything; no user owns a task or a timer. Popping an event hands it
+to the collaborator that owns its kind:
+
+* :class:`~sim_engine.engine.growth.Growth` -- arrivals and replacements;
+* :class:`~sim_engine.engine.sessions.Sessions` -- session starts and steps,
+  which become dispatches for the :class:`~sim_engine.engine.executor.Executor`
+  (binds, sends, feeds answers back through a
+  :class:`~sim_engine.engine.capabilities.Binder`);
+* :class:`~sim_engine.engine.daycycle.DayCycle` -- run days and local midnights;
+* :class:`~sim_engine.engine.persistence.Persistence` -- checkpoints, restore, reconcile.
 
 With a jumping clock (``--speed max`` or a manual clock) the engine moves time
 itself, and keeps causality with a lookahead: it never pops an event later
@@ -16,53 +21,29 @@ so a response can never schedule a follow-up in the simulated past.
 from __future__ import annotations
 
 import asyncio
-import heapq
 import math
-import random
 import secrets
-from collections import deque
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from sim_engine.api.binding import (
-    _run_tag,
-    bind_social,
-    remember_social,
-    signup_requests,
-    user_password,
-)
-from sim_engine.engine.api_actions import ApiActions
-from sim_engine.engine.clock import Clock, FastForwardClock, ScaledClock
-from sim_engine.engine.crash_safety import CrashSafety
-from sim_engine.engine.daily import DailyDynamics
-from sim_engine.engine.events import (
-    _ARRIVAL,
-    _DAY,
-    _DAY_S,
-    _NEXT,
-    _REPLACE,
-    _SESSION,
-    _TICK,
-    _next_midnight,
-    _offset_of,
-    _offset_s,
-)
+from sim_engine.api.binding import _run_tag, bind_social, remember_social, user_password
+from sim_engine.engine.binders import ApiBinder, SocialBinder
+from sim_engine.engine.capabilities import ActionResolver, Binder, SessionHook, UserForgetter
+from sim_engine.engine.clock import Clock, SpeedControl
+from sim_engine.engine.daycycle import DayCycle
+from sim_engine.engine.events import ARRIVAL, DAY, REPLACE, TICK, offset_s
+from sim_engine.engine.executor import Executor
+from sim_engine.engine.growth import Growth
+from sim_engine.engine.ledger import Ledger
+from sim_engine.engine.persistence import Persistence
+from sim_engine.engine.scheduler import Scheduler
+from sim_engine.engine.sessions import Sessions
 from sim_engine.model.behaviour import CompiledPersona, compile_personas
 from sim_engine.model.content import ContentGenerator
-from sim_engine.model.lifecycle import LifecycleState, new_status, session_depth
-from sim_engine.model.population import IdentityFactory, SimUser, save_rng, user_rng
-from sim_engine.model.records import (
-    ActionRecord,
-    ActionRequest,
-    Outcome,
-    Sink,
-    Store,
-    Target,
-    UserRecord,
-)
-from sim_engine.model.scenario import FounderSpec, Scenario
+from sim_engine.model.population import IdentityFactory, SimUser
+from sim_engine.model.records import Sink, Store, Target
+from sim_engine.model.scenario import Scenario
 
 __all__ = [
     "Simulation",
@@ -71,9 +52,6 @@ __all__ = [
     "remember_social",
     "user_password",
 ]
-
-_REFERENCE_MEAN_ACTIONS = 4.0  # persona depth factor = mean_actions / this (lifecycle on)
-_SIGNUP_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,19 +75,30 @@ class SimulationStats:
     scheduled: int
 
 
-class Simulation(DailyDynamics, CrashSafety, ApiActions):
+def _binder(scenario: Scenario, target: Target) -> Binder:
+    if scenario.api is None:
+        return SocialBinder(ContentGenerator(scenario.seed), scenario.target.page_size)
+    resolver = target if isinstance(target, ActionResolver) else None
+    return ApiBinder(scenario.api, resolver)
+
+
+class Simulation:
     """A population of simulated users acting on a target over simulated time.
 
     Args:
         scenario: the validated scenario.
         target: what the actions run against.
-        clock: the clock (its current time is the simulated start).
-        sinks: receivers of :class:`ActionRecord` and :class:`UserRecord`.
+        clock: the clock (its current time is the simulated start). A clock that
+            is also a :class:`~sim_engine.engine.clock.SpeedControl` can be
+            paused and re-speeded through :meth:`pause`, :meth:`resume` and
+            :meth:`set_speed`; the object is never replaced.
+        sinks: receivers of :class:`ActionRecord`, :class:`UserRecord`,
+            :class:`LifecycleRecord` and :class:`DaySnapshot`.
         duration_s: simulated seconds to run (None: until :meth:`stop`).
-        secret: run secret from which passwords are derived (default: random).
+        secret: run secret from which passwords and the email tag derive
+            (default: random).
         store: where users are saved as they change (crash safety); None: nowhere.
-        hooks: objects with ``on_session_start(user, sim_t)`` and
-            ``on_session_end(user, sim_t)`` (plugins, seed 000's SimulationPlugin).
+        hooks: told when sessions start and end (plugins, seed 000's SimulationPlugin).
     """
 
     def __init__(
@@ -121,58 +110,71 @@ class Simulation(DailyDynamics, CrashSafety, ApiActions):
         duration_s: float | None = None,
         secret: str | None = None,
         store: Store | None = None,
-        hooks: Sequence[Any] = (),
+        hooks: Sequence[SessionHook] = (),
     ) -> None:
         self.scenario = scenario
         self._target = target
         self._clock = clock
-        self._sinks = list(sinks)
+        self._control = clock if isinstance(clock, SpeedControl) else None
         self._start_s = clock.now()
         self._end_s = math.inf if duration_s is None else self._start_s + duration_s
-        self._secret = secret or secrets.token_hex(16)
-        self._personas: list[CompiledPersona] = compile_personas(scenario)
-        shares = scenario.persona_shares()
-        pop = scenario.population
-        self._factory = IdentityFactory(
-            seed=scenario.seed,
+        self._personas = compile_personas(scenario)
+        self._progress = asyncio.Event()
+        self._resumed = asyncio.Event()
+        self._resumed.set()
+        self._stopping = False
+        self._populated = False
+        self._compose(secret or secrets.token_hex(16), store, sinks, hooks)
+
+    def _compose(
+        self,
+        secret: str,
+        store: Store | None,
+        sinks: Sequence[Sink],
+        hooks: Sequence[SessionHook],
+    ) -> None:
+        scenario, target, personas = self.scenario, self._target, self._personas
+        lookahead_s = max(
+            min(p.session.think_time.min_s for p in personas),
+            scenario.limits.min_action_interval_s,
+        )
+        self._lookahead_s = lookahead_s
+        forgetter = target if isinstance(target, UserForgetter) else None
+        self._ledger = Ledger(personas, sinks, store, forgetter)
+        self._scheduler = Scheduler(self._progress.set)
+        binder = _binder(scenario, target)
+        self._sessions = Sessions(
+            scenario, personas, self._scheduler, binder, secret, lookahead_s, hooks, self._alive
+        )
+        self._executor = Executor(
+            target, self._clock, self._ledger, self._sessions, binder, self._on_change
+        )
+        factory = self._factory(secret)
+        self._growth = Growth(scenario, personas, factory, self._ledger, self._scheduler)
+        life = scenario.lifecycle if scenario.lifecycle.enabled else None
+        can_delete = scenario.api is None or "delete_account" in scenario.api.actions
+        self._days = DayCycle(
+            life, personas, self._scheduler, self._ledger, self._growth, self._sessions,
+            self._executor, target, can_delete, self._start_s, lookahead_s,
+        )  # fmt: skip
+        self._persistence = Persistence(
+            self._clock, self._ledger, self._growth, self._days, self._sessions,
+            self._scheduler, personas, target, (self._start_s, self._end_s),
+            scenario.target.concurrency, reread_posts=scenario.api is None,
+        )  # fmt: skip
+
+    def _factory(self, secret: str) -> IdentityFactory:
+        shares = self.scenario.persona_shares()
+        pop = self.scenario.population
+        return IdentityFactory(
+            seed=self.scenario.seed,
             persona_shares=[shares[p.name] for p in self._personas],
             timezones=list(pop.timezones.items()),
             email_domain=pop.email_domain,
             tags=pop.tags,
             avatar=pop.avatar,
-            run_tag=_run_tag(self._secret),
+            run_tag=_run_tag(secret),
         )
-        self._content = ContentGenerator(scenario.seed)
-        self._growth_rng = random.Random(scenario.seed * 7919 + 1)
-        self._heap: list[tuple[float, int, int, SimUser | None]] = []
-        self._seq = 0
-        self._users: dict[int, SimUser] = {}
-        self._signup_failures: dict[int, int] = {}
-        self._lookahead_s = max(
-            min(p.session.think_time.min_s for p in self._personas),
-            scenario.limits.min_action_interval_s,
-        )
-        self._open_sessions = 0
-        self._inflight_times: deque[float] = deque()
-        self._inflight: set[asyncio.Task[None]] = set()
-        self._progress = asyncio.Event()
-        self._resumed = asyncio.Event()
-        self._resumed.set()
-        self._stopping = False
-        self._signed_up = 0
-        self._actions = 0
-        self._failed = 0
-        self._error: BaseException | None = None
-        self._steps: dict[int, list[Any]] = {}  # workflow steps left, by user id
-        self._hooks = list(hooks)
-        self._hooked: set[int] = set()  # users whose session start the hooks saw
-        self._dirty: set[int] = set()
-        self._store = store
-        self._populated = False
-        self._life = scenario.lifecycle if scenario.lifecycle.enabled else None
-        self._persona_index = {p.name: p.index for p in self._personas}
-        self._arrivals_today = 0
-        self._day_start_s = self._start_s
 
     # -- public ---------------------------------------------------------------------------
 
@@ -187,6 +189,11 @@ class Simulation(DailyDynamics, CrashSafety, ApiActions):
         return self._end_s
 
     @property
+    def clock(self) -> Clock:
+        """The run's clock (the same object for the whole run, whatever the speed)."""
+        return self._clock
+
+    @property
     def target(self) -> Target:
         """The target the users act on (add-ons may read its ``statistics()`` if it has one)."""
         return self._target
@@ -199,18 +206,19 @@ class Simulation(DailyDynamics, CrashSafety, ApiActions):
     @property
     def users(self) -> dict[int, SimUser]:
         """The users by engine id (read-only use, please)."""
-        return self._users
+        return self._ledger.users
 
     def statistics(self) -> SimulationStats:
         """Return a snapshot of the run's counters."""
+        ledger = self._ledger
         return SimulationStats(
             sim_now=self._clock.now(),
-            users=len(self._users),
-            signed_up=self._signed_up,
-            actions=self._actions,
-            failed=self._failed,
-            in_flight=len(self._inflight),
-            scheduled=len(self._heap),
+            users=len(ledger.users),
+            signed_up=ledger.signed_up,
+            actions=ledger.actions,
+            failed=ledger.failed,
+            in_flight=len(self._executor.inflight),
+            scheduled=len(self._scheduler),
         )
 
     def stop(self) -> None:
@@ -228,8 +236,11 @@ class Simulation(DailyDynamics, CrashSafety, ApiActions):
 
     @property
     def speed(self) -> float | None:
-        """Simulated seconds per wall second; None for ``max``."""
-        return None if self._clock.jumps else getattr(self._clock, "speed", None)
+        """Simulated seconds per wall second; None for ``max`` (or a manual clock)."""
+        if self._clock.jumps:
+            return None
+        speed = getattr(self._clock, "speed", None)  # a user's own live clock may lack it
+        return float(speed) if isinstance(speed, (int, float)) else None
 
     @property
     def state(self) -> str:
@@ -246,44 +257,31 @@ class Simulation(DailyDynamics, CrashSafety, ApiActions):
     def pause(self) -> None:
         """Take no more actions and stop simulated time until :meth:`resume`."""
         self._resumed.clear()
-        pause = getattr(self._clock, "pause", None)
-        if pause is not None:
-            pause()
+        if self._control is not None:
+            self._control.pause()
         self._progress.set()
 
     def resume(self) -> None:
         """Let simulated time run and actions flow again."""
-        resume = getattr(self._clock, "resume", None)
-        if resume is not None:
-            resume()
+        if self._control is not None:
+            self._control.resume()
         self._resumed.set()
         self._progress.set()
 
     def set_speed(self, speed: float | None) -> None:
         """Change the speed at run time: simulated seconds per wall second, or None for ``max``.
 
-        Switching between ``max`` and a factor swaps the clock, anchored at the
-        current simulated time, so time never jumps.
+        The clock switches itself, anchored at the current simulated time, so
+        time never jumps and every holder of the clock sees the change.
 
         Raises:
-            ValueError: ``speed`` is not positive.
+            ValueError: ``speed`` is not positive, or the clock cannot change speed.
         """
         if speed is not None and not speed > 0:
             raise ValueError("speed must be positive (or None for max)")
-        now = self._clock.now()
-        current = self.speed
-        if speed is None:
-            if current is not None:
-                self._clock = FastForwardClock(now)
-        elif current is None:
-            clock = ScaledClock(now, speed)
-            if self.paused:
-                clock.pause()
-            self._clock = clock
-        else:
-            set_speed = getattr(self._clock, "set_speed", None)
-            if set_speed is not None:
-                set_speed(speed)
+        if self._control is None:
+            raise ValueError("this run's clock cannot change speed")
+        self._control.set_speed(speed)
         self._progress.set()
 
     def breakdown(self) -> dict[str, dict[str, int]]:
@@ -298,7 +296,7 @@ class Simulation(DailyDynamics, CrashSafety, ApiActions):
         routine: dict[str, int] = {}
         cache: dict[tuple[int, Any], str] = {}
         in_session = 0
-        for user in self._users.values():
+        for user in self._ledger.users.values():
             p = self._personas[user.persona]
             persona[p.name] = persona.get(p.name, 0) + 1
             if user.life is not None:
@@ -307,7 +305,7 @@ class Simulation(DailyDynamics, CrashSafety, ApiActions):
             group = (user.persona, user.tz)
             state = cache.get(group)
             if state is None:
-                state = cache[group] = p.state_at(now, _offset_s(user, now))
+                state = cache[group] = p.state_at(now, offset_s(user, now))
             routine[state] = routine.get(state, 0) + 1
             in_session += user.session_left > 0
         return {
@@ -322,13 +320,7 @@ class Simulation(DailyDynamics, CrashSafety, ApiActions):
 
         Returns the users created (fewer when the population maximum is reached).
         """
-        t = self._clock.now() if at_s is None else at_s
-        made = []
-        for _ in range(count):
-            if len(self._users) >= self.scenario.population.max:
-                break
-            made.append(self._create_user(t))
-        return made
+        return self._growth.add_users(count, self._clock.now() if at_s is None else at_s)
 
     def populate(self) -> None:
         """Create the founders and the initial population (once; :meth:`run` calls it too).
@@ -336,12 +328,37 @@ class Simulation(DailyDynamics, CrashSafety, ApiActions):
         Call it before :meth:`run` to build a large population while a live clock
         is paused, so building takes no simulated time.
         """
-        if self._users or self._populated:
+        if self._ledger.users or self._populated:
             return
         self._populated = True
         for founder in self.scenario.population.founders:
-            self._create_founder(founder, self._start_s)
-        self.add_users(self.scenario.population.initial, self._start_s)
+            self._growth.create_founder(founder, self._start_s)
+        self._growth.add_users(self.scenario.population.initial, self._start_s)
+
+    # -- crash safety (see Persistence) ---------------------------------------------------
+
+    def export_state(self) -> dict[str, Any]:
+        """Return the engine's own state (not the users) as JSON-ready data."""
+        return self._persistence.export_state()
+
+    def checkpoint(self) -> int:
+        """Save the state and every changed user; return how many users were saved."""
+        return self._persistence.checkpoint()
+
+    def restore(self, state: dict[str, Any], users: Sequence[SimUser]) -> None:
+        """Continue a crashed run: take back its users and state (before :meth:`run`).
+
+        Raises:
+            KeyError, ValueError: ``state`` is not an exported state.
+        """
+        self._populated = True
+        self._persistence.restore(state, users)
+
+    async def reconcile(self) -> int:
+        """Bring users' memory in line with the target; return how many changed."""
+        return await self._persistence.reconcile()
+
+    # -- the run loop ---------------------------------------------------------------------
 
     async def run(self) -> SimulationStats:
         """Run until the duration has passed or :meth:`stop` is called.
@@ -351,96 +368,104 @@ class Simulation(DailyDynamics, CrashSafety, ApiActions):
         propagate.
         """
         self.populate()
-        if self.scenario.population.signups_per_day > 0:
-            self._push(self._start_s + self._arrival_gap_s(), _ARRIVAL, None)
-        self._push(self._day_start_s + _DAY_S, _TICK, None)
+        self._growth.start(self._start_s)
+        self._days.start()
         try:
             await self._loop()
         finally:
             self._stopping = True
-            if self._inflight:
-                await asyncio.gather(*self._inflight, return_exceptions=True)
+            await self._executor.drain()
             end = min(self._clock.now(), self._end_s)
-            if end > self._day_start_s:
-                self._emit(self._snapshot(end))
-        if self._error is not None:
-            raise self._error
+            if end > self._days.day_start_s:
+                self._ledger.emit(self._days.snapshot(end))
+        if self._executor.error is not None:
+            raise self._executor.error
         return self.statistics()
 
-    # -- scheduling -----------------------------------------------------------------------
+    def _alive(self, user_id: int) -> bool:
+        return not self._stopping and user_id in self._ledger.users
 
-    def _push(self, sim_t: float, kind: int, user: SimUser | None) -> None:
-        self._seq += 1
-        heapq.heappush(self._heap, (sim_t, self._seq, kind, user))
-        if user is not None and kind != _DAY:
-            user.pending = True
+    def _on_change(self) -> None:
+        if self._executor.error is not None:
+            self._stopping = True  # a programming error: surfaced from run()
         self._progress.set()
-
-    def _arrival_gap_s(self) -> float:
-        return self._growth_rng.expovariate(self.scenario.population.signups_per_day / _DAY_S)
 
     def _blocked(self, sim_t: float) -> bool:
         """True when an event at ``sim_t`` must wait for in-flight actions first."""
-        if len(self._inflight) >= self.scenario.target.concurrency:
+        executor = self._executor
+        if len(executor.inflight) >= self.scenario.target.concurrency:
             return True
-        if not self._clock.jumps or not self._inflight_times:
+        if not self._clock.jumps or not executor.inflight_times:
             return False
-        return sim_t > self._inflight_times[0] + self._lookahead_s
+        return sim_t > executor.inflight_times[0] + self._lookahead_s
 
     async def _wait_progress(self) -> None:
         self._progress.clear()
         await self._progress.wait()
 
     async def _loop(self) -> None:
-        heap = self._heap
-        clock = self._clock
         while not self._stopping:
             if not self._resumed.is_set():
                 await self._resumed.wait()
                 continue
-            clock = self._clock
-            if not heap or heap[0][0] >= self._end_s:
-                if not self._inflight:
+            sim_t = self._scheduler.next_time()
+            if sim_t is None or sim_t >= self._end_s:
+                if not self._executor.inflight:
                     break
                 await self._wait_progress()
-                continue
-            sim_t = heap[0][0]
-            if self._blocked(sim_t):
+            elif self._blocked(sim_t):
                 await self._wait_progress()
-                continue
-            if clock.jumps:
-                await clock.sleep_until(sim_t)
-            elif clock.now() < sim_t:
+            elif self._clock.jumps:
+                await self._clock.sleep_until(sim_t)
+                self._handle(sim_t)
+            elif self._clock.now() < sim_t:
                 await self._sleep_or_progress(sim_t)
-                continue
-            _, _, kind, user = heapq.heappop(heap)
-            if user is not None:
-                if kind == _DAY:
-                    self._on_day(user, sim_t)
-                else:
-                    user.pending = False
-                    self._on_user_event(kind, user, sim_t)
-            elif kind == _ARRIVAL:
-                self._on_arrival(sim_t)
-            elif kind == _TICK:
-                self._on_tick(sim_t)
-            elif kind == _REPLACE and len(self._users) < self.scenario.population.max:
-                self._create_user(sim_t)
+            else:
+                self._handle(sim_t)
+        await self._finish_time()
+
+    def _handle(self, sim_t: float) -> None:
+        """Pop the next event and hand it to the collaborator that owns its kind."""
+        _, _, kind, user = self._scheduler.pop()
+        if user is not None:
+            if kind == DAY:
+                self._days.on_day(user, sim_t)
+                return
+            user.pending = False
+            if user.user_id in self._ledger.users:
+                step = self._sessions.on_event(kind, user, sim_t)
+                if step is not None:
+                    self._executor.dispatch(step)
+        elif kind == ARRIVAL:
+            self._growth.on_arrival(sim_t)
+        elif kind == TICK:
+            self._days.on_tick(sim_t)
+        elif kind == REPLACE and not self._growth.full():
+            self._growth.create(sim_t)
+
+    async def _finish_time(self) -> None:
+        """Bring the clock to the end of the run (or the next event) once the loop is over."""
         clock = self._clock
-        if clock.jumps and heap and not self._stopping:
-            await clock.sleep_until(min(heap[0][0], self._end_s))
-        elif clock.jumps and math.isfinite(self._end_s) and not self._stopping:
-            await clock.sleep_until(self._end_s)
+        if self._stopping:
+            return
+        if clock.jumps:
+            nxt = self._scheduler.next_time()
+            if nxt is not None:
+                await clock.sleep_until(min(nxt, self._end_s))
+            elif math.isfinite(self._end_s):
+                await clock.sleep_until(self._end_s)
+            return
         # A wall-clock run lasts its whole duration even when nothing more is due
         # before the end (e.g. everyone asleep); stop() still ends the wait at once.
-        while not clock.jumps and not self._stopping and clock.now() < self._end_s < math.inf:
+        while not self._stopping and not clock.jumps and clock.now() < self._end_s < math.inf:
             await self._sleep_or_progress(self._end_s)
+        if clock.jumps and not self._stopping and math.isfinite(self._end_s):
+            await clock.sleep_until(self._end_s)  # switched to max while waiting
 
     async def _sleep_or_progress(self, sim_t: float) -> None:
         """Wait until the live clock reaches ``sim_t`` or something changes (one timer, no task)."""
         self._progress.clear()
-        wall_until = getattr(self._clock, "wall_seconds_until", None)
-        delay = wall_until(sim_t) if wall_until is not None else 0.0
+        delay = self._clock.wall_seconds_until(sim_t)
         handle = None
         if delay is not None:
             # uvloop rounds timers to whole milliseconds: never ask for less.
@@ -450,318 +475,3 @@ class Simulation(DailyDynamics, CrashSafety, ApiActions):
         finally:
             if handle is not None:
                 handle.cancel()
-
-    # -- events ---------------------------------------------------------------------------
-
-    def _create_founder(self, spec: FounderSpec, sim_t: float) -> SimUser:
-        persona = self._persona_index[spec.persona] if spec.persona else None
-        user = self._factory.create(sim_t, persona=persona, name=spec.name, email=spec.email)
-        user.founder = True
-        return self._admit(user, sim_t)
-
-    def _create_user(self, sim_t: float) -> SimUser:
-        return self._admit(self._factory.create(sim_t), sim_t)
-
-    def _admit(self, user: SimUser, sim_t: float) -> SimUser:
-        self._users[user.user_id] = user
-        self._saved(user)
-        rng = user_rng(user)
-        local = datetime.fromtimestamp(sim_t, user.tz)
-        if self._life is not None:
-            user.life = new_status(self._life, local.date().toordinal(), rng)
-            user.life.active_today = True  # joining is the first day's activity
-            user.day_end = _next_midnight(local)
-            self._push(user.day_end, _DAY, user)
-        persona = self._personas[user.persona]
-        first = persona.next_session_start(sim_t, _offset_of(local), rng)
-        save_rng(user, rng)
-        if math.isfinite(first):
-            self._push(first, _SESSION, user)
-        return user
-
-    def _on_arrival(self, sim_t: float) -> None:
-        cap = self.scenario.population.max_signups_per_day
-        if len(self._users) < self.scenario.population.max and (
-            cap is None or self._arrivals_today < cap
-        ):
-            self._arrivals_today += 1
-            self._create_user(sim_t)
-        self._push(sim_t + self._arrival_gap_s(), _ARRIVAL, None)
-
-    def _on_user_event(self, kind: int, user: SimUser, sim_t: float) -> None:
-        if user.user_id not in self._users:
-            return
-        persona = self._personas[user.persona]
-        local = datetime.fromtimestamp(sim_t, user.tz)
-        offset_s = _offset_of(local)
-        state = persona.state_at(sim_t, offset_s)
-        life = user.life
-        if life is not None and (not life.active_today or life.state is LifecycleState.CHURNED):
-            # A session planned for, or running into, a day the user skips
-            # (e.g. a vacation starting at midnight) ends without acting -- even a
-            # first session that would sign up: it waits for the next active day.
-            self._session_ended(user, sim_t)
-            self._set_session_left(user, 0)
-            user.last_feed = None
-            return
-        rng = user_rng(user)
-        if kind == _SESSION:
-            cap = self.scenario.limits.max_concurrent_sessions
-            if cap is not None and self._open_sessions >= cap:
-                # Too many sessions at once (seed 000's session throttling): try later.
-                self._push(sim_t + rng.uniform(30.0, 120.0), _SESSION, user)
-                save_rng(user, rng)
-                return
-            user.session_id += 1
-            self._set_session_left(user, self._session_length(persona, rng, user))
-            user.feed_offset = 0
-            if self._hooks:
-                self._hooked.add(user.user_id)
-                for hook in self._hooks:
-                    hook.on_session_start(user, sim_t)
-        if state == "sleeping" or not self._in_session(user):
-            self._end_session(user, persona, sim_t, offset_s, rng)
-            save_rng(user, rng)
-            return
-        iso = local.isoformat(timespec="milliseconds")
-        request: ActionRequest | None
-        floor_s = self.scenario.limits.min_action_interval_s
-        if user.token is None:
-            requests = self._signup_requests(user, sim_t, iso)
-            think_s = max(persona.think_time_s(rng), floor_s)
-        elif self.scenario.api is None:
-            requests = [self._bind(persona.choose_action(state, rng), user, sim_t, iso, rng)]
-            self._set_session_left(user, user.session_left - 1)
-            think_s = max(persona.think_time_s(rng), floor_s)
-        else:
-            request, step_think_s = self._plan_api_action(user, persona, state, sim_t, iso, rng)
-            think_s = max(persona.think_time_s(rng), floor_s)
-            if step_think_s is not None:
-                think_s = max(step_think_s, self.scenario.limits.min_action_interval_s)
-            if request is None:  # nothing possible: the user just thinks
-                save_rng(user, rng)
-                base = sim_t if self._clock.jumps else self._clock.now()
-                self._follow_up(user, persona, base, think_s)
-                return
-            requests = [request]
-        save_rng(user, rng)
-        self._dispatch(user, persona, state, sim_t, requests, think_s)
-
-    def _end_session(
-        self,
-        user: SimUser,
-        persona: CompiledPersona,
-        sim_t: float,
-        offset_s: float,
-        rng: random.Random,
-    ) -> None:
-        self._session_ended(user, sim_t)
-        self._set_session_left(user, 0)
-        self._steps.pop(user.user_id, None)
-        user.last_feed = None
-        nxt = persona.next_session_start(sim_t, offset_s, rng)
-        life = user.life
-        if (
-            life is not None
-            and user.token is not None
-            and (nxt >= user.day_end or not life.active_today)
-        ):
-            return  # today's sessions are over; the user's next local midnight plans more
-        if math.isfinite(nxt):
-            self._push(max(nxt, sim_t + self._lookahead_s), _SESSION, user)
-
-    def _session_ended(self, user: SimUser, sim_t: float) -> None:
-        """Tell the hooks that a session they saw start is over (once per session)."""
-        if user.user_id in self._hooked:
-            self._hooked.discard(user.user_id)
-            for hook in self._hooks:
-                hook.on_session_end(user, sim_t)
-
-    def _in_session(self, user: SimUser) -> bool:
-        """True while the user has actions (or workflow steps) left in its session."""
-        return user.session_left > 0 or bool(self._steps.get(user.user_id))
-
-    def _set_session_left(self, user: SimUser, left: int) -> None:
-        """Set the actions left in the user's session, keeping the open-session count."""
-        if user.session_left > 0 and left <= 0:
-            self._open_sessions -= 1
-        elif user.session_left <= 0 and left > 0:
-            self._open_sessions += 1
-        user.session_left = max(0, left)
-
-    def _session_length(self, persona: CompiledPersona, rng: random.Random, user: SimUser) -> int:
-        if user.life is None or self._life is None:
-            return persona.session_length(rng)
-        factor = persona.session.mean_actions / _REFERENCE_MEAN_ACTIONS
-        depth = session_depth(self._life, user.life, rng, scale=factor)
-        return min(depth, persona.session.max_actions)
-
-    # -- binding planned actions to memory ------------------------------------------------
-
-    def _signup_requests(self, user: SimUser, sim_t: float, iso: str) -> list[ActionRequest]:
-        password = user_password(user, self._secret, self.scenario)
-        return signup_requests(user, password, sim_t, iso, self.scenario.api is not None)
-
-    def _bind(
-        self, action: str, user: SimUser, sim_t: float, iso: str, rng: random.Random
-    ) -> ActionRequest:
-        """Turn a planned action into a request from memory (see :func:`bind_social`)."""
-        return bind_social(
-            action, user, sim_t, iso, rng, self._content, self.scenario.target.page_size
-        )
-
-    # -- execution ------------------------------------------------------------------------
-
-    def _dispatch(
-        self,
-        user: SimUser,
-        persona: CompiledPersona,
-        state: str,
-        sim_t: float,
-        requests: list[ActionRequest],
-        think_s: float,
-    ) -> None:
-        user.pending = True
-        self._spawn(sim_t, self._perform(user, persona, state, sim_t, requests, think_s))
-
-    def _spawn(self, sim_t: float, coro: Coroutine[Any, Any, None]) -> None:
-        self._inflight_times.append(sim_t)
-        task = asyncio.ensure_future(self._timed(sim_t, coro))
-        self._inflight.add(task)
-        task.add_done_callback(self._on_done)
-
-    async def _timed(self, sim_t: float, coro: Coroutine[Any, Any, None]) -> None:
-        try:
-            await coro
-        finally:
-            self._inflight_times.remove(sim_t)
-
-    def _on_done(self, task: asyncio.Task[None]) -> None:
-        self._inflight.discard(task)
-        self._progress.set()
-        if not task.cancelled() and task.exception() is not None:
-            self._error = self._error or task.exception()
-            self._stopping = True  # a programming error: surfaced from run()
-
-    async def _perform(
-        self,
-        user: SimUser,
-        persona: CompiledPersona,
-        state: str,
-        sim_t: float,
-        requests: list[ActionRequest],
-        think_s: float,
-    ) -> None:
-        ok = True
-        for request in requests:
-            outcome = await self._target.send(request)
-            self._apply(user, request, outcome)
-            self._record(user, persona, state, request, outcome)
-            if not outcome.ok and not (request.action == "sign_up" and outcome.status == 409):
-                # A user that already exists (a founder, seed 001's bootstrap, or a
-                # sign-up the target took just before a crash) just logs in.
-                ok = False
-                break
-        if requests[0].action in ("sign_up", "log_in"):
-            self._after_signup(user, ok)
-        base = sim_t if self._clock.jumps else self._clock.now()
-        self._follow_up(user, persona, base, think_s)
-
-    def _after_signup(self, user: SimUser, ok: bool) -> None:
-        if ok:
-            self._signup_failures.pop(user.user_id, None)
-            return
-        failures = self._signup_failures.get(user.user_id, 0) + 1
-        self._signup_failures[user.user_id] = failures
-        self._set_session_left(user, 0)
-        if failures >= _SIGNUP_ATTEMPTS and user.remote_id is None:
-            del self._users[user.user_id]  # gives up on this user: never joined
-            forget = getattr(self._target, "forget_user", None)
-            if forget is not None:
-                forget(user.user_id)
-            if self._store is not None:
-                self._store.remove_user(user.user_id)
-
-    def _follow_up(
-        self, user: SimUser, persona: CompiledPersona, base: float, think_s: float
-    ) -> None:
-        user.pending = False
-        if self._stopping or user.user_id not in self._users:
-            return
-        if self._in_session(user) and think_s <= persona.session.inactivity_timeout_s:
-            self._push(base + think_s, _NEXT, user)
-            return
-        rng = user_rng(user)
-        self._end_session(user, persona, base, _offset_s(user, base), rng)
-        save_rng(user, rng)
-
-    def _apply(self, user: SimUser, request: ActionRequest, outcome: Outcome) -> None:
-        """Feed the answer back into the user's memory."""
-        action = request.action
-        if outcome.intended:
-            return  # a deliberate error (error simulation) teaches the user nothing
-        if action == "sign_up" and outcome.ok:
-            user.joined = True
-            user.remote_id = outcome.remote_id
-            self._signed_up += 1
-            self._saved(user)
-            local = datetime.fromtimestamp(request.sim_time, user.tz)
-            self._emit(
-                UserRecord(
-                    sim_time=request.sim_time_iso,
-                    sim_ts=request.sim_time,
-                    user_id=user.user_id,
-                    persona=self._personas[user.persona].name,
-                    name=user.name,
-                    email=user.email,
-                    timezone=str(local.tzinfo),
-                    avatar=user.avatar or user.initials,
-                    tag=user.tag,
-                    remote_id=outcome.remote_id,
-                )
-            )
-        elif action == "log_in":
-            user.token = outcome.token if outcome.ok else None
-            if outcome.ok and user.remote_id is None:
-                user.remote_id = outcome.remote_id
-                self._saved(user)
-        elif self.scenario.api is None and remember_social(user, request, outcome):
-            self._saved(user)  # a post created or deleted: must not be forgotten
-        if outcome.status == 401 and action not in ("log_in", "sign_up"):
-            user.token = None  # re-login at the next session start
-
-    def _record(
-        self,
-        user: SimUser,
-        persona: CompiledPersona,
-        state: str,
-        request: ActionRequest,
-        outcome: Outcome,
-    ) -> None:
-        self._actions += 1
-        if not outcome.ok and not outcome.intended:
-            self._failed += 1
-        self._emit(
-            ActionRecord(
-                sim_time=request.sim_time_iso,
-                sim_ts=request.sim_time,
-                user_id=user.user_id,
-                persona=persona.name,
-                state=state,
-                action=request.action,
-                status=outcome.status,
-                ok=outcome.ok,
-                latency_ms=round(outcome.latency_ms, 3),
-                post_id=outcome.post_id if outcome.post_id is not None else request.post_id,
-                session_id=user.session_id,
-                error=outcome.error,
-                endpoint=outcome.endpoint,
-                skipped=outcome.skipped,
-                retries=outcome.retries,
-                intended=outcome.intended,
-            )
-        )
-
-    def _emit(self, record: Any) -> None:
-        for sink in self._sinks:
-            sink.emit(record)

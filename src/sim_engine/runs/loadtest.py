@@ -42,7 +42,8 @@ from hdrh.histogram import HdrHistogram
 from sim_engine import __version__
 from sim_engine.api.binding import signup_requests
 from sim_engine.api.plugins import plugin_runtime
-from sim_engine.engine.api_actions import api_request, next_step
+from sim_engine.engine.binders import api_request, next_step
+from sim_engine.engine.capabilities import ActionResolver
 from sim_engine.engine.simulation import bind_social, remember_social, user_password
 from sim_engine.model.behaviour import compile_personas
 from sim_engine.model.content import ContentGenerator
@@ -544,10 +545,14 @@ class _LoadTest:
             drawn = self._next_api_name(user, rng, steps)
             if drawn is None:
                 continue
-            request = api_request(self._target, drawn, user, now, iso)
+            request = api_request(self._resolver(), drawn, user, now)
             if request is not None:
                 return request
         return None
+
+    def _resolver(self) -> ActionResolver | None:
+        target = self._target
+        return target if isinstance(target, ActionResolver) else None
 
     def _next_api_name(self, user: SimUser, rng: random.Random, steps: list[Any]) -> str | None:
         """The next action of an ``api`` scenario: a workflow's next step, or a fresh draw."""
@@ -559,7 +564,7 @@ class _LoadTest:
             if workflow is None:
                 return name
             steps.extend(workflow.steps)
-        drawn = next_step(api, steps, rng, self._target, user.user_id)
+        drawn = next_step(api, steps, rng, self._resolver(), user.user_id)
         return drawn[0] if drawn is not None else None  # wall-time delays, not think times
 
     # -- figures ------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from sim_engine import __version__
 from sim_engine.api.plugins import plugin_runtime
 from sim_engine.engine.addons import Addon
-from sim_engine.engine.clock import ScaledClock, make_clock
+from sim_engine.engine.clock import make_clock
 from sim_engine.engine.simulation import Simulation, SimulationStats
 from sim_engine.engine.store import SqliteStore
 from sim_engine.model.records import Sink, Target
@@ -231,6 +231,7 @@ async def _run(options: RunOptions, url: str, store: SqliteStore) -> RunResult:
     target, hooks = plugin_runtime(scenario, _target(scenario, transport), transport)
     now_s = start_s if saved is None else float(saved["sim_now"])
     clock = make_clock(options.speed, now_s)
+    clock.pause()  # setting up and populating take wall time, not simulated time
     out = scenario.output
     collector = MetricsCollector(start_s, out.latest_actions, out.top_n, out.users_sample_s)
     daily = DailyMetrics(scenario.lifecycle.history_days)
@@ -252,8 +253,6 @@ async def _run(options: RunOptions, url: str, store: SqliteStore) -> RunResult:
     addons += [keeper, kill]
     for addon in addons:
         sinks.extend(addon.sinks())
-    if isinstance(clock, ScaledClock):
-        clock.pause()  # building the population takes wall time, not simulated time
     if duration_s is not None:
         duration_s = max(0.0, start_s + duration_s - now_s)
     sim = Simulation(
@@ -271,8 +270,7 @@ async def _run(options: RunOptions, url: str, store: SqliteStore) -> RunResult:
         for addon in addons:
             await addon.start(sim)
             started.append(addon)
-        if isinstance(clock, ScaledClock):
-            clock.resume()
+        clock.resume()
         stats = await sim.run()
     finally:
         wall_s = time.perf_counter() - wall_started
@@ -291,7 +289,8 @@ async def _run(options: RunOptions, url: str, store: SqliteStore) -> RunResult:
         "scenario": scenario.name,
         "seed": scenario.seed,
         "target": url,
-        "speed": "max" if options.speed is None else options.speed,
+        "speed": "max" if sim.speed is None else sim.speed,  # at the end (ctl may change it)
+        "start_speed": "max" if options.speed is None else options.speed,
         "wall_seconds": round(wall_s, 3),
         "simulated_seconds": round(end_s - start_s, 3),
         "interrupted": interrupted_any,

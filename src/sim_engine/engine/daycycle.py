@@ -1,4 +1,4 @@
-"""Lifecycle day handling of the engine: run days, users' local midnights, churn.
+"""The day cycle: run days, users' local midnights, churn and its clean-up.
 
 Two clocks of days run through a simulation. The *run day* (every 86,400
 simulated seconds from the start) emits a :class:`DaySnapshot` of lifecycle
@@ -6,12 +6,6 @@ states, resets the daily sign-up cap and plans replacements for churned users.
 Each *user's local midnight* (with a ``lifecycle`` section) decides the user's
 next day -- active or not, state transitions -- plans its first session, and
 cleans a churned user from the target (or keeps it), per ``lifecycle.cleanup``.
-
-This is a mixin of :class:`~sim_engine.engine.simulation.Simulation`, apart from the
-scheduler so that the engine module holds one concept (scheduling and
-execution) and this one the day-level dynamics; it owns no state of its own.
-The attributes and methods of ``Simulation`` it uses are declared for the type
-checker only.
 """
 
 from __future__ import annotations
@@ -19,88 +13,94 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
-from collections.abc import Coroutine
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
 
-from sim_engine.engine.events import (
-    _DAY,
-    _DAY_S,
-    _REPLACE,
-    _SESSION,
-    _TICK,
-    _next_midnight,
-    _offset_of,
-)
-from sim_engine.model.lifecycle import LifecycleState, decide_day
+from sim_engine.engine.events import DAY, DAY_S, REPLACE, SESSION, TICK, next_midnight, offset_of
+from sim_engine.engine.executor import Executor
+from sim_engine.engine.growth import Growth
+from sim_engine.engine.ledger import Ledger
+from sim_engine.engine.scheduler import Scheduler
+from sim_engine.engine.sessions import Sessions
+from sim_engine.model.behaviour import CompiledPersona
+from sim_engine.model.lifecycle import LifecycleSpec, LifecycleState, decide_day
 from sim_engine.model.population import SimUser, save_rng, user_rng
-from sim_engine.model.records import ActionRequest, DaySnapshot, LifecycleRecord
+from sim_engine.model.records import ActionRequest, DaySnapshot, LifecycleRecord, Target
 
-if TYPE_CHECKING:
-    from sim_engine.model.behaviour import CompiledPersona
-    from sim_engine.model.lifecycle import LifecycleSpec
-    from sim_engine.model.records import Outcome, Store, Target
-    from sim_engine.model.scenario import Scenario
-
-__all__ = ["DailyDynamics"]
+__all__ = ["DayCycle"]
 
 
-class DailyDynamics:
-    """Mixin of ``Simulation``: run days and users' local midnights."""
+class DayCycle:
+    """Handles run days and users' local midnights.
 
-    if TYPE_CHECKING:  # provided by Simulation; declared for the type checker only
-        scenario: Scenario
-        _target: Target
-        _store: Store | None
-        _life: LifecycleSpec | None
-        _personas: list[CompiledPersona]
-        _users: dict[int, SimUser]
-        _growth_rng: random.Random
-        _lookahead_s: float
-        _day_start_s: float
-        _arrivals_today: int
+    Args:
+        life: the lifecycle section (None when disabled).
+        personas: the compiled personas, by index.
+        scheduler, ledger, growth, sessions, executor: the run's collaborators.
+        target: the target (churned users are deleted through it).
+        can_delete: the API can delete an account (``delete_account``).
+        start_s: simulated start of the run (its first run day).
+        lookahead_s: the smallest possible think time (simulated seconds).
 
-        def _push(self, sim_t: float, kind: int, user: SimUser | None) -> None: ...
-        def _spawn(self, sim_t: float, coro: Coroutine[Any, Any, None]) -> None: ...
-        def _session_ended(self, user: SimUser, sim_t: float) -> None: ...
-        def _signup_requests(
-            self, user: SimUser, sim_t: float, iso: str
-        ) -> list[ActionRequest]: ...
-        def _apply(self, user: SimUser, request: ActionRequest, outcome: Outcome) -> None: ...
-        def _record(
-            self,
-            user: SimUser,
-            persona: CompiledPersona,
-            state: str,
-            request: ActionRequest,
-            outcome: Outcome,
-        ) -> None: ...
-        def _emit(self, record: Any) -> None: ...
+    Attributes:
+        day_start_s: simulated start of the current run day.
+    """
 
-    def _on_tick(self, sim_t: float) -> None:
+    def __init__(
+        self,
+        life: LifecycleSpec | None,
+        personas: list[CompiledPersona],
+        scheduler: Scheduler,
+        ledger: Ledger,
+        growth: Growth,
+        sessions: Sessions,
+        executor: Executor,
+        target: Target,
+        can_delete: bool,
+        start_s: float,
+        lookahead_s: float,
+    ) -> None:
+        self._life = life
+        self._personas = personas
+        self._scheduler = scheduler
+        self._ledger = ledger
+        self._growth = growth
+        self._sessions = sessions
+        self._executor = executor
+        self._target = target
+        self._can_delete = can_delete
+        self._lookahead_s = lookahead_s
+        self.day_start_s = start_s
+
+    def start(self) -> None:
+        """Schedule the end of the current run day."""
+        self._scheduler.push(self.day_start_s + DAY_S, TICK, None)
+
+    def on_tick(self, sim_t: float) -> None:
         """End of a run-relative simulated day: snapshot, reset caps, replace churned users."""
-        self._emit(self._snapshot(sim_t))
-        self._day_start_s = sim_t
-        self._arrivals_today = 0
-        self._push(sim_t + _DAY_S, _TICK, None)
+        self._ledger.emit(self.snapshot(sim_t))
+        self.day_start_s = sim_t
+        self._growth.arrivals_today = 0
+        self._scheduler.push(sim_t + DAY_S, TICK, None)
         replacement = self._life.replacement if self._life is not None else None
         if replacement is None or not replacement.enabled:
             return
         live = sum(
             1
-            for u in self._users.values()
+            for u in self._ledger.users.values()
             if u.life is None or u.life.state is not LifecycleState.CHURNED
         )
         deficit = replacement.target_pool - live
         if deficit > 0:
-            for _ in range(min(deficit, replacement.daily.draw(self._growth_rng))):
-                self._push(sim_t + self._growth_rng.uniform(0, _DAY_S), _REPLACE, None)
+            rng = self._growth.rng
+            for _ in range(min(deficit, replacement.daily.draw(rng))):
+                self._scheduler.push(sim_t + rng.uniform(0, DAY_S), REPLACE, None)
 
-    def _snapshot(self, end_s: float) -> DaySnapshot:
+    def snapshot(self, end_s: float) -> DaySnapshot:
+        """Return the lifecycle snapshot of the run day ending at ``end_s``."""
         states: dict[str, int] = {}
         patterns: dict[str, int] = {}
         engagement: dict[str, float] = {}
-        for user in self._users.values():
+        for user in self._ledger.users.values():
             life = user.life
             if life is None:
                 continue
@@ -110,25 +110,25 @@ class DailyDynamics:
             if life.state is not LifecycleState.CHURNED:
                 patterns[life.pattern.value] = patterns.get(life.pattern.value, 0) + 1
         return DaySnapshot(
-            day_start_ts=self._day_start_s,
+            day_start_ts=self.day_start_s,
             day_end_ts=end_s,
-            total_users=len(self._users),
+            total_users=len(self._ledger.users),
             state_distribution=states,
             pattern_distribution=patterns,
             engagement_by_state={k: round(v / states[k], 2) for k, v in engagement.items()},
         )
 
-    def _on_day(self, user: SimUser, sim_t: float) -> None:
+    def on_day(self, user: SimUser, sim_t: float) -> None:
         """A user's local midnight: decide the day (lifecycle), plan its first session."""
         life, spec = user.life, self._life
-        if life is None or spec is None or user.user_id not in self._users:
+        if life is None or spec is None or user.user_id not in self._ledger.users:
             return
         local = datetime.fromtimestamp(sim_t + 1.0, user.tz)
         rng = user_rng(user)
         decision = decide_day(spec, life, local.date(), rng, churnable=not user.founder)
         iso = datetime.fromtimestamp(sim_t, user.tz).isoformat(timespec="milliseconds")
         for change in decision.transitions:
-            self._emit(
+            self._ledger.emit(
                 LifecycleRecord(
                     iso, sim_t, user.user_id, change.change, change.old, change.new, change.reason
                 )
@@ -137,13 +137,13 @@ class DailyDynamics:
             self._churn(user, sim_t, iso, rng)
             save_rng(user, rng)
             return
-        user.day_end = _next_midnight(local)
-        self._push(user.day_end, _DAY, user)
+        user.day_end = next_midnight(local)
+        self._scheduler.push(user.day_end, DAY, user)
         if decision.active and not user.pending and user.session_left == 0:
             persona = self._personas[user.persona]
-            first = persona.session_start_within(sim_t, user.day_end, _offset_of(local), rng)
+            first = persona.session_start_within(sim_t, user.day_end, offset_of(local), rng)
             if math.isfinite(first):
-                self._push(max(first, sim_t + self._lookahead_s), _SESSION, user)
+                self._scheduler.push(max(first, sim_t + self._lookahead_s), SESSION, user)
         save_rng(user, rng)
 
     def _churn(self, user: SimUser, sim_t: float, iso: str, rng: random.Random) -> None:
@@ -155,23 +155,24 @@ class DailyDynamics:
         if user.remote_id is None:
             self._forget(user, sim_t, iso, "never signed up: nothing to delete")
             return
-        api = self.scenario.api
-        if api is not None and "delete_account" not in api.actions:
+        if not self._can_delete:
             self._kept(user, sim_t, iso, "kept: the api section has no delete_account action")
             return
         requests = []
         if user.token is None:
-            requests = self._signup_requests(user, sim_t, iso)[-1:]
+            requests = self._sessions.signup_requests(user, sim_t)[-1:]
         requests.append(
             ActionRequest(
                 "delete_account", user.user_id, sim_t, iso, None, remote_user_id=user.remote_id
             )
         )
-        self._spawn(sim_t, self._cleanup(user, sim_t, iso, requests))
+        self._executor.spawn(sim_t, self._cleanup(user, sim_t, iso, requests))
 
     def _kept(self, user: SimUser, sim_t: float, iso: str, reason: str) -> None:
         """Record that a churned user stays on the target, and why."""
-        self._emit(LifecycleRecord(iso, sim_t, user.user_id, "cleanup", "CHURNED", "KEPT", reason))
+        self._ledger.emit(
+            LifecycleRecord(iso, sim_t, user.user_id, "cleanup", "CHURNED", "KEPT", reason)
+        )
 
     async def _cleanup(
         self, user: SimUser, sim_t: float, iso: str, requests: list[ActionRequest]
@@ -181,21 +182,16 @@ class DailyDynamics:
             if request.action == "delete_account" and user.token:
                 request = dataclasses.replace(request, token=user.token)
             outcome = await self._target.send(request)
-            self._apply(user, request, outcome)
-            self._record(user, persona, "cleanup", request, outcome)
+            self._executor.apply(user, request, outcome)
+            self._executor.record(user, persona, "cleanup", request, outcome)
             if not outcome.ok:
                 self._kept(user, sim_t, iso, f"cleanup failed: {outcome.error}")
                 return
         self._forget(user, sim_t, iso, "deleted from the target with all it created")
 
     def _forget(self, user: SimUser, sim_t: float, iso: str, reason: str) -> None:
-        self._session_ended(user, sim_t)
-        self._users.pop(user.user_id, None)
-        forget = getattr(self._target, "forget_user", None)
-        if forget is not None:
-            forget(user.user_id)
-        if self._store is not None:
-            self._store.remove_user(user.user_id)
-        self._emit(
+        self._sessions.session_ended(user, sim_t)
+        self._ledger.remove(user)
+        self._ledger.emit(
             LifecycleRecord(iso, sim_t, user.user_id, "cleanup", "CHURNED", "DELETED", reason)
         )

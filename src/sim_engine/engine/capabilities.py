@@ -1,0 +1,117 @@
+"""Declared seams of the engine: optional target capabilities, session hooks, binders.
+
+A :class:`~sim_engine.model.records.Target` only has to ``send`` and
+``aclose``. What else a target can do is declared here as small protocols and
+checked once with ``isinstance`` when the engine is built, never looked up
+with ``getattr`` on the hot path.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from sim_engine.model.behaviour import CompiledPersona
+from sim_engine.model.population import SimUser
+from sim_engine.model.records import ActionRequest, Outcome
+
+__all__ = [
+    "ActionResolver",
+    "Binder",
+    "MemoryKeeper",
+    "Planned",
+    "SessionHook",
+    "UserForgetter",
+]
+
+
+@runtime_checkable
+class ActionResolver(Protocol):
+    """A target that knows, per user, what is possible now (an ``api`` section's target)."""
+
+    def resolve(self, action_name: str, user_id: int) -> str | None:
+        """Return the action to send for ``action_name`` (itself or a fallback), or None."""
+        ...
+
+    def has(self, user_id: int, key: str) -> bool:
+        """Return True when the user's memory ``key`` (``memory.x``, ``pool.y``) is non-empty."""
+        ...
+
+
+@runtime_checkable
+class UserForgetter(Protocol):
+    """A target that keeps per-user state and must drop it when a user leaves the run."""
+
+    def forget_user(self, user_id: int) -> None:
+        """Drop everything kept for ``user_id``."""
+        ...
+
+
+@runtime_checkable
+class MemoryKeeper(Protocol):
+    """A target whose per-user memory (token, ids, picks) is saved with the user."""
+
+    def export_memory(self, user_id: int) -> dict[str, Any] | None:
+        """Return the user's memory as JSON-ready data (None: nothing kept)."""
+        ...
+
+    def restore_memory(self, user_id: int, data: dict[str, Any]) -> None:
+        """Take back a memory exported by :meth:`export_memory`."""
+        ...
+
+
+@runtime_checkable
+class SessionHook(Protocol):
+    """Told when a user's session starts and ends (plugins, seed 000's SimulationPlugin)."""
+
+    def on_session_start(self, user: SimUser, sim_t: float) -> None:
+        """A session of ``user`` starts at ``sim_t`` (simulated epoch seconds)."""
+        ...
+
+    def on_session_end(self, user: SimUser, sim_t: float) -> None:
+        """The session of ``user`` that the hook saw start ends at ``sim_t``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """What a binder made of one step of a session.
+
+    Attributes:
+        request: the request to send, or None when nothing is possible now.
+        think_s: a workflow step's own think time (simulated seconds), or None
+            for the persona's.
+        drew: True when the step consumed one of the session's persona draws
+            (workflow steps after the first do not).
+        more: True when workflow steps are left for the user.
+    """
+
+    request: ActionRequest | None
+    think_s: float | None = None
+    drew: bool = True
+    more: bool = False
+
+
+class Binder(Protocol):
+    """Turns a planned step into a request from the user's memory, and answers into memory."""
+
+    def plan(
+        self,
+        user: SimUser,
+        persona: CompiledPersona,
+        state: str,
+        sim_t: float,
+        rng: random.Random,
+    ) -> Planned:
+        """Plan the user's next step in its session at ``sim_t`` in routine ``state``."""
+        ...
+
+    def remember(self, user: SimUser, request: ActionRequest, outcome: Outcome) -> bool:
+        """Feed an answer back into memory; True when it must be saved at once."""
+        ...
+
+    def drop(self, user_id: int) -> None:
+        """The user's session is over: forget its unfinished workflow steps."""
+        ...
+

@@ -1,0 +1,194 @@
+"""The executor: sends requests to the target and feeds the answers back.
+
+Each dispatched step runs as an asyncio task under the concurrency cap; the
+executor keeps the in-flight set and the simulated times of in-flight actions
+(the run loop's causality lookahead reads the oldest), applies each answer to
+the user's memory, emits an :class:`~sim_engine.model.records.ActionRecord`,
+and hands the user back to :class:`~sim_engine.engine.sessions.Sessions` for
+its next step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Coroutine
+from datetime import datetime
+from typing import Any
+
+from sim_engine.engine.capabilities import Binder
+from sim_engine.engine.clock import Clock
+from sim_engine.engine.ledger import Ledger
+from sim_engine.engine.sessions import Dispatch, Sessions
+from sim_engine.model.behaviour import CompiledPersona
+from sim_engine.model.population import SimUser
+from sim_engine.model.records import ActionRecord, ActionRequest, Outcome, Target, UserRecord
+
+__all__ = ["Executor"]
+
+_SIGNUP_ATTEMPTS = 3
+
+
+class Executor:
+    """Runs dispatched steps as tasks and applies their answers.
+
+    Args:
+        target: what the actions run against.
+        clock: the run's clock (answers on a live clock schedule from its now).
+        ledger: users, counters, records and persistence of the run.
+        sessions: plans each user's next step after an answer.
+        binder: feeds answers into the user's memory.
+        on_change: called whenever an action finishes (wakes the run loop).
+    """
+
+    def __init__(
+        self,
+        target: Target,
+        clock: Clock,
+        ledger: Ledger,
+        sessions: Sessions,
+        binder: Binder,
+        on_change: Callable[[], None],
+    ) -> None:
+        self._target = target
+        self._clock = clock
+        self._ledger = ledger
+        self._sessions = sessions
+        self._binder = binder
+        self._on_change = on_change
+        self.inflight: set[asyncio.Task[None]] = set()
+        self.inflight_times: deque[float] = deque()
+        self.error: BaseException | None = None
+        self._signup_failures: dict[int, int] = {}
+
+    def dispatch(self, step: Dispatch) -> None:
+        """Send the step's requests in a task; with none, go straight to the next step."""
+        if not step.requests:
+            self._sessions.follow_up(step.user, self._base(step.sim_t), step.think_s)
+            return
+        step.user.pending = True
+        self.spawn(step.sim_t, self._perform(step))
+
+    def spawn(self, sim_t: float, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` as an in-flight action dispatched at ``sim_t``."""
+        self.inflight_times.append(sim_t)
+        task = asyncio.ensure_future(self._timed(sim_t, coro))
+        self.inflight.add(task)
+        task.add_done_callback(self._on_done)
+
+    async def drain(self) -> None:
+        """Wait for every in-flight action to finish."""
+        if self.inflight:
+            await asyncio.gather(*self.inflight, return_exceptions=True)
+
+    async def _timed(self, sim_t: float, coro: Coroutine[Any, Any, None]) -> None:
+        try:
+            await coro
+        finally:
+            self.inflight_times.remove(sim_t)
+
+    def _on_done(self, task: asyncio.Task[None]) -> None:
+        self.inflight.discard(task)
+        self._on_change()
+        if not task.cancelled() and task.exception() is not None:
+            self.error = self.error or task.exception()  # a programming error: surfaced
+
+    def _base(self, sim_t: float) -> float:
+        return sim_t if self._clock.jumps else self._clock.now()
+
+    async def _perform(self, step: Dispatch) -> None:
+        user = step.user
+        ok = True
+        for request in step.requests:
+            outcome = await self._target.send(request)
+            self.apply(user, request, outcome)
+            self.record(user, step.persona, step.state, request, outcome)
+            if not outcome.ok and not (request.action == "sign_up" and outcome.status == 409):
+                # A user that already exists (a founder, seed 001's bootstrap, or a
+                # sign-up the target took just before a crash) just logs in.
+                ok = False
+                break
+        if step.requests[0].action in ("sign_up", "log_in"):
+            self._after_signup(user, ok)
+        self._sessions.follow_up(user, self._base(step.sim_t), step.think_s)
+
+    def _after_signup(self, user: SimUser, ok: bool) -> None:
+        if ok:
+            self._signup_failures.pop(user.user_id, None)
+            return
+        failures = self._signup_failures.get(user.user_id, 0) + 1
+        self._signup_failures[user.user_id] = failures
+        self._sessions.set_left(user, 0)
+        if failures >= _SIGNUP_ATTEMPTS and user.remote_id is None:
+            self._ledger.remove(user)  # gives up on this user: never joined
+
+    def apply(self, user: SimUser, request: ActionRequest, outcome: Outcome) -> None:
+        """Feed the answer back into the user's memory."""
+        action = request.action
+        if outcome.intended:
+            return  # a deliberate error (error simulation) teaches the user nothing
+        if action == "sign_up" and outcome.ok:
+            self._joined(user, request, outcome)
+        elif action == "log_in":
+            user.token = outcome.token if outcome.ok else None
+            if outcome.ok and user.remote_id is None:
+                user.remote_id = outcome.remote_id
+                self._ledger.saved(user)
+        elif self._binder.remember(user, request, outcome):
+            self._ledger.saved(user)  # a post created or deleted: must not be forgotten
+        if outcome.status == 401 and action not in ("log_in", "sign_up"):
+            user.token = None  # re-login at the next session start
+
+    def _joined(self, user: SimUser, request: ActionRequest, outcome: Outcome) -> None:
+        user.joined = True
+        user.remote_id = outcome.remote_id
+        self._ledger.signed_up += 1
+        self._ledger.saved(user)
+        local = datetime.fromtimestamp(request.sim_time, user.tz)
+        self._ledger.emit(
+            UserRecord(
+                sim_time=request.sim_time_iso,
+                sim_ts=request.sim_time,
+                user_id=user.user_id,
+                persona=self._ledger.persona_name(user),
+                name=user.name,
+                email=user.email,
+                timezone=str(local.tzinfo),
+                avatar=user.avatar or user.initials,
+                tag=user.tag,
+                remote_id=outcome.remote_id,
+            )
+        )
+
+    def record(
+        self,
+        user: SimUser,
+        persona: CompiledPersona,
+        state: str,
+        request: ActionRequest,
+        outcome: Outcome,
+    ) -> None:
+        """Count the action and emit its record."""
+        self._ledger.actions += 1
+        if not outcome.ok and not outcome.intended:
+            self._ledger.failed += 1
+        self._ledger.emit(
+            ActionRecord(
+                sim_time=request.sim_time_iso,
+                sim_ts=request.sim_time,
+                user_id=user.user_id,
+                persona=persona.name,
+                state=state,
+                action=request.action,
+                status=outcome.status,
+                ok=outcome.ok,
+                latency_ms=round(outcome.latency_ms, 3),
+                post_id=outcome.post_id if outcome.post_id is not None else request.post_id,
+                session_id=user.session_id,
+                error=outcome.error,
+                endpoint=outcome.endpoint,
+                skipped=outcome.skipped,
+                retries=outcome.retries,
+                intended=outcome.intended,
+            )
+        )

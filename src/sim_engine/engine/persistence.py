@@ -1,0 +1,210 @@
+"""Crash safety of a run: checkpoints, restore and reconcile.
+
+A run with a :class:`~sim_engine.model.records.Store` writes each user through
+at every event that must not be forgotten (the :class:`~sim_engine.engine.ledger.Ledger`
+does) and checkpoints the engine's own state with every changed user in one
+transaction. After a crash, :meth:`Persistence.restore` takes the users and
+the state back and plans each user's next day and session from the current
+simulated time; :meth:`Persistence.reconcile` then brings the users' memory in
+line with what the target actually holds (see ``docs/safety.md``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sim_engine.api.binding import _run_tag
+from sim_engine.engine.clock import Clock
+from sim_engine.engine.daycycle import DayCycle
+from sim_engine.engine.events import DAY, SESSION, local_iso, next_midnight, offset_of
+from sim_engine.engine.growth import Growth
+from sim_engine.engine.ledger import Ledger
+from sim_engine.engine.scheduler import Scheduler
+from sim_engine.engine.sessions import Sessions
+from sim_engine.model.behaviour import CompiledPersona
+from sim_engine.model.population import SimUser, rng_from_json, rng_to_json, save_rng, user_rng
+from sim_engine.model.records import ActionRequest, Target
+
+__all__ = ["Persistence"]
+
+
+class Persistence:
+    """Exports, checkpoints, restores and reconciles the state of a run.
+
+    Args:
+        clock: the run's clock.
+        ledger, growth, days, sessions, scheduler: the run's collaborators.
+        personas: the compiled personas, by index.
+        target: the target (reconcile asks it).
+        span: ``(start_s, end_s)`` of the run in simulated epoch seconds.
+        concurrency: at most this many reconcile requests at once.
+        reread_posts: users re-read the posts they own on reconcile (the social API).
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        ledger: Ledger,
+        growth: Growth,
+        days: DayCycle,
+        sessions: Sessions,
+        scheduler: Scheduler,
+        personas: list[CompiledPersona],
+        target: Target,
+        span: tuple[float, float],
+        concurrency: int,
+        reread_posts: bool,
+    ) -> None:
+        self._clock = clock
+        self._ledger = ledger
+        self._growth = growth
+        self._days = days
+        self._sessions = sessions
+        self._scheduler = scheduler
+        self._personas = personas
+        self._target = target
+        self._start_s, self._end_s = span
+        self._concurrency = concurrency
+        self._reread_posts = reread_posts
+
+    def export_state(self) -> dict[str, Any]:
+        """Return the engine's own state (not the users) as JSON-ready data."""
+        ledger = self._ledger
+        return {
+            "sim_now": self._clock.now(),
+            "start_s": self._start_s,
+            "end_s": self._end_s if math.isfinite(self._end_s) else None,
+            "day_start_s": self._days.day_start_s,
+            "arrivals_today": self._growth.arrivals_today,
+            "secret": self._sessions.secret,
+            "factory": self._growth.factory.export_state(),
+            "growth_rng": rng_to_json(self._growth.rng),
+            "counters": {
+                "signed_up": ledger.signed_up,
+                "actions": ledger.actions,
+                "failed": ledger.failed,
+            },
+        }
+
+    def checkpoint(self) -> int:
+        """Save the engine's state and every user changed since the last checkpoint.
+
+        Returns the number of users saved (0 without a store).
+        """
+        store = self._ledger.store
+        if store is None:
+            return 0
+        changed = [
+            u
+            for u in self._ledger.users.values()
+            if u.life is not None or u.user_id in self._ledger.dirty
+        ]
+        store.checkpoint(self.export_state(), changed)
+        self._ledger.dirty.clear()
+        return len(changed)
+
+    def restore(self, state: dict[str, Any], users: Sequence[SimUser]) -> None:
+        """Take back a crashed run's users and state (before the run starts).
+
+        Every user gets its next local midnight and next session planned from
+        the current simulated time; tokens are not kept, so each logs in again
+        at its next session.
+
+        Raises:
+            KeyError, ValueError: ``state`` is not an exported state.
+        """
+        self._sessions.secret = str(state["secret"])
+        self._growth.factory.run_tag = _run_tag(self._sessions.secret)
+        self._days.day_start_s = float(state["day_start_s"])
+        self._growth.arrivals_today = int(state["arrivals_today"])
+        # Users created after the checkpoint were written through: ids go on after them.
+        next_id = max([int(state["factory"]["next_id"]), *(u.user_id + 1 for u in users)])
+        self._growth.factory.restore_state({**state["factory"], "next_id": next_id})
+        rng_from_json(self._growth.rng, state["growth_rng"])
+        counters = state.get("counters", {})
+        self._ledger.signed_up = int(counters.get("signed_up", 0))
+        self._ledger.actions = int(counters.get("actions", 0))
+        self._ledger.failed = int(counters.get("failed", 0))
+        now = self._clock.now()
+        for user in users:
+            self._ledger.users[user.user_id] = user
+            self._replan(user, now)
+
+    def _replan(self, user: SimUser, now: float) -> None:
+        rng = user_rng(user)
+        local = datetime.fromtimestamp(now, user.tz)
+        if user.life is not None:
+            user.day_end = next_midnight(local)
+            self._scheduler.push(user.day_end, DAY, user)
+            if not user.life.active_today:
+                save_rng(user, rng)
+                return
+        persona = self._personas[user.persona]
+        first = persona.next_session_start(now, offset_of(local), rng)
+        save_rng(user, rng)
+        if math.isfinite(first) and (user.life is None or first < user.day_end):
+            self._scheduler.push(first, SESSION, user)
+
+    async def reconcile(self) -> int:
+        """Bring users' memory in line with the target after a crash.
+
+        Users with an id on the target re-read the posts they own; users without
+        one try to log in (their sign-up may have reached the target just before
+        the crash). Returns the number of users whose memory changed.
+        """
+        changed = 0
+        semaphore = asyncio.Semaphore(self._concurrency)
+
+        async def one(user: SimUser) -> None:
+            nonlocal changed
+            async with semaphore:
+                before = (user.remote_id, sorted(user.own_posts or ()))
+                await self._reconcile_user(user)
+                if (user.remote_id, sorted(user.own_posts or ())) != before:
+                    changed += 1
+                    self._ledger.saved(user)
+
+        await asyncio.gather(*(one(u) for u in list(self._ledger.users.values())))
+        return changed
+
+    async def _reconcile_user(self, user: SimUser) -> None:
+        now = self._clock.now()
+        if user.remote_id is None:
+            login = self._sessions.signup_requests(user, now)[-1]
+            outcome = await self._target.send(login)
+            if not outcome.ok:
+                return
+            user.token = outcome.token
+            user.remote_id = outcome.remote_id
+        if user.remote_id is not None and self._reread_posts:
+            await self._reread(user, now)
+
+    async def _reread(self, user: SimUser, now: float) -> None:
+        """Re-read the posts the user owns, page by page (the social API)."""
+        iso = local_iso(user, now)
+        owned: list[int] = []
+        offset, limit = 0, 100
+        while True:
+            request = ActionRequest(
+                "list_own_posts",
+                user.user_id,
+                now,
+                iso,
+                user.token,
+                offset=offset,
+                limit=limit,
+                remote_user_id=user.remote_id,
+            )
+            outcome = await self._target.send(request)
+            if not outcome.ok:
+                return  # keep what we knew; the target cannot say
+            page = outcome.feed_ids or ()
+            owned.extend(pid for pid, author in page if author == user.remote_id)
+            if len(page) < limit:
+                break
+            offset += limit
+        user.own_posts = owned or None
