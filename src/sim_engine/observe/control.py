@@ -31,15 +31,13 @@ import urllib.error
 import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from sim_engine.engine.clock import parse_speed
 from sim_engine.model.records import Sink
-
-if TYPE_CHECKING:
-    from sim_engine.engine.simulation import Simulation
+from sim_engine.observe.protocols import RunControl, RunStatus
 
 __all__ = [
     "COMMANDS",
@@ -74,7 +72,7 @@ def _iso(sim_ts: float) -> str | None:
     return datetime.fromtimestamp(sim_ts, timezone.utc).isoformat(timespec="seconds")
 
 
-def run_status(sim: Simulation) -> dict[str, Any]:
+def run_status(sim: RunStatus) -> dict[str, Any]:
     """Return a run's status: simulated time (ISO UTC and epoch seconds), speed
     (a number or ``"max"``), state (``running``, ``paused``, ``stopping``), counters,
     and the simulated start and end (``end`` is None for an open-ended run)."""
@@ -132,14 +130,14 @@ class ControlServer:
         self.url: str | None = None
         self._host = host
         self._token = secrets.token_urlsafe(32)
-        self._sim: Simulation | None = None
+        self._sim: RunControl | None = None
         self._runner: web.AppRunner | None = None
 
     def sinks(self) -> list[Sink]:
         """No sinks: the endpoint reads the simulation's statistics."""
         return []
 
-    async def start(self, sim: Simulation) -> None:
+    async def start(self, sim: RunControl) -> None:
         """Listen on a free loopback port and write ``control.json`` (mode 0600).
 
         Raises:

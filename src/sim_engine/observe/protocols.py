@@ -1,0 +1,73 @@
+"""What the observers need of a running simulation, as small protocols.
+
+:class:`~sim_engine.engine.simulation.Simulation` satisfies both; typing an
+observer against them (instead of the concrete class) says which members it
+reads and lets tests pass a stand-in.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from sim_engine.engine.simulation import SimulationStats
+
+__all__ = ["RunControl", "RunStatus"]
+
+
+class RunStatus(Protocol):
+    """A run's progress: its simulated span, speed, state and counters."""
+
+    @property
+    def start_s(self) -> float:
+        """The simulated start (simulated epoch seconds)."""
+        ...
+
+    @property
+    def end_s(self) -> float:
+        """The simulated end (simulated epoch seconds; ``inf`` when open-ended)."""
+        ...
+
+    @property
+    def speed(self) -> float | None:
+        """Simulated seconds per wall second as set (None: as fast as possible)."""
+        ...
+
+    @property
+    def state(self) -> str:
+        """``running``, ``paused`` or ``stopping``."""
+        ...
+
+    def statistics(self) -> SimulationStats:
+        """Return the run's counters now (simulated time, users, actions...)."""
+        ...
+
+
+class RunControl(RunStatus, Protocol):
+    """Steering a run: pause, resume, change the speed, stop."""
+
+    @property
+    def paused(self) -> bool:
+        """True while the simulated clock stands still."""
+        ...
+
+    @property
+    def stopping(self) -> bool:
+        """True once the run is ending (commands are refused then)."""
+        ...
+
+    def pause(self) -> None:
+        """Stop the simulated clock; no more actions start."""
+        ...
+
+    def resume(self) -> None:
+        """Let simulated time run again."""
+        ...
+
+    def set_speed(self, speed: float | None) -> None:
+        """Set simulated seconds per wall second (None: as fast as possible)."""
+        ...
+
+    def stop(self) -> None:
+        """End the run gracefully (in-flight actions finish, outputs are written)."""
+        ...
