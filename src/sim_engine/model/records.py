@@ -9,6 +9,7 @@ offset once rendered into a record.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Protocol
 
 __all__ = [
@@ -218,6 +219,18 @@ class DaySnapshot:
     pattern_distribution: dict[str, int]
     engagement_by_state: dict[str, float]
     kind: str = field(default="day", init=False)
+
+    @property
+    def sim_ts(self) -> float:
+        """The day's end (simulated epoch seconds), like every record's ``sim_ts``."""
+        return self.day_end_ts
+
+    @property
+    def sim_time(self) -> str:
+        """The day's end as ISO 8601 in UTC, like every record's ``sim_time``."""
+        return datetime.fromtimestamp(self.day_end_ts, timezone.utc).isoformat(
+            timespec="milliseconds"
+        )
 
 
 Record = ActionRecord | UserRecord | LifecycleRecord | DaySnapshot
