@@ -255,8 +255,9 @@ async def _run(options: RunOptions, url: str, store: SqliteStore) -> RunResult:
         sinks.extend(addon.sinks())
     if duration_s is not None:
         duration_s = max(0.0, start_s + duration_s - now_s)
+    secret = _inprocess_secret(scenario) if url == INPROCESS else None
     sim = Simulation(
-        scenario, target, clock, sinks, duration_s=duration_s, store=store, hooks=hooks
+        scenario, target, clock, sinks, duration_s, secret=secret, store=store, hooks=hooks
     )
     if saved is None or resume is None:
         sim.populate()
@@ -300,6 +301,16 @@ async def _run(options: RunOptions, url: str, store: SqliteStore) -> RunResult:
     }
     files = _write_outputs(options.out_dir, metrics, scenario, daily.history())
     return RunResult(stats, metrics, wall_s, interrupted_any, files)
+
+
+def _inprocess_secret(scenario: Scenario) -> str:
+    """The run secret of an in-process run, derived from the seed: the demo app's
+    database is the run's own, so nothing can collide, and the same seed gives
+    byte-identical users and actions (emails carry a tag derived from the secret)."""
+    import hashlib
+
+    text = f"sim-engine:inprocess:{scenario.name}:{scenario.seed}"
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 def _addons(options: RunOptions) -> list[Addon]:
