@@ -280,14 +280,14 @@ class Memory:
     # -- reading and saving --------------------------------------------------------------------
 
     def view(self, user_id: int) -> dict[str, list[dict[str, Any]]] | None:
-        """Return a copy of a user's memory: ``memory.KEY`` -> items, oldest first (None for
-        a user not known)."""
+        """Return a copy of a user's memory: ``memory.KEY`` -> items, oldest first, deleted
+        ones left out (None for a user not known)."""
         user = self.users.get(user_id)
         if user is None or user.memory is None:
             return None
         return {
             key if key.startswith("memory.") else f"memory.{key}": [
-                dict(item) for item in items.items.values()
+                dict(item) for item in self.fresh(items).items.values()
             ]
             for key, items in user.memory.items()
         }

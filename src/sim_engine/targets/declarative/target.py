@@ -10,7 +10,6 @@ from sim_engine.model.templates import TemplateError, field, find
 from sim_engine.targets.declarative._answers import endpoint, failed, first_id, unbuildable
 from sim_engine.targets.declarative._auth import TOKEN_SCHEMES
 from sim_engine.targets.declarative._errors import ErrorsMixin
-from sim_engine.targets.declarative._memory import UserState
 from sim_engine.targets.transport import Response
 
 __all__ = ["DeclarativeTarget"]
@@ -211,9 +210,13 @@ class DeclarativeTarget(ErrorsMixin):
                 memory.drop_picks(user, picks)  # gone: no use picking them again
             return bad
         if action.extract:
-            bad = self._keep(user, action, resp, where, post_id, method)
-            if bad is not None:
-                return bad
+            found = self._extract(action, resp, where, post_id)
+            if isinstance(found, Outcome):
+                return found
+            # a create or change: the API vouches for the items now
+            self._memory.keep(user, found, vouched=method not in _SAFE_METHODS)
+            if post_id is None:
+                post_id = _answer_id(action, found)
         if action.forget is not None:
             memory.forget(user, picks[action.forget])
         return Outcome(
@@ -226,16 +229,14 @@ class DeclarativeTarget(ErrorsMixin):
             retries=resp.retries + retried,
         )
 
-    def _keep(
-        self,
-        user: UserState,
-        action: ActionSpec,
-        resp: Response,
-        where: str,
-        post_id: Any,
-        method: str,
-    ) -> Outcome | None:
-        """Apply the action's ``extract`` rules (all or nothing); return a bad-answer outcome."""
+    def _extract(
+        self, action: ActionSpec, resp: Response, where: str, post_id: Any
+    ) -> list[tuple[str, list[dict[str, Any]]]] | Outcome:
+        """Apply the action's ``extract`` rules to the answer (all or nothing).
+
+        Returns:
+            (key, items) per rule, or a bad-answer outcome (not JSON, a field missing).
+        """
         doc, bad = self._json(resp, where, post_id)
         if bad is not None:
             return bad
@@ -254,6 +255,13 @@ class DeclarativeTarget(ErrorsMixin):
             except TemplateError as exc:
                 return self._bad(resp, str(exc), where, post_id)
             found.append((rule.to, items))
-        # a create or change: the API vouches for the items now
-        self._memory.keep(user, found, vouched=method not in _SAFE_METHODS)
-        return None
+        return found
+
+
+def _answer_id(action: ActionSpec, found: list[tuple[str, list[dict[str, Any]]]]) -> Any:
+    """The ``id`` of the item an answer is (an ``extract`` rule on the whole answer, e.g. the
+    post a create made), for the records; None when there is none."""
+    for rule, (_, items) in zip(action.extract, found, strict=True):
+        if rule.path == "" and len(items) == 1 and items[0].get("id") is not None:
+            return items[0]["id"]
+    return None

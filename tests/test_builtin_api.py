@@ -1,0 +1,252 @@
+"""The built-in description of the demo social API (``sim_engine.model.builtin``).
+
+* it ships in the package, validates, and names every action the default
+  personas draw, plus ``delete_account`` and ``list_own_posts``;
+* through :class:`~sim_engine.targets.declarative.DeclarativeTarget` against the
+  in-process demo app, each action does what the hard-wired social binding does;
+* parity: one simulated day of the default scenario through the description and
+  through :class:`~sim_engine.targets.social.SocialApiTarget`, same seed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter, defaultdict
+from datetime import datetime, timezone
+from importlib import resources
+from typing import Any
+
+from helpers import ListSink, signup_payload
+from sim_engine.demo import create_app
+from sim_engine.engine.clock import FastForwardClock
+from sim_engine.engine.simulation import Simulation
+from sim_engine.model.builtin import SOCIAL_API_FILE, social_api, social_api_data
+from sim_engine.model.records import ActionRecord, ActionRequest
+from sim_engine.model.scenario import default_scenario, validate_scenario
+from sim_engine.targets.declarative import DeclarativeTarget
+from sim_engine.targets.inprocess import AsgiTransport
+from sim_engine.targets.social import SocialApiTarget
+from sim_engine.targets.transport import Response
+
+ISO = "2026-03-02T10:00:00.000+00:00"
+PERSONA_ACTIONS = ("browse_feed", "read_post", "create_post", "update_post", "delete_post")
+
+
+def test_the_description_ships_in_the_package_and_names_the_personas_actions() -> None:
+    assert resources.files("sim_engine.model.builtin").joinpath(SOCIAL_API_FILE).is_file()
+    api = social_api()
+    assert social_api() is api  # validated once, frozen
+    assert set(api.actions) == {*PERSONA_ACTIONS, "delete_account", "list_own_posts"}
+    drawn = {
+        name
+        for persona in default_scenario().personas.values()
+        for weights in persona.actions.values()
+        for name in weights
+    }
+    assert drawn <= set(api.actions)
+    # an api section like any other: the default scenario validates with it
+    data = default_scenario().model_dump(mode="json")
+    data["api"] = social_api_data()
+    scenario = validate_scenario(data)
+    assert scenario.api == api
+    assert api.auth.effective_scheme == "bearer"
+
+
+class Recorder:
+    """Wraps a transport and keeps every (method, path, headers, response)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.log: list[tuple[str, str, dict[str, str], Response]] = []
+
+    async def request(
+        self, method: str, path: str, json_body: Any = None, headers: dict[str, str] | None = None
+    ) -> Response:
+        resp = await self.inner.request(method, path, json_body, headers)
+        self.log.append((method, path, dict(headers or {}), resp))
+        return resp
+
+    async def check(self) -> None:
+        await self.inner.check()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def req(action: str, user_id: int = 1, **fields: Any) -> ActionRequest:
+    return ActionRequest(action, user_id, 1_772_445_600.0, ISO, **fields)
+
+
+async def test_each_action_against_the_demo_app() -> None:
+    app = create_app()
+    transport = Recorder(AsgiTransport(app, headers={"X-Synthetic": "true"}))
+    target = DeclarativeTarget(transport, social_api(), seed=3)
+    try:
+        for uid, name in ((1, "ann"), (2, "bob")):
+            up = await target.send(req("sign_up", uid, payload=signup_payload(name)))
+            login = await target.send(
+                req("log_in", uid, payload={"username": name, "password": f"pw-{name}"})
+            )
+            assert up.ok and login.ok and login.remote_id == up.remote_id
+        # nothing of its own yet: updating or deleting browses the feed instead
+        assert target.resolve("update_post", 1) == "browse_feed"
+        assert target.resolve("delete_post", 1) == "browse_feed"
+        assert target.resolve("read_post", 1) == "browse_feed"
+        created = [await target.send(req("create_post", 1)) for _ in range(3)]
+        assert all(c.ok and c.status == 201 for c in created)
+        assert target.resolve("update_post", 1) == "update_post"
+        assert target.resolve("update_post", 2) == "browse_feed"  # bob owns nothing
+        feed = await target.send(req("browse_feed", 2))
+        assert feed.ok and transport.log[-1][1] == "/posts?limit=20&offset=0"
+        read = await target.send(req("read_post", 2))
+        assert read.ok and read.endpoint == "GET /posts/{post.id}"
+        updated = await target.send(req("update_post", 1))
+        assert updated.ok and updated.status == 200
+        deleted = await target.send(req("delete_post", 1))
+        assert deleted.ok and deleted.status == 204
+        own = target.memory(1)
+        assert own is not None and len(own["memory.own_posts"]) == 2
+        # bob saw the deleted post on his page: it is forgotten there too (same kind)
+        seen = target.memory(2)
+        assert seen is not None
+        assert deleted.post_id not in {p["id"] for p in seen["memory.seen_posts"]}
+
+        # a post gone behind the user's back: the 404 forgets it
+        other = own["memory.own_posts"][0]["id"]
+        app.state.store.delete_post(other)
+        outcomes = [await target.send(req("read_post", 2)) for _ in range(30)]
+        assert any(o.status == 404 for o in outcomes) and all(
+            o.ok or o.status == 404 for o in outcomes
+        )
+        seen = target.memory(2)
+        assert seen is not None and other not in {p["id"] for p in seen["memory.seen_posts"]}
+
+        # reconcile: the API's own list of the user's posts
+        target.forget_user(1)
+        await target.send(req("log_in", 1, payload={"username": "ann", "password": "pw-ann"}))
+        listing = await target.send(req("list_own_posts", 1))
+        assert listing.ok and re.search(r"author_id=\d+&limit=100", transport.log[-1][1])
+        own = target.memory(1)
+        assert own is not None
+        assert {p["id"] for p in own["memory.own_posts"]} == {
+            c.post_id for c in created if c.post_id not in (deleted.post_id, other)
+        }
+
+        # delete_account: the user and all it created
+        remote = up_id(transport, "ann")
+        gone = await target.send(req("delete_account", 1))
+        assert gone.ok and gone.status == 204
+        assert app.state.store.get_user(remote) is None
+        assert app.state.store.stats().posts == 0
+    finally:
+        await target.aclose()
+        app.state.store.close()
+
+
+def up_id(transport: Recorder, username: str) -> int:
+    """The id the demo app gave ``username`` at sign-up (from the recorded answers)."""
+    for method, path, _, resp in transport.log:
+        if (method, path) == ("POST", "/users") and resp.status == 201:
+            doc = json.loads(resp.body)
+            if doc["username"] == username:
+                return int(doc["id"])
+    raise AssertionError(f"{username} never signed up")
+
+
+# -- parity with the hard-wired social binding ----------------------------------------------------
+
+
+async def simulated_day(through_description: bool) -> tuple[list[ActionRecord], Any, Recorder]:
+    """One simulated day of the default scenario (150 users at the start) against a fresh
+    in-process demo app; returns the action records, the app's row counts and the wire log."""
+    data = default_scenario().model_dump(mode="json")
+    data["population"]["initial"] = 150
+    if through_description:
+        data["api"] = social_api_data()
+    scenario = validate_scenario(data)
+    app = create_app()
+    transport = Recorder(AsgiTransport(app, headers={"X-Synthetic": "true"}))
+    target: Any
+    if through_description:
+        target = DeclarativeTarget(transport, social_api(), seed=scenario.seed)
+    else:
+        target = SocialApiTarget(transport)
+    sink = ListSink()
+    start = datetime(2026, 3, 2, tzinfo=timezone.utc).timestamp()
+    sim = Simulation(
+        scenario, target, FastForwardClock(start), [sink], duration_s=86400, secret="x"
+    )
+    await sim.run()
+    await target.aclose()
+    counts = app.state.store.stats()
+    app.state.store.close()
+    return [r for r in sink.records if isinstance(r, ActionRecord)], counts, transport
+
+
+def shares(records: list[ActionRecord]) -> tuple[Counter[str], dict[str, float]]:
+    counts = Counter(r.action for r in records if r.action in PERSONA_ACTIONS)
+    total = sum(counts.values())
+    return counts, {name: counts[name] / total for name in PERSONA_ACTIONS}
+
+
+async def test_a_day_through_the_description_matches_the_social_binding() -> None:
+    """Same seed, same scenario; the two bindings draw their picks from different
+    generators, so each user's random stream (sessions, think times, actions) diverges
+    after its first pick: totals are compared as shares. Tolerances: the largest
+    difference over seeds 1-12 at this size (in the comments), plus a margin."""
+    wired, wired_rows, _ = await simulated_day(False)
+    described, described_rows, wire = await simulated_day(True)
+    for records in (wired, described):
+        assert sum(r.ok for r in records) / len(records) >= 0.99
+        by_action = Counter(r.action for r in records)
+        # every user logged in once: no token was lost or renewed within the day
+        assert by_action["log_in"] == by_action["sign_up"] > 100
+    assert (
+        Counter(r.action for r in wired)["sign_up"]
+        == Counter(r.action for r in described)["sign_up"]
+    )  # the population does not depend on the binding
+    assert wired_rows.users == described_rows.users
+
+    wired_n, wired_share = shares(wired)
+    described_n, described_share = shares(described)
+    total_w, total_d = sum(wired_n.values()), sum(described_n.values())
+    assert abs(total_d - total_w) / total_w < 0.15  # seen: 0.085
+    # seen: 0.018, 0.020, 0.003
+    for name, tolerance in (("create_post", 0.03), ("update_post", 0.03), ("delete_post", 0.01)):
+        assert abs(described_share[name] - wired_share[name]) < tolerance, name
+    browse_or_read_w = wired_share["browse_feed"] + wired_share["read_post"]
+    browse_or_read_d = described_share["browse_feed"] + described_share["read_post"]
+    assert abs(browse_or_read_d - browse_or_read_w) < 0.04  # seen: 0.026
+    # The one known difference: the posts a user saw stay in its memory between
+    # sessions (the social binding forgets its last page when a session ends), so a
+    # session may start with a read instead of a browse. Seen: +0.030 to +0.095.
+    assert 0.0 < described_share["read_post"] - wired_share["read_post"] < 0.12
+    # posts created: a tenth of the users (chatterboxes) write most of them, so
+    # this follows a few users' sessions; seen: 0.228 and 0.218
+    created_w, created_d = wired_n["create_post"], described_n["create_post"]
+    assert abs(created_d - created_w) / created_w < 0.3
+    assert abs(described_rows.posts - wired_rows.posts) / wired_rows.posts < 0.3
+
+    # What went over the wire: own posts only changed, only posts seen read.
+    user_of: dict[str, int] = {}
+    author: dict[int, int] = {}
+    seen_by: defaultdict[int, set[int]] = defaultdict(set)
+    checked = 0
+    for method, path, headers, resp in wire.log:
+        doc = json.loads(resp.body) if resp.body and resp.status < 300 else None
+        me = user_of.get(headers.get("Authorization", "").removeprefix("Bearer "), -1)
+        if path == "/auth/login" and doc is not None:
+            user_of[doc["token"]] = doc["user_id"]
+        elif method == "GET" and path.startswith("/posts?") and doc is not None:
+            seen_by[me].update(item["id"] for item in doc["items"])
+        elif (method, path) == ("POST", "/posts") and doc is not None:
+            author[doc["id"]] = doc["author_id"]
+        elif re.fullmatch(r"/posts/\d+", path):
+            post = int(path.rsplit("/", 1)[1])
+            if method == "GET":
+                assert post in seen_by[me], path
+            else:
+                assert author[post] == me, (method, path)
+            checked += 1
+    assert checked > 1000
