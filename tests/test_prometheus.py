@@ -23,8 +23,10 @@ from click.testing import CliRunner
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+import sim_engine
 from helpers import reap, sim_engine_popen
 from sim_engine import ActionRecord, Outcome, Simulation, UserRecord, default_scenario
+from sim_engine._version import __version__ as leaf_version
 from sim_engine.cli.main import cli
 from sim_engine.demo.launcher import find_free_port
 from sim_engine.engine.clock import FastForwardClock, ScaledClock
@@ -326,10 +328,11 @@ async def test_live_exporter_serves_gauges_and_stops() -> None:
         assert value(text, "sim_engine_circuit_breaker_state", endpoint="GET /posts/{id}") == 1
         assert value(text, "sim_engine_circuit_breaker_state", endpoint="POST /posts") == 2
         assert value(text, "sim_engine_run_info", version="0.1.0", scenario="default") == 1
+        assert leaf_version == sim_engine.__version__ == "0.1.0"  # one version, two names
 
         # the next refresh follows the simulation: clock, pause, breakers that went away
         sim.add_users(5)
-        clock.advance(600)
+        await clock.sleep_until(START + 600)  # at max speed the clock jumps there
         sim.pause()
         target.transport.breakers = {"GET /posts": "open"}
         exp.refresh()

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from sim_engine import __version__
+from sim_engine._version import __version__
 from sim_engine.model.lifecycle import LifecycleState
 from sim_engine.model.records import ActionRecord, LifecycleRecord, Record, Sink, UserRecord
 
@@ -142,6 +142,9 @@ class PrometheusExporter:
         host: address to bind (loopback by default; the metrics are not meant to
             be public).
         refresh_s: wall seconds between two refreshes of the gauges.
+
+    Raises:
+        ValueError: ``port`` is outside 0..65535 or ``refresh_s`` is not positive.
 
     Attributes:
         registry: this exporter's own registry (``generate_latest(registry)``

@@ -45,6 +45,9 @@ class Dashboard:
         recent: lines in the recent-activity feed (fewer when the terminal is short).
         keys: read keys from stdin when it is a terminal.
         wall: the wall-clock source (``time.monotonic``); injectable for tests.
+
+    Raises:
+        ValueError: ``refresh_s`` is not positive.
     """
 
     def __init__(
