@@ -540,12 +540,7 @@ def cleanup(run_dir: str, dry_run: bool, target_url: str | None) -> None:
         report = cleanup_run(Path(run_dir), target_url=target_url, dry_run=dry_run)
     except CleanupError as exc:
         _fail(str(exc), exc.exit_code)
-    verb = "would delete" if dry_run else "deleted"
-    click.echo(
-        f"{verb} {report.posts} posts and {report.users} users"
-        + (f" ({report.missing} already gone)" if report.missing else "")
-        + (f"; {report.failed} failed" if report.failed else "")
-    )
+    click.echo(report.summary(dry_run))
     if report.failed:
         sys.exit(1)
 
