@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from helpers import DEMO_LOGIN, DEMO_SIGNUP, assert_one_line_error, importable_module, sim_engine
-from sim_engine.api.plugins import REGISTRY
+from sim_engine.api.plugins import load_scenario_with_plugins
 from sim_engine.demo.launcher import find_free_port
-from sim_engine.model.scenario import ACTIONS, default_scenario, load_scenario, validate_scenario
+from sim_engine.model.scenario import ACTIONS, default_scenario, validate_scenario
 from sim_engine.runs.loadtest import (
     LoadOptions,
     LoadTestError,
@@ -234,13 +234,9 @@ def ended(user, sim_t):
 
 @pytest.fixture
 def plugin_module(tmp_path: Path) -> Iterator[str]:
-    """Write PLUGIN under a unique importable name; the registry is restored afterwards."""
-    saved = REGISTRY.snapshot()
-    try:
-        with importable_module(tmp_path, "sim_load_plugin", PLUGIN) as name:
-            yield name
-    finally:
-        REGISTRY.restore(saved)
+    """Write PLUGIN under a unique importable name (removed from sys.modules afterwards)."""
+    with importable_module(tmp_path, "sim_load_plugin", PLUGIN) as name:
+        yield name
 
 
 def test_plugin_actions_and_hooks_take_part(tmp_path: Path, plugin_module: str) -> None:
@@ -255,7 +251,8 @@ def test_plugin_actions_and_hooks_take_part(tmp_path: Path, plugin_module: str) 
         ),
         encoding="utf-8",
     )
-    result = run_load(small(tmp_path, scenario=load_scenario(path), users=6))
+    scenario, _registry = load_scenario_with_plugins(path)
+    result = run_load(small(tmp_path, scenario=scenario, users=6))
     assert result.by_action["ping_health"].requests > 0
     assert result.by_action["ping_health"].failed == 0
     assert 6 * 5 <= result.requests <= 6 * 20

@@ -21,9 +21,7 @@ The public library API is what ``__all__`` lists (pinned by ``tests/test_public_
 * plugins: the :mod:`plugins` module and its decorators (``@plugins.action`` ...).
 """
 
-__version__ = "0.1.0"
-
-from sim_engine.api import plugins
+from sim_engine._version import __version__
 from sim_engine.engine.capabilities import (
     ActionResolver,
     MemoryKeeper,
@@ -60,6 +58,7 @@ from sim_engine.runs.targets import bind_target, demo_target
 from sim_engine.sinks import ConsoleSink, JsonlSink
 from sim_engine.sinks.metrics import MetricsCollector
 from sim_engine.targets import MockTarget, SocialApiTarget, Transport
+from sim_engine.targets import plugin as plugins
 
 __all__ = [
     "ActionRecord",

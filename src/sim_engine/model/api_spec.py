@@ -52,9 +52,17 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from sim_engine.model.plugin_spec import PluginCatalog, catalog_of
 from sim_engine.model.templates import path_problem, template_problem
+from sim_engine.model.workflow_spec import (
+    MEMORY_KEY_RE,
+    AffinitySpec,
+    WorkflowSpec,
+    WorkflowStep,
+    check_workflows,
+)
 
 __all__ = [
     "GENERATORS",
@@ -84,7 +92,6 @@ GENERATORS = (
 
 _PLACEHOLDER_RE = re.compile(r"(?<!\{)\{([A-Za-z_][\w]*)\.([A-Za-z_][\w]*)\}(?!\})")
 _GENERATOR_RE = re.compile(r"\{\{\s*([a-z_]+)(?::([^}]*))?\s*\}\}")
-_KEY_RE = re.compile(r"^(memory|pool)\.[A-Za-z_][\w]*$")
 
 
 def placeholders(template: Any) -> list[tuple[str, str]]:
@@ -174,7 +181,7 @@ class ExtractSpec(_Frozen):
     @field_validator("to")
     @classmethod
     def _key(cls, value: str) -> str:
-        if not _KEY_RE.match(value):
+        if not MEMORY_KEY_RE.match(value):
             raise ValueError(f"'to' must be memory.NAME or pool.NAME, got {value!r}")
         return value
 
@@ -188,7 +195,7 @@ class MaxOpenSpec(_Frozen):
     @field_validator("key")
     @classmethod
     def _key(cls, value: str) -> str:
-        if not _KEY_RE.match(value):
+        if not MEMORY_KEY_RE.match(value):
             raise ValueError(f"key must be memory.NAME or pool.NAME, got {value!r}")
         return value
 
@@ -223,7 +230,7 @@ class ActionSpec(RequestTemplate):
         for name, key in value.items():
             if name == "user":
                 raise ValueError("'user' is reserved: pick under another name")
-            if not _KEY_RE.match(key):
+            if not MEMORY_KEY_RE.match(key):
                 raise ValueError(f"pick {name!r} must come from memory.NAME or pool.NAME")
         return value
 
@@ -231,7 +238,7 @@ class ActionSpec(RequestTemplate):
     @classmethod
     def _requires_keys(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for key in value:
-            if not _KEY_RE.match(key):
+            if not MEMORY_KEY_RE.match(key):
                 raise ValueError(f"requires must name memory.NAME or pool.NAME, got {key!r}")
         return value
 
@@ -292,65 +299,6 @@ class AuthSpec(_Frozen):
         return self
 
 
-class WorkflowStep(_Frozen):
-    """One step of a workflow.
-
-    Attributes:
-        action: the action (or another workflow) to run.
-        one_of: a branch: action -> weight, one drawn (instead of ``action``).
-        probability: the step runs with this probability, else it is skipped.
-        think_s: think time before the next step, uniform in [low, high]
-            simulated seconds.
-        requires: memory or pool keys that must be non-empty, else the step is skipped.
-    """
-
-    action: str | None = None
-    one_of: dict[str, float] | None = None
-    probability: float = Field(1.0, ge=0, le=1)
-    think_s: tuple[float, float] = (5.0, 15.0)
-    requires: tuple[str, ...] = ()
-
-    @model_validator(mode="after")
-    def _one_kind(self) -> WorkflowStep:
-        if (self.action is None) == (self.one_of is None):
-            raise ValueError("a step needs exactly one of 'action' or 'one_of'")
-        if self.one_of is not None and not any(w > 0 for w in self.one_of.values()):
-            raise ValueError("one_of needs a positive weight")
-        low, high = self.think_s
-        if low < 0 or high < low:
-            raise ValueError("think_s is [low, high] with 0 <= low <= high")
-        return self
-
-    def names(self) -> list[str]:
-        """The actions or workflows this step may run."""
-        return [self.action] if self.action is not None else list(self.one_of or {})
-
-
-class WorkflowSpec(_Frozen):
-    """A named sequence of steps (seed 000's help-exchange workflow is the model)."""
-
-    description: str = ""
-    steps: tuple[WorkflowStep, ...] = Field(min_length=1)
-
-
-class AffinitySpec(_Frozen):
-    """Session affinity (seed 001): multiply an action's weight while a key is non-empty.
-
-    Example: ``{when: memory.open_requests, action: accept_offer, multiply: 2}``.
-    """
-
-    when: str
-    action: str
-    multiply: float = Field(gt=0)
-
-    @field_validator("when")
-    @classmethod
-    def _key(cls, value: str) -> str:
-        if not _KEY_RE.match(value):
-            raise ValueError(f"'when' must be memory.NAME or pool.NAME, got {value!r}")
-        return value
-
-
 class ErrorSimulationSpec(_Frozen):
     """Deliberately invalid calls (seed 004), recorded as intended errors.
 
@@ -396,7 +344,8 @@ class ApiSpec(_Frozen):
         return set(self.actions) | set(self.workflows)
 
     @model_validator(mode="after")
-    def _references(self) -> ApiSpec:
+    def _references(self, info: ValidationInfo) -> ApiSpec:
+        catalog = catalog_of(info)
         for name in self.workflows:
             if name in self.actions:
                 raise ValueError(f"workflows.{name}: a workflow cannot share an action's name")
@@ -406,7 +355,7 @@ class ApiSpec(_Frozen):
                 if bound < 1:
                     raise ValueError(f"{section}.{name}: keeps at least 1 item, got {bound}")
         for name, action in self.actions.items():
-            _check_action(f"actions.{name}", action, keys, self.names())
+            _check_action(f"actions.{name}", action, keys, self.names(), catalog)
             if action.fallback in self.workflows:
                 raise ValueError(
                     f"actions.{name}.fallback: {action.fallback!r} is a workflow; "
@@ -418,19 +367,9 @@ class ApiSpec(_Frozen):
             ("auth.refresh", self.auth.refresh),
         ):
             if template is not None:
-                _check_template(where, template.template_parts(), {})
-        known = self.names() | _plugin_names("actions")
-        for name, workflow in self.workflows.items():
-            for i, step in enumerate(workflow.steps):
-                for ref in step.names():
-                    if ref not in known:
-                        raise ValueError(f"workflows.{name}.steps.{i}: unknown action {ref!r}")
-                for key in step.requires:
-                    if key not in keys:
-                        raise ValueError(
-                            f"workflows.{name}.steps.{i}.requires: unknown memory {key!r}"
-                        )
-        _check_cycles(self.workflows)
+                _check_template(where, template.template_parts(), {}, catalog)
+        plugin_actions = set(catalog.action_names()) if catalog is not None else set()
+        check_workflows(self.workflows, self.names() | plugin_actions, keys)
         if self.fallback is not None and self.fallback not in self.actions:
             raise ValueError(f"fallback: unknown action {self.fallback!r}")
         for i, affinity in enumerate(self.affinity):
@@ -441,32 +380,27 @@ class ApiSpec(_Frozen):
         return self
 
 
-def _plugin_names(kind: str) -> set[str]:
-    """Names that plugins registered (``actions`` or ``generators``): valid in templates."""
-    from sim_engine import plugins
-
-    if kind == "actions":
-        return set(plugins.registered_action_names())
-    return set(plugins.registered_generators())
-
-
-def _check_template(where: str, parts: list[Any], picks: dict[str, str]) -> None:
+def _check_template(
+    where: str, parts: list[Any], picks: dict[str, str], catalog: PluginCatalog | None
+) -> None:
     for name, field in placeholders(parts):
         if name == "user":
             if field not in USER_FIELDS:
                 raise ValueError(f"{where}: unknown user field {{user.{field}}}")
         elif name not in picks:
             raise ValueError(f"{where}: {{{name}.{field}}} names unknown memory {name!r}")
-    plugin_generators = _plugin_names("generators")
     for gen in generators(parts):
-        if gen not in GENERATORS and gen not in plugin_generators:
+        if gen not in GENERATORS and (catalog is None or catalog.generator(gen) is None):
             raise ValueError(f"{where}: unknown generator {{{{{gen}}}}}")
-    problem = template_problem(parts)  # generator arguments: {{int:A:B}}, {{words:N}}, ...
+    # generator arguments: {{int:A:B}}, {{words:N}}, ...
+    problem = template_problem(parts, registry=catalog)
     if problem is not None:
         raise ValueError(f"{where}: {problem}")
 
 
-def _check_action(where: str, action: ActionSpec, keys: set[str], names: set[str]) -> None:
+def _check_action(
+    where: str, action: ActionSpec, keys: set[str], names: set[str], catalog: PluginCatalog | None
+) -> None:
     for name, key in action.pick.items():
         if key not in keys:
             raise ValueError(f"{where}.pick.{name}: unknown memory {key!r} (declare it)")
@@ -486,26 +420,4 @@ def _check_action(where: str, action: ActionSpec, keys: set[str], names: set[str
         raise ValueError(f"{where}.forget: {action.forget!r} is not picked by this action")
     if action.fallback is not None and action.fallback not in names:
         raise ValueError(f"{where}.fallback: unknown action {action.fallback!r}")
-    _check_template(where, action.template_parts(), action.pick)
-
-
-def _check_cycles(workflows: dict[str, WorkflowSpec]) -> None:
-    graph = {
-        name: {ref for step in wf.steps for ref in step.names() if ref in workflows}
-        for name, wf in workflows.items()
-    }
-    state: dict[str, int] = {}
-
-    def visit(node: str, trail: list[str]) -> None:
-        if state.get(node) == 1:
-            cycle = " -> ".join([*trail[trail.index(node) :], node])
-            raise ValueError(f"workflows.{node}: workflow cycle {cycle}")
-        if state.get(node) == 2:
-            return
-        state[node] = 1
-        for nxt in sorted(graph[node]):
-            visit(nxt, [*trail, node])
-        state[node] = 2
-
-    for name in sorted(graph):
-        visit(name, [])
+    _check_template(where, action.template_parts(), action.pick, catalog)

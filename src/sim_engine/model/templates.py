@@ -20,10 +20,12 @@ value is then drawn with the caller's :class:`random.Random`, so rendering is
 deterministic for a seed and a sequence of draws, and costs a few microseconds
 (parsed templates are cached).
 
-JSON paths (``extract`` rules, ``token_path``): dotted keys, ``[N]`` indexes
-(negative from the end) and ``[*]`` for every element of a list (or every
-value of an object): ``items[*]``, ``[*]``, ``data.user``, ``items[0].id``;
-``""`` is the whole document. See :func:`find`, :func:`extract` and :func:`field`.
+Plugin generators (``@plugins.generator``) render only when the caller passes
+the plugin registry (``registry=``, to :class:`ContentPool` or to the render
+functions): this module never looks plugins up by itself.
+
+JSON paths (``extract`` rules, ``token_path``) live in :mod:`sim_engine.model.jsonpath`
+(:func:`find`, :func:`extract`, :func:`field`, :func:`path_problem`), re-exported here.
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ from urllib.parse import quote, urlencode
 
 from mimesis import Address, Person, Text
 from mimesis.locales import Locale
+
+from sim_engine.model.jsonpath import TemplateError, extract, field, find, path_problem
+from sim_engine.model.plugin_spec import PluginCatalog
 
 __all__ = [
     "GENERATOR_HELP",
@@ -84,11 +89,6 @@ GENERATOR_HELP = {
 """Generator name -> what it produces (``{{name}}`` or ``{{name:args}}`` in templates)."""
 
 
-class TemplateError(ValueError):
-    """A template cannot be rendered: unknown generator, bad arguments, a missing
-    placeholder value, or a malformed JSON path. The message says which."""
-
-
 # Same syntax as ``api_spec`` validates: a generator first, so ``{{x}}`` is never a placeholder.
 _TOKEN_RE = re.compile(
     r"\{\{\s*(?P<gen>[a-z_]+)(?::(?P<args>[^}]*))?\s*\}\}"
@@ -105,9 +105,13 @@ class ContentPool:
     Args:
         seed: fills the pools (same seed, same pools).
         size: sentences in the pool (other pools are sized from it).
+        registry: plugin generators this pool may call (None: built-in generators only).
     """
 
-    def __init__(self, seed: int = 0, size: int = 400) -> None:
+    def __init__(
+        self, seed: int = 0, size: int = 400, *, registry: PluginCatalog | None = None
+    ) -> None:
+        self.registry = registry
         text = Text(Locale.EN, seed=seed)
         person = Person(Locale.EN, seed=seed)
         address = Address(Locale.EN, seed=seed)
@@ -145,18 +149,28 @@ class ContentPool:
             "tag": lambda rng, a: rng.choice(self.tags),
         }
 
-    def generate(self, name: str, args: str | None, rng: random.Random) -> Any:
+    def generate(
+        self,
+        name: str,
+        args: str | None,
+        rng: random.Random,
+        registry: PluginCatalog | None = None,
+    ) -> Any:
         """Return one value of generator ``name`` with its raw ``args`` (the text after ``:``).
+
+        A name that is not built in is looked up in ``registry`` (default: the
+        pool's own); a plugin generator gets ``(rng, *args.split(":"))``.
 
         Raises:
             TemplateError: unknown generator or bad arguments.
         """
         make = self._make.get(name)
-        if make is None:  # a plugin's generator (sim_engine.api.plugins.generator)
-            plugin = _plugin_generator(name)
+        if make is None:  # a plugin's generator (@plugins.generator)
+            catalog = registry if registry is not None else self.registry
+            plugin = catalog.generator(name) if catalog is not None else None
             if plugin is None:
                 raise TemplateError(f"unknown generator {{{{{name}}}}}")
-            return plugin(rng, *(args.split(":") if args else ()))
+            return plugin(rng, *_plugin_args(args))
         return make(rng, _parse_args(name, args))
 
     def _title(self, rng: random.Random, args: tuple[Any, ...]) -> str:
@@ -189,20 +203,20 @@ def default_pool() -> ContentPool:
     return _DEFAULT_POOL
 
 
-def _plugin_generator(name: str) -> Callable[..., Any] | None:
-    """Return the generator a plugin registered under ``name``, if any."""
-    from sim_engine.api.plugins import registered_generators
-
-    return registered_generators().get(name)
+def _plugin_args(args: str | None) -> tuple[str, ...]:
+    """A plugin generator's arguments: the strings between ``:`` (none without args)."""
+    return tuple(args.split(":")) if args else ()
 
 
 @lru_cache(maxsize=1024)
 def _parse_args(name: str, args: str | None) -> tuple[Any, ...]:
-    """Check and convert a generator's arguments (cached)."""
+    """Check and convert a built-in generator's arguments (cached).
+
+    Another name (a plugin's generator, or an unknown one) gets its raw strings:
+    whether it exists depends on the registry, checked when it is generated.
+    """
     if name not in GENERATOR_HELP:
-        if _plugin_generator(name) is not None:
-            return tuple(args.split(":")) if args else ()
-        raise TemplateError(f"unknown generator {{{{{name}}}}}")
+        return _plugin_args(args)
     text = args.strip() if args is not None else None
     try:
         if name == "words":
@@ -257,6 +271,13 @@ def _parse(text: str) -> tuple[_Part, ...]:
     return tuple(parts)
 
 
+def _known(generator: str, registry: PluginCatalog | None) -> bool:
+    """Whether ``generator`` is built in or one of ``registry``'s."""
+    if generator in GENERATOR_HELP:
+        return True
+    return registry is not None and registry.generator(generator) is not None
+
+
 def _lookup(context: Mapping[str, Mapping[str, Any]], name: str, key: str) -> Any:
     obj = context.get(name)
     if obj is None:
@@ -290,6 +311,7 @@ def _render_str(
     pool: ContentPool,
     url_quote: bool = False,
     as_text: bool = False,
+    registry: PluginCatalog | None = None,
 ) -> Any:
     if "{" not in text:
         return text
@@ -300,7 +322,9 @@ def _render_str(
             values.append(part)
             continue
         kind, name, arg = part
-        value = pool.generate(name, arg, rng) if kind == "g" else _lookup(context, name, arg)
+        value = (
+            pool.generate(name, arg, rng, registry) if kind == "g" else _lookup(context, name, arg)
+        )
         if len(parts) == 1 and not url_quote and not as_text:
             return value  # exactly one token: keep the value's type
         formatted = format_value(value)
@@ -313,6 +337,8 @@ def render(
     context: Mapping[str, Mapping[str, Any]],
     rng: random.Random,
     pool: ContentPool | None = None,
+    *,
+    registry: PluginCatalog | None = None,
 ) -> Any:
     """Fill a template's placeholders and generators (strings, lists and dicts, keys too).
 
@@ -321,6 +347,7 @@ def render(
         context: name -> fields, for ``{name.field}`` placeholders.
         rng: draws generated values (and advances).
         pool: generated content (default: :func:`default_pool`).
+        registry: plugin generators (default: the pool's; None there too: built-ins only).
 
     Returns:
         A new value of the same shape; a string that is exactly one placeholder
@@ -332,14 +359,16 @@ def render(
     """
     pool = pool if pool is not None else default_pool()
     if isinstance(template, str):
-        return _render_str(template, context, rng, pool)
+        return _render_str(template, context, rng, pool, registry=registry)
     if isinstance(template, Mapping):
         return {
-            _render_str(str(k), context, rng, pool, as_text=True): render(v, context, rng, pool)
+            _render_str(str(k), context, rng, pool, as_text=True, registry=registry): render(
+                v, context, rng, pool, registry=registry
+            )
             for k, v in template.items()
         }
     if isinstance(template, (list, tuple)):
-        return [render(v, context, rng, pool) for v in template]
+        return [render(v, context, rng, pool, registry=registry) for v in template]
     return template
 
 
@@ -348,6 +377,8 @@ def render_path(
     context: Mapping[str, Mapping[str, Any]],
     rng: random.Random,
     pool: ContentPool | None = None,
+    *,
+    registry: PluginCatalog | None = None,
 ) -> str:
     """Render a URL path: every filled-in value is URL-quoted (``/`` too); literals are kept.
 
@@ -358,7 +389,7 @@ def render_path(
         TemplateError: as :func:`render`.
     """
     pool = pool if pool is not None else default_pool()
-    return str(_render_str(template, context, rng, pool, url_quote=True))
+    return str(_render_str(template, context, rng, pool, url_quote=True, registry=registry))
 
 
 def render_query(
@@ -366,6 +397,8 @@ def render_query(
     context: Mapping[str, Mapping[str, Any]],
     rng: random.Random,
     pool: ContentPool | None = None,
+    *,
+    registry: PluginCatalog | None = None,
 ) -> str:
     """Render query parameters into an encoded query string (without ``?``).
 
@@ -376,7 +409,7 @@ def render_query(
     """
     if not query:
         return ""
-    rendered = render(query, context, rng, pool)
+    rendered = render(query, context, rng, pool, registry=registry)
     pairs: list[tuple[str, str]] = []
     for key, value in rendered.items():
         for one in value if isinstance(value, list) else [value]:
@@ -385,16 +418,20 @@ def render_query(
     return urlencode(pairs)
 
 
-def template_problem(template: Any) -> str | None:
+def template_problem(template: Any, *, registry: PluginCatalog | None = None) -> str | None:
     """Return why a template's generators cannot render (unknown name, bad arguments), or None.
 
     For validation: placeholders are not checked here (their context is not known).
+    A generator that is not built in must be in ``registry`` (None: built-ins only).
     """
     if isinstance(template, str):
         try:
-            _parse(template)
+            parts = _parse(template)
         except TemplateError as exc:
             return str(exc)
+        for part in parts:
+            if isinstance(part, tuple) and part[0] == "g" and not _known(part[1], registry):
+                return f"unknown generator {{{{{part[1]}}}}}"
         return None
     if isinstance(template, Mapping):
         items: list[Any] = [*template.keys(), *template.values()]
@@ -403,114 +440,7 @@ def template_problem(template: Any) -> str | None:
     else:
         return None
     for item in items:
-        problem = template_problem(item)
+        problem = template_problem(item, registry=registry)
         if problem is not None:
             return problem
     return None
-
-
-# -- JSON paths ------------------------------------------------------------------------------
-
-_STEP_RE = re.compile(r"\[\s*(\*|-?\d+)\s*\]|([^.\[\]]+)")
-_Step: TypeAlias = "tuple[str, Any]"  # ("key", str) | ("index", int) | ("all", None)
-
-
-@lru_cache(maxsize=1024)
-def _steps(path: str) -> tuple[_Step, ...]:
-    steps: list[_Step] = []
-    pos = 0
-    while pos < len(path):
-        if path[pos] == ".":
-            pos += 1
-            if not steps or pos == len(path) or path[pos] in ".[]":
-                raise TemplateError(f"path {path!r}: a '.' must join two steps (at {pos - 1})")
-            continue
-        m = _STEP_RE.match(path, pos)
-        if m is None:
-            raise TemplateError(f"path {path!r}: unexpected {path[pos]!r} at {pos}")
-        if m.group(1) is None:
-            steps.append(("key", m.group(2)))
-        elif m.group(1) == "*":
-            steps.append(("all", None))
-        else:
-            steps.append(("index", int(m.group(1))))
-        pos = m.end()
-    return tuple(steps)
-
-
-def path_problem(path: str) -> str | None:
-    """Return why ``path`` is not a valid JSON path, or None."""
-    try:
-        _steps(path)
-    except TemplateError as exc:
-        return str(exc)
-    return None
-
-
-def find(document: Any, path: str) -> list[Any] | None:
-    """Return the values at ``path`` in ``document``, or None when the path is missing.
-
-    A step that matches nothing in a non-empty set of values makes the path
-    missing; ``[*]`` over an empty list gives ``[]`` (present, but empty).
-    Elements of a ``[*]`` that lack a later key are left out as long as some have it.
-
-    Raises:
-        TemplateError: the path is malformed.
-    """
-    current = [document]
-    for kind, arg in _steps(path):
-        found: list[Any] = []
-        matched = False
-        for value in current:
-            if kind == "key":
-                if isinstance(value, Mapping) and arg in value:
-                    found.append(value[arg])
-                    matched = True
-            elif kind == "index":
-                if isinstance(value, list) and -len(value) <= arg < len(value):
-                    found.append(value[arg])
-                    matched = True
-            elif isinstance(value, list):
-                found.extend(value)
-                matched = True
-            elif isinstance(value, Mapping):
-                found.extend(value.values())
-                matched = True
-        if current and not matched:
-            return None
-        current = found
-    return current
-
-
-def extract(document: Any, path: str) -> list[Any]:
-    """Return the values at ``path`` (``[]`` when missing: the caller decides if that fails).
-
-    A path without ``[*]`` gives at most one value; ``""`` gives ``[document]``.
-
-    Raises:
-        TemplateError: the path is malformed.
-    """
-    found = find(document, path)
-    return found if found is not None else []
-
-
-_MISSING: Any = object()
-
-
-def field(item: Any, dotted: str, default: Any = _MISSING) -> Any:
-    """Return the value at a JSON path inside ``item`` (``""``: the item itself).
-
-    A path with ``[*]`` returns the list of its values.
-
-    Raises:
-        KeyError: the path is missing and no ``default`` was given (the key is ``dotted``).
-        TemplateError: the path is malformed.
-    """
-    found = find(item, dotted)
-    if found is None:
-        if default is _MISSING:
-            raise KeyError(dotted)
-        return default
-    if any(kind == "all" for kind, _ in _steps(dotted)):
-        return found
-    return found[0]

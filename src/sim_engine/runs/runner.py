@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from sim_engine import __version__
-from sim_engine.api.plugins import plugin_runtime
+from sim_engine._version import __version__
 from sim_engine.engine.addons import Addon
 from sim_engine.engine.clock import make_clock
 from sim_engine.engine.simulation import Simulation, SimulationStats
@@ -38,6 +37,7 @@ from sim_engine.runs.runstate import (
 )
 from sim_engine.sinks import ConsoleSink, JsonlSink
 from sim_engine.sinks.metrics import DailyMetrics, MetricsCollector
+from sim_engine.targets.plugin import plugin_runtime
 from sim_engine.targets.social import SocialApiTarget
 from sim_engine.targets.transport import Transport
 
@@ -190,9 +190,8 @@ def _target(scenario: Scenario, transport: Transport) -> Target:
     """The built-in social API binding, the scenario's declarative ``api`` section, or a
     plugin's target (``target.binding``)."""
     if scenario.target.binding is not None:
-        from sim_engine.api.plugins import load_plugins, make_target
+        from sim_engine.targets.plugin import make_target
 
-        load_plugins(scenario.plugins)
         return make_target(scenario.target.binding, transport, scenario)
     if scenario.api is None:
         return SocialApiTarget(transport)

@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sim_engine.api.plugins import load_scenario_with_plugins, validate_with_plugins
 from sim_engine.engine.store import SqliteStore, StateError
 from sim_engine.model.population import SimUser
 from sim_engine.model.records import ActionRecord, Sink, UserRecord
 from sim_engine.model.safety import DEMO, SafetyError, check_target_allowed
-from sim_engine.model.scenario import Scenario, ScenarioError, load_scenario, validate_scenario
+from sim_engine.model.scenario import Scenario, ScenarioError
 from sim_engine.sinks.metrics import DailyMetrics, MetricsCollector
 
 if TYPE_CHECKING:
@@ -114,7 +115,7 @@ def load_resume(out_dir: Path) -> ResumeInfo:
         data = store.get_meta("scenario")
         if not isinstance(data, dict):
             raise StateError(f"{out_dir / 'state.db'}: no scenario saved")
-        scenario = validate_scenario(data, source=f"{out_dir / 'state.db'} (scenario)")
+        scenario, _ = validate_with_plugins(data, source=f"{out_dir / 'state.db'} (scenario)")
         if store.has_checkpoint():
             engine_state, users = store.load()
         else:
@@ -265,7 +266,7 @@ class KillSwitch:
         if mtime is not None and mtime != self._mtime and self._scenario_path is not None:
             self._mtime = mtime
             with contextlib.suppress(ScenarioError):
-                if not load_scenario(self._scenario_path).safety.enabled:
+                if not load_scenario_with_plugins(self._scenario_path)[0].safety.enabled:
                     return f"{self._scenario_path}: safety.enabled is now false"
         return None
 

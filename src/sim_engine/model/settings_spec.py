@@ -1,0 +1,273 @@
+"""The run settings of a scenario: population, clock, target, limits, safety, state, output.
+
+Part of the scenario schema (:mod:`sim_engine.model.scenario` re-exports every name).
+Figures from seed 000 (rate limits, retries, the safety guards) and DESIGN.md.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = [
+    "BackoffSpec",
+    "CircuitBreakerSpec",
+    "ClockSpec",
+    "FounderSpec",
+    "LimitsSpec",
+    "OutputSpec",
+    "PopulationSpec",
+    "SafetySpec",
+    "StateSpec",
+    "TargetSpec",
+    "parse_duration",
+]
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)?\s*$")
+_DURATION_UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str | int | float) -> float:
+    """Parse ``90s``, ``30m``, ``2h``, ``3d``, ``1w`` (or bare seconds) into simulated seconds.
+
+    Raises:
+        ValueError: the text is not a non-negative duration.
+    """
+    if isinstance(text, (int, float)):
+        value = float(text)
+    else:
+        match = _DURATION_RE.match(text)
+        if not match:
+            raise ValueError(f"not a duration: {text!r} (use e.g. 90s, 30m, 2h, 3d, 1w)")
+        value = float(match.group(1)) * _DURATION_UNITS_S[match.group(2) or "s"]
+    if value < 0:
+        raise ValueError(f"a duration cannot be negative: {text!r}")
+    return value
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FounderSpec(_Frozen):
+    """A named account created before anyone else, if absent on the target (seed 001's bootstrap).
+
+    Attributes:
+        name: full name.
+        email: login email (default: derived from the name on the synthetic domain).
+        persona: persona name (default: drawn by share).
+        password: password (default: derived from the scenario name and email, so it
+            stays the same across runs and an existing founder can log in).
+    """
+
+    name: str = Field(min_length=1)
+    email: str | None = None
+    persona: str | None = None
+    password: str | None = None
+
+
+class PopulationSpec(_Frozen):
+    """Who lives in the simulation and how it grows.
+
+    Attributes:
+        initial: users created at the start of the run.
+        max: the population never grows past this.
+        signups_per_day: Poisson arrival rate of new users (per simulated day).
+        personas: optional override of persona shares (name -> share).
+        timezones: IANA zone -> share; each user lives in one.
+        email_domain: synthetic email domain (never a real one).
+        tags: optional interest/faction tags, one given to each user at random.
+        avatar: ``initials`` (no URL) or ``url`` (a synthetic avatar URL).
+        max_signups_per_day: cap on Poisson sign-ups per simulated day (None: no cap).
+        founders: accounts created first, if absent (seed 001); they never churn.
+    """
+
+    initial: int = Field(50, ge=0)
+    max: int = Field(10_000, ge=1)
+    signups_per_day: float = Field(10.0, ge=0)
+    personas: dict[str, float] | None = None
+    timezones: dict[str, float] = {"UTC": 1.0}
+    email_domain: str = "sim-engine.test"
+    tags: tuple[str, ...] = ()
+    avatar: Literal["initials", "url"] = "initials"
+    max_signups_per_day: int | None = Field(None, ge=0)
+    founders: tuple[FounderSpec, ...] = ()
+
+    @field_validator("timezones")
+    @classmethod
+    def _zones_exist(cls, value: dict[str, float]) -> dict[str, float]:
+        if not value:
+            raise ValueError("at least one time zone is needed")
+        for name, share in value.items():
+            try:
+                ZoneInfo(name)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {name!r}") from None
+            if share < 0:
+                raise ValueError(f"share of {name!r} is negative")
+        return value
+
+    @model_validator(mode="after")
+    def _initial_within_max(self) -> PopulationSpec:
+        if self.initial > self.max:
+            raise ValueError(f"initial ({self.initial}) is larger than max ({self.max})")
+        return self
+
+
+class ClockSpec(_Frozen):
+    """Simulated time.
+
+    Attributes:
+        start: simulated start (ISO date or date-time; default: now).
+        speed: ``max`` or simulated seconds per wall second.
+        duration: how much simulated time to run (``2h``, ``3d``); None runs until stopped.
+    """
+
+    start: datetime | None = None
+    speed: float | Literal["max"] = 3600.0
+    duration: str | None = "1d"
+
+    @field_validator("speed")
+    @classmethod
+    def _positive(cls, value: float | str) -> float | str:
+        if value != "max" and not float(value) > 0:
+            raise ValueError("speed must be 'max' or a positive number")
+        return value
+
+    @field_validator("duration")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+
+class TargetSpec(_Frozen):
+    """What the users act on.
+
+    Attributes:
+        url: base URL of the API; None starts the built-in demo server; the
+            word ``inprocess`` calls the demo app in-process without sockets.
+        concurrency: cap on requests in flight at once.
+        timeout_s: per-request timeout (wall seconds).
+        page_size: feed page size for ``browse_feed``.
+        binding: a target registered by a plugin (``@plugins.target(name)``) to use
+            instead of the built-in social API or the ``api`` section.
+    """
+
+    url: str | None = None
+    concurrency: int = Field(64, ge=1, le=10_000)
+    timeout_s: float = Field(10.0, gt=0)
+    page_size: int = Field(20, ge=1, le=100)
+    binding: str | None = None
+
+
+class BackoffSpec(_Frozen):
+    """Exponential backoff with jitter between retries (wall seconds).
+
+    The n-th retry waits ``min(max_s, base_s * multiplier**n)``, jittered
+    (``full``: uniform in [0, that]; ``equal``: half fixed, half uniform;
+    ``none``), and never less than a ``Retry-After`` or ``Backoff`` header asks.
+    """
+
+    base_s: float = Field(0.5, gt=0)
+    max_s: float = Field(30.0, gt=0)
+    multiplier: float = Field(2.0, ge=1)
+    jitter: Literal["full", "equal", "none"] = "full"
+
+
+class CircuitBreakerSpec(_Frozen):
+    """A circuit breaker per endpoint (method and path template).
+
+    Opens after ``failure_threshold`` consecutive failures, or when the error
+    rate over the last ``window`` calls (at least ``min_calls``) exceeds
+    ``error_rate``; stays open ``open_s`` wall seconds (actions to that endpoint
+    are skipped and recorded as skipped); then lets ``half_open_probes`` calls
+    through, and closes on success.
+    """
+
+    enabled: bool = True
+    failure_threshold: int = Field(5, ge=1)
+    error_rate: float = Field(0.5, gt=0, le=1)
+    window: int = Field(20, ge=1)
+    min_calls: int = Field(10, ge=1)
+    open_s: float = Field(5.0, gt=0)
+    half_open_probes: int = Field(1, ge=1)
+
+
+class LimitsSpec(_Frozen):
+    """How hard the users may press on the target (seed 000's rate-limit strategy).
+
+    Attributes:
+        min_action_interval_s: minimum gap between one user's actions (simulated
+            seconds; seed 000: 2,000 ms).
+        max_concurrent_sessions: cap on sessions running at once (seed 000: 20;
+            default None: no cap).
+        requests_per_second: global cap (token bucket, wall seconds; None: no cap).
+        burst: token-bucket size.
+        max_retries: retries after a 429, 503 or lost connection (seed 000: 3).
+        retry_non_idempotent: also retry POST (off: a retried POST may duplicate).
+        connect_timeout_s / read_timeout_s: wall seconds.
+        backoff: retry waits.
+        circuit_breaker: per-endpoint breaker.
+    """
+
+    min_action_interval_s: float = Field(2.0, ge=0)
+    max_concurrent_sessions: int | None = Field(None, ge=1)
+    requests_per_second: float | None = Field(None, gt=0)
+    burst: int = Field(10, ge=1)
+    max_retries: int = Field(3, ge=0, le=20)
+    retry_non_idempotent: bool = False
+    connect_timeout_s: float = Field(5.0, gt=0)
+    read_timeout_s: float = Field(10.0, gt=0)
+    backoff: BackoffSpec = BackoffSpec()
+    circuit_breaker: CircuitBreakerSpec = CircuitBreakerSpec()
+
+
+class SafetySpec(_Frozen):
+    """Guards that keep a run from harming a real system (seed 000, seed 003).
+
+    Attributes:
+        enabled: the kill switch: ``false`` stops all activity at once.
+        allow_hosts: hosts outside 127.0.0.0/8 and ::1 that may be targeted.
+        synthetic_header: header marking every request as synthetic.
+        synthetic_value: its value.
+        user_agent: user agent (default ``sim-engine/<version>``).
+        kill_file: a file of this name in the run directory stops the run.
+    """
+
+    enabled: bool = True
+    allow_hosts: tuple[str, ...] = ()
+    synthetic_header: str = Field("X-Synthetic", min_length=1)
+    synthetic_value: str = "true"
+    user_agent: str | None = None
+    kill_file: str = Field("KILL", min_length=1)
+
+
+class StateSpec(_Frozen):
+    """Crash-safe state in ``DIR/state.db`` (SQLite, WAL).
+
+    Attributes:
+        checkpoint_every_s: wall seconds between checkpoints (sign-ups and created
+            resources are written at once, whatever this says).
+    """
+
+    checkpoint_every_s: float = Field(5.0, gt=0)
+
+
+class OutputSpec(_Frozen):
+    """What the run reports.
+
+    Attributes:
+        latest_actions: how many of the latest actions ``metrics.json`` keeps.
+        top_n: length of the top-posters and top-viewed-posts lists.
+        users_sample_s: sampling interval of ``users_over_time`` (simulated seconds).
+    """
+
+    latest_actions: int = Field(50, ge=0, le=10_000)
+    top_n: int = Field(10, ge=1, le=1000)
+    users_sample_s: float = Field(3600.0, gt=0)
