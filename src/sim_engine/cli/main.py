@@ -18,12 +18,12 @@ from typing import Any, NoReturn
 import click
 
 from sim_engine import __version__
+from sim_engine.api.plugins import load_scenario_with_plugins
 from sim_engine.engine.clock import parse_speed
 from sim_engine.model.scenario import (
     Scenario,
     ScenarioError,
     default_scenario,
-    load_scenario,
     parse_duration,
 )
 
@@ -266,7 +266,7 @@ def _user_errors(out: Path | str | None, what: str) -> Iterator[None]:
 
 def _load(path: str | None) -> Scenario:
     try:
-        return load_scenario(path) if path else default_scenario()
+        return load_scenario_with_plugins(path)[0] if path else default_scenario()
     except ScenarioError as exc:
         _fail(str(exc), 2)
 

@@ -41,7 +41,6 @@ from hdrh.histogram import HdrHistogram
 
 from sim_engine import __version__
 from sim_engine.api.binding import signup_requests
-from sim_engine.api.plugins import plugin_runtime
 from sim_engine.engine.binders import api_request, next_step
 from sim_engine.engine.capabilities import ActionResolver
 from sim_engine.engine.simulation import bind_social, remember_social, user_password
@@ -51,6 +50,7 @@ from sim_engine.model.population import IdentityFactory, SimUser
 from sim_engine.model.records import ActionRequest, Outcome, Target
 from sim_engine.model.scenario import Scenario
 from sim_engine.runs.runstate import DEMO, check_target_allowed
+from sim_engine.targets.plugin import plugin_runtime
 
 __all__ = [
     "LoadOptions",
