@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,6 +16,7 @@ from sim_engine.model.scenario import (
     default_scenario,
     load_scenario,
     parse_duration,
+    read_scenario_data,
     validate_scenario,
 )
 
@@ -341,3 +344,69 @@ def test_scenarios_are_frozen() -> None:
     scenario = default_scenario()
     with pytest.raises(ValidationError):
         scenario.seed = 1  # type: ignore[misc]
+
+
+# -- plugins: validation against an explicit registry ------------------------------------------
+
+
+class _Catalog:
+    """A test double of the registry: the model needs only these three methods."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, str]] = []
+
+    def action_names(self) -> frozenset[str]:
+        return frozenset({"wave"})
+
+    def generator(self, name: str) -> Callable[..., Any] | None:
+        return (lambda rng, *args: "hi") if name == "greeting" else None
+
+    def spec_data(self, kind: str, name: str) -> dict[str, Any] | None:
+        self.asked.append((kind, name))
+        if kind == "persona" and name == "waver":
+            weights = {"wave": 2.0, "browse_feed": 1.0}
+            return {"share": 0.0, "actions": {"working": weights, "relaxing": weights}}
+        if kind == "workflow" and name == "wave_twice":
+            return {"steps": [{"action": "wave"}, {"action": "wave"}]}
+        return None
+
+
+def test_a_registry_is_passed_in_explicitly(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "plugins: [not_imported_module]\n"
+        "population: {personas: {waver: 1, lurker: 0, chatterbox: 0, night_owl: 0,"
+        " content_curator: 0}}\n",
+    )
+    with pytest.raises(ScenarioError, match=r"unknown persona 'waver'.*not loaded"):
+        load_scenario(path)  # no registry: the plugin persona is unknown
+    catalog = _Catalog()
+    scenario = load_scenario(path, registry=catalog)
+    assert scenario.registry is catalog
+    assert scenario.personas["waver"].actions["relaxing"]["wave"] == 2.0
+    assert "wave" in scenario.action_names()
+    assert scenario.plugins == ("not_imported_module",)
+    assert ("persona", "waver") in catalog.asked
+    assert scenario.with_overrides(seed=3).registry is catalog
+    data = read_scenario_data(path)  # the same, step by step
+    assert data["plugins"] == ["not_imported_module"]
+    assert Scenario.model_validate(data, context={"registry": catalog}).registry is catalog
+    with pytest.raises(TypeError, match="not a plugin registry"):
+        Scenario.model_validate(data, context={"registry": object()})
+
+
+def test_api_section_sees_the_registry_actions_generators_and_workflows() -> None:
+    data = {
+        "routine": default_scenario().routine.model_dump(mode="json"),
+        "api": {
+            "actions": {"post": {"method": "POST", "path": "/p", "body": {"t": "{{greeting}}"}}},
+            "workflows": {"hello": {"steps": [{"action": "wave"}, {"action": "post"}]}},
+        },
+        "personas": {"p": {"share": 1, "actions": {"relaxing": {"hello": 1, "wave_twice": 1}}}},
+        "population": {"initial": 1},
+    }
+    scenario = validate_scenario(data, registry=_Catalog())
+    assert scenario.api is not None
+    assert set(scenario.api.workflows) == {"hello", "wave_twice"}  # the plugin workflow joined
+    with pytest.raises(ScenarioError, match="unknown generator"):
+        validate_scenario(data)  # without the registry, {{greeting}} is unknown

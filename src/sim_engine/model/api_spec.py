@@ -349,11 +349,7 @@ class ApiSpec(_Frozen):
         for name in self.workflows:
             if name in self.actions:
                 raise ValueError(f"workflows.{name}: a workflow cannot share an action's name")
-        keys = {f"memory.{k}" for k in self.memory} | {f"pool.{k}" for k in self.pools}
-        for section, bounds in (("memory", self.memory), ("pools", self.pools)):
-            for name, bound in bounds.items():
-                if bound < 1:
-                    raise ValueError(f"{section}.{name}: keeps at least 1 item, got {bound}")
+        keys = self._memory_keys()
         for name, action in self.actions.items():
             _check_action(f"actions.{name}", action, keys, self.names(), catalog)
             if action.fallback in self.workflows:
@@ -378,6 +374,14 @@ class ApiSpec(_Frozen):
             if affinity.action not in self.names():
                 raise ValueError(f"affinity.{i}.action: unknown action {affinity.action!r}")
         return self
+
+    def _memory_keys(self) -> set[str]:
+        """The declared ``memory.KEY`` and ``pool.KEY`` names (each keeping at least 1 item)."""
+        for section, bounds in (("memory", self.memory), ("pools", self.pools)):
+            for name, bound in bounds.items():
+                if bound < 1:
+                    raise ValueError(f"{section}.{name}: keeps at least 1 item, got {bound}")
+        return {f"memory.{k}" for k in self.memory} | {f"pool.{k}" for k in self.pools}
 
 
 def _check_template(

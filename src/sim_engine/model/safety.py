@@ -17,6 +17,7 @@ __all__ = ["DEMO", "SafetyError", "check_target_allowed"]
 DEMO = "demo"
 """``run.json``'s target for the built-in demo server started by the run."""
 
+
 class SafetyError(ValueError):
     """A run was refused for safety (a target outside loopback not in ``allow_hosts``)."""
 

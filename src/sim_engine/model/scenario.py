@@ -133,14 +133,14 @@ class Scenario(_Frozen):
         known = self.action_names()
         for name, persona in self.personas.items():
             self._check_persona_actions(name, persona, known)
-        shares = self.persona_shares()
-        if not any(s > 0 for s in shares.values()):
-            raise ValueError("persona shares must not all be zero")
         for name in self.population.personas or {}:
             if name not in self.personas:
                 raise ValueError(
                     f"population.personas names unknown persona {name!r}{self._unloaded()}"
                 )
+        shares = self.persona_shares()
+        if not any(s > 0 for s in shares.values()):
+            raise ValueError("persona shares must not all be zero")
         for i, founder in enumerate(self.population.founders):
             if founder.persona is not None and founder.persona not in self.personas:
                 raise ValueError(
