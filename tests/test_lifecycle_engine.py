@@ -385,12 +385,19 @@ async def test_daily_metrics_one_entry_per_day_consistent_with_records() -> None
 
 def test_cli_writes_daily_metrics_and_lifecycle_files(tmp_path: Path) -> None:
     # The real contract runs against the demo server (no --target); in-process keeps this
-    # fast with the same API code.
+    # fast with the same API code. 30 days, so that activity patterns are assigned (after
+    # 14 days); a small community (12 users, a sign-up a day) keeps it to a few seconds
+    # (150 users and the default 10 sign-ups a day took a minute, 3-5 on a busy machine).
     out = tmp_path / "run"
+    scenario = tmp_path / "small.yaml"
+    scenario.write_text(
+        "population:\n  signups_per_day: 1\n  max_signups_per_day: 2\n", encoding="utf-8"
+    )
+    users = 12
     proc = sim_engine(
         "run",
-        *("--target", "inprocess", "--speed", "max", "--duration", "30d", "--users", "150"),
-        *("--seed", "7", "--out", str(out), "-q"),
+        *("--scenario", str(scenario), "--target", "inprocess", "--speed", "max"),
+        *("--duration", "30d", "--users", str(users), "--seed", "7", "--out", str(out), "-q"),
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -401,8 +408,8 @@ def test_cli_writes_daily_metrics_and_lifecycle_files(tmp_path: Path) -> None:
     for d in days:
         assert set(d) >= DAILY_METRICS_KEYS
         assert sum(d["state_distribution"].values()) == d["total_users"]
-    assert days[0]["total_users"] >= 150
-    assert sum(d["new_signups"] for d in days) >= 150
+    assert days[0]["total_users"] >= users
+    assert sum(d["new_signups"] for d in days) >= users + 15  # ~29 arrivals at 1 a day
     lines = (out / "lifecycle.jsonl").read_text("utf-8").splitlines()
     assert lines
     changes = Counter()
@@ -411,7 +418,7 @@ def test_cli_writes_daily_metrics_and_lifecycle_files(tmp_path: Path) -> None:
         assert {"sim_time", "user_id", "from", "to", "reason"} <= set(rec), rec
         assert rec["reason"]
         changes[(rec.get("change"), rec["from"], rec["to"])] += 1
-    assert changes[("state", "NEW", "ACTIVE")] >= 150
+    assert changes[("state", "NEW", "ACTIVE")] >= users
     assert any(change == "pattern" for change, _, _ in changes)
     legal = {(a.value, b.value) for a, nxt in ALLOWED_TRANSITIONS.items() for b in nxt}
     assert {(f, t) for c, f, t in changes if c == "state"} <= legal
