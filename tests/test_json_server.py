@@ -1,13 +1,14 @@
 """Proof on an API nobody here wrote: json-server 0.17 driven by a scenario's ``api`` section.
 
-The test installs json-server with npm (``examples/json-server/package-lock.json``),
-starts it on 127.0.0.1 with a copy of the seeded ``db.json``, runs one simulated day
-through the real command exactly as the contract says, then checks the run against
+The test uses json-server as ``.ci/run`` installs it (``npm ci`` in ``examples/json-server``,
+locked by its ``package-lock.json``; the test itself installs nothing), starts it on
+127.0.0.1 with a copy of the seeded ``db.json``, runs one simulated day through the
+real command exactly as the contract says, then checks the run against
 json-server's own data (read back over its HTTP API): posts created, some updated
 and deleted only by their authors, comments attached to existing posts, follows
 accounted for, and no status its action does not expect.
 
-It fails (never skips) when Node or npm are missing: ``.ci/run`` installs what it needs.
+It fails (never skips) when Node or json-server are missing.
 """
 
 from __future__ import annotations
@@ -52,26 +53,12 @@ def _get(base_url: str, path: str) -> Any:
 
 
 def _install() -> Path:
-    """Return json-server's executable, installing the locked version with ``npm ci`` if needed."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        pytest.fail(
-            "json-server needs Node.js and npm on PATH (node: "
-            f"{node or 'missing'}, npm: {npm or 'missing'}); install them "
-            "(Debian: apt-get install nodejs npm) -- .ci/run expects them on the machine"
-        )
+    """Return json-server's executable, as ``.ci/run`` installs it (the test installs nothing)."""
+    if shutil.which("node") is None:
+        pytest.fail("json-server needs Node.js on PATH (Debian: apt-get install nodejs npm)")
     binary = EXAMPLE / "node_modules" / ".bin" / "json-server"
     if not binary.exists():
-        proc = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund", "--silent"],
-            cwd=EXAMPLE,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            stdin=subprocess.DEVNULL,
-        )
-        if proc.returncode != 0 or not binary.exists():
-            pytest.fail(f"npm ci in {EXAMPLE} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+        pytest.fail(f"json-server is not installed: run `npm ci` in {EXAMPLE} (.ci/run does)")
     return binary
 
 
