@@ -21,7 +21,10 @@ __all__ = [
     "Binder",
     "MemoryKeeper",
     "Planned",
+    "Routine",
     "SessionHook",
+    "SessionPolicy",
+    "SessionShape",
     "UserForgetter",
 ]
 
@@ -56,8 +59,14 @@ class MemoryKeeper(Protocol):
         """Return the user's memory as JSON-ready data (None: nothing kept)."""
         ...
 
-    def restore_memory(self, user_id: int, data: dict[str, Any]) -> None:
-        """Take back a memory exported by :meth:`export_memory`."""
+    def restore_memory(
+        self, user_id: int, data: dict[str, Any], *, password: str | None = None
+    ) -> None:
+        """Take back a memory exported by :meth:`export_memory` (``password``: for renewals).
+
+        Raises:
+            ValueError: ``data`` is not an exported memory.
+        """
         ...
 
 
@@ -115,3 +124,39 @@ class Binder(Protocol):
         """The user's session is over: forget its unfinished workflow steps."""
         ...
 
+
+class Routine(Protocol):
+    """When users act: the routine state at a time, and when the next session starts."""
+
+    def state(self, persona: CompiledPersona, sim_t: float, offset_s: float) -> str:
+        """Return the routine state (``sleeping`` never acts) at ``sim_t`` (UTC offset given)."""
+        ...
+
+    def next_start(
+        self,
+        persona: CompiledPersona,
+        user: SimUser,
+        sim_t: float,
+        offset_s: float,
+        rng: random.Random,
+    ) -> float:
+        """Return the user's next session start after ``sim_t`` (``inf``: none)."""
+        ...
+
+
+class SessionShape(Protocol):
+    """How long sessions are, and the think time between their actions."""
+
+    def length(self, persona: CompiledPersona, user: SimUser, rng: random.Random) -> int:
+        """Return the number of actions of a session that starts now."""
+        ...
+
+    def think_s(
+        self, persona: CompiledPersona, rng: random.Random, step_s: float | None = None
+    ) -> float:
+        """Return a think time in simulated seconds (``step_s``: a workflow step's own)."""
+        ...
+
+
+class SessionPolicy(Routine, SessionShape, Protocol):
+    """Both halves of how sessions are planned (the persona model, or a load test's)."""

@@ -59,11 +59,13 @@ class Executor:
         self.inflight: set[asyncio.Task[None]] = set()
         self.inflight_times: deque[float] = deque()
         self.error: BaseException | None = None
+        self.idle = 0  # steps with nothing possible (the user just thought)
         self._signup_failures: dict[int, int] = {}
 
     def dispatch(self, step: Dispatch) -> None:
         """Send the step's requests in a task; with none, go straight to the next step."""
         if not step.requests:
+            self.idle += 1
             self._sessions.follow_up(step.user, self._base(step.sim_t), step.think_s)
             return
         step.user.pending = True
@@ -136,6 +138,8 @@ class Executor:
                 self._ledger.saved(user)
         elif self._binder.remember(user, request, outcome):
             self._ledger.saved(user)  # a post created or deleted: must not be forgotten
+        else:
+            self._ledger.touch(user)  # the target's memory may have changed
         if outcome.status == 401 and action not in ("log_in", "sign_up"):
             user.token = None  # re-login at the next session start
 

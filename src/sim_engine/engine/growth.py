@@ -12,6 +12,7 @@ import math
 import random
 from datetime import datetime
 
+from sim_engine.engine.capabilities import Routine
 from sim_engine.engine.events import ARRIVAL, DAY, DAY_S, SESSION, next_midnight, offset_of
 from sim_engine.engine.ledger import Ledger
 from sim_engine.engine.scheduler import Scheduler
@@ -32,6 +33,7 @@ class Growth:
         factory: makes identities.
         ledger: the run's users.
         scheduler: where arrivals and first events go.
+        routine: when each user's first session starts.
 
     Attributes:
         rng: the run-level generator of arrivals and replacements (saved in checkpoints).
@@ -45,6 +47,7 @@ class Growth:
         factory: IdentityFactory,
         ledger: Ledger,
         scheduler: Scheduler,
+        routine: Routine,
     ) -> None:
         self._scenario = scenario
         self._pop = scenario.population
@@ -52,6 +55,7 @@ class Growth:
         self.factory = factory
         self._ledger = ledger
         self._scheduler = scheduler
+        self._routine = routine
         self._life = scenario.lifecycle if scenario.lifecycle.enabled else None
         self._persona_index = {p.name: p.index for p in personas}
         self.rng = random.Random(scenario.seed * 7919 + 1)
@@ -91,7 +95,7 @@ class Growth:
             user.day_end = next_midnight(local)
             self._scheduler.push(user.day_end, DAY, user)
         persona = self._personas[user.persona]
-        first = persona.next_session_start(sim_t, offset_of(local), rng)
+        first = self._routine.next_start(persona, user, sim_t, offset_of(local), rng)
         save_rng(user, rng)
         if math.isfinite(first):
             self._scheduler.push(first, SESSION, user)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sim_engine.engine.capabilities import UserForgetter
+from sim_engine.engine.capabilities import MemoryKeeper, UserForgetter
 from sim_engine.model.behaviour import CompiledPersona
 from sim_engine.model.population import SimUser
 from sim_engine.model.records import Sink, Store
@@ -27,6 +27,7 @@ class Ledger:
         sinks: receivers of every record.
         store: where users are saved as they change (None: nowhere).
         forgetter: the target, when it keeps per-user state to drop (checked once).
+        keeper: the target, when its per-user memory is saved with the user.
 
     Attributes:
         users: the users by engine id.
@@ -40,6 +41,7 @@ class Ledger:
         sinks: Sequence[Sink],
         store: Store | None,
         forgetter: UserForgetter | None,
+        keeper: MemoryKeeper | None = None,
     ) -> None:
         self.users: dict[int, SimUser] = {}
         self.signed_up = 0
@@ -50,6 +52,7 @@ class Ledger:
         self._personas = personas
         self._sinks = list(sinks)
         self._forgetter = forgetter
+        self.keeper = keeper
 
     def emit(self, record: Any) -> None:
         """Hand a record to every sink."""
@@ -65,7 +68,17 @@ class Ledger:
         """Write a user through to the store (an event that must not be forgotten)."""
         self.dirty.add(user.user_id)
         if self.store is not None:
+            self.refresh(user)
             self.store.save_user(user)
+
+    def touch(self, user: SimUser) -> None:
+        """Mark a user changed: the next checkpoint saves it (its memory included)."""
+        self.dirty.add(user.user_id)
+
+    def refresh(self, user: SimUser) -> None:
+        """Copy the target's memory of the user onto it, ready to be saved."""
+        if self.keeper is not None:
+            user.memory = self.keeper.export_memory(user.user_id)
 
     def remove(self, user: SimUser) -> None:
         """Take a user out of the run, the target's memory and the store."""

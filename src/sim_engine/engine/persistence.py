@@ -103,6 +103,8 @@ class Persistence:
             for u in self._ledger.users.values()
             if u.life is not None or u.user_id in self._ledger.dirty
         ]
+        for user in changed:
+            self._ledger.refresh(user)
         store.checkpoint(self.export_state(), changed)
         self._ledger.dirty.clear()
         return len(changed)
@@ -111,8 +113,10 @@ class Persistence:
         """Take back a crashed run's users and state (before the run starts).
 
         Every user gets its next local midnight and next session planned from
-        the current simulated time; tokens are not kept, so each logs in again
-        at its next session.
+        the current simulated time. A target that keeps memories gets each
+        user's back, token included: a user whose token is still valid sends no
+        log-in. The social API's tokens are not kept: each logs in again at its
+        next session.
 
         Raises:
             KeyError, ValueError: ``state`` is not an exported state.
@@ -132,7 +136,17 @@ class Persistence:
         now = self._clock.now()
         for user in users:
             self._ledger.users[user.user_id] = user
+            self._remember(user)
             self._replan(user, now)
+
+    def _remember(self, user: SimUser) -> None:
+        """Give the target back what it kept for the user, and the user its token."""
+        keeper, memory = self._ledger.keeper, user.memory
+        if keeper is None or memory is None:
+            return
+        keeper.restore_memory(user.user_id, memory, password=self._sessions.password(user))
+        token = memory.get("token")
+        user.token = str(token) if token else None
 
     def _replan(self, user: SimUser, now: float) -> None:
         rng = user_rng(user)

@@ -17,18 +17,16 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sim_engine.api.binding import signup_requests, user_password
-from sim_engine.engine.capabilities import Binder, SessionHook
+from sim_engine.engine.capabilities import Binder, SessionHook, SessionPolicy
 from sim_engine.engine.events import NEXT, SESSION, local_iso, offset_of, offset_s
 from sim_engine.engine.scheduler import Scheduler
 from sim_engine.model.behaviour import CompiledPersona
-from sim_engine.model.lifecycle import LifecycleState, session_depth
+from sim_engine.model.lifecycle import LifecycleState
 from sim_engine.model.population import SimUser, save_rng, user_rng
 from sim_engine.model.records import ActionRequest
 from sim_engine.model.scenario import Scenario
 
 __all__ = ["Dispatch", "Sessions"]
-
-_REFERENCE_MEAN_ACTIONS = 4.0  # persona depth factor = mean_actions / this (lifecycle on)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +53,7 @@ class Sessions:
         lookahead_s: the smallest possible think time (simulated seconds).
         hooks: told when sessions start and end.
         alive: tells whether a user id is still in the run.
+        policy: routine states, session starts, lengths and think times.
     """
 
     def __init__(
@@ -67,6 +66,7 @@ class Sessions:
         lookahead_s: float,
         hooks: Sequence[SessionHook],
         alive: Callable[[int], bool],
+        policy: SessionPolicy,
     ) -> None:
         self._scenario = scenario
         self._personas = personas
@@ -76,7 +76,7 @@ class Sessions:
         self._lookahead_s = lookahead_s
         self._hooks = list(hooks)
         self._alive = alive
-        self._life = scenario.lifecycle if scenario.lifecycle.enabled else None
+        self._policy = policy
         self._full_identity = scenario.api is not None
         self._floor_s = scenario.limits.min_action_interval_s
         self._hooked: set[int] = set()  # users whose session start the hooks saw
@@ -88,7 +88,7 @@ class Sessions:
         persona = self._personas[user.persona]
         local = datetime.fromtimestamp(sim_t, user.tz)
         offset = offset_of(local)
-        state = persona.state_at(sim_t, offset)
+        state = self._policy.state(persona, sim_t, offset)
         life = user.life
         if life is not None and (not life.active_today or life.state is LifecycleState.CHURNED):
             # A session planned for, or running into, a day the user skips (e.g. a
@@ -118,7 +118,7 @@ class Sessions:
             self._scheduler.push(sim_t + rng.uniform(30.0, 120.0), SESSION, user)
             return False
         user.session_id += 1
-        self.set_left(user, self._length(persona, rng, user))
+        self.set_left(user, self._policy.length(persona, user, rng))
         user.feed_offset = 0
         if self._hooks:
             self._hooked.add(user.user_id)
@@ -136,7 +136,7 @@ class Sessions:
     ) -> Dispatch | None:
         if user.token is None:
             requests = self.signup_requests(user, sim_t)
-            think_s = max(persona.think_time_s(rng), self._floor_s)
+            think_s = max(self._policy.think_s(persona, rng), self._floor_s)
             return Dispatch(user, persona, state, sim_t, requests, think_s)
         planned = self._binder.plan(user, persona, state, sim_t, rng)
         if planned.drew:
@@ -145,16 +145,18 @@ class Sessions:
             self._workflow.add(user.user_id)
         else:
             self._workflow.discard(user.user_id)
-        think_s = max(persona.think_time_s(rng), self._floor_s)
-        if planned.think_s is not None:
-            think_s = max(planned.think_s, self._floor_s)
+        think_s = max(self._policy.think_s(persona, rng, planned.think_s), self._floor_s)
         if planned.request is None:  # nothing possible: the user just thinks
             return Dispatch(user, persona, state, sim_t, [], think_s)
         return Dispatch(user, persona, state, sim_t, [planned.request], think_s)
 
+    def password(self, user: SimUser) -> str:
+        """The user's password (derived from the run secret; see :func:`user_password`)."""
+        return user_password(user, self.secret, self._scenario)
+
     def signup_requests(self, user: SimUser, sim_t: float) -> list[ActionRequest]:
         """The sign-up and log-in requests of ``user`` (only the log-in once it joined)."""
-        password = user_password(user, self.secret, self._scenario)
+        password = self.password(user)
         iso = local_iso(user, sim_t)
         return signup_requests(user, password, sim_t, iso, self._full_identity)
 
@@ -182,7 +184,7 @@ class Sessions:
         """End the session and plan the next one (today's, or none: midnight plans more)."""
         self.session_ended(user, sim_t)
         self._close(user)
-        nxt = persona.next_session_start(sim_t, offset, rng)
+        nxt = self._policy.next_start(persona, user, sim_t, offset, rng)
         life = user.life
         if (
             life is not None
@@ -217,10 +219,3 @@ class Sessions:
         elif user.session_left <= 0 and left > 0:
             self.open_sessions += 1
         user.session_left = max(0, left)
-
-    def _length(self, persona: CompiledPersona, rng: random.Random, user: SimUser) -> int:
-        if user.life is None or self._life is None:
-            return persona.session_length(rng)
-        factor = persona.session.mean_actions / _REFERENCE_MEAN_ACTIONS
-        depth = session_depth(self._life, user.life, rng, scale=factor)
-        return min(depth, persona.session.max_actions)

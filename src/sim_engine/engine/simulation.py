@@ -29,7 +29,14 @@ from typing import Any
 
 from sim_engine.api.binding import _run_tag, bind_social, remember_social, user_password
 from sim_engine.engine.binders import ApiBinder, SocialBinder
-from sim_engine.engine.capabilities import ActionResolver, Binder, SessionHook, UserForgetter
+from sim_engine.engine.capabilities import (
+    ActionResolver,
+    Binder,
+    MemoryKeeper,
+    SessionHook,
+    SessionPolicy,
+    UserForgetter,
+)
 from sim_engine.engine.clock import Clock, SpeedControl
 from sim_engine.engine.daycycle import DayCycle
 from sim_engine.engine.events import ARRIVAL, DAY, REPLACE, TICK, offset_s
@@ -37,6 +44,7 @@ from sim_engine.engine.executor import Executor
 from sim_engine.engine.growth import Growth
 from sim_engine.engine.ledger import Ledger
 from sim_engine.engine.persistence import Persistence
+from sim_engine.engine.policies import PersonaPolicy
 from sim_engine.engine.scheduler import Scheduler
 from sim_engine.engine.sessions import Sessions
 from sim_engine.model.behaviour import CompiledPersona, compile_personas
@@ -64,6 +72,8 @@ class SimulationStats:
         actions: actions completed; ``failed``: of them, not ok.
         in_flight: actions awaiting an answer.
         scheduled: events waiting in the heap.
+        idle: steps at which nothing was possible (an ``api`` section's guards,
+            e.g. nothing to read yet): the user only thought.
     """
 
     sim_now: float
@@ -73,6 +83,7 @@ class SimulationStats:
     failed: int
     in_flight: int
     scheduled: int
+    idle: int = 0
 
 
 def _binder(scenario: Scenario, target: Target) -> Binder:
@@ -99,6 +110,9 @@ class Simulation:
             (default: random).
         store: where users are saved as they change (crash safety); None: nowhere.
         hooks: told when sessions start and end (plugins, seed 000's SimulationPlugin).
+        policy: how sessions are planned (default: the persona model,
+            :class:`~sim_engine.engine.policies.PersonaPolicy`; the load test
+            passes a :class:`~sim_engine.engine.policies.ClosedLoopPolicy`).
     """
 
     def __init__(
@@ -111,6 +125,7 @@ class Simulation:
         secret: str | None = None,
         store: Store | None = None,
         hooks: Sequence[SessionHook] = (),
+        policy: SessionPolicy | None = None,
     ) -> None:
         self.scenario = scenario
         self._target = target
@@ -124,6 +139,8 @@ class Simulation:
         self._resumed.set()
         self._stopping = False
         self._populated = False
+        life = scenario.lifecycle if scenario.lifecycle.enabled else None
+        self._policy = policy if policy is not None else PersonaPolicy(life)
         self._compose(secret or secrets.token_hex(16), store, sinks, hooks)
 
     def _compose(
@@ -140,17 +157,21 @@ class Simulation:
         )
         self._lookahead_s = lookahead_s
         forgetter = target if isinstance(target, UserForgetter) else None
-        self._ledger = Ledger(personas, sinks, store, forgetter)
+        keeper = target if isinstance(target, MemoryKeeper) else None
+        self._ledger = Ledger(personas, sinks, store, forgetter, keeper)
         self._scheduler = Scheduler(self._progress.set)
         binder = _binder(scenario, target)
         self._sessions = Sessions(
-            scenario, personas, self._scheduler, binder, secret, lookahead_s, hooks, self._alive
-        )
+            scenario, personas, self._scheduler, binder, secret, lookahead_s, hooks, self._alive,
+            self._policy,
+        )  # fmt: skip
         self._executor = Executor(
             target, self._clock, self._ledger, self._sessions, binder, self._on_change
         )
         factory = self._factory(secret)
-        self._growth = Growth(scenario, personas, factory, self._ledger, self._scheduler)
+        self._growth = Growth(
+            scenario, personas, factory, self._ledger, self._scheduler, self._policy
+        )
         life = scenario.lifecycle if scenario.lifecycle.enabled else None
         can_delete = scenario.api is None or "delete_account" in scenario.api.actions
         self._days = DayCycle(
@@ -219,6 +240,7 @@ class Simulation:
             failed=ledger.failed,
             in_flight=len(self._executor.inflight),
             scheduled=len(self._scheduler),
+            idle=self._executor.idle,
         )
 
     def stop(self) -> None:

@@ -62,6 +62,8 @@ class SimUser:
         day_end: simulated epoch seconds of the user's next local midnight.
         founder: a founder account (never churns; stable password).
         joined: the sign-up succeeded (an API without accounts gives no remote id).
+        memory: what the target keeps for the user (an ``api`` section's token and
+            lists), as JSON-ready data, refreshed whenever the user is saved.
     """
 
     __slots__ = (
@@ -74,6 +76,7 @@ class SimUser:
         "joined",
         "last_feed",
         "life",
+        "memory",
         "name",
         "own_posts",
         "pending",
@@ -121,6 +124,7 @@ class SimUser:
         self.day_end = 0.0
         self.founder = False
         self.joined = False
+        self.memory: dict[str, Any] | None = None
 
     @property
     def username(self) -> str:
@@ -137,7 +141,11 @@ class SimUser:
 
 
 def user_to_dict(user: SimUser) -> dict[str, Any]:
-    """Serialise a user for the state store (no token: it is re-obtained by logging in)."""
+    """Serialise a user for the state store.
+
+    The social API's token is not kept (it is re-obtained by logging in); an
+    ``api`` section's token is part of the target's ``memory`` and is kept.
+    """
     data: dict[str, Any] = {
         slot: getattr(user, slot)
         for slot in SimUser.__slots__
@@ -172,6 +180,8 @@ def user_from_dict(data: dict[str, Any]) -> SimUser:
     user.day_end = float(data.get("day_end", 0.0))
     user.founder = bool(data.get("founder", False))
     user.joined = bool(data.get("joined", user.remote_id is not None))
+    memory = data.get("memory")
+    user.memory = dict(memory) if isinstance(memory, dict) else None
     life = data.get("life")
     user.life = lifecycle_from_dict(life) if life is not None else None
     return user

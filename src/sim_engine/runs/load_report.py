@@ -1,0 +1,231 @@
+"""The figures of a load test: tallies per action, ``load.json`` and the printed summary."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from hdrh.histogram import HdrHistogram
+
+from sim_engine._version import __version__
+from sim_engine.model.records import ActionRecord
+
+__all__ = ["LoadResult", "Tally", "format_summary", "write_load_json"]
+
+_MAX_LATENCY_US = 600_000_000  # 10 wall minutes, as in metrics.py
+
+
+class _Scenario(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def seed(self) -> int: ...
+
+
+class LoadSettings(Protocol):
+    """The settings a report names (``LoadOptions`` has them)."""
+
+    @property
+    def scenario(self) -> _Scenario: ...
+
+    @property
+    def users(self) -> int: ...
+
+    @property
+    def min_requests(self) -> int: ...
+
+    @property
+    def max_requests(self) -> int: ...
+
+    @property
+    def duration_s(self) -> float | None: ...
+
+    @property
+    def delay_min_ms(self) -> float: ...
+
+    @property
+    def delay_max_ms(self) -> float: ...
+
+
+@dataclass
+class Tally:
+    """Counts and latencies (wall milliseconds, HDR histogram) of one kind of request."""
+
+    requests: int = 0
+    failed: int = 0
+    intended: int = 0
+    latency: HdrHistogram = field(default_factory=lambda: HdrHistogram(1, _MAX_LATENCY_US, 3))
+
+    def add(self, record: ActionRecord) -> None:
+        self.requests += 1
+        if record.intended:
+            self.intended += 1
+        elif not record.ok:
+            self.failed += 1
+        us = max(1, min(int(record.latency_ms * 1000), _MAX_LATENCY_US))
+        self.latency.record_value(us)
+
+    def percentiles(self) -> dict[str, float]:
+        if self.requests == 0:
+            return {"p50": 0.0, "p95": 0.0, "p99": 0.0, "mean": 0.0, "max": 0.0}
+        hist = self.latency
+        return {
+            "p50": round(hist.get_value_at_percentile(50) / 1000, 3),
+            "p95": round(hist.get_value_at_percentile(95) / 1000, 3),
+            "p99": round(hist.get_value_at_percentile(99) / 1000, 3),
+            "mean": round(hist.get_mean_value() / 1000, 3),
+            "max": round(hist.get_max_value() / 1000, 3),
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "failed": self.failed,
+            "intended_errors": self.intended,
+            "latency_ms": self.percentiles(),
+        }
+
+
+@dataclass
+class LoadResult:
+    """What a load test measured (``load.json`` is :meth:`to_dict`).
+
+    Attributes:
+        options: the settings it ran with.
+        target: the base URL used.
+        wall_s: wall seconds from the first sign-up to the last answer.
+        completed_users: users that made all their requests.
+        cut_short: some user stopped before its count (duration or interrupt).
+        interrupted: stopped by SIGINT/SIGTERM.
+        impossible: request slots given up because no drawn action was possible
+            (``api`` guards, e.g. nothing to read yet); not counted as requests.
+        distribution: the flattened action distribution (name -> probability).
+        transport: the resilient transport's counters (retries, rate limited...).
+    """
+
+    options: LoadSettings
+    target: str
+    wall_s: float = 0.0
+    completed_users: int = 0
+    cut_short: bool = False
+    interrupted: bool = False
+    impossible: int = 0
+    distribution: dict[str, float] = field(default_factory=dict)
+    transport: dict[str, Any] = field(default_factory=dict)
+    total: Tally = field(default_factory=Tally)
+    by_action: dict[str, Tally] = field(default_factory=dict)
+    setup: dict[str, Tally] = field(default_factory=dict)
+    by_status: Counter[int] = field(default_factory=Counter)
+
+    @property
+    def requests(self) -> int:
+        """Requests made (sign-up and log-in excluded)."""
+        return self.total.requests
+
+    @property
+    def failed(self) -> int:
+        """Requests that failed (deliberate errors excluded)."""
+        return self.total.failed
+
+    @property
+    def success_rate(self) -> float:
+        """Share of requests that succeeded, deliberate errors left out (1.0 with none)."""
+        real = self.total.requests - self.total.intended
+        return (real - self.total.failed) / real if real > 0 else 1.0
+
+    @property
+    def requests_per_second(self) -> float:
+        """Requests per wall second over the whole test (setup included in the time)."""
+        return self.requests / self.wall_s if self.wall_s > 0 else 0.0
+
+    def latency_ms(self) -> dict[str, float]:
+        """Latency of the requests: ``p50``, ``p95``, ``p99``, ``mean``, ``max`` (wall ms)."""
+        return self.total.percentiles()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON-ready figures (the content of ``load.json``)."""
+        o = self.options
+        return {
+            "scenario": o.scenario.name,
+            "seed": o.scenario.seed,
+            "target": self.target,
+            "users": o.users,
+            "min_request_count": o.min_requests,
+            "max_request_count": o.max_requests,
+            "delay_ms": [o.delay_min_ms, o.delay_max_ms],
+            "duration_s": o.duration_s,
+            "requests": self.requests,
+            "failed": self.failed,
+            "intended_errors": self.total.intended,
+            "success_rate": round(self.success_rate, 6),
+            "latency_ms": self.latency_ms(),
+            "requests_per_second": round(self.requests_per_second, 3),
+            "wall_seconds": round(self.wall_s, 3),
+            "completed_users": self.completed_users,
+            "cut_short": self.cut_short,
+            "interrupted": self.interrupted,
+            "impossible": self.impossible,
+            "by_action": {
+                name: t.as_dict()
+                for name, t in sorted(self.by_action.items(), key=lambda kv: -kv[1].requests)
+            },
+            "by_status": {str(k): v for k, v in sorted(self.by_status.items())},
+            "setup": {name: t.as_dict() for name, t in self.setup.items()},
+            "distribution": {k: round(v, 6) for k, v in self.distribution.items()},
+            "transport": self.transport,
+            "version": __version__,
+        }
+
+
+def write_load_json(result: LoadResult, out_dir: Path) -> Path:
+    """Write ``OUT_DIR/load.json`` (atomically) and return its path.
+
+    Raises:
+        OSError: the directory cannot be written.
+    """
+    path = out_dir / "load.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def format_summary(result: LoadResult) -> list[str]:
+    """Return the end-of-test summary as printable lines."""
+    lat = result.latency_ms()
+    head = "Interrupted" if result.interrupted else "Done"
+    if result.cut_short and not result.interrupted:
+        head += " (duration reached)"
+    lines = [
+        f"{head}: {result.requests} requests from {result.options.users} users "
+        f"in {result.wall_s:.1f} s, {result.requests_per_second:.1f} requests/s",
+        f"  success {100 * result.success_rate:.1f}% ({result.failed} failed"
+        + (f", {result.total.intended} deliberate errors" if result.total.intended else "")
+        + ")",
+        f"  latency p50 {lat['p50']:.1f} / p95 {lat['p95']:.1f} / p99 {lat['p99']:.1f} ms "
+        f"(max {lat['max']:.1f})",
+    ]
+    if result.setup:
+        setup = ", ".join(
+            f"{name} {t.requests} ({t.failed} failed)" for name, t in result.setup.items()
+        )
+        lines.append(f"  setup: {setup}")
+    rows = sorted(result.by_action.items(), key=lambda kv: -kv[1].requests)
+    if rows:
+        lines.append("  by action:")
+        width = max(len(name) for name, _ in rows)
+        for name, t in rows:
+            p = t.percentiles()
+            lines.append(
+                f"    {name:<{width}}  {t.requests:>7} requests  {t.failed:>6} failed  "
+                f"p50 {p['p50']:.1f} / p95 {p['p95']:.1f} ms"
+            )
+    if result.impossible:
+        lines.append(f"  {result.impossible} request slots had no possible action")
+    return lines
+
+
