@@ -1,0 +1,78 @@
+"""A resumed ``api`` run keeps its users' memories: no log-in for a user with a valid token.
+
+The issue: a resumed ``api`` run forgot every memory and logged everyone in
+again. Now the target's memory of each user (token, ids, picks) is saved with
+the user in ``state.db`` and given back on resume. The API here is the demo
+app described as an ``api`` section (the built-in description), in process.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+import yaml
+
+from helpers import reap, sim_engine, sim_engine_popen
+from sim_engine.model.builtin import social_api_data
+from sim_engine.model.scenario import default_scenario
+
+
+def _checkpoint_s(state_db: Path) -> float | None:
+    """The simulated time of the last checkpoint (None: none yet); read-only."""
+    try:
+        db = sqlite3.connect(f"file:{state_db}?mode=ro", uri=True, timeout=5)
+        row = db.execute("SELECT value FROM meta WHERE key = 'engine'").fetchone()
+    except sqlite3.Error:
+        return None
+    finally:
+        if "db" in locals():
+            db.close()
+    return None if row is None else float(json.loads(row[0])["sim_now"])
+
+
+def _actions(out: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in (out / "actions.jsonl").read_text().splitlines()]
+
+
+def test_resumed_api_run_sends_no_log_in_for_users_with_a_valid_token(tmp_path: Path) -> None:
+    data = default_scenario().model_dump(mode="json")
+    data["name"] = "api-resume"
+    data["api"] = social_api_data()
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text(yaml.safe_dump(data))
+    out = tmp_path / "run"
+    args = ["--scenario", str(scenario), "--target", "inprocess", "--speed", "max"]
+    args += ["--duration", "6d", "--users", "30", "--seed", "4", "-q", "--out", str(out)]
+    proc = sim_engine_popen("run", *args)
+    try:
+        deadline = time.monotonic() + 30
+        while _checkpoint_s(out / "state.db") is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        reap(proc)
+    assert proc.returncode == 0, stderr
+    stopped_at = _checkpoint_s(out / "state.db")
+    assert stopped_at is not None
+    before = _actions(out)
+    logged_in = {a["user_id"] for a in before if a["action"] == "log_in" and a["ok"]}
+    assert len(logged_in) >= 10
+
+    resumed = sim_engine("run", "--resume", str(out), "-q", timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    after = _actions(out)[len(before) :]
+    acted = {a["user_id"] for a in after if a["action"] not in ("sign_up", "log_in")}
+    assert len(acted & logged_in) >= 5  # the same users went on acting after the resume
+    relogged = {
+        a["user_id"] for a in after if a["action"] == "log_in" and a["user_id"] in logged_in
+    }
+    # A user logs in again only when the API refused its token (401) after the resume.
+    refused = {a["user_id"] for a in after if a["status"] == 401}
+    assert relogged <= refused, sorted(relogged - refused)[:10]
