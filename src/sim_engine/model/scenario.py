@@ -98,9 +98,10 @@ class Scenario(_Frozen):
     caller builds a plugin registry from them and passes it in
     (``Scenario.model_validate(data, context={"registry": registry})``, or
     :func:`validate_scenario` / :func:`load_scenario` with ``registry=``). The
-    registry a scenario was validated with is kept (not a field: it is neither
-    dumped nor compared by value) so that :meth:`action_names` and
-    :meth:`with_overrides` see the same plugins.
+    registry a scenario was validated with is kept (:attr:`registry`; a private
+    attribute, not a field: it is not dumped) so that :meth:`action_names`,
+    :meth:`with_overrides` and the run see the same plugins. Two scenarios
+    validated with different registries compare unequal.
     """
 
     name: str = "scenario"
