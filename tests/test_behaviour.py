@@ -15,6 +15,7 @@ import random
 from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
+from typing import Literal, cast
 
 import pytest
 
@@ -25,6 +26,7 @@ from sim_engine.model.scenario import ACTIONS, PersonaSpec, RoutineSpec, Scenari
 MONDAY = datetime(2026, 3, 2, tzinfo=timezone.utc).timestamp()
 WEEK_S = 7 * 86400.0
 PERSONAS = ("lurker", "chatterbox", "night_owl", "content_curator")
+RoutineState = Literal["working", "relaxing"]  # the keys of a persona's weight matrix
 
 
 # -- an independent oracle of the routine ------------------------------------------------
@@ -65,7 +67,7 @@ def day_mass(routine: RoutineSpec, weekend: bool, state: str | None = None) -> f
 
 def expected_mix(spec: PersonaSpec, state: str) -> dict[str, float]:
     """Action probabilities from the weight matrix and the post/update multipliers."""
-    weights = dict(spec.actions[state])
+    weights = dict(spec.actions[cast(RoutineState, state)])
     weights["create_post"] = weights.get("create_post", 0.0) * spec.post_frequency
     weights["update_post"] = weights.get("update_post", 0.0) * spec.update_frequency
     total = sum(weights.values())
@@ -319,7 +321,8 @@ def test_action_mix_check_detects_swapped_weights(
 ) -> None:
     persona = personas[name]
     right = expected_mix(persona.spec, state)
-    wrong_actions = {**persona.spec.actions, state: _swap(persona.spec.actions[state], a, b)}
+    matrix = cast(RoutineState, state)
+    wrong_actions = {**persona.spec.actions, matrix: _swap(persona.spec.actions[matrix], a, b)}
     wrong_spec = persona.spec.model_copy(update={"actions": wrong_actions})
     wrong = expected_mix(wrong_spec, state)
     assert right != wrong

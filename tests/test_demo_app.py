@@ -33,7 +33,8 @@ async def signup(
     body.update(extra)
     resp = await client.post("/users", json=body, headers=headers or {})
     assert resp.status_code == 201, resp.text
-    return resp.json()
+    created: dict[str, Any] = resp.json()
+    return created
 
 
 async def login(client: httpx.AsyncClient, username: str) -> dict[str, str]:
@@ -54,7 +55,8 @@ async def make_post(
 ) -> dict[str, Any]:
     resp = await client.post("/posts", json={"title": title, "body": "b", **extra}, headers=auth)
     assert resp.status_code == 201, resp.text
-    return resp.json()
+    post: dict[str, Any] = resp.json()
+    return post
 
 
 # ---------------------------------------------------------------------------------------

@@ -145,7 +145,7 @@ def _post_history(actions: list[ActionRecord]) -> tuple[dict[int, ActionRecord],
             assert r.post_id not in created
             created[r.post_id] = r
         elif r.action == "delete_post" and r.ok:
-            assert r.post_id not in deleted
+            assert r.post_id is not None and r.post_id not in deleted
             deleted[r.post_id] = r.sim_ts
     return created, deleted
 
@@ -172,6 +172,7 @@ def test_updates_and_deletes_touch_only_own_posts(social_run: Run) -> None:
         assert parse_iso(row["created_at"]) == parse_iso(created[post_id].sim_time)
     last_update: dict[int, ActionRecord] = {}
     for r in changes:
+        assert r.post_id is not None
         newer = r.post_id not in last_update or r.sim_ts > last_update[r.post_id].sim_ts
         if r.action == "update_post" and r.post_id in rows and newer:
             last_update[r.post_id] = r

@@ -307,8 +307,8 @@ def test_cleanup_deletes_churned_users_and_their_posts_from_the_demo_api(cleanup
     # The engine forgot the deleted users, and remembers the kept ones as CHURNED.
     assert not deleted & set(run.sim.users)
     for uid in kept:
-        assert run.sim.users[uid].life is not None
-        assert run.sim.users[uid].life.state.value == "CHURNED"
+        life = run.sim.users[uid].life
+        assert life is not None and life.state.value == "CHURNED"
     # No one acts after churning (the cleanup requests aside).
     churn_ts = {r.user_id: r.sim_ts for r in run.life if r.change == "state" and r.new == "CHURNED"}
     late = [
@@ -413,7 +413,7 @@ def test_cli_writes_daily_metrics_and_lifecycle_files(tmp_path: Path) -> None:
     assert sum(d["new_signups"] for d in days) >= users + 15  # ~29 arrivals at 1 a day
     lines = (out / "lifecycle.jsonl").read_text("utf-8").splitlines()
     assert lines
-    changes = Counter()
+    changes: Counter[tuple[str | None, str, str]] = Counter()
     for line in lines:
         rec = json.loads(line)
         assert {"sim_time", "user_id", "from", "to", "reason"} <= set(rec), rec

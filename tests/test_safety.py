@@ -191,7 +191,8 @@ class RecordingApi:
                     "body": json.loads(body) if body.startswith("{") else None,
                 }
             )
-            return await handler(request)
+            response: web.StreamResponse = await handler(request)
+            return response
 
         def me(request: web.Request) -> int | None:
             auth = request.headers.get("Authorization", "")
@@ -277,7 +278,7 @@ class RecordingApi:
             loop.run_until_complete(site.start())
             server = site._server
             assert server is not None
-            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
             ready.set()
             loop.run_forever()
             loop.run_until_complete(self._runner.cleanup())
