@@ -10,18 +10,21 @@ and review the diff like any other change.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from helpers import read_jsonl
 from sim_engine import ActionRecord, Simulation, default_scenario
 from sim_engine.demo import create_app
 from sim_engine.engine.clock import FastForwardClock
 from sim_engine.model.scenario import Scenario
-from sim_engine.targets import SocialApiTarget
+from sim_engine.runs.targets import bind_target
 from sim_engine.targets.inprocess import AsgiTransport
 
 GOLDEN = Path(__file__).parent / "golden" / "small_run.jsonl"
@@ -49,7 +52,7 @@ class ActionSink:
 async def run_small(scenario: Scenario) -> list[dict[str, Any]]:
     """One simulated day against a fresh in-process demo app; the action rows in order."""
     app = create_app()
-    target = SocialApiTarget(AsgiTransport(app))
+    target = bind_target(scenario, AsgiTransport(app))
     sink = ActionSink()
     sim = Simulation(
         scenario, target, FastForwardClock(START), sinks=[sink], duration_s=86400.0, secret="golden"
@@ -62,22 +65,28 @@ async def run_small(scenario: Scenario) -> list[dict[str, Any]]:
     return sink.rows
 
 
-async def test_same_seed_same_run() -> None:
-    first = await run_small(small_scenario())
-    second = await run_small(small_scenario())
+@pytest.fixture(scope="module")
+def seed_11_run() -> list[dict[str, Any]]:
+    """The action rows of one run of the small scenario (seed 11), shared by the tests."""
+    return asyncio.run(run_small(small_scenario()))
+
+
+async def test_same_seed_same_run(seed_11_run: list[dict[str, Any]]) -> None:
+    first = seed_11_run
+    second = await run_small(small_scenario())  # a run of its own, from scratch
     assert len(first) > GOLDEN_RECORDS
     assert any(r["action"] == "create_post" for r in first)
     assert any(r["action"] in ("update_post", "delete_post") for r in first)
     assert first == second
 
 
-async def test_another_seed_another_run() -> None:
+async def test_another_seed_another_run(seed_11_run: list[dict[str, Any]]) -> None:
     # Guards the test above against a run that ignores the seed (or does nothing).
-    assert await run_small(small_scenario(11)) != await run_small(small_scenario(12))
+    assert seed_11_run != await run_small(small_scenario(12))
 
 
-async def test_golden_small_run() -> None:
-    rows = (await run_small(small_scenario()))[:GOLDEN_RECORDS]
+def test_golden_small_run(seed_11_run: list[dict[str, Any]]) -> None:
+    rows = seed_11_run[:GOLDEN_RECORDS]
     assert len(rows) == GOLDEN_RECORDS
     if os.environ.get("SIM_ENGINE_UPDATE_GOLDEN") == "1":
         GOLDEN.parent.mkdir(exist_ok=True)
