@@ -300,7 +300,7 @@ def test_breaker_half_open_probe_closes_on_success() -> None:
     assert b.allow()  # the probe
     assert not b.allow()  # only one probe at a time
     b.record(True)
-    assert b.state is BreakerState.CLOSED
+    assert state_of(b) is BreakerState.CLOSED
     assert b.allow() and b.allow()
 
 
