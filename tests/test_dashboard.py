@@ -538,8 +538,8 @@ async def capture(
     3600x, refreshing like the live display) and return a snapshot taken mid-run."""
     start = datetime(2026, 3, 2, 11, 0, tzinfo=timezone.utc).timestamp()
     if demo:
+        from sim_engine import bind_target
         from sim_engine.demo import create_app
-        from sim_engine.targets import SocialApiTarget
         from sim_engine.targets.inprocess import AsgiTransport
 
         sc = default_scenario().with_overrides(**{"population.initial": users, "seed": 7})
@@ -550,7 +550,7 @@ async def capture(
             transport = ResilientTransport(transport, sc.limits)
         except (ImportError, AttributeError):  # pragma: no cover - without resilience
             pass
-        target: Any = SocialApiTarget(transport)
+        target: Any = bind_target(sc, transport)
     else:
         sc, target = scenario(users), quick_api()
     dash = Dashboard(Console(file=StringIO(), width=120), keys=False)

@@ -174,16 +174,13 @@ def recorded_probs(
 ) -> dict[str, float]:
     """What the record shows for a draw from ``matrix``, given the user's memory.
 
-    The engine binds a planned action to memory: ``read_post`` needs a feed page seen
-    in this session, ``update_post``/``delete_post`` a post of the user's own; without
-    it the user browses the feed instead. So a missing action's probability moves to
-    ``browse_feed``.
+    The mock target does not resolve actions (it is no ``ActionResolver``), so the
+    engine sends every drawn action as drawn: whatever the user's memory, the record
+    is the draw. (A target that resolves would send a fallback -- ``browse_feed`` --
+    for a ``read_post`` with nothing seen or an ``update_post`` with nothing owned;
+    the cells keep the memory split so that such a target could be tested the same way.)
     """
-    available = {"read_post": feed_seen, "update_post": owns_posts, "delete_post": owns_posts}
-    out: dict[str, float] = defaultdict(float)
-    for action, p in matrix.items():
-        out[action if available.get(action, True) else "browse_feed"] += p
-    return dict(out)
+    return dict(matrix)
 
 
 def mix_by_cell(actions: Iterable[ActionRecord]) -> dict[Cell, Counter[str]]:

@@ -26,8 +26,9 @@ from sim_engine.engine.clock import FastForwardClock
 from sim_engine.model.lifecycle import ALLOWED_TRANSITIONS
 from sim_engine.model.records import DaySnapshot, LifecycleRecord
 from sim_engine.model.scenario import Scenario, default_scenario
+from sim_engine.runs.targets import bind_target
 from sim_engine.sinks.metrics import DailyMetrics
-from sim_engine.targets import MockTarget, SocialApiTarget
+from sim_engine.targets import MockTarget
 from sim_engine.targets.inprocess import AsgiTransport
 
 DAY_S = 86400.0
@@ -250,8 +251,9 @@ def _cleanup_scenario() -> Scenario:
 @pytest.fixture(scope="module")
 def cleanup_run() -> Any:
     app = create_app()
+    scenario = _cleanup_scenario()
     run = asyncio.run(
-        run_sim(_cleanup_scenario(), SocialApiTarget(AsgiTransport(app)), MID_MARCH, days=12)
+        run_sim(scenario, bind_target(scenario, AsgiTransport(app)), MID_MARCH, days=12)
     )
     run.app = app
     yield run

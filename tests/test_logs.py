@@ -30,7 +30,7 @@ from sim_engine.observe.logs import (
     remove_logging,
 )
 from sim_engine.observe.redact import MASK, is_secret_key, redact, redact_text
-from sim_engine.targets import SocialApiTarget
+from sim_engine.runs.targets import bind_target
 from sim_engine.targets.inprocess import AsgiTransport
 
 BUSY = datetime(2026, 3, 2, 14, 0, tzinfo=timezone.utc).timestamp()
@@ -299,7 +299,7 @@ async def test_a_run_logs_no_password_or_token(tmp_path: Path) -> None:
         """The in-process demo API, but every 7th answer fails echoing the request."""
 
         def __init__(self) -> None:
-            self.inner = SocialApiTarget(AsgiTransport(create_app()))
+            self.inner = bind_target(default_scenario(), AsgiTransport(create_app()))
             self.n = 0
 
         async def send(self, request: ActionRequest) -> Outcome:

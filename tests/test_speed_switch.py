@@ -32,7 +32,7 @@ def test_ctl_speed_max_mid_run_completes_the_whole_duration(tmp_path: Path) -> N
         # At 60x, six simulated hours would take six wall minutes.
         switched = sim_engine("ctl", str(out), "speed", "max", timeout=30)
         assert switched.returncode == 0, switched.stderr
-        stdout, stderr = proc.communicate(timeout=60)
+        _, stderr = proc.communicate(timeout=60)
     finally:
         reap(proc)
     assert proc.returncode == 0, stderr

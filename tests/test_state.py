@@ -41,7 +41,7 @@ from sim_engine.model.lifecycle import (
 from sim_engine.model.population import IdentityFactory, user_to_dict
 from sim_engine.model.scenario import default_scenario
 from sim_engine.runs.runstate import StateError, load_resume
-from sim_engine.targets import SocialApiTarget
+from sim_engine.runs.targets import bind_target
 from sim_engine.targets.inprocess import AsgiTransport
 
 DAY_S = 86400.0
@@ -68,6 +68,19 @@ def read_meta(db_path: Path, key: str) -> Any:
 # -- the store ------------------------------------------------------------------------------
 
 
+def _memory(*post_ids: int) -> dict[str, Any]:
+    """A target memory as the declarative target exports it: these own posts."""
+    items = [{"id": post_id} for post_id in post_ids]
+    own = {"items": items, "picks": [0] * len(items)}
+    return {"token": None, "memory": {"memory.own_posts": own}}
+
+
+def _own(user: dict[str, Any]) -> set[int]:
+    """The ids of the posts a saved user holds in its memory (``memory.own_posts``)."""
+    memory = (user.get("memory") or {}).get("memory") or {}
+    return {item["id"] for item in (memory.get("memory.own_posts") or {}).get("items", [])}
+
+
 def _users(count: int) -> list[Any]:
     factory = IdentityFactory(5, [0.5, 0.5], [("UTC", 0.5), ("Asia/Tokyo", 0.5)], "x.test")
     return [factory.create(WEDNESDAY + i) for i in range(count)]
@@ -78,7 +91,7 @@ def test_store_round_trips_users_with_their_memory_and_lifecycle(tmp_path: Path)
     store = SqliteStore(path, create=True)
     users = _users(4)
     a, b, c, d = users
-    a.remote_id, a.own_posts, a.session_id, a.feed_offset = 17, [3, 9, 12], 4, 40
+    a.remote_id, a.session_id, a.memory = 17, 4, _memory(3, 9, 12)
     a.token = "secret-token-never-stored"
     a.life = LifecycleStatus(
         segment="Power",
@@ -105,7 +118,7 @@ def test_store_round_trips_users_with_their_memory_and_lifecycle(tmp_path: Path)
     for user in users:
         store.save_user(user)
     state = {"sim_now": WEDNESDAY + 100.5, "secret": "s3cret", "nested": {"rng": [3, [1, 2], None]}}
-    b.own_posts = [44]
+    b.memory = _memory(44)
     store.checkpoint(state, [b])  # b changed since it was written through
     store.remove_user(d.user_id)
     store.close()
@@ -126,8 +139,8 @@ def test_store_round_trips_users_with_their_memory_and_lifecycle(tmp_path: Path)
     assert loaded[0].life is not None and loaded[0].life.state is LifecycleState.DORMANT
     assert loaded[0].life.event is LifeEvent.VACATION
     assert loaded[2].life is not None and loaded[2].life.state is LifecycleState.CHURNED
-    assert loaded[0].own_posts == [3, 9, 12]
-    assert loaded[1].own_posts == [44] and loaded[1].founder
+    assert _own(user_to_dict(loaded[0])) == {3, 9, 12}
+    assert _own(user_to_dict(loaded[1])) == {44} and loaded[1].founder
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("state.db"))
     assert b"secret-token-never-stored" not in raw
 
@@ -161,7 +174,7 @@ def test_simulation_state_survives_a_checkpoint_and_restore(tmp_path: Path) -> N
     async def run() -> tuple[dict[str, Any], dict[int, dict[str, Any]]]:
         store = SqliteStore(tmp_path / "state.db", create=True)
         app = create_app(str(tmp_path / "demo.db"))
-        target = SocialApiTarget(AsgiTransport(app))
+        target = bind_target(scenario, AsgiTransport(app))
         sim = Simulation(
             scenario, target, FastForwardClock(WEDNESDAY), duration_s=2 * DAY_S, store=store
         )
@@ -173,7 +186,7 @@ def test_simulation_state_survives_a_checkpoint_and_restore(tmp_path: Path) -> N
 
     exported, users = asyncio.run(run())
     assert any(u["remote_id"] is not None for u in users.values())
-    assert any(u["own_posts"] for u in users.values())
+    assert any(_own(u) for u in users.values())
     assert all(u["life"] is not None for u in users.values())
 
     store = SqliteStore(tmp_path / "state.db", create=False)
@@ -183,7 +196,8 @@ def test_simulation_state_survives_a_checkpoint_and_restore(tmp_path: Path) -> N
         assert {u.user_id: user_to_dict(u) for u in loaded} == users
 
         async def restore() -> dict[str, Any]:
-            target = SocialApiTarget(AsgiTransport(create_app(str(tmp_path / "demo.db"))))
+            transport = AsgiTransport(create_app(str(tmp_path / "demo.db")))
+            target = bind_target(scenario, transport)
             sim = Simulation(scenario, target, FastForwardClock(state["sim_now"]), store=store)
             sim.restore(state, loaded)
             again = sim.export_state()
@@ -445,7 +459,7 @@ def test_sigkill_at_random_points_then_resume_loses_and_duplicates_nothing(
         assert by_remote[remote_id]["email"] == email
     # no created resource forgotten, none invented
     for remote_id, user in by_remote.items():
-        assert set(user["own_posts"] or ()) == posts_by_author.get(remote_id, set()), remote_id
+        assert _own(user) == posts_by_author.get(remote_id, set()), remote_id
     assert set(posts_by_author) <= set(remote_ids)
     assert sum(len(p) for p in posts_by_author.values()) > 50
 

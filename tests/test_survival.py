@@ -50,10 +50,10 @@ from sim_engine.engine.clock import ScaledClock
 from sim_engine.engine.simulation import Simulation, SimulationStats
 from sim_engine.model.records import ActionRecord, Record
 from sim_engine.model.scenario import LimitsSpec, Scenario, default_scenario
+from sim_engine.runs.targets import bind_target
 from sim_engine.targets.http import AiohttpTransport
 from sim_engine.targets.resilience import endpoint_key, parse_retry_after
 from sim_engine.targets.resilient import ResilientTransport
-from sim_engine.targets.social import SocialApiTarget
 from sim_engine.targets.transport import Response
 
 FAULT_SEED = 11
@@ -202,7 +202,7 @@ async def simulate(
         )
     )
     transport = ResilientTransport(recorder, limits, rng=random.Random(scenario.seed))
-    target = SocialApiTarget(transport)
+    target = bind_target(scenario, transport)
     await transport.check()
     clock = ScaledClock(START_S, SPEED)
     clock.pause()  # building the population takes no simulated time

@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 
 import click
 
-from sim_engine import __version__
+from sim_engine._version import __version__
 from sim_engine.api.plugins import load_scenario_with_plugins
 from sim_engine.engine.clock import parse_speed
 from sim_engine.model.scenario import (

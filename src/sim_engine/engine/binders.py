@@ -1,17 +1,14 @@
-"""The two binders: the built-in social API's, and an ``api`` section's.
+"""The binder: an API description's actions and workflows, for every API.
 
-A binder turns the persona's draw into a request from the user's memory and
-feeds answers back into memory (the :class:`~sim_engine.engine.capabilities.Binder`
-seam). The engine picks one when it is built and never branches on the kind
-of API again.
-
-* :class:`SocialBinder` -- the demo social API: memory on the user (the feed
-  page just seen, its own posts), see :mod:`sim_engine.api.binding`.
-* :class:`ApiBinder` -- a scenario's ``api`` section: the target keeps the
-  memory and resolves each action (or a fallback); a *workflow* expands into
-  steps, each with its probability, its requirements, a choice among actions
-  and its own think time, nested workflows in place; session affinity (seed
-  001) multiplies action weights while the user holds something.
+A binder turns the persona's draw into a request and feeds answers back into
+memory (the :class:`~sim_engine.engine.capabilities.Binder` seam). There is one
+binding path: a scenario's ``api`` section, or for the built-in demo API its
+built-in description (:func:`sim_engine.model.builtin.social_api`). The target
+keeps each user's memory and resolves each action (or a fallback); a
+*workflow* expands into steps, each with its probability, its requirements, a
+choice among actions and its own think time, nested workflows in place;
+session affinity (seed 001) multiplies action weights while the user holds
+something.
 """
 
 from __future__ import annotations
@@ -19,45 +16,14 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from sim_engine.api.binding import bind_social, remember_social
 from sim_engine.engine.capabilities import ActionResolver, Planned
 from sim_engine.engine.events import local_iso
 from sim_engine.model.api_spec import ApiSpec, WorkflowStep
 from sim_engine.model.behaviour import CompiledPersona
-from sim_engine.model.content import ContentGenerator
 from sim_engine.model.population import SimUser
 from sim_engine.model.records import ActionRequest, Outcome
 
-__all__ = ["ApiBinder", "SocialBinder", "api_request", "next_step"]
-
-
-class SocialBinder:
-    """Binds the demo social API's actions from the memory kept on each user.
-
-    Args:
-        content: post content generator.
-        page_size: feed page size.
-    """
-
-    def __init__(self, content: ContentGenerator, page_size: int) -> None:
-        self._content = content
-        self._page_size = page_size
-
-    def plan(
-        self, user: SimUser, persona: CompiledPersona, state: str, sim_t: float, rng: random.Random
-    ) -> Planned:
-        """Draw an action from the persona's matrix for ``state`` and bind it."""
-        action = persona.choose_action(state, rng)
-        iso = local_iso(user, sim_t)
-        request = bind_social(action, user, sim_t, iso, rng, self._content, self._page_size)
-        return Planned(request)
-
-    def remember(self, user: SimUser, request: ActionRequest, outcome: Outcome) -> bool:
-        """Feed an answer into the user's memory; True when its own posts changed."""
-        return remember_social(user, request, outcome)
-
-    def drop(self, user_id: int) -> None:
-        """No workflows here: nothing to drop."""
+__all__ = ["ApiBinder", "api_request", "next_step"]
 
 
 def next_step(

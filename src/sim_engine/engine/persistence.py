@@ -42,7 +42,8 @@ class Persistence:
         target: the target (reconcile asks it).
         span: ``(start_s, end_s)`` of the run in simulated epoch seconds.
         concurrency: at most this many reconcile requests at once.
-        reread_posts: users re-read the posts they own on reconcile (the social API).
+        reread: the API lists what a user owns (its ``list_own_posts`` action): users
+            send it on reconcile, and the target takes the answer into memory.
     """
 
     def __init__(
@@ -57,7 +58,7 @@ class Persistence:
         target: Target,
         span: tuple[float, float],
         concurrency: int,
-        reread_posts: bool,
+        reread: bool,
     ) -> None:
         self._clock = clock
         self._ledger = ledger
@@ -69,7 +70,7 @@ class Persistence:
         self._target = target
         self._start_s, self._end_s = span
         self._concurrency = concurrency
-        self._reread_posts = reread_posts
+        self._reread = reread
 
     def export_state(self) -> dict[str, Any]:
         """Return the engine's own state (not the users) as JSON-ready data."""
@@ -166,9 +167,11 @@ class Persistence:
     async def reconcile(self) -> int:
         """Bring users' memory in line with the target after a crash.
 
-        Users with an id on the target re-read the posts they own; users without
-        one try to log in (their sign-up may have reached the target just before
-        the crash). Returns the number of users whose memory changed.
+        Users without an id on the target try to log in (their sign-up may have
+        reached the target just before the crash); users with one ask the API
+        what they own (``list_own_posts``, when the API has it), which catches
+        what they created after the last checkpoint. Returns the number of
+        users whose memory changed.
         """
         changed = 0
         semaphore = asyncio.Semaphore(self._concurrency)
@@ -176,14 +179,18 @@ class Persistence:
         async def one(user: SimUser) -> None:
             nonlocal changed
             async with semaphore:
-                before = (user.remote_id, sorted(user.own_posts or ()))
+                before = (user.remote_id, self._memory(user))
                 await self._reconcile_user(user)
-                if (user.remote_id, sorted(user.own_posts or ())) != before:
+                if (user.remote_id, self._memory(user)) != before:
                     changed += 1
                     self._ledger.saved(user)
 
         await asyncio.gather(*(one(u) for u in list(self._ledger.users.values())))
         return changed
+
+    def _memory(self, user: SimUser) -> object:
+        keeper = self._ledger.keeper
+        return keeper.export_memory(user.user_id) if keeper is not None else None
 
     async def _reconcile_user(self, user: SimUser) -> None:
         now = self._clock.now()
@@ -194,31 +201,9 @@ class Persistence:
                 return
             user.token = outcome.token
             user.remote_id = outcome.remote_id
-        if user.remote_id is not None and self._reread_posts:
-            await self._reread(user, now)
-
-    async def _reread(self, user: SimUser, now: float) -> None:
-        """Re-read the posts the user owns, page by page (the social API)."""
-        iso = local_iso(user, now)
-        owned: list[int] = []
-        offset, limit = 0, 100
-        while True:
+        if user.remote_id is not None and self._reread:
+            iso = local_iso(user, now)
             request = ActionRequest(
-                "list_own_posts",
-                user.user_id,
-                now,
-                iso,
-                user.token,
-                offset=offset,
-                limit=limit,
-                remote_user_id=user.remote_id,
+                "list_own_posts", user.user_id, now, iso, user.token, remote_user_id=user.remote_id
             )
-            outcome = await self._target.send(request)
-            if not outcome.ok:
-                return  # keep what we knew; the target cannot say
-            page = outcome.feed_ids or ()
-            owned.extend(pid for pid, author in page if author == user.remote_id)
-            if len(page) < limit:
-                break
-            offset += limit
-        user.own_posts = owned or None
+            await self._target.send(request)

@@ -77,7 +77,6 @@ class Sessions:
         self._hooks = list(hooks)
         self._alive = alive
         self._policy = policy
-        self._full_identity = scenario.api is not None
         self._floor_s = scenario.limits.min_action_interval_s
         self._hooked: set[int] = set()  # users whose session start the hooks saw
         self._workflow: set[int] = set()  # users with workflow steps left
@@ -119,7 +118,6 @@ class Sessions:
             return False
         user.session_id += 1
         self.set_left(user, self._policy.length(persona, user, rng))
-        user.feed_offset = 0
         if self._hooks:
             self._hooked.add(user.user_id)
             for hook in self._hooks:
@@ -158,7 +156,7 @@ class Sessions:
         """The sign-up and log-in requests of ``user`` (only the log-in once it joined)."""
         password = self.password(user)
         iso = local_iso(user, sim_t)
-        return signup_requests(user, password, sim_t, iso, self._full_identity)
+        return signup_requests(user, password, sim_t, iso, True)
 
     def follow_up(self, user: SimUser, base: float, think_s: float) -> None:
         """After an answer: the next step after ``think_s``, or the end of the session."""
@@ -199,7 +197,6 @@ class Sessions:
         self.set_left(user, 0)
         self._workflow.discard(user.user_id)
         self._binder.drop(user.user_id)
-        user.last_feed = None
 
     def session_ended(self, user: SimUser, sim_t: float) -> None:
         """Tell the hooks that a session they saw start is over (once per session)."""

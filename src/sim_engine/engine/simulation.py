@@ -27,8 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sim_engine.api.binding import _run_tag, bind_social, remember_social, user_password
-from sim_engine.engine.binders import ApiBinder, SocialBinder
+from sim_engine.api.binding import _run_tag, user_password
+from sim_engine.engine.binders import ApiBinder
 from sim_engine.engine.capabilities import (
     ActionResolver,
     Binder,
@@ -47,8 +47,9 @@ from sim_engine.engine.persistence import Persistence
 from sim_engine.engine.policies import PersonaPolicy
 from sim_engine.engine.scheduler import Scheduler
 from sim_engine.engine.sessions import Sessions
+from sim_engine.model.api_spec import ApiSpec
 from sim_engine.model.behaviour import CompiledPersona, compile_personas
-from sim_engine.model.content import ContentGenerator
+from sim_engine.model.builtin import social_api
 from sim_engine.model.population import IdentityFactory, SimUser
 from sim_engine.model.records import Sink, Store, Target
 from sim_engine.model.scenario import Scenario
@@ -56,8 +57,7 @@ from sim_engine.model.scenario import Scenario
 __all__ = [
     "Simulation",
     "SimulationStats",
-    "bind_social",
-    "remember_social",
+    "effective_api",
     "user_password",
 ]
 
@@ -86,11 +86,9 @@ class SimulationStats:
     idle: int = 0
 
 
-def _binder(scenario: Scenario, target: Target) -> Binder:
-    if scenario.api is None:
-        return SocialBinder(ContentGenerator(scenario.seed), scenario.target.page_size)
-    resolver = target if isinstance(target, ActionResolver) else None
-    return ApiBinder(scenario.api, resolver)
+def effective_api(scenario: Scenario) -> ApiSpec:
+    """The scenario's ``api`` section, or the built-in demo API's description."""
+    return scenario.api if scenario.api is not None else social_api()
 
 
 class Simulation:
@@ -160,7 +158,9 @@ class Simulation:
         keeper = target if isinstance(target, MemoryKeeper) else None
         self._ledger = Ledger(personas, sinks, store, forgetter, keeper)
         self._scheduler = Scheduler(self._progress.set)
-        binder = _binder(scenario, target)
+        api = effective_api(scenario)
+        resolver = target if isinstance(target, ActionResolver) else None
+        binder: Binder = ApiBinder(api, resolver)
         self._sessions = Sessions(
             scenario, personas, self._scheduler, binder, secret, lookahead_s, hooks, self._alive,
             self._policy,
@@ -173,7 +173,7 @@ class Simulation:
             scenario, personas, factory, self._ledger, self._scheduler, self._policy
         )
         life = scenario.lifecycle if scenario.lifecycle.enabled else None
-        can_delete = scenario.api is None or "delete_account" in scenario.api.actions
+        can_delete = "delete_account" in api.actions
         self._days = DayCycle(
             life, personas, self._scheduler, self._ledger, self._growth, self._sessions,
             self._executor, target, can_delete, self._start_s, lookahead_s,
@@ -181,7 +181,7 @@ class Simulation:
         self._persistence = Persistence(
             self._clock, self._ledger, self._growth, self._days, self._sessions,
             self._scheduler, personas, target, (self._start_s, self._end_s),
-            scenario.target.concurrency, reread_posts=scenario.api is None,
+            scenario.target.concurrency, "list_own_posts" in api.actions,
         )  # fmt: skip
 
     def _factory(self, secret: str) -> IdentityFactory:

@@ -39,7 +39,8 @@ Shape (see ``docs/own-api.md``)::
             - {action: offer_help, probability: 0.4, requires: [memory.seen_requests]}
 
 Placeholders: ``{user.id}``, ``{user.username}``, ``{user.email}``,
-``{user.name}``, ``{user.password}``, and ``{NAME.FIELD}`` for an item picked
+``{user.name}``, ``{user.password}``, ``{user.avatar_url}`` and ``{user.tag}``
+(null when the user has none), and ``{NAME.FIELD}`` for an item picked
 as ``NAME``. Generators: ``{{sentence}}``, ``{{paragraph}}``, ``{{words:N}}``,
 ``{{title}}``, ``{{name}}``, ``{{first_name}}``, ``{{last_name}}``,
 ``{{email}}``, ``{{username}}``, ``{{int:A:B}}``, ``{{float:A:B}}``,
@@ -80,7 +81,7 @@ __all__ = [
     "placeholders",
 ]
 
-USER_FIELDS = ("id", "username", "email", "name", "password")
+USER_FIELDS = ("id", "username", "email", "name", "password", "avatar_url", "tag")
 """Fields of ``{user.FIELD}`` placeholders."""
 
 GENERATORS = (
@@ -172,11 +173,15 @@ class ExtractSpec(_Frozen):
         to: ``memory.KEY`` (this user's list) or ``pool.KEY`` (shared by all users).
         fields: name -> dotted path inside each extracted element (default
             ``{"id": "id"}``); the stored item is a dict of these fields.
+        replace: the answer is the whole list (a listing of everything the user
+            holds, e.g. on reconcile after a crash): it replaces the list's items
+            instead of adding to them.
     """
 
     path: str = ""
     to: str
     fields: dict[str, str] = {"id": "id"}
+    replace: bool = False
 
     @field_validator("to")
     @classmethod

@@ -51,10 +51,6 @@ class SimUser:
         rng_state: 64-bit state of the user's own random generator.
         remote_id: the user's id on the target (after sign-up).
         token: auth token (after log-in); never written to any record.
-        own_posts: ids of posts the user created and has not deleted.
-        last_feed: ``(post_id, author_remote_id)`` pairs from the last feed page seen
-            in the current session (cleared when the session ends).
-        feed_offset: offset of the next feed page in the current session.
         session_id: number of sessions started so far.
         session_left: actions left in the current session (0: not in a session).
         pending: a session event is queued or an action is in flight for the user.
@@ -71,14 +67,11 @@ class SimUser:
         "created_ts",
         "day_end",
         "email",
-        "feed_offset",
         "founder",
         "joined",
-        "last_feed",
         "life",
         "memory",
         "name",
-        "own_posts",
         "pending",
         "persona",
         "remote_id",
@@ -114,9 +107,6 @@ class SimUser:
         self.avatar = avatar
         self.remote_id: int | None = None
         self.token: str | None = None
-        self.own_posts: list[int] | None = None
-        self.last_feed: tuple[tuple[int, int], ...] | None = None
-        self.feed_offset = 0
         self.session_id = 0
         self.session_left = 0
         self.pending = False
@@ -143,13 +133,13 @@ class SimUser:
 def user_to_dict(user: SimUser) -> dict[str, Any]:
     """Serialise a user for the state store.
 
-    The social API's token is not kept (it is re-obtained by logging in); an
-    ``api`` section's token is part of the target's ``memory`` and is kept.
+    The token is kept in the target's ``memory`` (with the ids the user holds),
+    not in a field of its own.
     """
     data: dict[str, Any] = {
         slot: getattr(user, slot)
         for slot in SimUser.__slots__
-        if slot not in ("tz", "token", "life", "last_feed", "pending", "session_left")
+        if slot not in ("tz", "token", "life", "pending", "session_left")
     }
     data["tz"] = str(user.tz)
     data["life"] = lifecycle_to_dict(user.life) if user.life is not None else None
@@ -174,8 +164,6 @@ def user_from_dict(data: dict[str, Any]) -> SimUser:
         avatar=str(data.get("avatar", "")),
     )
     user.remote_id = data.get("remote_id")
-    user.own_posts = list(data["own_posts"]) if data.get("own_posts") else None
-    user.feed_offset = int(data.get("feed_offset", 0))
     user.session_id = int(data.get("session_id", 0))
     user.day_end = float(data.get("day_end", 0.0))
     user.founder = bool(data.get("founder", False))

@@ -1,22 +1,25 @@
 """``sim-engine cleanup DIR``: delete through the API everything a run created.
 
-Reads the run's ``state.db``: every user the run signed up, and the posts each
-created. Nothing the run did not create is touched: every id comes from the
-state file. Deleted users are removed from the state, so a second cleanup finds
+Reads the run's ``state.db``: every user the run signed up, with the memory the
+target kept of it (the ids it created). Nothing the run did not create is
+touched: every id comes from the state file or from what the API says the user
+owns. Deleted users are removed from the state, so a second cleanup finds
 nothing to do. Founders (seed 001's bootstrap accounts, which may predate the
-run) are kept.
+run) are kept; what they created in the run is deleted.
 
-Two paths, by the run's scenario:
+One path for every API, through its description (the scenario's ``api``
+section, or the demo API's built-in one). For each user the run signed up:
 
-* the built-in demo social API (no ``api`` section): for each user it logs in
-  again (the password derives from the run secret kept in the state), lists the
-  posts the target says the user wrote, and deletes them; users are deleted
-  last. Only the posts the run recorded for a founder are deleted.
-* an ``api`` section: for each user it logs in through the section's ``auth``
-  and calls its ``delete_account`` action, which must delete the user with all
-  it created. A section without ``delete_account`` cannot say how to delete what
-  the run created: cleanup refuses (:class:`CleanupError`), deleting nothing and
-  claiming nothing.
+1. log in through ``auth`` (the password derives from the run secret kept in
+   the state); ``list_own_posts``, when the API has it, also catches what the
+   user created after the last checkpoint;
+2. delete every item the user holds in a memory list that a deleting action
+   (``method: DELETE`` with ``forget`` of an item picked from that list) can delete;
+3. delete the user with ``delete_account`` (founders are kept).
+
+A description without ``delete_account`` cannot say how to delete what the run
+created: cleanup refuses (:class:`CleanupError`), deleting nothing and claiming
+nothing. A dry run sends nothing: it counts from the saved memories.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from sim_engine.api.binding import signup_requests, user_password
+from sim_engine.engine.simulation import effective_api
 from sim_engine.engine.store import SqliteStore, StateError
 from sim_engine.model.api_spec import ApiSpec
 from sim_engine.model.population import SimUser
@@ -37,7 +41,6 @@ from sim_engine.model.records import ActionRequest
 from sim_engine.model.scenario import Scenario, ScenarioError
 from sim_engine.runs.runstate import DEMO, SafetyError, check_target_allowed, load_resume
 from sim_engine.targets.declarative import DeclarativeTarget
-from sim_engine.targets.social import SocialApiTarget
 from sim_engine.targets.transport import TargetUnreachableError, Transport
 
 __all__ = ["CleanupError", "CleanupReport", "cleanup_run"]
@@ -62,35 +65,31 @@ class CleanupReport:
 
     Attributes:
         users: users deleted (or that would be, in a dry run).
-        posts: posts deleted (or that would be); not counted through an ``api``
-            section, whose ``delete_account`` deletes a user with all it created.
-        missing: users or posts already gone from the target.
+        posts: items deleted (or that would be) before their users: posts on the
+            demo API, whatever the deleting actions delete on another API.
+        missing: users or items already gone from the target.
         failed: deletions the target refused.
-        posts_counted: False when posts went with their users (an ``api`` section).
+        noun: what ``posts`` counts, for the summary (``posts``, ``notes``...).
     """
 
     users: int = 0
     posts: int = 0
     missing: int = 0
     failed: int = 0
-    posts_counted: bool = True
+    noun: str = "posts"
 
     def summary(self, dry_run: bool) -> str:
         """Return the one-line summary ``sim-engine cleanup`` prints."""
         verb = "would delete" if dry_run else "deleted"
-        if self.posts_counted:
-            what = f"{self.posts} posts and {self.users} users"
-        else:
-            what = f"{self.users} users with all they created (the api section's delete_account)"
         return (
-            f"{verb} {what}"
+            f"{verb} {self.posts} {self.noun} and {self.users} users"
             + (f" ({self.missing} already gone)" if self.missing else "")
             + (f"; {self.failed} failed" if self.failed else "")
         )
 
 
 _NO_DELETE_ACCOUNT = (
-    "{run_dir}: cannot clean up: the scenario's api section has no delete_account action, "
+    "{run_dir}: cannot clean up: the run's API description has no delete_account action, "
     "so it cannot say how to delete what the run created (nothing was deleted; "
     "see docs/own-api.md)"
 )
@@ -109,7 +108,7 @@ def cleanup_run(
 
     Raises:
         CleanupError: one line saying why nothing could be done: no run here or
-            a corrupt state (exit code 2), a refused host (2), an ``api`` section
+            a corrupt state (exit code 2), a refused host (2), an API description
             without a ``delete_account`` action (2), an unreachable target (1).
     """
     try:
@@ -117,21 +116,20 @@ def cleanup_run(
     except (StateError, ScenarioError) as exc:
         raise CleanupError(str(exc), exit_code=2) from None
     try:
-        api = info.scenario.api
-        if api is not None and "delete_account" not in api.actions:
+        api = effective_api(info.scenario)
+        if "delete_account" not in api.actions:
             raise CleanupError(_NO_DELETE_ACCOUNT.format(run_dir=run_dir), exit_code=2)
         target = target_url or str(info.run["target"])
         check_target_allowed(target, info.scenario.safety.allow_hosts)
+        noun = _noun(_deleters(api))
         if info.engine_state is None:  # stopped before its first checkpoint: nothing was sent
-            return CleanupReport(posts_counted=api is None)
+            return CleanupReport(noun=noun)
         secret = str(info.engine_state["secret"])
+        run = _Run(info.users, info.store, secret, info.scenario)
+        if dry_run:
+            return _count(api, run, noun)
         with _transport(target, run_dir, info.scenario.safety.synthetic_header) as transport:
-            if api is not None:
-                run = _Run(info.users, info.store, secret, info.scenario, dry_run)
-                return asyncio.run(_cleanup_api(transport, api, run))
-            return asyncio.run(
-                _cleanup(transport, info.users, info.store, secret, info.scenario, dry_run)
-            )
+            return asyncio.run(_cleanup(transport, api, run, noun))
     except SafetyError as exc:
         raise CleanupError(str(exc), exit_code=2) from None
     finally:
@@ -164,30 +162,6 @@ def _http(url: str, headers: dict[str, str]) -> Transport:
     return AiohttpTransport(url, concurrency=8, timeout_s=10.0, headers=headers)
 
 
-async def _cleanup(
-    transport: Transport,
-    users: list[SimUser],
-    store: SqliteStore,
-    secret: str,
-    scenario: Scenario,
-    dry_run: bool,
-) -> CleanupReport:
-    await _check(transport)
-    api = SocialApiTarget(transport)
-    report = CleanupReport()
-    try:
-        joined = [u for u in users if u.remote_id is not None]
-        for user in joined:  # posts first
-            await _delete_posts(api, user, secret, scenario, dry_run, report, store)
-        for user in joined:  # users last
-            if user.founder:
-                continue
-            await _delete_user(api, user, dry_run, report, store)
-    finally:
-        await api.aclose()
-    return report
-
-
 async def _check(transport: Transport) -> None:
     """Check the target answers (else close the transport and raise CleanupError)."""
     try:
@@ -202,80 +176,6 @@ def _request(action: str, user: SimUser, **fields: Any) -> ActionRequest:
     return ActionRequest(action, user.user_id, now.timestamp(), now.isoformat(), **fields)
 
 
-async def _delete_posts(
-    api: SocialApiTarget,
-    user: SimUser,
-    secret: str,
-    scenario: Scenario,
-    dry_run: bool,
-    report: CleanupReport,
-    store: SqliteStore,
-) -> None:
-    login = await api.send(
-        _request(
-            "log_in",
-            user,
-            payload={"username": user.username, "password": user_password(user, secret, scenario)},
-        )
-    )
-    if not login.ok:
-        report.missing += 1  # the user is gone (or its password changed): nothing of ours left
-        user.token = None
-        return
-    user.token = login.token
-    posts = set(user.own_posts or ())
-    offset = 0
-    while not user.founder:  # the target's own list catches posts made just before a crash
-        listing = await api.send(
-            _request(
-                "list_own_posts", user, limit=100, offset=offset, remote_user_id=user.remote_id
-            )
-        )
-        page = listing.feed_ids or ()
-        posts.update(pid for pid, author in page if author == user.remote_id)
-        if len(page) < 100:
-            break
-        offset += 100
-    for post_id in sorted(posts):
-        if dry_run:
-            report.posts += 1
-            continue
-        outcome = await api.send(_request("delete_post", user, token=user.token, post_id=post_id))
-        if outcome.ok:
-            report.posts += 1
-        elif outcome.status == 404:
-            report.missing += 1
-        else:
-            report.failed += 1
-            continue
-        if user.own_posts and post_id in user.own_posts:
-            user.own_posts.remove(post_id)
-    if not dry_run:
-        store.save_user(user)
-
-
-async def _delete_user(
-    api: SocialApiTarget, user: SimUser, dry_run: bool, report: CleanupReport, store: SqliteStore
-) -> None:
-    if dry_run:
-        report.users += 1
-        return
-    if user.token is None:
-        return
-    outcome = await api.send(
-        _request("delete_account", user, token=user.token, remote_user_id=user.remote_id)
-    )
-    if outcome.ok or outcome.status == 404:
-        report.users += outcome.ok
-        report.missing += outcome.status == 404
-        store.remove_user(user.user_id)
-    else:
-        report.failed += 1
-
-
-# -- through an api section -----------------------------------------------------------------------
-
-
 @dataclass
 class _Run:
     """What cleanup reads from a run's state: its users and how to log them in."""
@@ -284,38 +184,78 @@ class _Run:
     store: SqliteStore
     secret: str
     scenario: Scenario
-    dry_run: bool
+
+    def joined(self) -> list[SimUser]:
+        """The users the run signed up (an id on the target, or a sign-up answered)."""
+        return [u for u in self.users if u.remote_id is not None or u.joined]
 
 
-async def _cleanup_api(transport: Transport, api: ApiSpec, run: _Run) -> CleanupReport:
-    """Log each user of the run in through ``api.auth`` and call ``delete_account``.
+def _deleters(api: ApiSpec) -> dict[str, str]:
+    """``memory.KEY`` -> the action that deletes one item of it (``forget`` of a pick)."""
+    found: dict[str, str] = {}
+    for name, action in api.actions.items():
+        key = action.pick.get(action.forget) if action.forget is not None else None
+        if key is not None and key.startswith("memory.") and action.method == "DELETE":
+            found.setdefault(key, name)
+    return found
 
-    Users the run never saw join (no id on the target, no sign-up answered) are
-    skipped, founders kept. A dry run sends nothing.
-    """
+
+def _noun(deleters: dict[str, str]) -> str:
+    """What the deleted items are called: the last word of the first list (``posts``)."""
+    for key in deleters:
+        return key.removeprefix("memory.").split("_")[-1]
+    return "items"
+
+
+def _saved_items(user: SimUser, key: str) -> int:
+    """How many items of ``key`` the user's saved memory holds."""
+    memory = (user.memory or {}).get("memory") or {}
+    entry = memory.get(key) if isinstance(memory, dict) else None
+    items = entry.get("items") if isinstance(entry, dict) else None
+    return len(items) if isinstance(items, list) else 0
+
+
+def _count(api: ApiSpec, run: _Run, noun: str) -> CleanupReport:
+    """A dry run: count what would be deleted from the saved memories; send nothing."""
+    report = CleanupReport(noun=noun)
+    deleters = _deleters(api)
+    for user in run.joined():
+        report.posts += sum(_saved_items(user, key) for key in deleters)
+        report.users += not user.founder
+    return report
+
+
+async def _cleanup(transport: Transport, api: ApiSpec, run: _Run, noun: str) -> CleanupReport:
+    """Items first, users last (see the module docstring)."""
     await _check(transport)
-    target = DeclarativeTarget(transport, api, seed=run.scenario.seed)
-    report = CleanupReport(posts_counted=False)
+    target = DeclarativeTarget(
+        transport, api, seed=run.scenario.seed, registry=run.scenario.registry
+    )
+    report = CleanupReport(noun=noun)
     try:
-        for user in run.users:
-            if user.founder or (user.remote_id is None and not user.joined):
-                continue
-            if run.dry_run:
-                report.users += 1
-                continue
-            await _delete_account(target, user, run, report)
+        tokens: dict[int, str] = {}
+        for user in run.joined():
+            token = await _log_in(target, user, run, report)
+            if token is not None:
+                tokens[user.user_id] = token
+                await _delete_items(target, api, user, token, report)
+        for user in run.joined():
+            if not user.founder and user.user_id in tokens:
+                await _delete_account(target, user, tokens[user.user_id], run, report)
     finally:
         await target.aclose()
     return report
 
 
-async def _delete_account(
+async def _log_in(
     target: DeclarativeTarget, user: SimUser, run: _Run, report: CleanupReport
-) -> None:
-    """One user: log in (401, 403, 404: already gone), then ``delete_account``
-    (404, 410: already gone). A user deleted or gone leaves the state."""
-    now = dt.datetime.now(dt.timezone.utc)
+) -> str | None:
+    """Log the user in (401, 403, 404: already gone); return its token ("" for none)."""
     password = user_password(user, run.secret, run.scenario)
+    if user.memory is not None:
+        with contextlib.suppress(ValueError):
+            target.restore_memory(user.user_id, user.memory, password=password)
+    now = dt.datetime.now(dt.timezone.utc)
     login = signup_requests(user, password, now.timestamp(), now.isoformat(), True)[-1]
     outcome = await target.send(login)
     if not outcome.ok:
@@ -323,10 +263,38 @@ async def _delete_account(
             report.missing += 1  # gone (or its password changed): nothing of ours left
         else:
             report.failed += 1
-        return
-    remote_id = user.remote_id if user.remote_id is not None else outcome.remote_id
+        return None
+    if user.remote_id is None:
+        user.remote_id = outcome.remote_id
+    return outcome.token or ""
+
+
+async def _delete_items(
+    target: DeclarativeTarget, api: ApiSpec, user: SimUser, token: str, report: CleanupReport
+) -> None:
+    """Delete every item the user holds that a deleting action can delete."""
+    if "list_own_posts" in api.actions:  # what it created after the last checkpoint too
+        await target.send(_request("list_own_posts", user, token=token or None))
+    for key, action in _deleters(api).items():
+        for _ in range(len((target.memory(user.user_id) or {}).get(key, ()))):
+            if not target.has(user.user_id, key):
+                break
+            outcome = await target.send(_request(action, user, token=token or None))
+            if outcome.ok:
+                report.posts += 1
+            elif outcome.status in (404, 410):
+                report.missing += 1  # already gone: the target forgets it
+            else:
+                report.failed += 1
+                break
+
+
+async def _delete_account(
+    target: DeclarativeTarget, user: SimUser, token: str, run: _Run, report: CleanupReport
+) -> None:
+    """``delete_account`` (404, 410: already gone); a user deleted or gone leaves the state."""
     outcome = await target.send(
-        _request("delete_account", user, token=outcome.token, remote_user_id=remote_id)
+        _request("delete_account", user, token=token or None, remote_user_id=user.remote_id)
     )
     if outcome.ok or outcome.status in (404, 410):
         report.users += outcome.ok

@@ -35,10 +35,10 @@ from sim_engine.runs.runstate import (
     start_state,
     write_scenario_copy,
 )
+from sim_engine.runs.targets import bind_target
 from sim_engine.sinks import ConsoleSink, JsonlSink
 from sim_engine.sinks.metrics import DailyMetrics, MetricsCollector
 from sim_engine.targets.plugin import plugin_runtime
-from sim_engine.targets.social import SocialApiTarget
 from sim_engine.targets.transport import Transport
 
 __all__ = ["INPROCESS", "RunOptions", "RunResult", "execute"]
@@ -187,17 +187,13 @@ def _transport(url: str, options: RunOptions) -> Transport:
 
 
 def _target(scenario: Scenario, transport: Transport) -> Target:
-    """The built-in social API binding, the scenario's declarative ``api`` section, or a
+    """The scenario's ``api`` section (or the demo API's built-in description), or a
     plugin's target (``target.binding``)."""
     if scenario.target.binding is not None:
         from sim_engine.targets.plugin import make_target
 
         return make_target(scenario.target.binding, transport, scenario)
-    if scenario.api is None:
-        return SocialApiTarget(transport)
-    from sim_engine.targets.declarative import DeclarativeTarget
-
-    return DeclarativeTarget(transport, scenario.api, seed=scenario.seed)
+    return bind_target(scenario, transport)
 
 
 def _headers(options: RunOptions) -> dict[str, str]:

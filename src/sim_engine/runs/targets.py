@@ -15,19 +15,19 @@ __all__ = ["bind_target", "demo_target"]
 
 
 def bind_target(scenario: Scenario, transport: Transport) -> Target:
-    """Bind a transport the way ``scenario`` says: its ``api`` section, or the social API.
+    """Bind a transport the way ``scenario`` says: its ``api`` section, or (without one)
+    the built-in description of the demo social API. One binding path for every API.
 
     Args:
         scenario: the validated scenario.
         transport: where requests go (HTTP, in-process, or a wrapper of either).
     """
-    if scenario.api is None:
-        from sim_engine.targets.social import SocialApiTarget
-
-        return SocialApiTarget(transport)
+    from sim_engine.engine.simulation import effective_api
     from sim_engine.targets.declarative import DeclarativeTarget
 
-    return DeclarativeTarget(transport, scenario.api, seed=scenario.seed)
+    return DeclarativeTarget(
+        transport, effective_api(scenario), seed=scenario.seed, registry=scenario.registry
+    )
 
 
 def demo_target(scenario: Scenario, db_path: str = ":memory:") -> Target:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sim_engine.model.api_spec import ApiSpec, RequestTemplate
+from sim_engine.model.plugin_spec import PluginCatalog
 from sim_engine.model.records import ActionRequest, Outcome
 from sim_engine.model.templates import (
     ContentPool,
@@ -18,7 +19,12 @@ from sim_engine.model.templates import (
     render_query,
 )
 from sim_engine.targets.declarative._answers import error_kinds, excerpt
-from sim_engine.targets.declarative._memory import IDENTITY_FIELDS, Memory, UserState
+from sim_engine.targets.declarative._memory import (
+    IDENTITY_FIELDS,
+    OPTIONAL_IDENTITY,
+    Memory,
+    UserState,
+)
 from sim_engine.targets.transport import Response, Transport
 
 __all__ = ["TargetBase"]
@@ -50,11 +56,12 @@ class TargetBase:
         memory_limit: int = 50,
         *,
         now: Callable[[], float] = time.monotonic,
+        registry: PluginCatalog | None = None,
     ) -> None:
         self.transport = transport
         self.api = api
         self._rng = random.Random(f"sim-engine:declarative:{seed}")
-        self._content = ContentPool(seed)
+        self._content = ContentPool(seed, registry=registry)
         self._now = now
         self._memory = Memory(api, memory_limit, self._rng)
         self._error_kinds = {name: error_kinds(api, a) for name, a in api.actions.items()}
@@ -91,6 +98,8 @@ class TargetBase:
     ) -> dict[str, dict[str, Any]]:
         """The placeholders' values: ``user`` (identity and id) and each picked item."""
         fields = {k: v for k in IDENTITY_FIELDS if (v := user.identity.get(k)) is not None}
+        for key in OPTIONAL_IDENTITY:
+            fields.setdefault(key, None)
         remote_id = request.remote_user_id if request.remote_user_id is not None else user.remote_id
         if remote_id is not None:
             fields["id"] = remote_id

@@ -23,7 +23,8 @@ __all__ = ["Items", "Memory", "UserState", "hashable", "item_key", "kind_groups"
 FORGOTTEN_MAX = 10_000
 """Deleted ids remembered (oldest dropped first)."""
 
-IDENTITY_FIELDS = ("username", "email", "name", "password")
+IDENTITY_FIELDS = ("username", "email", "name", "password", "avatar_url", "tag")
+OPTIONAL_IDENTITY = ("avatar_url", "tag")  # None when the user has none
 """Identity fields templates may use (``{user.FIELD}``), kept from sign-up / log-in payloads."""
 
 _SAVED_IDENTITY = ("username", "email", "name")
@@ -252,6 +253,14 @@ class Memory:
             items = self.lookup(user, key, create=False)
             if items is not None:
                 items.discard(item_key(item))
+
+    def clear(self, user: UserState, key: str) -> None:
+        """Empty one of the user's lists (``memory.KEY``; a shared pool is left alone)."""
+        if key.startswith("memory."):
+            items = self.lookup(user, key, create=False)
+            if items is not None:
+                items.items.clear()
+                items.picks.clear()
 
     def keep(
         self, user: UserState, found: list[tuple[str, list[dict[str, Any]]]], vouched: bool

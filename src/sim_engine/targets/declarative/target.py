@@ -30,6 +30,7 @@ class DeclarativeTarget(ErrorsMixin):
             (validated sections declare all of theirs).
         now: a clock in seconds (default :func:`time.monotonic`), for
             ``auth.token_ttl_s`` and the token age saved with a user (a fake in tests).
+        registry: the plugins' generators templates may call (None: built-ins only).
 
     Attributes:
         transport: the transport (the dashboard and exporter read its ``statistics()``).
@@ -213,6 +214,9 @@ class DeclarativeTarget(ErrorsMixin):
             found = self._extract(action, resp, where, post_id)
             if isinstance(found, Outcome):
                 return found
+            for rule in action.extract:
+                if rule.replace:  # a listing of everything the user holds
+                    self._memory.clear(user, rule.to)
             # a create or change: the API vouches for the items now
             self._memory.keep(user, found, vouched=method not in _SAFE_METHODS)
             if post_id is None:
