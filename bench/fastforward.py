@@ -3,7 +3,7 @@
 Three figures, measured in the same run on the same core:
 
 * ``inprocess`` -- the engine with the real demo app in-process:
-  ``SocialApiTarget(AsgiTransport(create_app()))`` (FastAPI + SQLite, no
+  ``DeclarativeTarget(AsgiTransport(create_app()), social_api())`` (FastAPI + SQLite, no
   sockets), 1,000 users over 1 simulated day by default. Sign-ups and log-ins
   count as actions.
 * ``planning`` -- the same engine with a ``MockTarget`` whose synchronous
@@ -81,10 +81,11 @@ async def _run_engine(target: Any, users: int, days: float) -> dict[str, Any]:
 def bench_inprocess(users: int, days: float, use_uvloop: bool) -> dict[str, Any]:
     """The engine against the demo app called in-process (no sockets)."""
     from sim_engine.demo import create_app
+    from sim_engine.model.builtin import social_api
+    from sim_engine.targets.declarative import DeclarativeTarget
     from sim_engine.targets.inprocess import AsgiTransport
-    from sim_engine.targets.social import SocialApiTarget
 
-    target = SocialApiTarget(AsgiTransport(create_app()))
+    target = DeclarativeTarget(AsgiTransport(create_app()), social_api())
     return run_async(_run_engine(target, users, days), use_uvloop)
 
 

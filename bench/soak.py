@@ -29,10 +29,10 @@ from sim_engine.engine.simulation import Simulation
 from sim_engine.engine.store import SqliteStore
 from sim_engine.model.records import DaySnapshot, Record
 from sim_engine.model.scenario import default_scenario
+from sim_engine.runs.targets import bind_target
 from sim_engine.sinks import JsonlSink
 from sim_engine.sinks.metrics import DailyMetrics, MetricsCollector
 from sim_engine.targets.inprocess import AsgiTransport
-from sim_engine.targets.social import SocialApiTarget
 
 START_S = 1_772_409_600.0  # 2026-03-02T00:00:00Z, a Monday
 
@@ -66,7 +66,7 @@ async def soak(users: int, days: int, out: Path) -> list[dict[str, float]]:
     scenario = default_scenario().with_overrides(
         **{"population.initial": users, "population.max": users * 2, "seed": 7}
     )
-    target = SocialApiTarget(AsgiTransport(create_app(str(out / "demo.db"))))
+    target = bind_target(scenario, AsgiTransport(create_app(str(out / "demo.db"))))
     clock = FastForwardClock(START_S)
     store = SqliteStore(out / "state.db", create=True)
     holder: dict[str, Simulation] = {}

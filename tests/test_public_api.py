@@ -15,7 +15,7 @@ PUBLIC = {
     "ActionRecord", "ActionRequest", "ActionResolver", "Clock", "ConsoleSink", "DaySnapshot",
     "FastForwardClock", "JsonlSink", "LifecycleRecord", "ManualClock", "MemoryKeeper",
     "MetricsCollector", "MockTarget", "Outcome", "ScaledClock", "Scenario", "ScenarioError",
-    "SessionHook", "SimClock", "Simulation", "SimulationStats", "Sink", "SocialApiTarget",
+    "SessionHook", "SimClock", "Simulation", "SimulationStats", "Sink", "DeclarativeTarget",
     "SpeedControl", "Store", "Target", "Transport", "UserForgetter", "UserRecord",
     "__version__", "bind_target", "default_scenario", "demo_target", "load_scenario", "plugins",
 }  # fmt: skip

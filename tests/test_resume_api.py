@@ -13,6 +13,7 @@ import signal
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -34,7 +35,7 @@ def _checkpoint_s(state_db: Path) -> float | None:
     return None if row is None else float(json.loads(row[0])["sim_now"])
 
 
-def _actions(out: Path) -> list[dict[str, object]]:
+def _actions(out: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (out / "actions.jsonl").read_text().splitlines()]
 
 

@@ -416,7 +416,7 @@ async def test_stall_over_real_sockets_is_a_read_timeout() -> None:
 
 
 async def test_survives_30pct_5xx_and_10pct_timeouts() -> None:
-    """30 % 503 and 10 % stalls past the 0.5 s read timeout, for 8 s of wall time.
+    """30 % 503 and 10 % stalls past the 0.5 s read timeout, for 5 s of wall time.
 
     The breakers are made tolerant here, as docs/resilience.md advises for a flaky
     server: with the default (open above 50 % failures over 20 calls) 40 % failures
@@ -429,7 +429,7 @@ async def test_survives_30pct_5xx_and_10pct_timeouts() -> None:
     with DemoServer(faults=faults) as srv:
 
         async def script(run: Run) -> None:
-            await asyncio.sleep(8.0)
+            await asyncio.sleep(5.0)
 
         run = await simulate(srv.base_url, limits_for(circuit_breaker=tolerant), script)
 
@@ -454,7 +454,7 @@ async def test_survives_30pct_5xx_and_10pct_timeouts() -> None:
     rates = Rates(run)
     seconds = windows(run.started_s, run.marks["stop"], 1.0)
     ok_share = [rates.oks(lo, hi) / max(1, rates.scheduled(lo, hi)) for lo, hi in seconds]
-    assert len(ok_share) >= 7 and min(ok_share) >= 0.3, ok_share
+    assert len(ok_share) >= 4 and min(ok_share) >= 0.3, ok_share
 
 
 async def test_429_storm_no_request_before_retry_after() -> None:
@@ -471,7 +471,7 @@ async def test_429_storm_no_request_before_retry_after() -> None:
     with DemoServer() as srv:
 
         async def script(run: Run) -> None:
-            await asyncio.sleep(2.0)
+            await asyncio.sleep(1.0)
             await admin(srv.base_url, "PUT", storm)  # 429 bursts at [0, 2) and [3, 5) s
             run.mark("storm")
             await asyncio.sleep(5.0)
@@ -517,7 +517,7 @@ async def test_kill_and_restart_back_to_full_rate() -> None:
     with DemoServer() as srv:
 
         async def script(run: Run) -> None:
-            await asyncio.sleep(3.5)
+            await asyncio.sleep(2.5)  # a 1.5 s baseline after the first second
             run.mark("kill")
             await asyncio.to_thread(srv.kill)
             run.mark("dead")

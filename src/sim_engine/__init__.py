@@ -16,7 +16,8 @@ The public library API is what ``__all__`` lists (pinned by ``tests/test_public_
 * records: :class:`ActionRequest`, :class:`Outcome`, :class:`ActionRecord`,
   :class:`UserRecord`, :class:`LifecycleRecord`, :class:`DaySnapshot`;
 * targets: :func:`demo_target` (the built-in demo API in process),
-  :func:`bind_target`, :class:`SocialApiTarget`, :class:`MockTarget`;
+  :func:`bind_target` (any transport, bound by the scenario's API description),
+  :class:`DeclarativeTarget`, :class:`MockTarget`;
 * sinks: :class:`JsonlSink`, :class:`ConsoleSink`, :class:`MetricsCollector`;
 * plugins: the :mod:`plugins` module and its decorators (``@plugins.action`` ...).
 """
@@ -57,8 +58,9 @@ from sim_engine.model.scenario import (
 from sim_engine.runs.targets import bind_target, demo_target
 from sim_engine.sinks import ConsoleSink, JsonlSink
 from sim_engine.sinks.metrics import MetricsCollector
-from sim_engine.targets import MockTarget, SocialApiTarget, Transport
+from sim_engine.targets import MockTarget, Transport
 from sim_engine.targets import plugin as plugins
+from sim_engine.targets.declarative import DeclarativeTarget
 
 __all__ = [
     "ActionRecord",
@@ -67,6 +69,7 @@ __all__ = [
     "Clock",
     "ConsoleSink",
     "DaySnapshot",
+    "DeclarativeTarget",
     "FastForwardClock",
     "JsonlSink",
     "LifecycleRecord",
@@ -83,7 +86,6 @@ __all__ = [
     "Simulation",
     "SimulationStats",
     "Sink",
-    "SocialApiTarget",
     "SpeedControl",
     "Store",
     "Target",

@@ -19,7 +19,7 @@ from typing import Any, TextIO
 
 from sim_engine._version import __version__
 from sim_engine.engine.addons import Addon
-from sim_engine.engine.clock import make_clock
+from sim_engine.engine.clock import SimClock, make_clock
 from sim_engine.engine.simulation import Simulation, SimulationStats
 from sim_engine.engine.store import SqliteStore
 from sim_engine.model.records import Sink, Target
@@ -205,60 +205,86 @@ def _headers(options: RunOptions) -> dict[str, str]:
     }
 
 
-async def _run(options: RunOptions, url: str, store: SqliteStore) -> RunResult:
-    scenario = options.scenario
+@dataclass
+class _Span:
+    """Where a run starts and ends in simulated time, and where it stands now."""
+
+    start_s: float
+    now_s: float
+    duration_s: float | None  # from now (None: open-ended)
+    saved: dict[str, Any] | None  # the engine's state at the last checkpoint (resume)
+
+
+def _span(options: RunOptions, store: SqliteStore) -> _Span:
     resume = options.resume
-    start_s = options.start_s if resume is None else float(resume.run["start_s"])
-    duration_s = options.duration_s
-    saved: dict[str, Any] | None = None  # the engine's state at the last checkpoint
-    if resume is not None:
-        saved_end = resume.run.get("end_s")
-        duration_s = None if saved_end is None else float(saved_end) - start_s
-        saved = resume.engine_state
-        if saved is None:
-            store.clear_users()  # stopped before its first checkpoint: nothing was sent
+    if resume is None:
+        return _Span(options.start_s, options.start_s, options.duration_s, None)
+    start_s = float(resume.run["start_s"])
+    saved_end = resume.run.get("end_s")
+    saved = resume.engine_state
+    if saved is None:
+        store.clear_users()  # stopped before its first checkpoint: nothing was sent
+    now_s = start_s if saved is None else float(saved["sim_now"])
+    duration_s = None if saved_end is None else max(0.0, float(saved_end) - now_s)
+    return _Span(start_s, now_s, duration_s, saved)
+
+
+async def _open_target(options: RunOptions, url: str) -> tuple[Target, list[Any]]:
+    """The run's target (checked reachable) and the plugins' session hooks."""
     transport = _transport(url, options)
     try:
         await transport.check()
     except BaseException:
         await transport.aclose()
         raise
-    target, hooks = plugin_runtime(scenario, _target(scenario, transport), transport)
-    now_s = start_s if saved is None else float(saved["sim_now"])
-    clock = make_clock(options.speed, now_s)
-    clock.pause()  # setting up and populating take wall time, not simulated time
-    out = scenario.output
-    collector = MetricsCollector(start_s, out.latest_actions, out.top_n, out.users_sample_s)
-    daily = DailyMetrics(scenario.lifecycle.history_days)
-    if saved is not None:
+    scenario = options.scenario
+    return plugin_runtime(scenario, _target(scenario, transport), transport)
+
+
+@dataclass
+class _Outputs:
+    """The run's sinks: files, figures, console, and the add-ons' own."""
+
+    jsonl: JsonlSink
+    collector: MetricsCollector
+    daily: DailyMetrics
+    sinks: list[Sink]
+
+
+def _outputs(options: RunOptions, span: _Span) -> _Outputs:
+    out, resumed = options.scenario.output, span.saved is not None
+    collector = MetricsCollector(span.start_s, out.latest_actions, out.top_n, out.users_sample_s)
+    daily = DailyMetrics(options.scenario.lifecycle.history_days)
+    if resumed:
         for name in ("actions.jsonl", "users.jsonl", "lifecycle.jsonl"):
             repair_jsonl(options.out_dir / name)
         replay_outputs(options.out_dir, collector, daily)
-    jsonl = JsonlSink(options.out_dir, append=saved is not None)
+    jsonl = JsonlSink(options.out_dir, append=resumed)
     sinks: list[Sink] = [jsonl, collector, daily]
     if options.console is not None and not options.dashboard:
         sinks.append(ConsoleSink(options.console, options.per_action))
-    addons = _addons(options)
+    return _Outputs(jsonl, collector, daily, sinks)
+
+
+def _all_addons(options: RunOptions, outputs: _Outputs) -> tuple[list[Addon], KillSwitch]:
+    """The add-ons the options ask for, then the state keeper and the kill switch."""
+    scenario = options.scenario
     keeper = StateKeeper(
         scenario.state.checkpoint_every_s,
-        [jsonl],
-        lambda: _write_daily(options.out_dir, daily.history()),
+        [outputs.jsonl],
+        lambda: _write_daily(options.out_dir, outputs.daily.history()),
     )
     kill = KillSwitch(options.out_dir / scenario.safety.kill_file, options.scenario_path)
-    addons += [keeper, kill]
+    addons = [*_addons(options), keeper, kill]
     for addon in addons:
-        sinks.extend(addon.sinks())
-    if duration_s is not None:
-        duration_s = max(0.0, start_s + duration_s - now_s)
-    secret = _inprocess_secret(scenario) if url == INPROCESS else None
-    sim = Simulation(
-        scenario, target, clock, sinks, duration_s, secret=secret, store=store, hooks=hooks
-    )
-    if saved is None or resume is None:
-        sim.populate()
-    else:
-        sim.restore(saved, resume.users)
-        await sim.reconcile()
+        outputs.sinks.extend(addon.sinks())
+    return addons, kill
+
+
+async def _drive(
+    sim: Simulation, clock: SimClock, addons: list[Addon], outputs: _Outputs, target: Target
+) -> tuple[SimulationStats, float, bool]:
+    """Start the add-ons, run, stop everything; return stats, wall seconds, signalled."""
     started: list[Addon] = []
     interrupted = _install_stop_signals(sim)
     wall_started = time.perf_counter()
@@ -273,14 +299,35 @@ async def _run(options: RunOptions, url: str, store: SqliteStore) -> RunResult:
         _remove_stop_signals()
         for addon in reversed(started):
             await addon.stop()
-        for sink in sinks:
+        for sink in outputs.sinks:
             sink.close()
         await target.aclose()
+    return stats, wall_s, bool(interrupted)
+
+
+async def _run(options: RunOptions, url: str, store: SqliteStore) -> RunResult:
+    scenario, resume = options.scenario, options.resume
+    span = _span(options, store)
+    target, hooks = await _open_target(options, url)
+    clock = make_clock(options.speed, span.now_s)
+    clock.pause()  # setting up and populating take wall time, not simulated time
+    outputs = _outputs(options, span)
+    addons, kill = _all_addons(options, outputs)
+    secret = _inprocess_secret(scenario) if url == INPROCESS else None
+    sim = Simulation(
+        scenario, target, clock, outputs.sinks, span.duration_s, secret, store, hooks
+    )
+    if span.saved is None or resume is None:
+        sim.populate()
+    else:
+        sim.restore(span.saved, resume.users)
+        await sim.reconcile()
+    stats, wall_s, signalled = await _drive(sim, clock, addons, outputs, target)
     end_s = min(sim.end_s, clock.now())
     # Stopped before the end: a signal, the kill switch, `ctl stop` or the dashboard's q.
-    interrupted_any = bool(interrupted) or kill.reason is not None or end_s < sim.end_s
-    store.set_meta("finished", not interrupted_any)
-    metrics = collector.snapshot(end_s)
+    interrupted = signalled or kill.reason is not None or end_s < sim.end_s
+    store.set_meta("finished", not interrupted)
+    metrics = outputs.collector.snapshot(end_s)
     metrics["run"] = {
         "scenario": scenario.name,
         "seed": scenario.seed,
@@ -288,14 +335,14 @@ async def _run(options: RunOptions, url: str, store: SqliteStore) -> RunResult:
         "speed": "max" if sim.speed is None else sim.speed,  # at the end (ctl may change it)
         "start_speed": "max" if options.speed is None else options.speed,
         "wall_seconds": round(wall_s, 3),
-        "simulated_seconds": round(end_s - start_s, 3),
-        "interrupted": interrupted_any,
+        "simulated_seconds": round(end_s - span.start_s, 3),
+        "interrupted": interrupted,
         "stopped_by": kill.reason,
         "resumed": resume is not None,
         "version": __version__,
     }
-    files = _write_outputs(options.out_dir, metrics, scenario, daily.history())
-    return RunResult(stats, metrics, wall_s, interrupted_any, files)
+    files = _write_outputs(options.out_dir, metrics, scenario, outputs.daily.history())
+    return RunResult(stats, metrics, wall_s, interrupted, files)
 
 
 def _inprocess_secret(scenario: Scenario) -> str:

@@ -263,7 +263,11 @@ class Memory:
                 items.picks.clear()
 
     def keep(
-        self, user: UserState, found: list[tuple[str, list[dict[str, Any]]]], vouched: bool
+        self,
+        user: UserState,
+        found: list[tuple[str, list[dict[str, Any]]]],
+        vouched: bool,
+        replace: set[str] | frozenset[str] = frozenset(),
     ) -> None:
         """Add extracted items to their lists.
 
@@ -273,7 +277,10 @@ class Memory:
             vouched: the answer is to a create or change (not a read), so a deleted id
                 in it is back (an API that reuses ids); else a deleted id is skipped
                 (a list read just before the delete).
+            replace: keys whose list the answer replaces (a listing of everything).
         """
+        for key in replace:
+            self.clear(user, key)
         for key, items in found:
             target = self.lookup(user, key, create=True)
             assert target is not None

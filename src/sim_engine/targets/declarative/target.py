@@ -214,11 +214,10 @@ class DeclarativeTarget(ErrorsMixin):
             found = self._extract(action, resp, where, post_id)
             if isinstance(found, Outcome):
                 return found
-            for rule in action.extract:
-                if rule.replace:  # a listing of everything the user holds
-                    self._memory.clear(user, rule.to)
-            # a create or change: the API vouches for the items now
-            self._memory.keep(user, found, vouched=method not in _SAFE_METHODS)
+            # a create or change: the API vouches for the items now; a listing of
+            # everything the user holds (``replace``) replaces its list
+            replace = {rule.to for rule in action.extract if rule.replace}
+            self._memory.keep(user, found, vouched=method not in _SAFE_METHODS, replace=replace)
             if post_id is None:
                 post_id = _answer_id(action, found)
         if action.forget is not None:

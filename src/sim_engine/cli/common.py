@@ -1,0 +1,132 @@
+"""Shared pieces of the command line: the ``cli`` group, option parsers, one-line errors.
+
+Exit codes: 0 success; 1 runtime failure (unreachable target, demo server
+failed, output not writable); 2 bad input (malformed scenario, bad option);
+130 interrupted before the simulation could start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from sim_engine._version import __version__
+from sim_engine.api.plugins import load_scenario_with_plugins
+from sim_engine.engine.clock import parse_speed
+from sim_engine.model.scenario import (
+    Scenario,
+    ScenarioError,
+    default_scenario,
+    parse_duration,
+)
+
+__all__ = ["cli"]
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"sim-engine: error: {message}", err=True)
+    sys.exit(code)
+
+
+def _speed(_ctx: Any, _param: Any, value: str | None) -> float | str | None:
+    if value is None:
+        return "scenario"
+    try:
+        return parse_speed(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _duration(_ctx: Any, _param: Any, value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _start(_ctx: Any, _param: Any, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"not an ISO date or date-time: {value!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+_target_option = click.option(
+    "--target",
+    "target_url",
+    help="Base URL of the API, or 'inprocess'. Default: start the built-in demo API.",
+)
+_seed_option = click.option("--seed", type=int, help="Random seed (overrides the scenario).")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sim-engine")
+def cli() -> None:
+    """Simulate a population of realistic users acting on a real system."""
+
+
+def _use_dashboard(asked: bool | None, quiet: bool, verbose: bool) -> bool:
+    """The dashboard needs a terminal: elsewhere (a pipe, a file) plain lines are printed."""
+    if quiet or not sys.stdout.isatty():
+        return False
+    return not verbose if asked is None else asked
+
+
+@contextlib.contextmanager
+def _user_errors(out: Path | str | None, what: str) -> Iterator[None]:
+    """Turn what can go wrong in a run or a load test into one line and an exit code.
+
+    Exit 2: bad input (refused target, bad state, plugin, load options); exit 1:
+    runtime failure (unreachable target, metrics port taken, demo server, output
+    not writable); exit 130: Ctrl-C before it started.
+    """
+    from sim_engine.api.plugins import PluginError
+    from sim_engine.demo.launcher import DemoServerError
+    from sim_engine.observe.prometheus import MetricsPortError
+    from sim_engine.runs.loadtest import LoadTestError
+    from sim_engine.runs.runstate import SafetyError, StateError
+    from sim_engine.targets.transport import TargetUnreachableError
+
+    try:
+        yield
+    except (SafetyError, PluginError, StateError, LoadTestError) as exc:
+        _fail(str(exc), 2)
+    except (TargetUnreachableError, MetricsPortError) as exc:
+        _fail(str(exc), 1)
+    except DemoServerError as exc:
+        _fail(f"demo server: {exc}", 1)
+    except OSError as exc:
+        _fail(f"cannot write output to {out}: {exc.strerror or exc}", 1)
+    except KeyboardInterrupt:
+        _fail(f"interrupted before the {what} started", 130)
+
+
+def _load(path: str | None) -> Scenario:
+    try:
+        return load_scenario_with_plugins(path)[0] if path else default_scenario()
+    except ScenarioError as exc:
+        _fail(str(exc), 2)
+
+
+def _write_html_report(run_dir: Path) -> None:
+    """Write RUN_DIR/report.html and print its path; exit 2 (not a run dir) or 1 on error."""
+    from sim_engine.observe.report import NotARunDirError, ReportError, write_report
+
+    try:
+        path = write_report(run_dir)
+    except NotARunDirError as exc:
+        _fail(str(exc), 2)
+    except ReportError as exc:
+        _fail(str(exc), 1)
+    click.echo(f"  report: {path}")

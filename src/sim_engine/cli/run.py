@@ -1,0 +1,218 @@
+"""``sim-engine run``: a simulation against a target, its outputs and its summary."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sim_engine._version import __version__
+from sim_engine.cli.common import (
+    _duration,
+    _fail,
+    _load,
+    _seed_option,
+    _speed,
+    _start,
+    _target_option,
+    _use_dashboard,
+    _user_errors,
+    _write_html_report,
+    cli,
+)
+from sim_engine.model.scenario import (
+    Scenario,
+    ScenarioError,
+    parse_duration,
+)
+
+__all__ = ["run"]
+
+
+@cli.command()
+@click.option(
+    "--scenario",
+    "scenario_path",
+    type=click.Path(dir_okay=False),
+    help="Scenario YAML file (default: the built-in one).",
+)
+@_target_option
+@click.option("--speed", callback=_speed, help="1 (real time), any factor N (60, 3600), or max.")
+@click.option("--duration", callback=_duration, help="Simulated time to run: 90s, 30m, 2h, 3d, 1w.")
+@click.option(
+    "--users", type=click.IntRange(min=0), help="Initial population (overrides the scenario)."
+)
+@_seed_option
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    help="Output directory (default: sim-runs/<timestamp>).",
+)
+@click.option(
+    "--start", callback=_start, help="Simulated start, ISO date or date-time (default: now)."
+)
+@click.option("-q", "--quiet", is_flag=True, help="Print only the final summary.")
+@click.option("-v", "--verbose", is_flag=True, help="Print one line per action at any speed.")
+@click.option(
+    "--dashboard/--no-dashboard",
+    default=None,
+    help="Live terminal dashboard (default: on when stdout is a terminal, unless -q or -v).",
+)
+@click.option(
+    "--html", "html_report", is_flag=True, help="Also write OUT/report.html (charts) at the end."
+)
+@click.option(
+    "--resume",
+    "resume_dir",
+    type=click.Path(file_okay=False),
+    help="Continue a run that was stopped or killed, from its last checkpoint in DIR.",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    metavar="PORT",
+    help="Serve Prometheus metrics on http://127.0.0.1:PORT/metrics while running.",
+)
+def run(
+    scenario_path: str | None,
+    target_url: str | None,
+    speed: float | str | None,
+    duration: float | None,
+    users: int | None,
+    seed: int | None,
+    out_dir: str | None,
+    start: datetime | None,
+    quiet: bool,
+    verbose: bool,
+    dashboard: bool | None,
+    html_report: bool,
+    resume_dir: str | None,
+    metrics_port: int | None,
+) -> None:
+    """Run a simulation and write actions.jsonl, users.jsonl and metrics.json."""
+    from sim_engine.runs.runner import RunOptions, execute
+
+    resume, out_dir, target_url, speed = _resume_context(resume_dir, out_dir, target_url, speed)
+    scenario = resume.scenario if resume is not None else _load(scenario_path)
+    if not scenario.safety.enabled:
+        click.echo("sim-engine: kill switch: safety.enabled is false in the scenario; nothing runs")
+        return
+    scenario = _with_overrides(scenario, users, seed, resumed=resume is not None)
+    clock = scenario.clock
+    if speed == "scenario":
+        speed = None if clock.speed == "max" else float(clock.speed)
+    if duration is None and clock.duration is not None:
+        duration = parse_duration(clock.duration)
+    start_dt = start or clock.start or datetime.now(timezone.utc)
+    if start_dt.tzinfo is None:
+        start_dt = start_dt.replace(tzinfo=timezone.utc)
+    out = Path(out_dir or f"sim-runs/{datetime.now().strftime('%Y%m%d-%H%M%S')}")
+    assert not isinstance(speed, str)
+    per_action = verbose or (speed is not None and speed <= 60)
+    options = RunOptions(
+        scenario=scenario,
+        target_url=target_url or scenario.target.url,
+        speed=speed,
+        duration_s=duration,
+        start_s=start_dt.timestamp(),
+        out_dir=out,
+        console=None if quiet else sys.stdout,
+        per_action=per_action and not quiet,
+        resume=resume,
+        scenario_path=Path(scenario_path) if scenario_path else None,
+        metrics_port=metrics_port,
+        dashboard=_use_dashboard(dashboard, quiet, verbose),
+    )
+    if not quiet:
+        _announce(options, out)
+    with _user_errors(out, "run"):
+        result = execute(options)
+    _print_summary(result.metrics, out, result.wall_s, result.interrupted)
+    if html_report:
+        _write_html_report(out)
+
+
+def _resume_context(
+    resume_dir: str | None, out_dir: str | None, target_url: str | None, speed: Any
+) -> tuple[Any, str | None, str | None, Any]:
+    """With ``--resume DIR``: the saved run, its directory, target and (unless given) speed.
+
+    Removes the kill file that stopped the run. Exits 2 when DIR holds no resumable run.
+    """
+    from sim_engine.runs.runstate import StateError, load_resume
+
+    if resume_dir is None:
+        return None, out_dir, target_url, speed
+    try:
+        resume = load_resume(Path(resume_dir))
+    except (StateError, ScenarioError) as exc:
+        _fail(str(exc), 2)
+    kill_file = Path(resume_dir) / resume.scenario.safety.kill_file
+    if kill_file.exists():
+        kill_file.unlink()
+        click.echo(f"sim-engine: removed the kill file {kill_file} to resume")
+    saved = resume.run
+    target_url = None if saved["target"] == "demo" else saved["target"]
+    if speed == "scenario":
+        speed = None if saved["speed"] == "max" else float(saved["speed"])
+    return resume, resume_dir, target_url, speed
+
+
+def _with_overrides(
+    scenario: Scenario, users: int | None, seed: int | None, resumed: bool
+) -> Scenario:
+    """Apply ``--users`` and ``--seed`` (exit 2 when invalid, or on a resumed run)."""
+    overrides: dict[str, Any] = {}
+    if users is not None:
+        overrides["population.initial"] = users
+        overrides["population.max"] = max(users, scenario.population.max)
+    if seed is not None:
+        overrides["seed"] = seed
+    if resumed and overrides:
+        _fail("--users and --seed cannot change a resumed run", 2)
+    try:
+        return scenario.with_overrides(**overrides) if overrides else scenario
+    except ScenarioError as exc:
+        _fail(str(exc), 2)
+
+
+def _announce(options: Any, out: Path) -> None:
+    """The first line of a run: users, speed, duration, seed and target."""
+    scenario, speed, duration = options.scenario, options.speed, options.duration_s
+    where = options.target_url or "the built-in demo API (starting it on 127.0.0.1)"
+    if options.resume is not None:
+        click.echo(f"sim-engine: resuming {out} from its last checkpoint")
+    click.echo(
+        f"sim-engine {__version__}: {scenario.population.initial} users, "
+        f"speed {'max' if speed is None else f'{speed:g}x'}, "
+        f"{'until Ctrl-C' if duration is None else f'{duration / 3600:g} simulated hours'}, "
+        f"seed {scenario.seed}, target {where}"
+    )
+
+
+def _print_summary(metrics: dict[str, Any], out: Path, wall_s: float, interrupted: bool) -> None:
+    s = metrics["summary"]
+    lat = s["latency_ms"]
+    run_info = metrics["run"]
+    head = "Interrupted" if interrupted else "Done"
+    click.echo(
+        f"\n{head}: {run_info['simulated_seconds'] / 3600:.1f} simulated hours in {wall_s:.1f} s"
+    )
+    click.echo(
+        f"  users {s['users']}, actions {s['actions']}, success {100 * s['success_rate']:.1f}%, "
+        f"latency p50 {lat['p50']:.1f} / p95 {lat['p95']:.1f} / p99 {lat['p99']:.1f} ms"
+    )
+    click.echo("  by type: " + ", ".join(f"{k} {v}" for k, v in s["actions_by_type"].items()))
+    if metrics["top_posters"]:
+        top = metrics["top_posters"][:3]
+        click.echo("  top posters: " + ", ".join(f"{p['name']} ({p['posts']})" for p in top))
+    if metrics["top_viewed_posts"]:
+        top = metrics["top_viewed_posts"][:3]
+        click.echo(
+            "  most viewed: " + ", ".join(f"post {p['post_id']} ({p['views']})" for p in top)
+        )
+    click.echo(f"  outputs: {out}/actions.jsonl, users.jsonl, metrics.json")

@@ -1,0 +1,317 @@
+"""The other commands: load, init, validate, demo-server, kill, cleanup, report, ctl."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from sim_engine._version import __version__
+from sim_engine.cli.common import (
+    _fail,
+    _load,
+    _seed_option,
+    _target_option,
+    _user_errors,
+    cli,
+)
+from sim_engine.engine.clock import parse_speed
+from sim_engine.model.scenario import (
+    ScenarioError,
+    parse_duration,
+)
+
+__all__ = ["cleanup", "ctl", "demo_server", "init", "kill", "load", "report", "validate"]
+
+
+@cli.command()
+@click.option("--users", type=int, default=100, show_default=True, help="Concurrent virtual users.")
+@click.option(
+    "--min-request-count",
+    "min_requests",
+    type=int,
+    default=10,
+    show_default=True,
+    help="Fewest requests per user.",
+)
+@click.option(
+    "--max-request-count",
+    "max_requests",
+    type=int,
+    default=1000,
+    show_default=True,
+    help="Most requests per user.",
+)
+@click.option("--duration", "duration_text", help="Wall-time limit: 90s, 5m, 1h (default: none).")
+@click.option(
+    "--delay-min", type=float, default=100.0, show_default=True, help="Shortest wait, ms."
+)
+@click.option(
+    "--delay-max", type=float, default=2000.0, show_default=True, help="Longest wait, ms."
+)
+@click.option(
+    "--scenario",
+    "scenario_path",
+    type=click.Path(dir_okay=False),
+    help="Scenario YAML file: its personas' actions, limits and safety (default: built-in).",
+)
+@_target_option
+@_seed_option
+@click.option(
+    "--out", "out_dir", type=click.Path(file_okay=False), help="Write OUT/load.json here."
+)
+@click.option("-q", "--quiet", is_flag=True, help="Print only the final summary.")
+def load(
+    users: int,
+    min_requests: int,
+    max_requests: int,
+    duration_text: str | None,
+    delay_min: float,
+    delay_max: float,
+    scenario_path: str | None,
+    target_url: str | None,
+    seed: int | None,
+    out_dir: str | None,
+    quiet: bool,
+) -> None:
+    """Load test: N concurrent users, each making a random number of requests (seed 004)."""
+    from sim_engine.runs.loadtest import LoadOptions, LoadTestError, format_summary, run_load
+
+    duration = None
+    if duration_text is not None:
+        try:
+            duration = parse_duration(duration_text)
+        except ValueError as exc:
+            _fail(f"--duration: {exc}", 2)
+    scenario = _load(scenario_path)
+    if not scenario.safety.enabled:
+        click.echo("sim-engine: kill switch: safety.enabled is false in the scenario; nothing runs")
+        return
+    if seed is not None:
+        try:
+            scenario = scenario.with_overrides(seed=seed)
+        except ScenarioError as exc:
+            _fail(str(exc), 2)
+    options = LoadOptions(
+        scenario=scenario,
+        users=users,
+        min_requests=min_requests,
+        max_requests=max_requests,
+        duration_s=duration,
+        delay_min_ms=delay_min,
+        delay_max_ms=delay_max,
+        target_url=target_url or scenario.target.url,
+        out_dir=Path(out_dir) if out_dir else None,
+        console=None if quiet else sys.stdout,
+    )
+    try:
+        options.check()
+    except LoadTestError as exc:
+        _fail(str(exc), 2)
+    if not quiet:
+        where = options.target_url or "the built-in demo API (starting it on 127.0.0.1)"
+        limit = "" if duration is None else f", at most {duration:g} s"
+        click.echo(
+            f"sim-engine {__version__} load test: {users} users, {min_requests}-{max_requests} "
+            f"requests each, delay {delay_min:g}-{delay_max:g} ms{limit}, "
+            f"seed {scenario.seed}, target {where}"
+        )
+    with _user_errors(out_dir, "load test"):
+        result = run_load(options)
+    for line in format_summary(result):
+        click.echo(line)
+    if options.out_dir is not None:
+        click.echo(f"  output: {options.out_dir / 'load.json'}")
+
+
+@cli.command()
+@click.option(
+    "--from-openapi",
+    "source",
+    required=True,
+    metavar="FILE_OR_URL",
+    help="OpenAPI 3.0/3.1 document, YAML or JSON: a file or a loopback http(s) URL.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default="scenario.yaml",
+    show_default=True,
+    help="Scenario file to write.",
+)
+@click.option("--force", is_flag=True, help="Overwrite the output file if it exists.")
+def init(source: str, output: str, force: bool) -> None:
+    """Write a starter scenario for the API an OpenAPI document describes."""
+    from sim_engine.api.openapi import (
+        OpenApiError,
+        OpenApiFetchError,
+        import_openapi,
+        write_scenario,
+    )
+
+    if Path(output).exists() and not force:
+        _fail(f"{output}: exists (use --force to overwrite)", 2)
+    try:
+        result = import_openapi(source)
+    except OpenApiFetchError as exc:
+        _fail(str(exc), 1)
+    except OpenApiError as exc:
+        _fail(str(exc), 2)
+    try:
+        write_scenario(result, output, force=True)
+    except OSError as exc:
+        _fail(f"cannot write {output}: {exc.strerror or exc}", 1)
+    click.echo(f"{output}: {result.summary()}; edit the persona weights, then run it")
+
+
+@cli.command()
+@click.argument("path", type=click.Path(dir_okay=False))
+def validate(path: str) -> None:
+    """Check a scenario file; exit 2 with the field path if it is invalid."""
+    scenario = _load(path)
+    shares = scenario.persona_shares()
+    total = sum(shares.values())
+    mix = ", ".join(f"{name} {100 * share / total:.0f}%" for name, share in shares.items())
+    click.echo(f"{path}: ok ({scenario.name}: {len(shares)} personas: {mix})")
+
+
+@cli.command("demo-server")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--db", default=":memory:", show_default=True, help="SQLite file (or :memory:).")
+@click.option(
+    "--error-rate", type=click.FloatRange(0, 1), help="Injected fault: probability of a 5xx."
+)
+@click.option(
+    "--error-status", type=click.IntRange(500, 599), help="Status of injected errors [503]."
+)
+@click.option(
+    "--latency-ms",
+    metavar="SPEC",
+    help="Injected latency: MS, uniform:MIN:MAX, exponential:MEAN or lognormal:MEDIAN:SIGMA.",
+)
+@click.option(
+    "--rate-limit-burst",
+    metavar="EVERY_S:LENGTH_S[:RETRY_AFTER_S]",
+    help="Injected 429 bursts with Retry-After.",
+)
+@click.option(
+    "--rate-limit-rate", type=click.FloatRange(0, 1), help="Injected fault: probability of a 429."
+)
+@click.option(
+    "--drop-rate",
+    type=click.FloatRange(0, 1),
+    help="Injected fault: probability of closing the connection without an answer.",
+)
+@click.option("--fault-seed", type=int, help="Seed of the fault random generators.")
+def demo_server(
+    host: str,
+    port: int,
+    db: str,
+    error_rate: float | None,
+    error_status: int | None,
+    latency_ms: str | None,
+    rate_limit_burst: str | None,
+    rate_limit_rate: float | None,
+    drop_rate: float | None,
+    fault_seed: int | None,
+) -> None:
+    """Run the built-in demo social API alone.
+
+    Fault flags override the JSON config in $SIM_ENGINE_DEMO_FAULTS field by field; at run
+    time GET/PUT/DELETE /admin/faults read and replace it (see docs/demo-server.md).
+    """
+    from sim_engine.demo import serve
+    from sim_engine.demo.faults import FaultConfigError, resolve_faults
+
+    try:
+        faults = resolve_faults(
+            error_rate=error_rate,
+            error_status=error_status,
+            latency_ms=latency_ms,
+            rate_limit_burst=rate_limit_burst,
+            rate_limit_rate=rate_limit_rate,
+            drop_rate=drop_rate,
+            seed=fault_seed,
+        )
+    except FaultConfigError as exc:
+        _fail(str(exc), 2)
+    click.echo(f"demo API on http://{host}:{port} (OpenAPI at /openapi.json); Ctrl-C stops")
+    if faults is not None and faults.active:
+        click.echo(f"injected faults: {faults.model_dump_json(exclude_defaults=True)}")
+    serve(host, port, db, faults)
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+def kill(run_dir: str) -> None:
+    """Stop a running simulation at once (creates the kill file in RUN_DIR)."""
+    path = Path(run_dir)
+    if not (path / "state.db").exists():
+        _fail(f"{run_dir}: not a run directory (no state.db)", 2)
+    name = "KILL"
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        name = json.loads((path / "scenario.json").read_text("utf-8"))["safety"]["kill_file"]
+    (path / name).write_text("stop\n", encoding="utf-8")
+    click.echo(f"{path / name} written: the run stops within a second")
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
+@click.option("--target", "target_url", help="Base URL (default: the one the run used).")
+def cleanup(run_dir: str, dry_run: bool, target_url: str | None) -> None:
+    """Delete through the API everything the run in RUN_DIR created (users last)."""
+    from sim_engine.runs.cleanup import CleanupError, cleanup_run
+
+    try:
+        report = cleanup_run(Path(run_dir), target_url=target_url, dry_run=dry_run)
+    except CleanupError as exc:
+        _fail(str(exc), exc.exit_code)
+    click.echo(report.summary(dry_run))
+    if report.failed:
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path())
+def report(run_dir: str) -> None:
+    """Write RUN_DIR/report.html: one self-contained page of charts of a finished run."""
+    from sim_engine.observe.report import NotARunDirError, ReportError, write_report
+
+    try:
+        path = write_report(Path(run_dir))
+    except NotARunDirError as exc:
+        _fail(str(exc), 2)
+    except ReportError as exc:
+        _fail(str(exc), 1)
+    click.echo(str(path))
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.argument("command", type=click.Choice(["pause", "resume", "stop", "status", "speed"]))
+@click.argument("value", required=False)
+def ctl(run_dir: str, command: str, value: str | None) -> None:
+    """Control the run writing to RUN_DIR: pause, resume, stop, status, or speed N (or max)."""
+    from sim_engine.observe.control import ControlError, format_status, send_command
+
+    if command == "speed":
+        if value is None:
+            _fail("speed needs a value: a positive number (60, 3600) or max", 2)
+        try:
+            parse_speed(value)
+        except ValueError as exc:
+            _fail(str(exc), 2)
+    elif value is not None:
+        _fail(f"{command} takes no value (got {value!r})", 2)
+    try:
+        status = send_command(Path(run_dir), command, value)
+    except ControlError as exc:
+        _fail(str(exc), 1)
+    line = format_status(status)
+    click.echo(line if command == "status" else f"{command}: {line}")
