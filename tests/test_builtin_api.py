@@ -27,7 +27,7 @@ from sim_engine.model.scenario import default_scenario, validate_scenario
 from sim_engine.runs.targets import bind_target
 from sim_engine.targets.declarative import DeclarativeTarget
 from sim_engine.targets.inprocess import AsgiTransport
-from sim_engine.targets.transport import Response
+from sim_engine.targets.transport import Response, Transport
 
 ISO = "2026-03-02T10:00:00.000+00:00"
 PERSONA_ACTIONS = ("browse_feed", "read_post", "create_post", "update_post", "delete_post")
@@ -56,7 +56,7 @@ def test_the_description_ships_in_the_package_and_names_the_personas_actions() -
 class Recorder:
     """Wraps a transport and keeps every (method, path, headers, response)."""
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: Transport) -> None:
         self.inner = inner
         self.log: list[tuple[str, str, dict[str, str], Response]] = []
 

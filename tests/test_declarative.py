@@ -50,7 +50,7 @@ from sim_engine.model.templates import (
 from sim_engine.targets.declarative import DeclarativeTarget
 from sim_engine.targets.http import AiohttpTransport
 from sim_engine.targets.inprocess import AsgiTransport
-from sim_engine.targets.transport import Response
+from sim_engine.targets.transport import Response, Transport
 
 ISO = "2026-03-02T10:00:00.000+00:00"
 POOL = ContentPool(3)
@@ -60,7 +60,10 @@ POOL = ContentPool(3)
 
 
 def test_placeholders_fill_and_keep_types() -> None:
-    ctx = {"user": {"id": 7, "username": "ann", "name": "Ann"}, "post": {"id": 12, "ok": True}}
+    ctx: dict[str, dict[str, object]] = {
+        "user": {"id": 7, "username": "ann", "name": "Ann"},
+        "post": {"id": 12, "ok": True},
+    }
     out = render(
         {
             "id": "{post.id}",
@@ -182,7 +185,7 @@ def test_rendering_is_fast() -> None:
 
 
 def test_paths_are_url_quoted_and_queries_encoded() -> None:
-    ctx = {"user": {"username": "ann lee/x?"}, "post": {"id": 5}}
+    ctx: dict[str, dict[str, object]] = {"user": {"username": "ann lee/x?"}, "post": {"id": 5}}
     path = render_path("/u/{user.username}/posts/{post.id}", ctx, random.Random(), POOL)
     assert path == "/u/ann%20lee%2Fx%3F/posts/5"
     query = render_query(
@@ -626,7 +629,7 @@ async def test_picks_latest_random_and_popular() -> None:
 
 
 async def test_resolve_requires_max_open_and_fallbacks() -> None:
-    actions = {
+    actions: dict[str, dict[str, Any]] = {
         "a": {"path": "/a/{x.id}", "pick": {"x": "memory.xs"}, "fallback": "b"},
         "b": {"path": "/b", "requires": ["pool.ys"], "fallback": "c"},
         "c": {
@@ -988,8 +991,10 @@ async def test_against_a_real_server(serve: Starter) -> None:
     try:
         up = await target.send(req("sign_up", payload=signup_payload("ann lee")))
         assert (up.status, up.remote_id) == (201, 7)
-        login = await target.send(req("log_in", payload={"username": "ann lee", "password": "p"}))
-        assert login.token == "s3cret"
+        logged_in = await target.send(
+            req("log_in", payload={"username": "ann lee", "password": "p"})
+        )
+        assert logged_in.token == "s3cret"
         assert (await target.send(req("list"))).ok
         assert seen[-1] == ("GET", "/u/ann%20lee/notes", "s3cret")
         opened = await target.send(req("open"))
@@ -1106,10 +1111,17 @@ async def test_basic_auth_saves_no_token_and_bad_saved_memory_is_refused() -> No
     saved = target.export_memory(1)
     assert saved is not None and saved["token"] is None  # requests need the unsaved password
     assert target.token_valid(1)  # no token scheme: nothing to expire
-    for bad in ([], {"memory": []}, {"memory": {"memory.x": [1]}}, {"identity": "ann"},
-                {"memory": {"memory.x": {"items": [{"id": 1}], "picks": []}}}):  # fmt: skip
+    # deliberately malformed saves, of any shape (a list among them): typed Any on purpose
+    bad_saves: list[Any] = [
+        [],
+        {"memory": []},
+        {"memory": {"memory.x": [1]}},
+        {"identity": "ann"},
+        {"memory": {"memory.x": {"items": [{"id": 1}], "picks": []}}},
+    ]
+    for bad in bad_saves:
         with pytest.raises(ValueError):
-            target.restore_memory(2, bad)  # type: ignore[arg-type]
+            target.restore_memory(2, bad)
     assert target.export_memory(2) is None
 
 
@@ -1238,7 +1250,7 @@ WEIGHTS = {
 class RecordingTransport:
     """Wraps a transport and keeps every (request, response) exchanged."""
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: Transport) -> None:
         self.inner = inner
         self.log: list[tuple[str, str, Any, dict[str, str], Response]] = []
 
@@ -1308,21 +1320,23 @@ async def test_a_simulated_day_against_the_demo_api() -> None:
     # What went over the wire: who owns which post, who saw which.
     user_of_token: dict[str, int] = {}
     author: dict[int, int] = {}
-    seen_by: defaultdict[int, set[int]] = defaultdict(set)
+    seen_by: defaultdict[int | None, set[int]] = defaultdict(set)  # None: no known user
     seen_any: set[int] = set()
     changes = reads = 0
     for method, path, _body, headers, resp in transport.log:
         doc = json.loads(resp.body) if resp.body and resp.status < 300 else None
         if path == "/auth/login" and resp.status == 200:
+            assert doc is not None, path
             user_of_token[doc["token"]] = doc["user_id"]
             continue
         token = headers.get("Authorization", "").removeprefix("Bearer ")
         me = user_of_token.get(token)
         if method == "GET" and path.startswith("/posts?") and doc is not None:
             ids = {item["id"] for item in doc["items"]}
-            seen_by[me].update(ids)  # type: ignore[index]
+            seen_by[me].update(ids)
             seen_any.update(ids)
         elif method == "POST" and path == "/posts" and resp.status == 201:
+            assert doc is not None, path
             author[doc["id"]] = doc["author_id"]
         elif method in ("PUT", "DELETE") and path.startswith("/posts/"):
             post = int(path.rsplit("/", 1)[1])

@@ -264,7 +264,7 @@ def test_plugin_workflow_joins_an_api_section() -> None:
         return {"steps": [{"action": "ping"}, {"action": "browse", "think_s": [1, 2]}]}
 
     registry = PluginRegistry.from_objects(ping, ping_twice)
-    data = {
+    data: dict[str, dict[str, Any]] = {
         "api": {"actions": {"browse": {"path": "/posts"}}},
         "personas": {"p": {"share": 1, "actions": {"relaxing": {"ping_twice": 1}}}},
     }
