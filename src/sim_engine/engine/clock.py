@@ -67,7 +67,15 @@ class Clock(Protocol):
 
 @runtime_checkable
 class SpeedControl(Protocol):
-    """A clock that can be paused, resumed and re-speeded at run time (run control)."""
+    """A clock that can be paused, resumed and re-speeded at run time (run control).
+
+    Its ``speed`` is simulated seconds per wall second, or None at ``max``.
+    """
+
+    @property
+    def speed(self) -> float | None:
+        """Simulated seconds per wall second; None for ``max``."""
+        ...
 
     def pause(self) -> None:
         """Stop simulated time until :meth:`resume`."""

@@ -259,10 +259,9 @@ class Simulation:
     @property
     def speed(self) -> float | None:
         """Simulated seconds per wall second; None for ``max`` (or a manual clock)."""
-        if self._clock.jumps:
+        if self._clock.jumps or self._control is None:
             return None
-        speed = getattr(self._clock, "speed", None)  # a user's own live clock may lack it
-        return float(speed) if isinstance(speed, (int, float)) else None
+        return self._control.speed
 
     @property
     def state(self) -> str:

@@ -45,6 +45,7 @@ from sim_engine.api.plugins import (
     workflow,
 )
 from sim_engine.api.plugins.registry import one_line
+from sim_engine.engine.capabilities import ActionResolver, UserForgetter
 from sim_engine.model.records import ActionRequest, Outcome, Target
 
 if TYPE_CHECKING:
@@ -175,6 +176,9 @@ class PluginTarget:
         self._registry = registry
         self._seed = seed
         self._users: dict[int, SimUser] = {}
+        # the wrapped target's optional capabilities, checked once
+        self._resolver = inner if isinstance(inner, ActionResolver) else None
+        self._forgetter = inner if isinstance(inner, UserForgetter) else None
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__") or name == "inner":
@@ -193,9 +197,8 @@ class PluginTarget:
     def forget_user(self, user_id: int) -> None:
         """Forget a user (deleted from the target); the wrapped target forgets it too."""
         self._users.pop(user_id, None)
-        forget = getattr(self.inner, "forget_user", None)
-        if forget is not None:
-            forget(user_id)
+        if self._forgetter is not None:
+            self._forgetter.forget_user(user_id)
 
     # -- Target ---------------------------------------------------------------------------
 
@@ -203,8 +206,7 @@ class PluginTarget:
         """Plugin actions are always possible; other names are the wrapped target's to resolve."""
         if name in self._registry.actions:
             return name
-        resolve = getattr(self.inner, "resolve", None)
-        return resolve(name, user_id) if resolve is not None else name
+        return self._resolver.resolve(name, user_id) if self._resolver is not None else name
 
     async def send(self, request: ActionRequest) -> Outcome:
         """Run a plugin action, or send the request to the wrapped target. Never raises."""
