@@ -39,7 +39,7 @@ from sim_engine.engine.capabilities import (
 )
 from sim_engine.engine.clock import Clock, SpeedControl
 from sim_engine.engine.daycycle import DayCycle
-from sim_engine.engine.events import ARRIVAL, DAY, REPLACE, TICK, offset_s
+from sim_engine.engine.events import ARRIVAL, DAY, REPLACE, TICK, population_breakdown
 from sim_engine.engine.executor import Executor
 from sim_engine.engine.growth import Growth
 from sim_engine.engine.ledger import Ledger
@@ -311,30 +311,7 @@ class Simulation:
         Returns ``{"lifecycle": {...}, "persona": {...}, "routine": {...},
         "session": {"in_session": n}}``. Costs one pass over the population.
         """
-        now = self._clock.now()
-        lifecycle: dict[str, int] = {}
-        persona: dict[str, int] = {}
-        routine: dict[str, int] = {}
-        cache: dict[tuple[int, Any], str] = {}
-        in_session = 0
-        for user in self._ledger.users.values():
-            p = self._personas[user.persona]
-            persona[p.name] = persona.get(p.name, 0) + 1
-            if user.life is not None:
-                key = user.life.state.value
-                lifecycle[key] = lifecycle.get(key, 0) + 1
-            group = (user.persona, user.tz)
-            state = cache.get(group)
-            if state is None:
-                state = cache[group] = p.state_at(now, offset_s(user, now))
-            routine[state] = routine.get(state, 0) + 1
-            in_session += user.session_left > 0
-        return {
-            "lifecycle": lifecycle,
-            "persona": persona,
-            "routine": routine,
-            "session": {"in_session": in_session},
-        }
+        return population_breakdown(self._ledger.users.values(), self._personas, self._clock.now())
 
     def add_users(self, count: int, at_s: float | None = None) -> list[SimUser]:
         """Create ``count`` users now (or at ``at_s``); each signs up at its first session.
