@@ -154,6 +154,7 @@ def simulate() -> list[ActionRecord]:
 
 @pytest.fixture(scope="module")
 def actions() -> list[ActionRecord]:
+    """The week's action records, shared by the tests of this module (one run)."""
     return simulate()
 
 

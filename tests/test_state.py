@@ -200,7 +200,7 @@ def test_simulation_state_survives_a_checkpoint_and_restore(tmp_path: Path) -> N
             target = bind_target(scenario, transport)
             sim = Simulation(scenario, target, FastForwardClock(state["sim_now"]), store=store)
             sim.restore(state, loaded)
-            again = sim.export_state()
+            again: dict[str, Any] = sim.export_state()
             await target.aclose()
             return again
 
@@ -366,26 +366,24 @@ def _wait_for_checkpoint_after(
         time.sleep(0.05)
 
 
-def test_sigkill_at_random_points_then_resume_loses_and_duplicates_nothing(
-    tmp_path: Path,
-) -> None:
-    rng = random.Random(KILL_SEED)
-    out = tmp_path / "run"
-    log = tmp_path / "log.txt"
-    scenario = tmp_path / "scenario.yaml"
+def _kill_three_times(out: Path, log: Path, rng: random.Random) -> list[tuple[int, float]]:
+    """Start the run, then SIGKILL it (its whole process group) and resume it, three times.
+
+    Returns ``(actions.jsonl offset, checkpoint)`` as each resume found them.
+    """
+    scenario = out.parent / "scenario.yaml"
     scenario.write_text("state:\n  checkpoint_every_s: 0.5\n", encoding="utf-8")
-    base = [*SIM_ENGINE, "run"]
     first = [
-        *base,
-        *("--scenario", str(scenario), "--speed", "max", "--duration", DURATION),
-        *("--users", str(KILL_USERS), "--seed", "5", "--out", str(out), "-q"),
+        *(*SIM_ENGINE, "run", "--scenario", str(scenario), "--speed", "max"),
+        *("--duration", DURATION, "--users", str(KILL_USERS), "--seed", "5"),
+        *("--out", str(out), "-q"),
     ]
-    resume = [*base, "--resume", str(out), "-q"]
-    resumes: list[tuple[int, float]] = []  # (actions.jsonl offset, checkpoint) at each resume
-    started = time.monotonic()
+    resume = [*SIM_ENGINE, "run", "--resume", str(out), "-q"]
+    resumes: list[tuple[int, float]] = []
+    db = out / "state.db"
     for attempt in range(3):
         if attempt:
-            checkpoint = _checkpoint_s(out / "state.db")
+            checkpoint = _checkpoint_s(db)
             assert checkpoint is not None
             resumes.append((_complete_lines_end(out / "actions.jsonl"), checkpoint))
         proc = _start(first if attempt == 0 else resume, log)
@@ -396,7 +394,6 @@ def test_sigkill_at_random_points_then_resume_loses_and_duplicates_nothing(
             # would only repeat the last attempt: wait for a checkpoint newer than the one
             # it started from, so that every attempt moves the story on; then kill at a
             # random point of the checkpoint cycle.
-            db = out / "state.db"
             started_at = (
                 resumes[-1][1] if attempt else _wait_for_checkpoint_after(db, None, proc, log)
             )
@@ -406,31 +403,24 @@ def test_sigkill_at_random_points_then_resume_loses_and_duplicates_nothing(
         finally:
             _kill_group(proc)
         assert proc.returncode == -signal.SIGKILL
-        assert read_meta(out / "state.db", "finished") is None  # killed: never finished
+        assert read_meta(db, "finished") is None  # killed: never finished
+    return resumes
 
-    checkpoint = _checkpoint_s(out / "state.db")
-    assert checkpoint is not None
-    resumes.append((_complete_lines_end(out / "actions.jsonl"), checkpoint))
-    final = _start(resume, log)  # in its own process group: a timeout kills its server too
-    try:
+
+def _resume_to_the_end(out: Path, log: Path) -> None:
+    """Resume the run once more and let it finish (at most 90 wall seconds)."""
+    final = _start([*SIM_ENGINE, "run", "--resume", str(out), "-q"], log)
+    try:  # in its own process group: a timeout kills its demo server too
         final.wait(timeout=90)
     finally:
         if final.poll() is None:
             _kill_group(final)
     assert final.returncode == 0, log.read_text()
     assert "Traceback" not in log.read_text()
-    assert time.monotonic() - started < 4 * CHECKPOINT_WAIT_S  # a hang, not a slow machine
 
-    run_info = json.loads((out / "run.json").read_text())
-    start_s, end_s = float(run_info["start_s"]), float(run_info["end_s"])
-    assert end_s - start_s == pytest.approx(DURATION_S)
-    # the clock went on from checkpoint to checkpoint (each attempt moved it on), never
-    # back to the start
-    checkpoints = [c for _, c in resumes]
-    assert all(a < b for a, b in itertools.pairwise(checkpoints)), checkpoints
-    assert checkpoints[-1] > start_s
 
-    # -- the engine's state against the target's own data --
+def _check_state_against_the_target(out: Path) -> None:
+    """The engine's saved users against the demo API's own database: nothing lost or doubled."""
     assert read_meta(out / "state.db", "finished") is True
     state_db = sqlite3.connect(out / "state.db")
     try:
@@ -463,7 +453,9 @@ def test_sigkill_at_random_points_then_resume_loses_and_duplicates_nothing(
     assert set(posts_by_author) <= set(remote_ids)
     assert sum(len(p) for p in posts_by_author.values()) > 50
 
-    # -- the outputs --
+
+def _check_outputs(out: Path, resumes: list[tuple[int, float]], end_s: float) -> None:
+    """metrics.json and the JSONL files after the last resume: whole, and in order."""
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["run"]["resumed"] is True
     assert metrics["run"]["interrupted"] is False
@@ -483,6 +475,31 @@ def test_sigkill_at_random_points_then_resume_loses_and_duplicates_nothing(
     for name in ("users.jsonl", "lifecycle.jsonl"):
         for line in (out / name).read_text().splitlines():
             json.loads(line)
+
+
+def test_sigkill_at_random_points_then_resume_loses_and_duplicates_nothing(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "run"
+    log = tmp_path / "log.txt"
+    started = time.monotonic()
+    resumes = _kill_three_times(out, log, random.Random(KILL_SEED))
+    checkpoint = _checkpoint_s(out / "state.db")
+    assert checkpoint is not None
+    resumes.append((_complete_lines_end(out / "actions.jsonl"), checkpoint))
+    _resume_to_the_end(out, log)
+    assert time.monotonic() - started < 4 * CHECKPOINT_WAIT_S  # a hang, not a slow machine
+
+    run_info = json.loads((out / "run.json").read_text())
+    start_s, end_s = float(run_info["start_s"]), float(run_info["end_s"])
+    assert end_s - start_s == pytest.approx(DURATION_S)
+    # the clock went on from checkpoint to checkpoint (each attempt moved it on), never
+    # back to the start
+    checkpoints = [c for _, c in resumes]
+    assert all(a < b for a, b in itertools.pairwise(checkpoints)), checkpoints
+    assert checkpoints[-1] > start_s
+    _check_state_against_the_target(out)
+    _check_outputs(out, resumes, end_s)
 
 
 def test_kill_before_first_checkpoint(tmp_path: Path) -> None:
