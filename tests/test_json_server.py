@@ -58,7 +58,7 @@ def _install() -> Path:
         pytest.fail("json-server needs Node.js on PATH (Debian: apt-get install nodejs npm)")
     binary = EXAMPLE / "node_modules" / ".bin" / "json-server"
     if not binary.exists():
-        pytest.fail(f"json-server is not installed: run `npm ci` in {EXAMPLE} (.ci/run does)")
+        pytest.fail("json-server is not installed: run `bash scripts/test-deps.sh` (.ci/run does)")
     return binary
 
 

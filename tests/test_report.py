@@ -262,7 +262,7 @@ def test_bad_file_is_named_in_one_line(
 
 
 def _chromium() -> str:
-    """Chromium's path; installs Debian's package when missing and running as root."""
+    """Chromium's path (tests install nothing: ``scripts/test-deps.sh`` installs it)."""
     override = os.environ.get("SIM_ENGINE_CHROMIUM")
     if override:
         return override
@@ -270,20 +270,9 @@ def _chromium() -> str:
         found = shutil.which(name)
         if found:
             return found
-    if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
-            if proc.returncode != 0:
-                tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [""]
-                pytest.fail(f"installing Chromium failed: {' '.join(cmd)}: {tail[0]}")
-        found = shutil.which("chromium")
-        if found:
-            return found
     pytest.fail(
-        "the report's end-to-end test needs headless Chromium: install Debian's package "
-        "(sudo apt-get install -y chromium), run the tests as root so that they install it, "
-        "or set SIM_ENGINE_CHROMIUM to a Chromium or Chrome binary"
+        "the report's end-to-end test needs headless Chromium: run `bash scripts/test-deps.sh` "
+        "(Debian's package; .ci/run does), or set SIM_ENGINE_CHROMIUM to a Chromium binary"
     )
 
 

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# What the test suite needs besides Python packages (tests install nothing themselves):
+# - Debian's Chromium, for the report's end-to-end test (tests/test_report.py);
+# - json-server 0.17, locked in examples/json-server/package-lock.json, for
+#   tests/test_json_server.py (Node.js and npm from the machine, or Debian's packages).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+sudo_() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+if ! command -v chromium >/dev/null; then
+  sudo_ apt-get update -qq
+  sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+if ! command -v npm >/dev/null; then
+  sudo_ apt-get update -qq
+  sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+fi
+(cd examples/json-server && npm ci --no-audit --no-fund --silent)
