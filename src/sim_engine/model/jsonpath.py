@@ -109,6 +109,13 @@ def extract(document: Any, path: str) -> list[Any]:
 
 
 _MISSING: Any = object()
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
+@lru_cache(maxsize=1024)
+def _is_plain_key(path: str) -> bool:
+    """True when ``path`` is one key (no dots, no brackets): looked up directly."""
+    return _PLAIN_KEY.fullmatch(path) is not None
 
 
 def field(item: Any, dotted: str, default: Any = _MISSING) -> Any:
@@ -120,6 +127,13 @@ def field(item: Any, dotted: str, default: Any = _MISSING) -> Any:
         KeyError: the path is missing and no ``default`` was given (the key is ``dotted``).
         TemplateError: the path is malformed.
     """
+    if _is_plain_key(dotted) and (type(item) is dict or isinstance(item, Mapping)):
+        # the common case (``id``, ``author_id``): one key, no path to walk
+        if dotted in item:
+            return item[dotted]
+        if default is _MISSING:
+            raise KeyError(dotted)
+        return default
     found = find(item, dotted)
     if found is None:
         if default is _MISSING:
