@@ -17,13 +17,15 @@ from datetime import datetime, timezone
 from importlib import resources
 from typing import Any
 
+import pytest
+
 from helpers import ListSink, signup_payload
 from sim_engine.demo import create_app
 from sim_engine.engine.clock import FastForwardClock
 from sim_engine.engine.simulation import Simulation
 from sim_engine.model.builtin import SOCIAL_API_FILE, social_api, social_api_data
 from sim_engine.model.records import ActionRecord, ActionRequest
-from sim_engine.model.scenario import default_scenario, validate_scenario
+from sim_engine.model.scenario import ScenarioError, default_scenario, validate_scenario
 from sim_engine.runs.targets import bind_target
 from sim_engine.targets.declarative import DeclarativeTarget
 from sim_engine.targets.inprocess import AsgiTransport
@@ -98,7 +100,7 @@ async def test_each_action_against_the_demo_app() -> None:
         assert target.resolve("update_post", 1) == "update_post"
         assert target.resolve("update_post", 2) == "browse_feed"  # bob owns nothing
         feed = await target.send(req("browse_feed", 2))
-        assert feed.ok and transport.log[-1][1] == "/posts?limit=20&offset=0"
+        assert feed.ok and transport.log[-1][1] == "/posts?limit=20&offset=0"  # the first page
         read = await target.send(req("read_post", 2))
         assert read.ok and read.endpoint == "GET /posts/{post.id}"
         updated = await target.send(req("update_post", 1))
@@ -152,6 +154,43 @@ def up_id(transport: Recorder, username: str) -> int:
             if doc["username"] == username:
                 return int(doc["id"])
     raise AssertionError(f"{username} never signed up")
+
+
+async def test_the_feed_pages_within_a_session_and_starts_over() -> None:
+    """``browse_feed`` reads the next page at each call in a session; an empty page or
+    the end of the session starts again at the newest one."""
+    app = create_app()
+    transport = Recorder(AsgiTransport(app))
+    target = DeclarativeTarget(transport, social_api(), seed=3)
+    try:
+        await target.send(req("sign_up", 1, payload=signup_payload("ann")))
+        await target.send(req("log_in", 1, payload={"username": "ann", "password": "pw-ann"}))
+        for _ in range(45):
+            assert (await target.send(req("create_post", 1))).ok
+        offsets = []
+        for _ in range(5):
+            assert (await target.send(req("browse_feed", 1))).ok
+            offsets.append(int(transport.log[-1][1].rsplit("offset=", 1)[1]))
+        # pages of 20 over 45 posts: 0, 20, 40, then an empty page, then the newest again
+        assert offsets == [0, 20, 40, 60, 0]
+        await target.send(req("browse_feed", 1))
+        target.end_session(1)
+        assert (await target.send(req("browse_feed", 1))).ok
+        assert transport.log[-1][1].endswith("offset=0")
+    finally:
+        await target.aclose()
+        app.state.store.close()
+
+
+def test_a_page_param_also_in_the_query_is_refused() -> None:
+    data = social_api_data()
+    actions = data["actions"]
+    assert isinstance(actions, dict)
+    actions["browse_feed"]["query"]["offset"] = 0
+    scenario = default_scenario().model_dump(mode="json")
+    scenario["api"] = data
+    with pytest.raises(ScenarioError, match=r"page\.param 'offset' is also in query"):
+        validate_scenario(scenario)
 
 
 # -- a whole day through the built-in description -------------------------------------------------

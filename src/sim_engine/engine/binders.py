@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from sim_engine.engine.capabilities import ActionResolver, Planned
+from sim_engine.engine.capabilities import ActionResolver, Planned, SessionAware
 from sim_engine.engine.events import local_iso
 from sim_engine.model.api_spec import ApiSpec, WorkflowStep
 from sim_engine.model.behaviour import CompiledPersona
@@ -79,11 +79,18 @@ class ApiBinder:
     Args:
         api: the ``api`` section.
         resolver: the target, when it resolves actions per user (checked once).
+        session_aware: the target, when it keeps per-session state (checked once).
     """
 
-    def __init__(self, api: ApiSpec, resolver: ActionResolver | None) -> None:
+    def __init__(
+        self,
+        api: ApiSpec,
+        resolver: ActionResolver | None,
+        session_aware: SessionAware | None = None,
+    ) -> None:
         self._api = api
         self._resolver = resolver
+        self._session_aware = session_aware
         self._steps: dict[int, list[Any]] = {}  # workflow steps left, by user id
 
     def plan(
@@ -112,8 +119,10 @@ class ApiBinder:
         return False
 
     def drop(self, user_id: int) -> None:
-        """Forget the user's unfinished workflow steps."""
+        """The session is over: forget its unfinished workflow steps; tell the target."""
         self._steps.pop(user_id, None)
+        if self._session_aware is not None:
+            self._session_aware.end_session(user_id)
 
     def _affinity(self, user: SimUser, persona: CompiledPersona) -> dict[str, float] | None:
         """Session-affinity multipliers in force for this user (seed 001)."""

@@ -22,6 +22,7 @@ __all__ = [
     "MemoryKeeper",
     "Planned",
     "Routine",
+    "SessionAware",
     "SessionHook",
     "SessionPolicy",
     "SessionShape",
@@ -67,6 +68,15 @@ class MemoryKeeper(Protocol):
         Raises:
             ValueError: ``data`` is not an exported memory.
         """
+        ...
+
+
+@runtime_checkable
+class SessionAware(Protocol):
+    """A target that keeps per-session state (a listing's page) and must hear a session end."""
+
+    def end_session(self, user_id: int) -> None:
+        """The user's session is over."""
         ...
 
 

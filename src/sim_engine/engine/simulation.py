@@ -33,6 +33,7 @@ from sim_engine.engine.capabilities import (
     ActionResolver,
     Binder,
     MemoryKeeper,
+    SessionAware,
     SessionHook,
     SessionPolicy,
     UserForgetter,
@@ -160,7 +161,8 @@ class Simulation:
         self._scheduler = Scheduler(self._progress.set)
         api = effective_api(scenario)
         resolver = target if isinstance(target, ActionResolver) else None
-        binder: Binder = ApiBinder(api, resolver)
+        aware = target if isinstance(target, SessionAware) else None
+        binder: Binder = ApiBinder(api, resolver, aware)
         self._sessions = Sessions(
             scenario, personas, self._scheduler, binder, secret, lookahead_s, hooks, self._alive,
             self._policy,

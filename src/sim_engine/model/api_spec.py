@@ -75,6 +75,7 @@ __all__ = [
     "ErrorSimulationSpec",
     "ExtractSpec",
     "MaxOpenSpec",
+    "PageSpec",
     "RequestTemplate",
     "WorkflowSpec",
     "WorkflowStep",
@@ -205,6 +206,22 @@ class MaxOpenSpec(_Frozen):
         return value
 
 
+class PageSpec(_Frozen):
+    """Paging through a listing within a session (a feed read page after page).
+
+    Attributes:
+        param: the query parameter that carries the offset (``offset``).
+        size: how far each call moves the offset (the page size, >= 1).
+
+    Each call of the action in a session asks for the next page (offset 0,
+    ``size``, 2 x ``size``...); an answer whose first ``extract`` rule finds
+    nothing, or the end of the session, starts again at 0.
+    """
+
+    param: str = "offset"
+    size: int = Field(20, ge=1)
+
+
 class ActionSpec(RequestTemplate):
     """An action: a request template plus what it reads from and writes to memory.
 
@@ -219,6 +236,7 @@ class ActionSpec(RequestTemplate):
             (e.g. a delete).
         fallback: action to take instead when this one is not possible (default:
             the scenario's ``api.fallback``).
+        page: page through a listing within a session (see :class:`PageSpec`).
     """
 
     pick: dict[str, str] = {}
@@ -228,6 +246,13 @@ class ActionSpec(RequestTemplate):
     extract: tuple[ExtractSpec, ...] = ()
     forget: str | None = None
     fallback: str | None = None
+    page: PageSpec | None = None
+
+    @model_validator(mode="after")
+    def _page_param_free(self) -> ActionSpec:
+        if self.page is not None and self.page.param in self.query:
+            raise ValueError(f"page.param {self.page.param!r} is also in query: keep one")
+        return self
 
     @field_validator("pick")
     @classmethod

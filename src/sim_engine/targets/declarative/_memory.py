@@ -107,9 +107,10 @@ class UserState:
         token_at: the target's clock (seconds) when the token was obtained.
         token_sim: simulated epoch seconds of the request that obtained it.
         memory: ``memory.KEY`` -> list (None until the first list is created).
+        pages: action -> the offset of its next page in this session (``page``).
     """
 
-    __slots__ = ("identity", "memory", "remote_id", "token", "token_at", "token_sim")
+    __slots__ = ("identity", "memory", "pages", "remote_id", "token", "token_at", "token_sim")
 
     def __init__(self) -> None:
         self.identity: dict[str, Any] = {}
@@ -118,6 +119,7 @@ class UserState:
         self.token_at = 0.0
         self.token_sim: float | None = None
         self.memory: dict[str, Items] | None = None
+        self.pages: dict[str, int] = {}
 
 
 class Memory:

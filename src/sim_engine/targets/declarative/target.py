@@ -10,6 +10,7 @@ from sim_engine.model.templates import TemplateError, field, find
 from sim_engine.targets.declarative._answers import endpoint, failed, first_id, unbuildable
 from sim_engine.targets.declarative._auth import TOKEN_SCHEMES
 from sim_engine.targets.declarative._errors import ErrorsMixin
+from sim_engine.targets.declarative._memory import UserState
 from sim_engine.targets.transport import Response
 
 __all__ = ["DeclarativeTarget"]
@@ -146,6 +147,12 @@ class DeclarativeTarget(ErrorsMixin):
         if password is not None:
             self._memory.users[user_id].identity["password"] = password
 
+    def end_session(self, user_id: int) -> None:
+        """The user's session is over: its listings start again at their first page."""
+        user = self._memory.users.get(user_id)
+        if user is not None:
+            user.pages.clear()
+
     def token_valid(self, user_id: int) -> bool:
         """Return True when the user holds a token that ``auth.token_ttl_s`` has not expired
         (the API may still refuse it: a 401 renews it). Always True without a token scheme."""
@@ -204,6 +211,9 @@ class DeclarativeTarget(ErrorsMixin):
             method, path, body, headers = self._build(action, self._context(user, request, picks))
         except TemplateError as exc:
             return unbuildable(exc, where, post_id)
+        if action.page is not None:  # the next page of a listing (this session)
+            offset = user.pages.get(request.action, 0)
+            path += f"{'&' if '?' in path else '?'}{action.page.param}={offset}"
         resp, retried = await self._send_authed(user, request, method, path, body, headers)
         bad = failed(resp, action.expect, where, post_id, retried)
         if bad is not None:
@@ -218,6 +228,7 @@ class DeclarativeTarget(ErrorsMixin):
             # everything the user holds (``replace``) replaces its list
             replace = {rule.to for rule in action.extract if rule.replace}
             self._memory.keep(user, found, vouched=method not in _SAFE_METHODS, replace=replace)
+            _turn_page(user, request.action, action, found)
             if post_id is None:
                 post_id = _answer_id(action, found)
         if action.forget is not None:
@@ -259,6 +270,18 @@ class DeclarativeTarget(ErrorsMixin):
                 return self._bad(resp, str(exc), where, post_id)
             found.append((rule.to, items))
         return found
+
+
+def _turn_page(
+    user: UserState, name: str, action: ActionSpec, found: list[tuple[str, list[dict[str, Any]]]]
+) -> None:
+    """After a page of a listing: the next one, or (nothing found) the first again."""
+    if action.page is None:
+        return
+    if found and found[0][1]:
+        user.pages[name] = user.pages.get(name, 0) + action.page.size
+    else:
+        user.pages.pop(name, None)
 
 
 def _answer_id(action: ActionSpec, found: list[tuple[str, list[dict[str, Any]]]]) -> Any:
