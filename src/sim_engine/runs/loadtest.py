@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import tempfile
 import time
 from collections.abc import Iterator
@@ -43,6 +42,7 @@ from sim_engine.model.population import SimUser
 from sim_engine.model.records import ActionRecord, Record, Target
 from sim_engine.model.scenario import Scenario
 from sim_engine.runs.load_report import LoadResult, Tally, format_summary, write_load_json
+from sim_engine.runs.runner import install_stop_signals, remove_stop_signals
 from sim_engine.runs.runstate import DEMO, check_target_allowed
 from sim_engine.targets.plugin import plugin_runtime
 
@@ -159,15 +159,15 @@ def run_load(options: LoadOptions) -> LoadResult:
         DemoServerError: the demo server did not start.
         OSError: the output directory cannot be written.
     """
-    from sim_engine.runs.runner import _run_loop, _target_url
+    from sim_engine.runs.runner import run_loop, target_url
 
     options.check()
     target = options.target_url or DEMO
     check_target_allowed(target, options.scenario.safety.allow_hosts)
     if options.out_dir is not None:
         options.out_dir.mkdir(parents=True, exist_ok=True)
-    with _work_dir(options.out_dir) as work, _target_url(target, work) as url:
-        result = cast(LoadResult, _run_loop(run_load_async(options, url, work)))
+    with _work_dir(options.out_dir) as work, target_url(target, work) as url:
+        result = cast(LoadResult, run_loop(run_load_async(options, url, work)))
     if options.out_dir is not None:
         write_load_json(result, options.out_dir)
     return result
@@ -191,7 +191,7 @@ async def run_load_async(options: LoadOptions, url: str, work_dir: Path) -> Load
         LoadTestError: bad options.
         TargetUnreachableError: nothing answers at ``url``.
     """
-    from sim_engine.runs.runner import RunOptions, _target, _transport
+    from sim_engine.runs.runner import RunOptions, build_target, build_transport
 
     options.check()
     run_options = RunOptions(
@@ -202,7 +202,7 @@ async def run_load_async(options: LoadOptions, url: str, work_dir: Path) -> Load
         start_s=time.time(),
         out_dir=work_dir,
     )
-    transport = _transport(url, run_options)
+    transport = build_transport(url, run_options)
     try:
         await transport.check()
     except BaseException:
@@ -210,7 +210,7 @@ async def run_load_async(options: LoadOptions, url: str, work_dir: Path) -> Load
         raise
     try:
         target, hooks = plugin_runtime(
-            options.scenario, _target(options.scenario, transport), transport
+            options.scenario, build_target(options.scenario, transport), transport
         )
     except BaseException:
         await transport.aclose()
@@ -318,7 +318,7 @@ async def _drive(options: LoadOptions, target: Target, hooks: list[Any], url: st
     result = LoadResult(options, url, distribution=action_distribution(options.scenario))
     sim, finish = _simulation(options, target, hooks, result)
     loop = asyncio.get_running_loop()
-    received = _install_signals(loop, sim)
+    received = install_stop_signals(sim)
     progress = None
     started = loop.time()
     if options.console is not None:
@@ -330,7 +330,7 @@ async def _drive(options: LoadOptions, target: Target, hooks: list[Any], url: st
             progress.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await progress
-        _remove_signals(loop)
+        remove_stop_signals()
     result.wall_s = loop.time() - started
     result.interrupted = bool(received)
     result.completed_users = finish.completed
@@ -353,22 +353,3 @@ async def _progress(
             f"{finish.ended}/{options.users} users done\n"
         )
         console.flush()
-
-
-def _install_signals(loop: asyncio.AbstractEventLoop, sim: Simulation) -> list[int]:
-    received: list[int] = []
-
-    def stop(signum: int) -> None:
-        received.append(signum)
-        sim.stop()
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signum, stop, signum)
-    return received
-
-
-def _remove_signals(loop: asyncio.AbstractEventLoop) -> None:
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.remove_signal_handler(signum)

@@ -127,14 +127,20 @@ def execute(options: RunOptions) -> RunResult:
     else:
         store = options.resume.store
     try:
-        with _target_url(target, options.out_dir) as url:
-            return _run_loop(_run(options, url, store))
+        with target_url(target, options.out_dir) as url:
+            return run_loop(_run(options, url, store))
     finally:
         store.close()
 
 
 @contextlib.contextmanager
-def _target_url(target: str, out_dir: Path) -> Iterator[str]:
+def target_url(target: str, out_dir: Path) -> Iterator[str]:
+    """Yield the base URL to use: ``target`` itself, or for ``demo`` the built-in demo
+    server started on 127.0.0.1 with its database in ``out_dir`` (stopped on exit).
+
+    Raises:
+        DemoServerError: the demo server did not start.
+    """
     if target != DEMO:
         yield target
         return
@@ -146,7 +152,8 @@ def _target_url(target: str, out_dir: Path) -> Iterator[str]:
         yield server.base_url
 
 
-def _run_loop(coro: Any) -> RunResult:
+def run_loop(coro: Any) -> RunResult:
+    """Run ``coro`` to completion on a fresh event loop (uvloop where available)."""
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is absent on Windows
@@ -158,7 +165,7 @@ def _run_loop(coro: Any) -> RunResult:
     return asyncio.run(coro)  # type: ignore[no-any-return,unused-ignore]  # pragma: no cover
 
 
-def _transport(url: str, options: RunOptions) -> Transport:
+def build_transport(url: str, options: RunOptions) -> Transport:
     """Build the run's transport, wrapped in rate limits, backoff, retries and breakers."""
     import random
 
@@ -186,7 +193,7 @@ def _transport(url: str, options: RunOptions) -> Transport:
     return ResilientTransport(inner, limits, rng=rng)
 
 
-def _target(scenario: Scenario, transport: Transport) -> Target:
+def build_target(scenario: Scenario, transport: Transport) -> Target:
     """The scenario's ``api`` section (or the demo API's built-in description), or a
     plugin's target (``target.binding``)."""
     if scenario.target.binding is not None:
@@ -231,14 +238,14 @@ def _span(options: RunOptions, store: SqliteStore) -> _Span:
 
 async def _open_target(options: RunOptions, url: str) -> tuple[Target, list[Any]]:
     """The run's target (checked reachable) and the plugins' session hooks."""
-    transport = _transport(url, options)
+    transport = build_transport(url, options)
     try:
         await transport.check()
     except BaseException:
         await transport.aclose()
         raise
     scenario = options.scenario
-    return plugin_runtime(scenario, _target(scenario, transport), transport)
+    return plugin_runtime(scenario, build_target(scenario, transport), transport)
 
 
 @dataclass
@@ -286,7 +293,7 @@ async def _drive(
 ) -> tuple[SimulationStats, float, bool]:
     """Start the add-ons, run, stop everything; return stats, wall seconds, signalled."""
     started: list[Addon] = []
-    interrupted = _install_stop_signals(sim)
+    interrupted = install_stop_signals(sim)
     wall_started = time.perf_counter()
     try:
         for addon in addons:
@@ -296,7 +303,7 @@ async def _drive(
         stats = await sim.run()
     finally:
         wall_s = time.perf_counter() - wall_started
-        _remove_stop_signals()
+        remove_stop_signals()
         for addon in reversed(started):
             await addon.stop()
         for sink in outputs.sinks:
@@ -395,7 +402,7 @@ def _prometheus(port: int) -> Addon:
     return PrometheusExporter(port)
 
 
-def _install_stop_signals(sim: Simulation) -> list[int]:
+def install_stop_signals(sim: Simulation) -> list[int]:
     """Make SIGINT/SIGTERM stop the run gracefully; the returned list fills when one arrives."""
     received: list[int] = []
     loop = asyncio.get_running_loop()
@@ -410,7 +417,7 @@ def _install_stop_signals(sim: Simulation) -> list[int]:
     return received
 
 
-def _remove_stop_signals() -> None:
+def remove_stop_signals() -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
