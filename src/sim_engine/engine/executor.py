@@ -147,8 +147,9 @@ class Executor:
         user.joined = True
         user.remote_id = outcome.remote_id
         self._ledger.signed_up += 1
-        self._ledger.saved(user)
         local = datetime.fromtimestamp(request.sim_time, user.tz)
+        # the record first, then the state: a kill between the two leaves a user that
+        # reconcile logs in again, never a saved user missing from users.jsonl
         self._ledger.emit(
             UserRecord(
                 sim_time=request.sim_time_iso,
@@ -163,6 +164,7 @@ class Executor:
                 remote_id=outcome.remote_id,
             )
         )
+        self._ledger.saved(user)
 
     def record(
         self,

@@ -22,6 +22,7 @@ from sim_engine.engine.addons import Addon
 from sim_engine.engine.clock import SimClock, make_clock
 from sim_engine.engine.simulation import Simulation, SimulationStats
 from sim_engine.engine.store import SqliteStore
+from sim_engine.model.behaviour import compile_personas
 from sim_engine.model.records import Sink, Target
 from sim_engine.model.scenario import Scenario
 from sim_engine.runs.runstate import (
@@ -30,6 +31,7 @@ from sim_engine.runs.runstate import (
     ResumeInfo,
     StateKeeper,
     check_target_allowed,
+    complete_users,
     repair_jsonl,
     replay_outputs,
     start_state,
@@ -262,10 +264,13 @@ def _outputs(options: RunOptions, span: _Span) -> _Outputs:
     out, resumed = options.scenario.output, span.saved is not None
     collector = MetricsCollector(span.start_s, out.latest_actions, out.top_n, out.users_sample_s)
     daily = DailyMetrics(options.scenario.lifecycle.history_days)
-    if resumed:
+    if resumed and span.saved is not None and options.resume is not None:
         for name in ("actions.jsonl", "users.jsonl", "lifecycle.jsonl"):
             repair_jsonl(options.out_dir / name)
-        replay_outputs(options.out_dir, collector, daily)
+        personas = [p.name for p in compile_personas(options.scenario)]
+        complete_users(options.out_dir, options.resume.users, personas)
+        day_start_s = float(span.saved["day_start_s"])
+        replay_outputs(options.out_dir, collector, daily, day_start_s)
     jsonl = JsonlSink(options.out_dir, append=resumed)
     sinks: list[Sink] = [jsonl, collector, daily]
     if options.console is not None and not options.dashboard:

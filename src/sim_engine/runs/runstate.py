@@ -17,13 +17,14 @@ import asyncio
 import contextlib
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sim_engine.api.plugins import load_scenario_with_plugins, validate_with_plugins
 from sim_engine.engine.store import SqliteStore, StateError
 from sim_engine.model.population import SimUser
-from sim_engine.model.records import ActionRecord, Sink, UserRecord
+from sim_engine.model.records import ActionRecord, LifecycleRecord, Sink, UserRecord
 from sim_engine.model.safety import DEMO, SafetyError, check_target_allowed
 from sim_engine.model.scenario import Scenario, ScenarioError
 from sim_engine.sinks.metrics import DailyMetrics, MetricsCollector
@@ -39,6 +40,7 @@ __all__ = [
     "StateError",
     "StateKeeper",
     "check_target_allowed",
+    "complete_users",
     "load_resume",
     "replay_outputs",
     "start_state",
@@ -147,8 +149,17 @@ def _records(path: Path) -> Any:
                 yield json.loads(line)
 
 
-def replay_outputs(out_dir: Path, collector: MetricsCollector, daily: DailyMetrics) -> int:
+def replay_outputs(
+    out_dir: Path,
+    collector: MetricsCollector,
+    daily: DailyMetrics,
+    day_start_s: float | None = None,
+) -> int:
     """Feed a resumed run's earlier records back into its collectors; return how many.
+
+    The daily history keeps the days closed before ``day_start_s`` (the start of the
+    run day the resumed run goes on with, simulated epoch seconds); that day's records
+    so far are replayed into ``daily``, so it closes once, with all of them.
 
     Raises:
         StateError: an output file holds a line that is not a record.
@@ -159,16 +170,60 @@ def replay_outputs(out_dir: Path, collector: MetricsCollector, daily: DailyMetri
             data.pop("kind", None)
             collector.emit(UserRecord(**data))
             count += 1
-        for data in _records(out_dir / "actions.jsonl"):
-            data.pop("kind", None)
-            collector.emit(ActionRecord(**data))
-            count += 1
         history = out_dir / "daily_metrics.json"
         if history.exists():
-            daily.restore(json.loads(history.read_text("utf-8")))
-    except (ValueError, TypeError) as exc:
+            daily.restore(json.loads(history.read_text("utf-8")), before_s=day_start_s)
+        for data in _records(out_dir / "actions.jsonl"):
+            data.pop("kind", None)
+            record = ActionRecord(**data)
+            collector.emit(record)
+            if day_start_s is not None and record.sim_ts >= day_start_s:
+                daily.emit(record)
+            count += 1
+        if day_start_s is not None:
+            _replay_lifecycle(out_dir, daily, day_start_s)
+    except (ValueError, TypeError, KeyError) as exc:
         raise StateError(f"{out_dir}: an output file is corrupt ({exc})") from None
     return count
+
+
+def _replay_lifecycle(out_dir: Path, daily: DailyMetrics, day_start_s: float) -> None:
+    for data in _records(out_dir / "lifecycle.jsonl"):
+        if float(data["sim_ts"]) >= day_start_s:
+            old, new = str(data["from"]), str(data["to"])
+            when, sim_ts, uid = str(data["sim_time"]), float(data["sim_ts"]), int(data["user_id"])
+            change, reason = str(data["change"]), str(data["reason"])
+            daily.emit(LifecycleRecord(when, sim_ts, uid, change, old, new, reason))
+
+
+def complete_users(out_dir: Path, users: list[SimUser], personas: list[str]) -> int:
+    """Append to ``users.jsonl`` the users ``state.db`` says joined but the file lacks
+    (a kill between the two writes); return how many. Their ``sim_time`` is the
+    user's creation (the sign-up time was not kept)."""
+    path = out_dir / "users.jsonl"
+    listed = {int(data["user_id"]) for data in _records(path)}
+    missing = [u for u in users if u.joined and u.user_id not in listed]
+    if missing:
+        with path.open("a", encoding="utf-8") as handle:
+            for user in missing:
+                handle.write(json.dumps(_user_record(user, personas).to_dict()) + "\n")
+    return len(missing)
+
+
+def _user_record(user: SimUser, personas: list[str]) -> UserRecord:
+    local = datetime.fromtimestamp(user.created_ts, user.tz)
+    return UserRecord(
+        sim_time=local.isoformat(timespec="milliseconds"),
+        sim_ts=user.created_ts,
+        user_id=user.user_id,
+        persona=personas[user.persona],
+        name=user.name,
+        email=user.email,
+        timezone=str(user.tz),
+        avatar=user.avatar or user.initials,
+        tag=user.tag,
+        remote_id=user.remote_id,
+    )
 
 
 # -- add-ons ---------------------------------------------------------------------------------

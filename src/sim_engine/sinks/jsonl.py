@@ -46,6 +46,7 @@ class JsonlSink:
             self._actions.write(json.dumps(record.to_dict(), separators=(",", ":")) + "\n")
         elif isinstance(record, UserRecord):
             self._users.write(json.dumps(record.to_dict(), separators=(",", ":")) + "\n")
+            self._users.flush()  # a user is rare and must not be lost in a buffer
         elif isinstance(record, LifecycleRecord):
             self._lifecycle.write(json.dumps(record.to_dict(), separators=(",", ":")) + "\n")
         self._pending += 1

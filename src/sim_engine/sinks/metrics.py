@@ -266,6 +266,9 @@ class DailyMetrics:
 
     def _close_day(self, snap: DaySnapshot) -> None:
         active = len(self._active)
+        start = _iso_utc(snap.day_start_ts)
+        if self._days and self._days[-1]["start"] == start:
+            self._days.pop()  # the same day closed again (a resumed run): the later one wins
         self._days.append(
             {
                 "date": datetime.fromtimestamp(snap.day_start_ts, timezone.utc).date().isoformat(),
@@ -291,9 +294,20 @@ class DailyMetrics:
     def close(self) -> None:
         """Nothing to release."""
 
-    def restore(self, history: list[dict[str, Any]]) -> None:
-        """Take back the days a resumed run had already closed (oldest first)."""
-        self._days.extend(history)
+    def restore(self, history: list[dict[str, Any]], before_s: float | None = None) -> None:
+        """Take back the days a resumed run had already closed (oldest first).
+
+        Args:
+            history: the days of ``daily_metrics.json``.
+            before_s: the start of the run day the resumed run goes on with
+                (simulated epoch seconds): a day starting there or later was closed
+                early by the stop and is left out, to be closed again with all its
+                records (replay them with :meth:`emit`).
+        """
+        for day in history:
+            start = datetime.fromisoformat(str(day["start"]).replace("Z", "+00:00")).timestamp()
+            if before_s is None or start < before_s - 1e-3:
+                self._days.append(day)
 
     def history(self) -> list[dict[str, Any]]:
         """Return the kept days, oldest first."""
