@@ -191,6 +191,7 @@ def build_transport(url: str, options: RunOptions) -> Transport:
         headers=_headers(options),
         connect_timeout_s=limits.connect_timeout_s,
         read_timeout_s=limits.read_timeout_s,
+        allow_hosts=options.scenario.safety.allow_hosts,
     )
     return ResilientTransport(inner, limits, rng=rng)
 
