@@ -7,15 +7,21 @@ any outside loopback before a socket is opened. Nothing ever leaves 127.0.0.1.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+import yaml
 from aiohttp import web
 
-from helpers import Starter
+from helpers import BUSY_START, DEMO_LOGIN, DEMO_SIGNUP, Starter, read_jsonl
+from sim_engine.model.scenario import Scenario, load_scenario
+from sim_engine.runs.runner import RunOptions, execute
 from sim_engine.targets.http import AiohttpTransport
 from sim_engine.targets.redirects import MAX_REDIRECTS
 
@@ -154,3 +160,52 @@ async def test_a_redirect_loop_ends(serve: Starter, connects: list[str]) -> None
         await transport.aclose()
     assert resp.status == 0 and resp.error == f"too many redirects (more than {MAX_REDIRECTS})"
     assert len(seen) == MAX_REDIRECTS + 1
+
+
+# -- a whole run ------------------------------------------------------------------------------
+
+
+def _run_scenario(tmp_path: Path, allow_hosts: list[str]) -> Scenario:
+    notes = {"path": "/notes", "expect": [200]}
+    path = tmp_path / "redirects.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "redirects",
+                "seed": 1,
+                "population": {"initial": 3, "signups_per_day": 0},
+                "lifecycle": {"enabled": False},
+                "safety": {"allow_hosts": allow_hosts},
+                "personas": {"member": {"share": 1, "actions": {"working": {"list_notes": 1}}}},
+                "api": {
+                    "auth": {"signup": DEMO_SIGNUP, "login": DEMO_LOGIN},
+                    "actions": {"list_notes": notes},
+                },
+            }
+        ),
+        encoding="utf-8",
+    )
+    return load_scenario(path)
+
+
+@pytest.mark.parametrize("allowed", [False, True])
+async def test_a_run_never_follows_a_sign_up_off_loopback(
+    serve: Starter, connects: list[str], tmp_path: Path, allowed: bool
+) -> None:
+    seen: list[dict[str, Any]] = []
+    url = await serve(_redirecting_app(seen, OUTSIDE))
+    start = datetime.fromisoformat(BUSY_START.replace("Z", "+00:00")).timestamp()
+    scenario = _run_scenario(tmp_path, ["203.0.113.1"] if allowed else [])
+    options = RunOptions(scenario, url, None, 3600.0, start, tmp_path / "run", control=False)
+    await asyncio.to_thread(execute, options)
+    sign_ups = [
+        r for r in read_jsonl(tmp_path / "run" / "actions.jsonl") if r["action"] == "sign_up"
+    ]
+    assert sign_ups and not any(r["ok"] for r in sign_ups)
+    assert [s for s in seen if s["path"] == "/users"]  # the loopback server was asked
+    if allowed:  # the scenario's allow_hosts reaches the transport: followed (then refused here)
+        assert "203.0.113.1" in connects
+        assert all("test guard" in r["error"] for r in sign_ups)
+    else:
+        assert set(connects) == {"127.0.0.1"}
+        assert all("redirect refused (307)" in r["error"] for r in sign_ups)
