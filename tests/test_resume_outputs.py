@@ -13,11 +13,13 @@ import signal
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from helpers import reap, sim_engine, sim_engine_popen
+from sim_engine.engine.simulation import Simulation
 from sim_engine.model.population import IdentityFactory
-from sim_engine.runs.runstate import complete_users
+from sim_engine.model.records import ActionRecord
+from sim_engine.runs.runstate import StateKeeper, complete_users
 
 START = "2024-05-15T00:00:00Z"
 
@@ -102,3 +104,40 @@ def test_a_joined_user_missing_from_users_jsonl_is_written_on_resume(tmp_path: P
     assert [u["user_id"] for u in lines] == [users[0].user_id, users[1].user_id]
     assert lines[1]["remote_id"] == 11 and lines[1]["persona"] == "lurker"
     assert complete_users(tmp_path, users, ["lurker"]) == 0  # never twice
+
+
+class _FakeSim:
+    """What the state keeper asks of a simulation: checkpoint() and statistics().sim_now."""
+
+    def __init__(self) -> None:
+        self.sim_now = 0.0
+        self.checkpoints = 0
+
+    def checkpoint(self) -> int:
+        self.checkpoints += 1
+        return 0
+
+    def statistics(self) -> Any:
+        return type("Stats", (), {"sim_now": self.sim_now})()
+
+
+def _action(sim_ts: float) -> ActionRecord:
+    return ActionRecord("t", sim_ts, 1, "lurker", "relaxing", "browse_feed", 200, True, 1.0)
+
+
+async def test_checkpoints_follow_simulated_progress_and_actions_not_only_wall_time() -> None:
+    """At --speed max a day may pass between two wall-clock checkpoints; a resume would
+    send it again. The keeper also checkpoints every N simulated seconds or actions."""
+    sim = _FakeSim()
+    keeper = StateKeeper(1e9, [], lambda: None, every_sim_s=3600.0, every_actions=1000)
+    await keeper.start(cast(Simulation, sim))  # only checkpoint() and statistics() are used
+    assert sim.checkpoints == 1
+    for minute in range(1, 24 * 60 + 1):  # a simulated day, an action a minute
+        sim.sim_now = minute * 60.0
+        keeper.emit(_action(sim.sim_now))
+    assert 24 <= sim.checkpoints - 1 <= 25  # one per simulated hour
+    before = sim.checkpoints
+    for _ in range(2500):  # many actions within one simulated second
+        keeper.emit(_action(sim.sim_now))
+    assert sim.checkpoints - before == 2  # one per 1000 actions
+    await keeper.stop()

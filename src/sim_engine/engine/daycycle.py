@@ -16,7 +16,7 @@ import random
 from datetime import datetime
 
 from sim_engine.engine.events import DAY, DAY_S, REPLACE, SESSION, TICK, next_midnight, offset_of
-from sim_engine.engine.executor import Executor, masked_error
+from sim_engine.engine.executor import Executor
 from sim_engine.engine.growth import Growth
 from sim_engine.engine.ledger import Ledger
 from sim_engine.engine.scheduler import Scheduler
@@ -125,6 +125,7 @@ class DayCycle:
             return
         local = datetime.fromtimestamp(sim_t + 1.0, user.tz)
         rng = user_rng(user)
+        self._ledger.touch(user)  # its lifecycle status changes: the next checkpoint saves it
         decision = decide_day(spec, life, local.date(), rng, churnable=not user.founder)
         iso = datetime.fromtimestamp(sim_t, user.tz).isoformat(timespec="milliseconds")
         for change in decision.transitions:
@@ -185,8 +186,7 @@ class DayCycle:
             self._executor.apply(user, request, outcome)
             self._executor.record(user, persona, "cleanup", request, outcome)
             if not outcome.ok:
-                error = outcome.error and masked_error(outcome.error, user, request, outcome)
-                self._kept(user, sim_t, iso, f"cleanup failed: {error}")
+                self._kept(user, sim_t, iso, f"cleanup failed: {outcome.error}")
                 return
         self._forget(user, sim_t, iso, "deleted from the target with all it created")
 

@@ -92,18 +92,17 @@ class Persistence:
         }
 
     def checkpoint(self) -> int:
-        """Save the engine's state and every user changed since the last checkpoint.
+        """Save the engine's state and every user changed since the last checkpoint
+        (acted, signed up, or had its day decided: the cost follows the changes,
+        not the population).
 
         Returns the number of users saved (0 without a store).
         """
         store = self._ledger.store
         if store is None:
             return 0
-        changed = [
-            u
-            for u in self._ledger.users.values()
-            if u.life is not None or u.user_id in self._ledger.dirty
-        ]
+        users, dirty = self._ledger.users, self._ledger.dirty
+        changed = [users[uid] for uid in sorted(dirty) if uid in users]
         for user in changed:
             self._ledger.refresh(user)
         store.checkpoint(self.export_state(), changed)

@@ -251,12 +251,21 @@ class SafetySpec(_Frozen):
 class StateSpec(_Frozen):
     """Crash-safe state in ``DIR/state.db`` (SQLite, WAL).
 
+    A checkpoint is taken at whichever comes first: ``checkpoint_every_s`` wall
+    seconds, ``checkpoint_every_sim_s`` simulated seconds of progress, or
+    ``checkpoint_every_actions`` actions, so that a resume at ``--speed max`` does
+    not send again hours of simulated traffic.
+
     Attributes:
         checkpoint_every_s: wall seconds between checkpoints (sign-ups and created
             resources are written at once, whatever this says).
+        checkpoint_every_sim_s: simulated seconds of progress between checkpoints.
+        checkpoint_every_actions: actions between checkpoints.
     """
 
     checkpoint_every_s: float = Field(5.0, gt=0)
+    checkpoint_every_sim_s: float = Field(900.0, gt=0, le=31_536_000)
+    checkpoint_every_actions: int = Field(5000, ge=1, le=100_000_000)
 
 
 class OutputSpec(_Frozen):

@@ -191,7 +191,6 @@ def build_transport(url: str, options: RunOptions) -> Transport:
         headers=_headers(options),
         connect_timeout_s=limits.connect_timeout_s,
         read_timeout_s=limits.read_timeout_s,
-        allow_hosts=options.scenario.safety.allow_hosts,
     )
     return ResilientTransport(inner, limits, rng=rng)
 
@@ -282,10 +281,13 @@ def _outputs(options: RunOptions, span: _Span) -> _Outputs:
 def _all_addons(options: RunOptions, outputs: _Outputs) -> tuple[list[Addon], KillSwitch]:
     """The add-ons the options ask for, then the state keeper and the kill switch."""
     scenario = options.scenario
+    state = scenario.state
     keeper = StateKeeper(
-        scenario.state.checkpoint_every_s,
+        state.checkpoint_every_s,
         [outputs.jsonl],
         lambda: _write_daily(options.out_dir, outputs.daily.history()),
+        state.checkpoint_every_sim_s,
+        state.checkpoint_every_actions,
     )
     kill = KillSwitch(options.out_dir / scenario.safety.kill_file, options.scenario_path)
     addons = [*_addons(options), keeper, kill]

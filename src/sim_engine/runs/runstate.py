@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from sim_engine.api.plugins import load_scenario_with_plugins, validate_with_plugins
 from sim_engine.engine.store import SqliteStore, StateError
 from sim_engine.model.population import SimUser
-from sim_engine.model.records import ActionRecord, LifecycleRecord, Sink, UserRecord
+from sim_engine.model.records import ActionRecord, LifecycleRecord, Record, Sink, UserRecord
 from sim_engine.model.safety import DEMO, SafetyError, check_target_allowed
 from sim_engine.model.scenario import Scenario, ScenarioError
 from sim_engine.sinks.metrics import DailyMetrics, MetricsCollector
@@ -230,28 +231,58 @@ def _user_record(user: SimUser, personas: list[str]) -> UserRecord:
 
 
 class StateKeeper:
-    """Checkpoints the run every ``every_s`` wall seconds and at the end (an add-on).
+    """Checkpoints the run as it progresses and at the end (an add-on).
 
-    At each checkpoint the engine's state and changed users go to ``state.db``,
-    the JSONL sinks are flushed and ``daily_metrics.json`` is rewritten.
+    A checkpoint is taken every ``every_s`` wall seconds, and also after
+    ``every_sim_s`` simulated seconds or ``every_actions`` actions since the last
+    one (seen in the records), whichever comes first. At each checkpoint the
+    engine's state and changed users go to ``state.db``, the JSONL sinks are
+    flushed and ``daily_metrics.json`` is rewritten.
 
     Args:
         every_s: wall seconds between checkpoints.
         flushers: sinks with a ``flush()`` to call at each checkpoint.
         write_daily: callable writing ``daily_metrics.json``.
+        every_sim_s: simulated seconds of progress between checkpoints.
+        every_actions: actions between checkpoints.
     """
 
-    def __init__(self, every_s: float, flushers: list[Any], write_daily: Any) -> None:
+    def __init__(
+        self,
+        every_s: float,
+        flushers: list[Any],
+        write_daily: Any,
+        every_sim_s: float = math.inf,
+        every_actions: int = 2**62,
+    ) -> None:
         self._every_s = every_s
         self._flushers = flushers
         self._write_daily = write_daily
+        self._every_sim_s = every_sim_s
+        self._every_actions = every_actions
         self._sim: Simulation | None = None
         self._task: asyncio.Task[None] | None = None
+        self._since_actions = 0
+        self._last_sim_s = -math.inf
         self.checkpoints = 0
 
     def sinks(self) -> list[Sink]:
-        """None: it reads the simulation, it does not watch records."""
-        return []
+        """Itself: it watches the actions for the progress-based checkpoints."""
+        return [self]
+
+    def emit(self, record: Record) -> None:
+        """Count an action; checkpoint when enough simulated time or actions have passed."""
+        if not isinstance(record, ActionRecord) or self._sim is None:
+            return
+        self._since_actions += 1
+        if (
+            self._since_actions >= self._every_actions
+            or record.sim_ts - self._last_sim_s >= self._every_sim_s
+        ):
+            self.save()
+
+    def close(self) -> None:
+        """Nothing to release (:meth:`stop` takes the last checkpoint)."""
 
     async def start(self, sim: Simulation) -> None:
         """Take a first checkpoint and start the periodic task."""
@@ -268,6 +299,8 @@ class StateKeeper:
         self._sim.checkpoint()
         self._write_daily()
         self.checkpoints += 1
+        self._since_actions = 0
+        self._last_sim_s = self._sim.statistics().sim_now
 
     async def _loop(self) -> None:
         while True:

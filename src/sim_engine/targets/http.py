@@ -9,13 +9,11 @@ from typing import Any
 
 import aiohttp
 
-from sim_engine.targets.redirects import follow_redirects
 from sim_engine.targets.transport import HINT_HEADERS, Response, TargetUnreachableError
 
 __all__ = ["AiohttpTransport"]
 
 _JSON_HEADERS = {"Content-Type": "application/json"}
-_KEPT_HEADERS = (*HINT_HEADERS, "location")  # location: only to follow it (redirects.py)
 
 
 class AiohttpTransport:
@@ -30,9 +28,6 @@ class AiohttpTransport:
             waiting for a free pooled connection does not count.
         read_timeout_s: longest silence while reading the response, in wall seconds
             (None: only the total).
-        allow_hosts: hosts a redirect may lead to besides loopback and the base URL's
-            own host (``safety.allow_hosts``); any other redirect fails the request
-            before anything is sent there (:mod:`sim_engine.targets.redirects`).
     """
 
     def __init__(
@@ -44,10 +39,8 @@ class AiohttpTransport:
         *,
         connect_timeout_s: float | None = None,
         read_timeout_s: float | None = None,
-        allow_hosts: tuple[str, ...] = (),
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._allow_hosts = allow_hosts
         self._concurrency = concurrency
         self._timeout = aiohttp.ClientTimeout(
             total=timeout_s, sock_connect=connect_timeout_s, sock_read=read_timeout_s
@@ -68,27 +61,19 @@ class AiohttpTransport:
     async def request(
         self, method: str, path: str, json_body: Any = None, headers: dict[str, str] | None = None
     ) -> Response:
-        """Send one request; connection errors, timeouts and redirects the safety guard
-        refuses become status 0 responses (see :func:`follow_redirects`)."""
+        """Send one request; connection errors and timeouts become status 0 responses."""
         data = None
         if json_body is not None:
             data = json.dumps(json_body)
             headers = {**_JSON_HEADERS, **headers} if headers else _JSON_HEADERS
-        url = self.base_url + path
-        return await follow_redirects(self._send, method, url, data, headers, self._allow_hosts)
-
-    async def _send(
-        self, method: str, url: str, data: str | None, headers: dict[str, str] | None
-    ) -> Response:
-        """One hop, redirects not followed (a 3xx keeps its ``location`` header)."""
         started = time.perf_counter()
         try:
             async with self._client().request(
-                method, url, data=data, headers=headers, allow_redirects=False
+                method, self.base_url + path, data=data, headers=headers
             ) as resp:
                 body = await resp.read()
                 latency_ms = (time.perf_counter() - started) * 1000.0
-                hints = {h: v for h in _KEPT_HEADERS if (v := resp.headers.get(h)) is not None}
+                hints = {h: v for h in HINT_HEADERS if (v := resp.headers.get(h)) is not None}
                 if hints:
                     return Response(resp.status, body, latency_ms, headers=hints)
                 return Response(resp.status, body, latency_ms)
