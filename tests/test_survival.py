@@ -484,8 +484,10 @@ async def test_429_storm_no_request_before_retry_after() -> None:
     assert run.stats is not None and run.stats.actions > 300
     sends = run.sends
     limited = [s for s in sends if s.status == 429]
-    # a real storm: many 429s, on several endpoints, all carrying Retry-After: 1
-    assert len(limited) >= 20 and len({s.endpoint for s in limited}) >= 2, limited
+    # a real storm: many 429s, on several endpoints, all carrying Retry-After: 1 (held
+    # callers are released over a jittered window, so the first one back meets the storm
+    # and closes the gate again for the rest: fewer 429s than callers)
+    assert len(limited) >= 10 and len({s.endpoint for s in limited}) >= 2, limited
     assert {s.retry_after for s in limited} == {"1"}
     # THE rule: no request to an endpoint before its Retry-After has passed
     assert retry_after_violations(sends) == []

@@ -93,7 +93,10 @@ def run(
     resume_dir: str | None,
     metrics_port: int | None,
 ) -> None:
-    """Run a simulation and write actions.jsonl, users.jsonl and metrics.json."""
+    """Run a simulation and write actions.jsonl, users.jsonl and metrics.json.
+
+    Exits 1 (after the summary and the outputs) when every action failed.
+    """
     from sim_engine.runs.runner import RunOptions, execute
 
     resume, out_dir, target_url, speed = _resume_context(resume_dir, out_dir, target_url, speed)
@@ -134,6 +137,21 @@ def run(
     _print_summary(result.metrics, out, result.wall_s, result.interrupted)
     if html_report:
         _write_html_report(out)
+    _exit_if_all_failed(result.metrics["summary"], out)
+
+
+def _exit_if_all_failed(summary: dict[str, Any], out: Path) -> None:
+    """Exit 1 with a one-line summary when the run had actions and every one failed.
+
+    Intended errors (actions meant to fail) count neither way; a run without any
+    action, or with one success, returns.
+    """
+    counted = summary["actions"] - summary.get("intended_errors", 0)
+    if counted <= 0 or summary["failed"] < counted:
+        return
+    statuses = sorted(summary["status_counts"].items(), key=lambda kv: -kv[1])
+    common = ", ".join(f"{status} x{n}" for status, n in statuses[:3])
+    _fail(f"every action failed ({counted} of {counted}; status {common}); see {out}", 1)
 
 
 def _resume_context(

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
+    "DEFAULT_MAX_RESPONSE_BYTES",
     "BackoffSpec",
     "CircuitBreakerSpec",
     "ClockSpec",
@@ -29,6 +30,9 @@ __all__ = [
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)?\s*$")
 _DURATION_UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+DEFAULT_MAX_RESPONSE_BYTES = 10_000_000
+"""The default ``limits.max_response_bytes``: 10 MB, far above any page of an API."""
 
 
 def parse_duration(text: str | int | float) -> float:
@@ -214,6 +218,8 @@ class LimitsSpec(_Frozen):
         connect_timeout_s / read_timeout_s: wall seconds.
         backoff: retry waits.
         circuit_breaker: per-endpoint breaker.
+        max_response_bytes: the largest response body read (bytes); a larger one
+            is not read past the limit and becomes a failed action (status 0).
     """
 
     min_action_interval_s: float = Field(2.0, ge=0)
@@ -226,6 +232,7 @@ class LimitsSpec(_Frozen):
     read_timeout_s: float = Field(10.0, gt=0)
     backoff: BackoffSpec = BackoffSpec()
     circuit_breaker: CircuitBreakerSpec = CircuitBreakerSpec()
+    max_response_bytes: int = Field(DEFAULT_MAX_RESPONSE_BYTES, ge=1, le=2**31)
 
 
 class SafetySpec(_Frozen):

@@ -180,7 +180,10 @@ def build_transport(url: str, options: RunOptions) -> Transport:
         from sim_engine.targets.inprocess import AsgiTransport
 
         app = create_app(str(options.out_dir / "demo.db"))
-        return ResilientTransport(AsgiTransport(app, headers=_headers(options)), limits, rng=rng)
+        inproc = AsgiTransport(
+            app, headers=_headers(options), max_response_bytes=limits.max_response_bytes
+        )
+        return ResilientTransport(inproc, limits, rng=rng)
     from sim_engine.targets.http import AiohttpTransport
 
     spec = options.scenario.target
@@ -191,6 +194,7 @@ def build_transport(url: str, options: RunOptions) -> Transport:
         headers=_headers(options),
         connect_timeout_s=limits.connect_timeout_s,
         read_timeout_s=limits.read_timeout_s,
+        max_response_bytes=limits.max_response_bytes,
     )
     return ResilientTransport(inner, limits, rng=rng)
 

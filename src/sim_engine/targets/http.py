@@ -9,7 +9,13 @@ from typing import Any
 
 import aiohttp
 
-from sim_engine.targets.transport import HINT_HEADERS, Response, TargetUnreachableError
+from sim_engine.model.settings_spec import DEFAULT_MAX_RESPONSE_BYTES
+from sim_engine.targets.transport import (
+    HINT_HEADERS,
+    Response,
+    TargetUnreachableError,
+    too_large,
+)
 
 __all__ = ["AiohttpTransport"]
 
@@ -28,6 +34,9 @@ class AiohttpTransport:
             waiting for a free pooled connection does not count.
         read_timeout_s: longest silence while reading the response, in wall seconds
             (None: only the total).
+        max_response_bytes: the largest body read; a larger one is not read past
+            the limit (nor at all when its ``Content-Length`` says so) and comes
+            back as a status 0 response whose error names the size.
     """
 
     def __init__(
@@ -39,8 +48,10 @@ class AiohttpTransport:
         *,
         connect_timeout_s: float | None = None,
         read_timeout_s: float | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self._max_bytes = max_response_bytes
         self._concurrency = concurrency
         self._timeout = aiohttp.ClientTimeout(
             total=timeout_s, sock_connect=connect_timeout_s, sock_read=read_timeout_s
@@ -61,7 +72,8 @@ class AiohttpTransport:
     async def request(
         self, method: str, path: str, json_body: Any = None, headers: dict[str, str] | None = None
     ) -> Response:
-        """Send one request; connection errors and timeouts become status 0 responses."""
+        """Send one request; connection errors, timeouts and a body over the size limit
+        become status 0 responses."""
         data = None
         if json_body is not None:
             data = json.dumps(json_body)
@@ -71,7 +83,9 @@ class AiohttpTransport:
             async with self._client().request(
                 method, self.base_url + path, data=data, headers=headers
             ) as resp:
-                body = await resp.read()
+                body = await _read_capped(resp, self._max_bytes)
+                if isinstance(body, str):
+                    return Response(0, b"", (time.perf_counter() - started) * 1000.0, body)
                 latency_ms = (time.perf_counter() - started) * 1000.0
                 hints = {h: v for h in HINT_HEADERS if (v := resp.headers.get(h)) is not None}
                 if hints:
@@ -94,3 +108,25 @@ class AiohttpTransport:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes | str:
+    """Return the body, or the error when it is over ``limit`` bytes (read no further).
+
+    A declared ``Content-Length`` over the limit is refused unread; a plain body
+    of declared length is read at once (the parser stops at that length); any
+    other (chunked, compressed) is read in chunks and dropped past the limit.
+    """
+    declared = resp.content_length
+    if declared is not None and declared > limit:
+        resp.close()  # drop the connection rather than drain the body
+        return too_large(limit, declared)
+    if declared is not None and "Content-Encoding" not in resp.headers:
+        return await resp.read()
+    body = bytearray()
+    async for chunk in resp.content.iter_chunked(65536):
+        body += chunk
+        if len(body) > limit:
+            resp.close()
+            return too_large(limit)
+    return bytes(body)

@@ -22,6 +22,8 @@ from email.utils import parsedate_to_datetime
 from sim_engine.model.scenario import BackoffSpec, CircuitBreakerSpec
 
 __all__ = [
+    "RELEASE_SPREAD_MAX_S",
+    "RELEASE_SPREAD_SHARE",
     "BackoffPolicy",
     "BreakerState",
     "CircuitBreaker",
@@ -33,6 +35,12 @@ __all__ = [
 
 Now = Callable[[], float]
 """A time source: returns wall seconds (any fixed origin; only differences matter)."""
+
+RELEASE_SPREAD_SHARE = 0.25
+"""Callers held by a gate are released over this share of the gate's length..."""
+
+RELEASE_SPREAD_MAX_S = 5.0
+"""...but over at most this many wall seconds."""
 
 
 class TokenBucket:
@@ -175,6 +183,21 @@ class BackoffPolicy:
         if server_hint_s is not None and server_hint_s > wait_s:
             return server_hint_s
         return wait_s
+
+    def release_jitter_s(self, gate_s: float) -> float:
+        """Return the extra wall seconds a caller held by a closed gate waits after it opens.
+
+        Callers held by one 429 are thus released over a window instead of at one
+        instant (which would double the rate the server just limited): uniform in
+        [0, min(:data:`RELEASE_SPREAD_SHARE` × ``gate_s``, :data:`RELEASE_SPREAD_MAX_S`)],
+        never before the gate opens. 0.0 with ``jitter: none``.
+
+        Args:
+            gate_s: how long the gate was closed for, in wall seconds.
+        """
+        if self._spec.jitter == "none" or gate_s <= 0:
+            return 0.0
+        return self._rng.uniform(0.0, min(RELEASE_SPREAD_SHARE * gate_s, RELEASE_SPREAD_MAX_S))
 
 
 class BreakerState(str, enum.Enum):

@@ -6,11 +6,13 @@ and applies the policies of :mod:`sim_engine.targets.resilience` to every reques
 1. a global token bucket (``limits.requests_per_second``, ``limits.burst``);
 2. a per-endpoint *gate*: after a 429 or 503 (or any ``Backoff`` header) no
    request to that endpoint is sent before the server's ``Retry-After`` /
-   ``Backoff`` (or the computed backoff) has passed; callers wait for it;
+   ``Backoff`` (or the computed backoff) has passed; callers wait for it, and
+   are released over a short jittered window, not all at once;
 3. a per-endpoint circuit breaker: while open, requests are not sent and come
    back as ``Response(0, b"", 0.0, error="circuit open: <endpoint>", skipped=True)``;
 4. retries with exponential backoff and jitter, for idempotent methods (and
-   POST only with ``limits.retry_non_idempotent``).
+   POST only with ``limits.retry_non_idempotent``); a body over
+   ``limits.max_response_bytes`` is not retried (it would be as large again).
 
 Server hints are read from the ``headers`` mapping of a
 :class:`~sim_engine.targets.transport.Response` ``headers`` that the transports
@@ -36,7 +38,7 @@ from sim_engine.targets.resilience import (
     parse_backoff,
     parse_retry_after,
 )
-from sim_engine.targets.transport import Response, Transport
+from sim_engine.targets.transport import TOO_LARGE, Response, Transport
 
 __all__ = ["IDEMPOTENT_METHODS", "RETRY_STATUSES", "ResilientTransport"]
 
@@ -68,7 +70,8 @@ class ResilientTransport:
         limits: the scenario's ``limits`` section.
         now: time source in wall seconds (monotonic), for the bucket, gates and breakers.
         sleep: awaits a number of wall seconds (``asyncio.sleep``; a fake in tests).
-        rng: randomness for backoff jitter (default: a fresh unseeded generator).
+        rng: randomness for backoff jitter and gate releases (default: a fresh unseeded
+            generator).
         epoch: wall time in Unix epoch seconds, to read ``Retry-After`` HTTP-dates.
     """
 
@@ -93,6 +96,7 @@ class ResilientTransport:
         self._max_wait_s = limits.backoff.max_s * (limits.max_retries + 1)
         self._keys: set[str] = set()
         self._gates: dict[str, float] = {}  # endpoint -> monotonic wall second it reopens
+        self._gate_s: dict[str, float] = {}  # endpoint -> how long its gate was last closed for
         self._breakers: dict[str, CircuitBreaker] = {}
         self._sent = self._retries = self._rate_limited = self._skipped = 0
 
@@ -129,6 +133,7 @@ class ResilientTransport:
                 not retry
                 or last.skipped
                 or last.status not in RETRY_STATUSES
+                or (last.error is not None and last.error.startswith(TOO_LARGE))
                 or attempt >= self._limits.max_retries
                 or delay_s > self._max_wait_s
             ):
@@ -146,9 +151,12 @@ class ResilientTransport:
             if wait_s > 0:
                 if wait_s > self._max_wait_s:
                     return f"backed off: {key} for {wait_s:.1f} s"
-                await self._sleep(wait_s)
+                await self._sleep(
+                    wait_s + self._policy.release_jitter_s(self._gate_s.get(key, 0.0))
+                )
                 continue
-            self._gates.pop(key, None)
+            if self._gates.pop(key, None) is not None:
+                self._gate_s.pop(key, None)
             if self._bucket is not None:
                 wait_s = self._bucket.take()
                 if wait_s > 0:
@@ -192,6 +200,7 @@ class ResilientTransport:
             until_s = self._now() + gate_s
             if until_s > self._gates.get(key, 0.0):
                 self._gates[key] = until_s
+                self._gate_s[key] = gate_s
         return delay_s
 
     def _hint_s(self, resp: Response) -> float | None:

@@ -6,10 +6,27 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ["HINT_HEADERS", "Response", "TargetUnreachableError", "Transport"]
+__all__ = [
+    "HINT_HEADERS",
+    "TOO_LARGE",
+    "Response",
+    "TargetUnreachableError",
+    "Transport",
+    "too_large",
+]
 
 HINT_HEADERS = ("retry-after", "backoff")
 """Response headers a transport keeps: the server's back-off hints."""
+
+
+TOO_LARGE = "response too large"
+"""How the ``error`` of a response whose body passed ``limits.max_response_bytes`` begins."""
+
+
+def too_large(limit: int, size: int | None = None) -> str:
+    """Return the one-line error of a body over ``limit`` bytes (``size``: its length, if known)."""
+    told = f"{size} bytes" if size is not None else f"over {limit} bytes"
+    return f"{TOO_LARGE}: {told}, limit {limit} (limits.max_response_bytes)"
 
 
 class TargetUnreachableError(ConnectionError):
