@@ -2,9 +2,9 @@
 
 The engine (a run, the load test), ``cleanup`` and reconcile all make a user a
 logged-in member the same way: :func:`signup_requests` with the password
-:func:`user_password` derives from the run secret (a founder's from the
-scenario), and every generated email carries the run's tag (:func:`_run_tag`,
-also from the secret). Pure functions over a :class:`SimUser`: no I/O, no clock.
+:func:`user_password` derives from the run secret (a founder's is the
+scenario's when it gives one), and every generated email carries the run's tag
+(:func:`_run_tag`, also from the secret). Pure functions over a :class:`SimUser`: no I/O, no clock.
 What a user does once logged in is bound by its API description (see
 :mod:`sim_engine.engine.binders`).
 """
@@ -57,13 +57,13 @@ def signup_requests(
 
 
 def user_password(user: SimUser, secret: str, scenario: Scenario) -> str:
-    """Return a user's password: derived from the run secret, or for a founder from the
-    scenario (its ``password``, else its name and email), so that it stays the same
-    across runs: seed 001's founders exist once per target.
+    """Return a user's password: a founder's ``password`` when the scenario gives one,
+    else derived from the run secret (kept in ``state.db``, so a resumed run logs its
+    users in again). Nothing public (the scenario's name, an email) can rebuild it; a
+    founder meant to exist once per target across runs needs an explicit ``password``.
     """
     if user.founder:
         for spec in scenario.population.founders:
             if spec.name == user.name and spec.password:
                 return spec.password
-        return password_for(f"{scenario.name}:founders", user.email)
     return password_for(secret, user.user_id)

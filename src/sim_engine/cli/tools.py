@@ -19,6 +19,7 @@ from sim_engine.cli.common import (
     cli,
 )
 from sim_engine.engine.clock import parse_speed
+from sim_engine.model.safety import check_kill_file
 from sim_engine.model.scenario import (
     ScenarioError,
     parse_duration,
@@ -256,7 +257,14 @@ def kill(run_dir: str) -> None:
     name = "KILL"
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
         name = json.loads((path / "scenario.json").read_text("utf-8"))["safety"]["kill_file"]
-    (path / name).write_text("stop\n", encoding="utf-8")
+    try:
+        check_kill_file(str(name))
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        (path / name).write_text("stop\n", encoding="utf-8")
+    except ValueError as exc:
+        _fail(f"{path / 'scenario.json'}: safety.kill_file: {exc}", 2)
+    except OSError as exc:
+        _fail(f"cannot write the kill file {path / name}: {exc.strerror or exc}", 1)
     click.echo(f"{path / name} written: the run stops within a second")
 
 

@@ -16,7 +16,7 @@ import random
 from datetime import datetime
 
 from sim_engine.engine.events import DAY, DAY_S, REPLACE, SESSION, TICK, next_midnight, offset_of
-from sim_engine.engine.executor import Executor
+from sim_engine.engine.executor import Executor, masked_error
 from sim_engine.engine.growth import Growth
 from sim_engine.engine.ledger import Ledger
 from sim_engine.engine.scheduler import Scheduler
@@ -186,7 +186,8 @@ class DayCycle:
             self._executor.apply(user, request, outcome)
             self._executor.record(user, persona, "cleanup", request, outcome)
             if not outcome.ok:
-                self._kept(user, sim_t, iso, f"cleanup failed: {outcome.error}")
+                error = outcome.error and masked_error(outcome.error, user, request, outcome)
+                self._kept(user, sim_t, iso, f"cleanup failed: {error}")
                 return
         self._forget(user, sim_t, iso, "deleted from the target with all it created")
 

@@ -23,8 +23,9 @@ from sim_engine.engine.sessions import Dispatch, Sessions
 from sim_engine.model.behaviour import CompiledPersona
 from sim_engine.model.population import SimUser
 from sim_engine.model.records import ActionRecord, ActionRequest, Outcome, Target, UserRecord
+from sim_engine.model.redact import is_secret_key, mask_known, redact_text
 
-__all__ = ["Executor"]
+__all__ = ["Executor", "masked_error"]
 
 _SIGNUP_ATTEMPTS = 3
 
@@ -174,10 +175,12 @@ class Executor:
         request: ActionRequest,
         outcome: Outcome,
     ) -> None:
-        """Count the action and emit its record."""
+        """Count the action and emit its record, its error (text the target may have
+        sent: a body excerpt) passed through the redactor."""
         self._ledger.actions += 1
         if not outcome.ok and not outcome.intended:
             self._ledger.failed += 1
+        error = outcome.error and masked_error(outcome.error, user, request, outcome)
         self._ledger.emit(
             ActionRecord(
                 sim_time=request.sim_time_iso,
@@ -191,10 +194,21 @@ class Executor:
                 latency_ms=round(outcome.latency_ms, 3),
                 post_id=outcome.post_id if outcome.post_id is not None else request.post_id,
                 session_id=user.session_id,
-                error=outcome.error,
+                error=error,
                 endpoint=outcome.endpoint,
                 skipped=outcome.skipped,
                 retries=outcome.retries,
                 intended=outcome.intended,
             )
         )
+
+
+def masked_error(error: str, user: SimUser, request: ActionRequest, outcome: Outcome) -> str:
+    """Return ``error`` (text a target may have sent: a body excerpt) with the credentials
+    it could echo masked: the user's tokens and the request's secret fields (password)
+    by value, any other by pattern (:func:`~sim_engine.model.redact.redact_text`)."""
+    known = [user.token, request.token, outcome.token]
+    known += [
+        v for k, v in (request.payload or {}).items() if isinstance(v, str) and is_secret_key(k)
+    ]
+    return redact_text(mask_known(error, known))

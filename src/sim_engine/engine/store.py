@@ -8,14 +8,15 @@ signed up, a post created or deleted); the engine's state and every changed
 user are saved together in one transaction at each checkpoint. With WAL and
 ``synchronous=NORMAL`` a committed write survives the process being killed.
 
-Tokens and passwords are never stored: passwords derive from the run secret
-(kept here so a resumed run can log its users in again), tokens are obtained
-again by logging in.
+Passwords are never stored: they derive from the run secret (kept here so a
+resumed run can log its users in again). The file, with its ``-wal`` and
+``-shm`` files, is readable by its owner only (mode 0600).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
@@ -31,6 +32,20 @@ FORMAT = "sim-engine-state/1"
 
 class StateError(ValueError):
     """A state file is missing, corrupt, foreign, or would be overwritten (one-line message)."""
+
+
+def _owner_only(path: Path) -> None:
+    """Create ``path`` readable by its owner only (0600), or narrow it and its ``-wal`` and
+    ``-shm`` files to that: the file holds the run secret and users' tokens. SQLite
+    creates the ``-wal`` and ``-shm`` files with the database file's mode.
+
+    Raises:
+        OSError: the file cannot be created or its mode changed.
+    """
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        if name.exists():
+            os.chmod(name, 0o600)
 
 
 class SqliteStore:
@@ -55,8 +70,9 @@ class SqliteStore:
         if not create and not self.path.exists():
             raise StateError(f"{self.path}: no saved state to resume")
         try:
+            _owner_only(self.path)
             self._db = sqlite3.connect(self.path, isolation_level=None)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise StateError(f"{self.path}: cannot open ({exc})") from None
         try:
             if not create:

@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["MASK", "SECRET_KEYS", "is_secret_key", "redact", "redact_text"]
+__all__ = ["MASK", "SECRET_KEYS", "is_secret_key", "mask_known", "redact", "redact_text"]
 
 MASK = "***"
 """What a secret is replaced with."""
@@ -97,6 +97,32 @@ def redact_text(text: str) -> str:
     text = _ASSIGN.sub(lambda m: m.group(1) + MASK, text)
     text = _JSON_PAIR.sub(lambda m: m.group(1) + MASK + m.group(2), text)
     return _ECHOED_INPUT.sub(lambda m: m.group(1) + f'"{MASK}"', text)
+
+
+def mask_known(text: str, secrets: Iterable[str | None]) -> str:
+    """Return ``text`` with every occurrence of each known secret replaced by ``***``.
+
+    Catches what :func:`redact_text`'s patterns cannot: a token or password a
+    target echoes as a bare word (``session a1b2c3... expired``), also when an
+    excerpt's end (``…``) cuts it short. Values under 4 characters (and None) are
+    ignored: masking them would mangle the text.
+    """
+    for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, MASK)
+        text = _mask_cut(text, secret)
+    return text
+
+
+def _mask_cut(text: str, secret: str) -> str:
+    """Mask the start of ``secret`` (4 characters or more) where it ends a cut ``text``."""
+    if not text.endswith("…"):
+        return text
+    body = text[:-1]
+    for size in range(min(len(secret) - 1, len(body)), 3, -1):
+        if body.endswith(secret[:size]):
+            return body[:-size] + MASK + "…"
+    return text
 
 
 def redact(value: Any) -> Any:

@@ -10,12 +10,22 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+from pathlib import PurePosixPath, PureWindowsPath
 from urllib.parse import urlsplit
 
-__all__ = ["DEMO", "SafetyError", "check_target_allowed"]
+__all__ = ["DEMO", "RUN_FILES", "SafetyError", "check_kill_file", "check_target_allowed"]
 
 DEMO = "demo"
 """``run.json``'s target for the built-in demo server started by the run."""
+
+RUN_FILES = frozenset(
+    {
+        "state.db", "state.db-wal", "state.db-shm", "run.json", "scenario.json",
+        "control.json", "actions.jsonl", "users.jsonl", "lifecycle.jsonl", "log.jsonl",
+        "metrics.json", "daily_metrics.json", "load.json", "report.html", "demo.db",
+    }
+)  # fmt: skip
+"""The files a run writes in its directory: none of them may be the kill file."""
 
 
 class SafetyError(ValueError):
@@ -48,3 +58,29 @@ def check_target_allowed(url: str, allow_hosts: tuple[str, ...]) -> None:
         f"refusing to target {host}: not a loopback address and not listed in "
         "safety.allow_hosts of the scenario"
     )
+
+
+def check_kill_file(name: str) -> str:
+    """Return ``name`` when it is a safe ``safety.kill_file``: a relative path inside the
+    run directory (``KILL``, ``stop/KILL``) that names none of the run's own files.
+
+    ``sim-engine kill`` writes the file and ``run --resume`` deletes it, so a path
+    outside the run directory (absolute, with a drive, or climbing out with ``..``)
+    or one of :data:`RUN_FILES` would write over or delete something else.
+
+    Raises:
+        ValueError: one line saying what is wrong with ``name``.
+    """
+    if "\x00" in name:
+        raise ValueError(f"{name!r} contains a NUL character")
+    posix, windows = PurePosixPath(name), PureWindowsPath(name)
+    if posix.is_absolute() or windows.is_absolute() or windows.drive or name.startswith("~"):
+        raise ValueError(f"{name!r} must be a path relative to the run directory")
+    parts = windows.parts  # splits on both / and \
+    if ".." in parts:
+        raise ValueError(f"{name!r} must stay inside the run directory (no '..')")
+    if not [p for p in parts if p != "."]:
+        raise ValueError(f"{name!r} names the run directory itself, not a file in it")
+    if parts[0] in RUN_FILES:
+        raise ValueError(f"{name!r} is a file the run writes itself: choose another name")
+    return name

@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from sim_engine.model.safety import check_kill_file
+
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
     "BackoffSpec",
@@ -64,8 +66,8 @@ class FounderSpec(_Frozen):
         name: full name.
         email: login email (default: derived from the name on the synthetic domain).
         persona: persona name (default: drawn by share).
-        password: password (default: derived from the scenario name and email, so it
-            stays the same across runs and an existing founder can log in).
+        password: password (default: derived from the run secret, like every user's;
+            give one for a founder that must log in again in later, separate runs).
     """
 
     name: str = Field(min_length=1)
@@ -244,7 +246,9 @@ class SafetySpec(_Frozen):
         synthetic_header: header marking every request as synthetic.
         synthetic_value: its value.
         user_agent: user agent (default ``sim-engine/<version>``).
-        kill_file: a file of this name in the run directory stops the run.
+        kill_file: a file of this name in the run directory stops the run: a path
+            relative to the run directory, never outside it (no absolute path, no
+            ``..``) nor one of the run's own files.
     """
 
     enabled: bool = True
@@ -253,6 +257,11 @@ class SafetySpec(_Frozen):
     synthetic_value: str = "true"
     user_agent: str | None = None
     kill_file: str = Field("KILL", min_length=1)
+
+    @field_validator("kill_file")
+    @classmethod
+    def _inside_run_dir(cls, value: str) -> str:
+        return check_kill_file(value)
 
 
 class StateSpec(_Frozen):

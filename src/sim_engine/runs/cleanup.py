@@ -39,6 +39,7 @@ from sim_engine.model.api_spec import ApiSpec
 from sim_engine.model.population import SimUser
 from sim_engine.model.records import ActionRequest
 from sim_engine.model.scenario import Scenario, ScenarioError
+from sim_engine.model.settings_spec import SafetySpec
 from sim_engine.runs.runstate import DEMO, SafetyError, check_target_allowed, load_resume
 from sim_engine.targets.declarative import DeclarativeTarget
 from sim_engine.targets.transport import TargetUnreachableError, Transport
@@ -128,7 +129,7 @@ def cleanup_run(
         run = _Run(info.users, info.store, secret, info.scenario)
         if dry_run:
             return _count(api, run, noun)
-        with _transport(target, run_dir, info.scenario.safety.synthetic_header) as transport:
+        with _transport(target, run_dir, info.scenario.safety) as transport:
             return asyncio.run(_cleanup(transport, api, run, noun))
     except SafetyError as exc:
         raise CleanupError(str(exc), exit_code=2) from None
@@ -137,8 +138,8 @@ def cleanup_run(
 
 
 @contextlib.contextmanager
-def _transport(target: str, run_dir: Path, synthetic_header: str) -> Iterator[Any]:
-    headers = {synthetic_header: "true", "User-Agent": "sim-engine-cleanup"}
+def _transport(target: str, run_dir: Path, safety: SafetySpec) -> Iterator[Any]:
+    headers = {safety.synthetic_header: "true", "User-Agent": "sim-engine-cleanup"}
     if target == "inprocess":
         from sim_engine.demo import create_app
         from sim_engine.targets.inprocess import AsgiTransport
@@ -151,15 +152,17 @@ def _transport(target: str, run_dir: Path, synthetic_header: str) -> Iterator[An
         if not (run_dir / "demo.db").exists():
             raise CleanupError(f"{run_dir}: the run's demo database (demo.db) is gone")
         with DemoServer(db_path=str(run_dir / "demo.db")) as server:
-            yield _http(server.base_url, headers)
+            yield _http(server.base_url, headers, safety.allow_hosts)
         return
-    yield _http(target, headers)
+    yield _http(target, headers, safety.allow_hosts)
 
 
-def _http(url: str, headers: dict[str, str]) -> Transport:
+def _http(url: str, headers: dict[str, str], allow_hosts: tuple[str, ...]) -> Transport:
     from sim_engine.targets.http import AiohttpTransport
 
-    return AiohttpTransport(url, concurrency=8, timeout_s=10.0, headers=headers)
+    return AiohttpTransport(
+        url, concurrency=8, timeout_s=10.0, headers=headers, allow_hosts=allow_hosts
+    )
 
 
 async def _check(transport: Transport) -> None:

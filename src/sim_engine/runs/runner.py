@@ -194,6 +194,7 @@ def build_transport(url: str, options: RunOptions) -> Transport:
         headers=_headers(options),
         connect_timeout_s=limits.connect_timeout_s,
         read_timeout_s=limits.read_timeout_s,
+        allow_hosts=options.scenario.safety.allow_hosts,
         max_response_bytes=limits.max_response_bytes,
     )
     return ResilientTransport(inner, limits, rng=rng)

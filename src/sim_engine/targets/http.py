@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 
 from sim_engine.model.settings_spec import DEFAULT_MAX_RESPONSE_BYTES
+from sim_engine.targets.redirects import follow_redirects
 from sim_engine.targets.transport import (
     HINT_HEADERS,
     Response,
@@ -20,6 +21,7 @@ from sim_engine.targets.transport import (
 __all__ = ["AiohttpTransport"]
 
 _JSON_HEADERS = {"Content-Type": "application/json"}
+_KEPT_HEADERS = (*HINT_HEADERS, "location")  # location: only to follow it (redirects.py)
 
 
 class AiohttpTransport:
@@ -34,6 +36,9 @@ class AiohttpTransport:
             waiting for a free pooled connection does not count.
         read_timeout_s: longest silence while reading the response, in wall seconds
             (None: only the total).
+        allow_hosts: hosts a redirect may lead to besides loopback and the base URL's
+            own host (``safety.allow_hosts``); any other redirect fails the request
+            before anything is sent there (:mod:`sim_engine.targets.redirects`).
         max_response_bytes: the largest body read; a larger one is not read past
             the limit (nor at all when its ``Content-Length`` says so) and comes
             back as a status 0 response whose error names the size.
@@ -48,10 +53,12 @@ class AiohttpTransport:
         *,
         connect_timeout_s: float | None = None,
         read_timeout_s: float | None = None,
+        allow_hosts: tuple[str, ...] = (),
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._max_bytes = max_response_bytes
+        self._allow_hosts = allow_hosts
         self._concurrency = concurrency
         self._timeout = aiohttp.ClientTimeout(
             total=timeout_s, sock_connect=connect_timeout_s, sock_read=read_timeout_s
@@ -72,22 +79,30 @@ class AiohttpTransport:
     async def request(
         self, method: str, path: str, json_body: Any = None, headers: dict[str, str] | None = None
     ) -> Response:
-        """Send one request; connection errors, timeouts and a body over the size limit
-        become status 0 responses."""
+        """Send one request; connection errors, timeouts, a body over the size limit and
+        redirects the safety guard refuses become status 0 responses (see
+        :func:`follow_redirects`)."""
         data = None
         if json_body is not None:
             data = json.dumps(json_body)
             headers = {**_JSON_HEADERS, **headers} if headers else _JSON_HEADERS
+        url = self.base_url + path
+        return await follow_redirects(self._send, method, url, data, headers, self._allow_hosts)
+
+    async def _send(
+        self, method: str, url: str, data: str | None, headers: dict[str, str] | None
+    ) -> Response:
+        """One hop, redirects not followed (a 3xx keeps its ``location`` header)."""
         started = time.perf_counter()
         try:
             async with self._client().request(
-                method, self.base_url + path, data=data, headers=headers
+                method, url, data=data, headers=headers, allow_redirects=False
             ) as resp:
                 body = await _read_capped(resp, self._max_bytes)
                 if isinstance(body, str):
                     return Response(0, b"", (time.perf_counter() - started) * 1000.0, body)
                 latency_ms = (time.perf_counter() - started) * 1000.0
-                hints = {h: v for h in HINT_HEADERS if (v := resp.headers.get(h)) is not None}
+                hints = {h: v for h in _KEPT_HEADERS if (v := resp.headers.get(h)) is not None}
                 if hints:
                     return Response(resp.status, body, latency_ms, headers=hints)
                 return Response(resp.status, body, latency_ms)
