@@ -3,6 +3,9 @@
 Runs the demo social API with uvicorn (log level ``warning``, access log off) until
 interrupted. Injected faults come from the ``SIM_ENGINE_DEMO_FAULTS`` environment variable
 (JSON) and the fault flags, the flags winning field by field (see ``docs/demo-server.md``).
+
+Launched by :class:`~sim_engine.demo.launcher.DemoServer`, it exits when its launcher dies
+(:mod:`sim_engine.demo.lifeline`), whatever kills the launcher.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from collections.abc import Sequence
 
 from sim_engine.demo.app import serve
 from sim_engine.demo.faults import FAULTS_ENV, FaultConfigError, resolve_faults
+from sim_engine.demo.lifeline import bind_to_parent
 
 
 def add_fault_arguments(parser: argparse.ArgumentParser) -> None:
@@ -93,4 +97,5 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    bind_to_parent()  # first: a launcher that died during our start-up leaves no server
     main()

@@ -26,6 +26,7 @@ from types import TracebackType
 from typing import IO
 
 from sim_engine.demo.faults import FAULTS_ENV, FaultConfig
+from sim_engine.demo.lifeline import parent_env
 
 __all__ = ["DemoServer", "DemoServerError", "find_free_port"]
 
@@ -207,6 +208,8 @@ class DemoServer:
         env["PYTHONUNBUFFERED"] = "1"
         if self.faults is not None:
             env[FAULTS_ENV] = self.faults.model_dump_json()
+        # The child exits when this process dies, however it dies (see lifeline.py).
+        env.update(parent_env())
         # stderr goes to a file, not a pipe nobody reads (a full pipe would block the child).
         if self._stderr is not None:
             self._stderr.close()
