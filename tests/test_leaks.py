@@ -180,3 +180,34 @@ def test_the_executor_masks_by_value_what_patterns_miss() -> None:
     error = "HTTP 401: pw-9x8 and tok-0123456789 and Bearer other-credential"
     masked = masked_error(error, user, request, Outcome(401, False, 1.0, error=error))
     assert masked == "HTTP 401: *** and *** and Bearer ***"
+
+
+def test_metrics_expose_no_error_text() -> None:
+    """``/metrics`` labels an error by its category only: no target text reaches it."""
+    from prometheus_client import generate_latest
+
+    from sim_engine.model.records import ActionRecord
+    from sim_engine.observe.prometheus import PrometheusExporter
+
+    token = "a1b2c3d4e5f6a7b8c9d0"
+    exporter = PrometheusExporter(0)
+    for status in (0, 401, 500):
+        error = f"HTTP {status}: session {token} expired"
+        exporter.emit(
+            ActionRecord(
+                "2024-05-15T18:00:00Z",
+                0.0,
+                1,
+                "member",
+                "working",
+                "list_notes",
+                status,
+                False,
+                1.0,
+                error=error,
+                endpoint="GET /notes",
+            )
+        )
+    text = generate_latest(exporter.registry).decode()
+    assert 'sim_engine_errors_total{category="http_5xx"} 1.0' in text
+    assert token not in text
