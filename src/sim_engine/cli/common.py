@@ -8,9 +8,10 @@ failed, output not writable); 2 bad input (malformed scenario, bad option);
 from __future__ import annotations
 
 import contextlib
+import shutil
 import sys
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -19,12 +20,14 @@ import click
 from sim_engine._version import __version__
 from sim_engine.api.plugins import load_scenario_with_plugins
 from sim_engine.engine.clock import parse_speed
+from sim_engine.model.bounds import check_start
 from sim_engine.model.scenario import (
     Scenario,
     ScenarioError,
     default_scenario,
     parse_duration,
 )
+from sim_engine.model.settings_spec import check_target_url
 
 __all__ = ["cli"]
 
@@ -59,12 +62,25 @@ def _start(_ctx: Any, _param: Any, value: str | None) -> datetime | None:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise click.BadParameter(f"not an ISO date or date-time: {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    try:
+        return check_start(parsed)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _target(_ctx: Any, _param: Any, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return check_target_url(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 _target_option = click.option(
     "--target",
     "target_url",
+    callback=_target,
     help="Base URL of the API, or 'inprocess'. Default: start the built-in demo API.",
 )
 _seed_option = click.option("--seed", type=int, help="Random seed (overrides the scenario).")
@@ -84,12 +100,14 @@ def _use_dashboard(asked: bool | None, quiet: bool, verbose: bool) -> bool:
 
 
 @contextlib.contextmanager
-def _user_errors(out: Path | str | None, what: str) -> Iterator[None]:
+def _user_errors(out: Path | str | None, what: str, created: Path | None = None) -> Iterator[None]:
     """Turn what can go wrong in a run or a load test into one line and an exit code.
 
     Exit 2: bad input (refused target, bad state, plugin, load options); exit 1:
     runtime failure (unreachable target, metrics port taken, demo server, output
-    not writable); exit 130: Ctrl-C before it started.
+    not writable); exit 130: Ctrl-C before it started. ``created``: a run directory
+    this start made, removed when the start is refused (all but an output error), so
+    that a refused start leaves nothing that could be neither resumed nor reused.
     """
     from sim_engine.api.plugins import PluginError
     from sim_engine.demo.launcher import DemoServerError
@@ -98,17 +116,25 @@ def _user_errors(out: Path | str | None, what: str) -> Iterator[None]:
     from sim_engine.runs.runstate import SafetyError, StateError
     from sim_engine.targets.transport import TargetUnreachableError
 
+    def drop() -> None:
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+
     try:
         yield
     except (SafetyError, PluginError, StateError, LoadTestError) as exc:
+        drop()
         _fail(str(exc), 2)
     except (TargetUnreachableError, MetricsPortError) as exc:
+        drop()
         _fail(str(exc), 1)
     except DemoServerError as exc:
+        drop()
         _fail(f"demo server: {exc}", 1)
     except OSError as exc:
         _fail(f"cannot write output to {out}: {exc.strerror or exc}", 1)
     except KeyboardInterrupt:
+        drop()
         _fail(f"interrupted before the {what} started", 130)
 
 

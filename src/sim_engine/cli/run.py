@@ -132,7 +132,8 @@ def run(
     )
     if not quiet:
         _announce(options, out)
-    with _user_errors(out, "run"):
+    fresh = resume is None and not out.exists()  # removed again if the start is refused
+    with _user_errors(out, "run", created=out if fresh else None):
         result = execute(options)
     _print_summary(result.metrics, out, result.wall_s, result.interrupted)
     if html_report:

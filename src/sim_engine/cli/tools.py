@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -180,10 +182,53 @@ def validate(path: str) -> None:
     click.echo(f"{path}: ok ({scenario.name}: {len(shares)} personas: {mix})")
 
 
+def _demo_db(_ctx: Any, _param: Any, value: str) -> str:
+    """``--db``: ``:memory:`` or an SQLite file that opens (not a directory, not another file)."""
+    import sqlite3
+
+    if value == ":memory:":
+        return value
+    path = Path(value)
+    if path.is_dir():
+        raise click.BadParameter(f"{value} is a directory, not an SQLite file")
+    if not path.parent.is_dir():
+        raise click.BadParameter(f"{value}: its directory {path.parent} does not exist")
+    try:
+        with contextlib.closing(sqlite3.connect(value)) as con:
+            con.execute("PRAGMA schema_version")
+    except sqlite3.Error as exc:
+        raise click.BadParameter(f"{value}: cannot open as an SQLite database: {exc}") from None
+    return value
+
+
+def _check_bindable(host: str, port: int) -> None:
+    """Exit 2 when ``host`` is no address of this machine, 1 when ``port`` is taken."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        _fail(f"--host {host!r}: not an address of this machine: {exc}", 2)
+    family, kind, proto, _, address = infos[0]
+    try:
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+    except OSError as exc:
+        code = 2 if exc.errno == errno.EADDRNOTAVAIL else 1
+        _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", code)
+
+
 @cli.command("demo-server")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
-@click.option("--db", default=":memory:", show_default=True, help="SQLite file (or :memory:).")
+@click.option(
+    "--db",
+    default=":memory:",
+    show_default=True,
+    callback=_demo_db,
+    help="SQLite file (or :memory:).",
+)
 @click.option(
     "--error-rate", type=click.FloatRange(0, 1), help="Injected fault: probability of a 5xx."
 )
@@ -241,6 +286,7 @@ def demo_server(
         )
     except FaultConfigError as exc:
         _fail(str(exc), 2)
+    _check_bindable(host, port)
     click.echo(f"demo API on http://{host}:{port} (OpenAPI at /openapi.json); Ctrl-C stops")
     if faults is not None and faults.active:
         click.echo(f"injected faults: {faults.model_dump_json(exclude_defaults=True)}")

@@ -21,10 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Protocol, runtime_checkable
+
+from sim_engine.model.bounds import check_speed
 
 __all__ = [
     "Clock",
@@ -105,10 +108,14 @@ def parse_speed(text: str | float | int) -> float | None:
             (``1``, ``60``, ``"3600"``, ``"60x"``).
 
     Raises:
-        ValueError: the text is neither ``max`` nor a positive number.
+        ValueError: the text is neither ``max`` nor a finite number above 0 and at
+            most :data:`~sim_engine.model.bounds.MAX_SPEED` (a million).
     """
     if isinstance(text, (int, float)):
-        factor = float(text)
+        try:
+            factor = float(text)
+        except OverflowError:  # an int too large for a float
+            factor = math.inf
     else:
         cleaned = text.strip().lower()
         if cleaned == "max":
@@ -118,9 +125,10 @@ def parse_speed(text: str | float | int) -> float | None:
             factor = float(cleaned)
         except ValueError:
             raise ValueError(f"speed must be 'max' or a positive number, got {text!r}") from None
-    if not factor > 0:
-        raise ValueError(f"speed must be 'max' or a positive number, got {text!r}")
-    return factor
+    try:
+        return check_speed(factor)
+    except ValueError as exc:
+        raise ValueError(f"{exc}, got {text!r}") from None
 
 
 class ManualClock:

@@ -55,6 +55,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from sim_engine.model.bounds import MAX_DURATION_S, MAX_USERS
 from sim_engine.model.plugin_spec import PluginCatalog, catalog_of
 from sim_engine.model.templates import path_problem, template_problem
 from sim_engine.model.workflow_spec import (
@@ -123,7 +124,7 @@ def generators(template: Any) -> list[str]:
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
@@ -196,7 +197,7 @@ class MaxOpenSpec(_Frozen):
     """A guard: at most ``limit`` items in ``key`` (seed 001: at most 2 open requests)."""
 
     key: str
-    limit: int = Field(ge=0)
+    limit: int = Field(ge=0, le=MAX_USERS)
 
     @field_validator("key")
     @classmethod
@@ -219,7 +220,7 @@ class PageSpec(_Frozen):
     """
 
     param: str = "offset"
-    size: int = Field(20, ge=1)
+    size: int = Field(20, ge=1, le=MAX_USERS)
 
 
 class ActionSpec(RequestTemplate):
@@ -305,7 +306,7 @@ class AuthSpec(_Frozen):
     header: str = "Authorization"
     api_key: str | None = None
     refresh: RequestTemplate | None = None
-    token_ttl_s: float | None = Field(None, gt=0)
+    token_ttl_s: float | None = Field(None, gt=0, le=MAX_DURATION_S)
 
     @property
     def effective_scheme(self) -> str:

@@ -13,6 +13,8 @@ from enum import Enum
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from sim_engine.model.bounds import MAX_DAYS, MAX_USERS, MAX_WEIGHT, Weight
+
 __all__ = [
     "ActivityPattern",
     "CleanupSpec",
@@ -50,14 +52,14 @@ class LifeEvent(str, Enum):
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DayRange(_Frozen):
     """An inclusive range of whole days (or actions): ``[low, high]``."""
 
-    low: int = Field(ge=0)
-    high: int = Field(ge=0)
+    low: int = Field(ge=0, le=MAX_DAYS)
+    high: int = Field(ge=0, le=MAX_DAYS)
 
     @model_validator(mode="before")
     @classmethod
@@ -159,20 +161,20 @@ def _default_segments() -> dict[str, dict[ActivityPattern, float]]:
 class StreakSpec(_Frozen):
     """Streak bonus and break penalty (seed 003)."""
 
-    every_days: int = Field(3, ge=1)
+    every_days: int = Field(3, ge=1, le=MAX_DAYS)
     bonus: float = Field(0.05, ge=0, le=1)
     max_bonus: float = Field(0.20, ge=0, le=1)
-    break_min_days: int = Field(7, ge=1)
-    break_penalty: float = Field(10.0, ge=0)
+    break_min_days: int = Field(7, ge=1, le=MAX_DAYS)
+    break_penalty: float = Field(10.0, ge=0, le=MAX_WEIGHT)
 
 
 class EngagementSpec(_Frozen):
     """Engagement score dynamics (seed 003): start, gains, losses, effect on return."""
 
     start: DayRange = _r(85, 95)
-    active_gain: float = Field(2.0, ge=0)
-    inactive_loss: float = Field(1.0, ge=0)
-    divisor: float = Field(200.0, gt=0)
+    active_gain: float = Field(2.0, ge=0, le=MAX_WEIGHT)
+    inactive_loss: float = Field(1.0, ge=0, le=MAX_WEIGHT)
+    divisor: float = Field(200.0, gt=0, le=MAX_WEIGHT)
     enabled: bool = True
 
 
@@ -186,7 +188,7 @@ class ReplacementSpec(_Frozen):
     """Keep a target pool size with a few sign-ups a day (seed 003: ~400 users, 2–5 a day)."""
 
     enabled: bool = False
-    target_pool: int = Field(400, ge=1)
+    target_pool: int = Field(400, ge=1, le=MAX_USERS)
     daily: DayRange = _r(2, 5)
 
 
@@ -211,16 +213,16 @@ class LifecycleSpec(_Frozen):
     """
 
     enabled: bool = True
-    new_days: int = Field(7, ge=0)
-    pattern_after_days: int = Field(14, ge=0)
-    dormant_after_days: int = Field(14, ge=1)
-    churn_after_days: int = Field(30, ge=1)
+    new_days: int = Field(7, ge=0, le=MAX_DAYS)
+    pattern_after_days: int = Field(14, ge=0, le=MAX_DAYS)
+    dormant_after_days: int = Field(14, ge=1, le=MAX_DAYS)
+    churn_after_days: int = Field(30, ge=1, le=MAX_DAYS)
     churn_daily_probability: float = Field(0.03, ge=0, le=1)
     dormant_return_multiplier: float = Field(0.3, ge=0, le=1)
     casual_below: float = Field(50.0, ge=0, le=100)
     active_above: float = Field(65.0, ge=0, le=100)
-    segments: dict[str, float] = {"Premium": 0.25, "Standard": 0.5, "Basic": 0.25}
-    pattern_distribution: dict[str, dict[ActivityPattern, float]] = Field(
+    segments: dict[str, Weight] = {"Premium": 0.25, "Standard": 0.5, "Basic": 0.25}
+    pattern_distribution: dict[str, dict[ActivityPattern, Weight]] = Field(
         default_factory=_default_segments
     )
     patterns: PatternsSpec = PatternsSpec()
@@ -236,7 +238,7 @@ class LifecycleSpec(_Frozen):
     }
     cleanup: CleanupSpec = CleanupSpec()
     replacement: ReplacementSpec = ReplacementSpec()
-    history_days: int = Field(90, ge=1)
+    history_days: int = Field(90, ge=1, le=MAX_DAYS)
 
     @model_validator(mode="after")
     def _consistent(self) -> LifecycleSpec:

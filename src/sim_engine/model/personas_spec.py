@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from sim_engine.model.bounds import MAX_WAIT_S, MAX_WEIGHT, Weight
 from sim_engine.model.workflow_spec import AffinitySpec
 
 __all__ = [
@@ -32,7 +33,7 @@ ROUTINE_STATES: tuple[str, ...] = ("sleeping", "working", "relaxing")
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ThinkTimeSpec(_Frozen):
@@ -44,9 +45,9 @@ class ThinkTimeSpec(_Frozen):
         min_s: floor applied to every draw (simulated seconds).
     """
 
-    median_s: float = Field(20.0, gt=0)
+    median_s: float = Field(20.0, gt=0, le=MAX_WAIT_S)
     sigma: float = Field(1.0, ge=0, le=4)
-    min_s: float = Field(1.0, gt=0)
+    min_s: float = Field(1.0, gt=0, le=MAX_WAIT_S)
 
 
 class SessionSpec(_Frozen):
@@ -61,10 +62,10 @@ class SessionSpec(_Frozen):
             (30 simulated minutes: the analytics convention, DESIGN.md).
     """
 
-    mean_actions: float = Field(4.0, ge=1)
-    max_actions: int = Field(30, ge=1)
+    mean_actions: float = Field(4.0, ge=1, le=10_000)
+    max_actions: int = Field(30, ge=1, le=10_000)
     think_time: ThinkTimeSpec = ThinkTimeSpec()
-    inactivity_timeout_s: float = Field(1800.0, gt=0)
+    inactivity_timeout_s: float = Field(1800.0, gt=0, le=7 * MAX_WAIT_S)
 
 
 def _known_actions(weights: dict[str, float]) -> dict[str, float]:
@@ -78,7 +79,7 @@ def _known_actions(weights: dict[str, float]) -> dict[str, float]:
     return weights
 
 
-_ActionWeights = Annotated[dict[str, float], AfterValidator(_known_actions)]
+_ActionWeights = Annotated[dict[str, Weight], AfterValidator(_known_actions)]
 
 
 class PersonaSpec(_Frozen):
@@ -100,22 +101,24 @@ class PersonaSpec(_Frozen):
             ``accept_offer`` while ``memory.open_requests`` is non-empty (``api`` only).
     """
 
-    share: float = Field(ge=0)
+    share: float = Field(ge=0, le=MAX_WEIGHT)
     description: str = ""
-    sessions_per_day: float = Field(3.0, ge=0)
+    sessions_per_day: float = Field(3.0, ge=0, le=1000)
     hour_shift_h: float = Field(0.0, ge=-12, le=12)
     hour_weights: tuple[float, ...] | None = None
     actions: dict[Literal["working", "relaxing"], _ActionWeights]
-    post_frequency: float = Field(1.0, ge=0)
-    update_frequency: float = Field(1.0, ge=0)
+    post_frequency: float = Field(1.0, ge=0, le=1000)
+    update_frequency: float = Field(1.0, ge=0, le=1000)
     session: SessionSpec = SessionSpec()
     affinity: tuple[AffinitySpec, ...] = ()
 
     @field_validator("hour_weights")
     @classmethod
     def _24_weights(cls, value: tuple[float, ...] | None) -> tuple[float, ...] | None:
-        if value is not None and (len(value) != 24 or any(w < 0 for w in value)):
-            raise ValueError("hour_weights needs 24 non-negative numbers, one per local hour")
+        if value is not None and (len(value) != 24 or not all(0 <= w <= MAX_WEIGHT for w in value)):
+            raise ValueError(
+                f"hour_weights needs 24 numbers from 0 to {MAX_WEIGHT:g}, one per local hour"
+            )
         return value
 
 
@@ -129,7 +132,7 @@ class RoutineBlock(_Frozen):
     start: str
     end: str
     state: Literal["sleeping", "working", "relaxing"]
-    intensity: float | None = Field(None, ge=0)
+    intensity: float | None = Field(None, ge=0, le=MAX_WEIGHT)
 
     @field_validator("start", "end")
     @classmethod
@@ -172,7 +175,7 @@ class RoutineSpec(_Frozen):
 
     weekday: tuple[RoutineBlock, ...]
     weekend: tuple[RoutineBlock, ...]
-    intensity: dict[Literal["sleeping", "working", "relaxing"], float] = {
+    intensity: dict[Literal["sleeping", "working", "relaxing"], Weight] = {
         "sleeping": 0.0,
         "working": 0.3,
         "relaxing": 1.0,

@@ -6,13 +6,25 @@ Figures from seed 000 (rate limits, retries, the safety guards) and DESIGN.md.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime
 from typing import Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from sim_engine.model.bounds import (
+    MAX_DURATION_S,
+    MAX_RATE,
+    MAX_SPEED,
+    MAX_USERS,
+    MAX_WAIT_S,
+    Weight,
+    check_speed,
+    check_start,
+)
 from sim_engine.model.safety import check_kill_file
 
 __all__ = [
@@ -27,6 +39,7 @@ __all__ = [
     "SafetySpec",
     "StateSpec",
     "TargetSpec",
+    "check_target_url",
     "parse_duration",
 ]
 
@@ -41,22 +54,51 @@ def parse_duration(text: str | int | float) -> float:
     """Parse ``90s``, ``30m``, ``2h``, ``3d``, ``1w`` (or bare seconds) into simulated seconds.
 
     Raises:
-        ValueError: the text is not a non-negative duration.
+        ValueError: the text is not a duration from 0 to ten years
+            (:data:`~sim_engine.model.bounds.MAX_DURATION_S`).
     """
-    if isinstance(text, (int, float)):
-        value = float(text)
-    else:
-        match = _DURATION_RE.match(text)
-        if not match:
-            raise ValueError(f"not a duration: {text!r} (use e.g. 90s, 30m, 2h, 3d, 1w)")
-        value = float(match.group(1)) * _DURATION_UNITS_S[match.group(2) or "s"]
+    try:
+        if isinstance(text, (int, float)):
+            value = float(text)
+        else:
+            match = _DURATION_RE.match(text)
+            if not match:
+                raise ValueError(f"not a duration: {text!r} (use e.g. 90s, 30m, 2h, 3d, 1w)")
+            value = float(match.group(1)) * _DURATION_UNITS_S[match.group(2) or "s"]
+    except OverflowError:
+        value = math.inf
     if value < 0:
         raise ValueError(f"a duration cannot be negative: {text!r}")
+    if not value <= MAX_DURATION_S:  # also NaN
+        raise ValueError(f"a duration must be at most 3650d (ten years), got {text!r}")
     return value
 
 
+def check_target_url(url: str) -> str:
+    """Return ``url`` when it is a target: an ``http(s)`` URL with a host, or ``inprocess``.
+
+    The word ``demo`` (the built-in demo server, as a saved run names it) is taken too.
+
+    Raises:
+        ValueError: one line saying what is wrong (a bad port, an unclosed ``[``, a
+            space or control character, another scheme, no host).
+    """
+    if url in ("inprocess", "demo"):
+        return url
+    if any(c.isspace() or not c.isprintable() for c in url):
+        raise ValueError(f"target URL {url!r} contains a space or control character")
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # parsed lazily: a bad port raises here
+    except ValueError as exc:
+        raise ValueError(f"target URL {url!r} does not parse: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"target {url!r} is not an http(s) URL with a host, nor 'inprocess'")
+    return url
+
+
 class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class FounderSpec(_Frozen):
@@ -92,15 +134,15 @@ class PopulationSpec(_Frozen):
         founders: accounts created first, if absent (seed 001); they never churn.
     """
 
-    initial: int = Field(50, ge=0)
-    max: int = Field(10_000, ge=1)
-    signups_per_day: float = Field(10.0, ge=0)
-    personas: dict[str, float] | None = None
-    timezones: dict[str, float] = {"UTC": 1.0}
+    initial: int = Field(50, ge=0, le=MAX_USERS)
+    max: int = Field(10_000, ge=1, le=MAX_USERS)
+    signups_per_day: float = Field(10.0, ge=0, le=MAX_RATE)
+    personas: dict[str, Weight] | None = None
+    timezones: dict[str, Weight] = {"UTC": 1.0}
     email_domain: str = "sim-engine.test"
     tags: tuple[str, ...] = ()
     avatar: Literal["initials", "url"] = "initials"
-    max_signups_per_day: int | None = Field(None, ge=0)
+    max_signups_per_day: int | None = Field(None, ge=0, le=MAX_USERS)
     founders: tuple[FounderSpec, ...] = ()
 
     @field_validator("timezones")
@@ -137,12 +179,25 @@ class ClockSpec(_Frozen):
     speed: float | Literal["max"] = 3600.0
     duration: str | None = "1d"
 
-    @field_validator("speed")
+    @field_validator("start")
     @classmethod
-    def _positive(cls, value: float | str) -> float | str:
-        if value != "max" and not float(value) > 0:
-            raise ValueError("speed must be 'max' or a positive number")
-        return value
+    def _start_in_range(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else check_start(value)
+
+    @field_validator("speed", mode="before")
+    @classmethod
+    def _positive(cls, value: object) -> object:
+        if value == "max":
+            return value
+        try:
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                raise TypeError
+            return check_speed(float(value))
+        except (TypeError, ValueError, OverflowError):
+            raise ValueError(
+                f"speed must be 'max' or a positive number at most {MAX_SPEED:.0f}, "
+                f"got {value!r:.40}"
+            ) from None
 
     @field_validator("duration")
     @classmethod
@@ -167,9 +222,14 @@ class TargetSpec(_Frozen):
 
     url: str | None = None
     concurrency: int = Field(64, ge=1, le=10_000)
-    timeout_s: float = Field(10.0, gt=0)
+    timeout_s: float = Field(10.0, gt=0, le=MAX_WAIT_S)
     page_size: int = Field(20, ge=1, le=100)
     binding: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url_parses(cls, value: str | None) -> str | None:
+        return None if value is None else check_target_url(value)
 
 
 class BackoffSpec(_Frozen):
@@ -180,9 +240,9 @@ class BackoffSpec(_Frozen):
     ``none``), and never less than a ``Retry-After`` or ``Backoff`` header asks.
     """
 
-    base_s: float = Field(0.5, gt=0)
-    max_s: float = Field(30.0, gt=0)
-    multiplier: float = Field(2.0, ge=1)
+    base_s: float = Field(0.5, gt=0, le=MAX_WAIT_S)
+    max_s: float = Field(30.0, gt=0, le=MAX_WAIT_S)
+    multiplier: float = Field(2.0, ge=1, le=1000)
     jitter: Literal["full", "equal", "none"] = "full"
 
 
@@ -197,12 +257,12 @@ class CircuitBreakerSpec(_Frozen):
     """
 
     enabled: bool = True
-    failure_threshold: int = Field(5, ge=1)
+    failure_threshold: int = Field(5, ge=1, le=MAX_USERS)
     error_rate: float = Field(0.5, gt=0, le=1)
-    window: int = Field(20, ge=1)
-    min_calls: int = Field(10, ge=1)
-    open_s: float = Field(5.0, gt=0)
-    half_open_probes: int = Field(1, ge=1)
+    window: int = Field(20, ge=1, le=MAX_USERS)
+    min_calls: int = Field(10, ge=1, le=MAX_USERS)
+    open_s: float = Field(5.0, gt=0, le=MAX_WAIT_S)
+    half_open_probes: int = Field(1, ge=1, le=MAX_USERS)
 
 
 class LimitsSpec(_Frozen):
@@ -224,14 +284,14 @@ class LimitsSpec(_Frozen):
             is not read past the limit and becomes a failed action (status 0).
     """
 
-    min_action_interval_s: float = Field(2.0, ge=0)
-    max_concurrent_sessions: int | None = Field(None, ge=1)
-    requests_per_second: float | None = Field(None, gt=0)
-    burst: int = Field(10, ge=1)
+    min_action_interval_s: float = Field(2.0, ge=0, le=MAX_WAIT_S)
+    max_concurrent_sessions: int | None = Field(None, ge=1, le=MAX_USERS)
+    requests_per_second: float | None = Field(None, gt=0, le=MAX_RATE)
+    burst: int = Field(10, ge=1, le=MAX_USERS)
     max_retries: int = Field(3, ge=0, le=20)
     retry_non_idempotent: bool = False
-    connect_timeout_s: float = Field(5.0, gt=0)
-    read_timeout_s: float = Field(10.0, gt=0)
+    connect_timeout_s: float = Field(5.0, gt=0, le=MAX_WAIT_S)
+    read_timeout_s: float = Field(10.0, gt=0, le=MAX_WAIT_S)
     backoff: BackoffSpec = BackoffSpec()
     circuit_breaker: CircuitBreakerSpec = CircuitBreakerSpec()
     max_response_bytes: int = Field(DEFAULT_MAX_RESPONSE_BYTES, ge=1, le=2**31)
@@ -279,7 +339,7 @@ class StateSpec(_Frozen):
         checkpoint_every_actions: actions between checkpoints.
     """
 
-    checkpoint_every_s: float = Field(5.0, gt=0)
+    checkpoint_every_s: float = Field(5.0, gt=0, le=MAX_WAIT_S)
     checkpoint_every_sim_s: float = Field(900.0, gt=0, le=31_536_000)
     checkpoint_every_actions: int = Field(5000, ge=1, le=100_000_000)
 
@@ -295,4 +355,4 @@ class OutputSpec(_Frozen):
 
     latest_actions: int = Field(50, ge=0, le=10_000)
     top_n: int = Field(10, ge=1, le=1000)
-    users_sample_s: float = Field(3600.0, gt=0)
+    users_sample_s: float = Field(3600.0, gt=0, le=MAX_WAIT_S)

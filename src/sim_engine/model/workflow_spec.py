@@ -9,6 +9,8 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from sim_engine.model.bounds import MAX_WAIT_S, MAX_WEIGHT, Weight
+
 __all__ = ["MEMORY_KEY_RE", "AffinitySpec", "WorkflowSpec", "WorkflowStep", "check_workflows"]
 
 MEMORY_KEY_RE = re.compile(r"^(memory|pool)\.[A-Za-z_][\w]*$")
@@ -16,7 +18,7 @@ MEMORY_KEY_RE = re.compile(r"^(memory|pool)\.[A-Za-z_][\w]*$")
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class WorkflowStep(_Frozen):
@@ -32,7 +34,7 @@ class WorkflowStep(_Frozen):
     """
 
     action: str | None = None
-    one_of: dict[str, float] | None = None
+    one_of: dict[str, Weight] | None = None
     probability: float = Field(1.0, ge=0, le=1)
     think_s: tuple[float, float] = (5.0, 15.0)
     requires: tuple[str, ...] = ()
@@ -44,8 +46,8 @@ class WorkflowStep(_Frozen):
         if self.one_of is not None and not any(w > 0 for w in self.one_of.values()):
             raise ValueError("one_of needs a positive weight")
         low, high = self.think_s
-        if low < 0 or high < low:
-            raise ValueError("think_s is [low, high] with 0 <= low <= high")
+        if low < 0 or high < low or high > MAX_WAIT_S:
+            raise ValueError(f"think_s is [low, high] with 0 <= low <= high <= {MAX_WAIT_S:g}")
         return self
 
     def names(self) -> list[str]:
@@ -68,7 +70,7 @@ class AffinitySpec(_Frozen):
 
     when: str
     action: str
-    multiply: float = Field(gt=0)
+    multiply: float = Field(gt=0, le=MAX_WEIGHT)
 
     @field_validator("when")
     @classmethod

@@ -1,0 +1,407 @@
+"""Fuzzing of the bounds (hypothesis): no number, date or URL gives a traceback or a hang.
+
+Every number of a scenario and of the command line has bounds, enforced at
+validation with the field named (``sim_engine.model.bounds``). Cases, by the
+categories of issue 13's 174 malformed inputs:
+
+* scenario numbers: huge (1e308, 10**30), infinite and NaN values at every numeric
+  path are refused with a one-line error naming the path;
+* speeds, durations and start dates, as ``run`` options (in-process ``CliRunner``,
+  the run itself stubbed: what reaches it must be within bounds) and in a scenario;
+* ``--target`` URLs (unclosed ``[``, bad ports, other schemes, control characters);
+* ``demo-server --db`` (a directory, a file that is no database, a missing
+  directory) and a port already taken;
+* the cases that gave tracebacks, through the real command line with a timeout:
+  exit 2, one line, and no run directory left behind; a refused start (target
+  unreachable) leaves no directory either, so the same ``--out`` is reused;
+* numbers at their bounds run to the end, within a timeout (no hang).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+import socket
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import pytest
+import yaml
+from click.testing import CliRunner, Result
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from helpers import sim_engine
+from sim_engine.cli.main import cli
+from sim_engine.model.bounds import MAX_DURATION_S, MAX_SPEED, MAX_START, MIN_START
+from sim_engine.model.scenario import ScenarioError, validate_scenario
+
+FUZZ = settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    derandomize=True,  # the same examples every run: a failure is reproducible
+)
+
+BASE: dict[str, Any] = yaml.safe_load(
+    resources.files("sim_engine.model").joinpath("default_scenario.yaml").read_text("utf-8")
+)
+Path_ = tuple[Any, ...]
+
+
+def _numeric_paths(node: Any, path: Path_ = ()) -> list[Path_]:
+    if isinstance(node, dict):
+        return [p for key, value in node.items() for p in _numeric_paths(value, (*path, key))]
+    if isinstance(node, list):
+        return [p for i, value in enumerate(node) for p in _numeric_paths(value, (*path, i))]
+    return [path] if isinstance(node, (int, float)) and not isinstance(node, bool) else []
+
+
+# Numbers the default scenario leaves out, set here too.
+UNSET = [
+    ("clock", "speed"),
+    ("population", "max_signups_per_day"),
+    ("limits", "max_concurrent_sessions"),
+    ("limits", "requests_per_second"),
+    ("state", "checkpoint_every_s"),
+    ("output", "users_sample_s"),
+    ("target", "timeout_s"),
+    ("limits", "read_timeout_s"),
+    ("limits", "connect_timeout_s"),
+    ("limits", "backoff", "max_s"),
+    ("limits", "circuit_breaker", "open_s"),
+    ("lifecycle", "history_days"),
+    ("lifecycle", "replacement", "target_pool"),
+    ("lifecycle", "streak", "break_penalty"),
+    ("personas", "lurker", "sessions_per_day"),
+    ("personas", "lurker", "session", "mean_actions"),
+    ("personas", "lurker", "session", "think_time", "median_s"),
+]
+NUMERIC = sorted(set(_numeric_paths(BASE)) | set(UNSET), key=str)
+UNBOUNDED = {("seed",)}  # any integer is a seed
+HUGE: list[Any] = [1e308, 10**30, 1e12, math.inf, -math.inf, math.nan]
+
+
+def _set(data: Any, path: Path_, value: Any) -> None:
+    for key in path[:-1]:
+        data = data.setdefault(key, {}) if isinstance(data, dict) else data[key]
+    data[path[-1]] = value
+
+
+def _one_line_refusal(data: Any) -> str | None:
+    """Validate; return None when accepted, else the one-line message (any other
+    exception fails the test)."""
+    try:
+        validate_scenario(data, source="fuzz.yaml")
+    except ScenarioError as exc:
+        message = str(exc)
+        assert "\n" not in message and message.startswith("fuzz.yaml: "), message
+        return message
+    return None
+
+
+# -- scenario numbers ---------------------------------------------------------------------------
+
+
+@FUZZ
+@given(
+    path=st.sampled_from([p for p in NUMERIC if p not in UNBOUNDED]), value=st.sampled_from(HUGE)
+)
+def test_huge_and_non_finite_numbers_are_refused_by_name(path: Path_, value: Any) -> None:
+    data = copy.deepcopy(BASE)
+    _set(data, path, value)
+    message = _one_line_refusal(data)
+    assert message is not None, f"{path} = {value!r} accepted"
+    named = message.split(": ")[1]
+    dotted = ".".join(map(str, path))
+    parent = ".".join(map(str, path[:-1]))
+    # the path, a section a whole-section check names, or a pair's item by its name
+    assert dotted.startswith(named) or named.startswith(parent + "."), (path, message)
+
+
+@FUZZ
+@given(
+    path=st.sampled_from(NUMERIC),
+    value=st.one_of(
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.integers(-(2**80), 2**80),
+    ),
+)
+def test_any_number_anywhere_is_accepted_within_bounds_or_refused(path: Path_, value: Any) -> None:
+    data = copy.deepcopy(BASE)
+    _set(data, path, value)
+    if _one_line_refusal(data) is None and path not in UNBOUNDED:
+        assert math.isfinite(value) and abs(value) <= 10_000_000, (path, value)
+
+
+CLOCK_VALUES: dict[str, list[Any]] = {
+    "speed": [math.inf, 1e308, MAX_SPEED * 2, 0, -1, "inf", "nan", "1e308"],
+    "duration": ["99999999999999w", "1e308", "3651d", "522w", "-1h", "nan", "inf"],
+    "start": [
+        "0001-01-01",
+        "9999-12-31T12:00",
+        "1969-12-31T23:59:59Z",
+        "2200-01-01",
+        "0001-01-01T00:00+05:00",
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [(f, v) for f, values in CLOCK_VALUES.items() for v in values]
+)
+def test_clock_values_out_of_range_are_refused_in_a_scenario(field: str, value: Any) -> None:
+    data = copy.deepcopy(BASE)
+    data["clock"][field] = value
+    message = _one_line_refusal(data)
+    assert message is not None and f": clock.{field}: " in message, (value, message)
+
+
+# -- run options, in-process ------------------------------------------------------------------
+
+
+class _Started(Exception):
+    """Raised by the stubbed runner: the options were accepted."""
+
+
+def _invoke_run(args: list[str], out: Path) -> tuple[Result, Any]:
+    """``run ARGS`` with the runner stubbed; return the result and the options it got."""
+    seen: list[Any] = []
+
+    def fake_execute(options: Any) -> Any:
+        seen.append(options)
+        raise _Started
+
+    with mock.patch("sim_engine.runs.runner.execute", fake_execute):
+        result = CliRunner().invoke(cli, ["run", "-q", "--out", str(out), *args])
+    return result, seen[0] if seen else None
+
+
+def _assert_clean_refusal(result: Result) -> None:
+    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    assert "Traceback" not in result.output
+    errors = [
+        ln for ln in result.stderr.splitlines() if re.match(r"(Error|sim-engine: error): ", ln)
+    ]
+    assert len(errors) == 1, result.stderr
+
+
+NUMBER_TEXT = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.integers(-(2**70), 2**70).map(str),
+    st.sampled_from(["inf", "-inf", "nan", "1e308", "1e-320", "max", "MAX", "0x10", "1_000", ""]),
+)
+SPEED = st.one_of(NUMBER_TEXT, NUMBER_TEXT.map(lambda t: t + "x"))
+DURATION = st.one_of(
+    st.tuples(NUMBER_TEXT, st.sampled_from(["", "s", "m", "h", "d", "w", "y"])).map("".join),
+    st.text(max_size=8),
+)
+START = st.one_of(
+    st.datetimes(timezones=st.none() | st.timezones()).map(lambda d: d.isoformat()),
+    st.dates().map(lambda d: d.isoformat()),
+    st.text(max_size=12),
+)
+URL = st.one_of(
+    st.tuples(
+        st.sampled_from(["http://", "https://", "ftp://", "", "http:/", "http://["]),
+        st.sampled_from(["127.0.0.1", "[::1", "[::1]", "localhost", "", "a b", "[zz]", "\x00"]),
+        st.sampled_from(["", ":0", ":8000", ":99999", ":-1", ":abc", ":"]),
+        st.sampled_from(["", "/", "/api", "?q=1", "#x"]),
+    ).map("".join),
+    st.text(max_size=16),
+)
+
+
+@FUZZ
+@given(
+    option=st.sampled_from(["--speed", "--duration", "--start", "--target", "--users", "--seed"]),
+    speed=SPEED,
+    duration=DURATION,
+    start=START,
+    url=URL,
+    number=NUMBER_TEXT,
+)
+def test_run_options_give_a_bounded_run_or_a_one_line_error(
+    tmp_path: Path, option: str, speed: str, duration: str, start: str, url: str, number: str
+) -> None:
+    value = {"--speed": speed, "--duration": duration, "--start": start, "--target": url}
+    args = [option, value.get(option, number)]
+    if option != "--target":
+        args += ["--target", "inprocess"]
+    result, options = _invoke_run(args, tmp_path / "out")
+    if options is None:
+        _assert_clean_refusal(result)
+        return
+    assert isinstance(result.exception, _Started), result.output
+    assert options.speed is None or 0 < options.speed <= MAX_SPEED
+    assert options.duration_s is None or 0 <= options.duration_s <= MAX_DURATION_S
+    assert MIN_START.timestamp() <= options.start_s < MAX_START.timestamp()
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--speed", "inf"],
+        ["--speed", "1e308"],
+        ["--duration", "99999999999999w"],
+        ["--start", "0001-01-01"],
+        ["--start", "9999-12-31T12:00"],
+        ["--target", "http://[::1"],
+        ["--target", "http://127.0.0.1:99999"],
+        ["--target", "http://127.0.0.1:8000/\n"],
+    ],
+)
+def test_the_audits_options_are_refused_in_process(args: list[str], tmp_path: Path) -> None:
+    result, options = _invoke_run(args, tmp_path / "out")
+    assert options is None
+    _assert_clean_refusal(result)
+    assert args[0] in result.stderr
+
+
+# -- demo-server --------------------------------------------------------------------------------
+
+
+def test_demo_server_db_must_be_an_sqlite_file(tmp_path: Path) -> None:
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "text").write_text("not a database, just some text in a file\n" * 4)
+    for db in (tmp_path / "dir", tmp_path / "text", tmp_path / "missing" / "x.db"):
+        result = CliRunner().invoke(cli, ["demo-server", "--port", "0", "--db", str(db)])
+        _assert_clean_refusal(result)
+        assert "--db" in result.stderr
+
+
+def test_demo_server_on_a_taken_port_is_a_one_line_error() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = sim_engine("demo-server", "--port", str(port), timeout=30)
+    assert proc.returncode == 1, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sim-engine: error: cannot listen"), lines
+
+
+# -- through the real command line, with timeouts -----------------------------------------------
+
+
+def _scenario(directory: Path, name: str, clock: dict[str, Any]) -> str:
+    path = directory / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"clock": clock}), encoding="utf-8")
+    return str(path)
+
+
+def test_the_audits_tracebacks_are_one_line_errors_without_a_run_dir(tmp_path: Path) -> None:
+    cases: list[list[str]] = [
+        ["--speed", "inf"],
+        ["--speed", "1e308"],
+        ["--duration", "99999999999999w"],
+        ["--start", "0001-01-01"],
+        ["--start", "9999-12-31T12:00"],
+        ["--scenario", _scenario(tmp_path, "speed", {"speed": 1e308})],
+        ["--scenario", _scenario(tmp_path, "duration", {"duration": "99999999999999w"})],
+        ["--scenario", _scenario(tmp_path, "start", {"start": "0001-01-01"})],
+        ["--scenario", _scenario(tmp_path, "end", {"start": "9999-12-31T12:00:00"})],
+    ]
+    jobs = [
+        ("run", "--target", "inprocess", *c, "--out", str(tmp_path / f"o{i}"))
+        for i, c in enumerate(cases)
+    ]
+    jobs.append(("run", "--target", "http://[::1", "--out", str(tmp_path / "url")))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda job: sim_engine(*job, timeout=60), jobs))
+    for job, proc in zip(jobs, results, strict=True):
+        assert proc.returncode == 2, (job, proc.stderr)
+        assert "Traceback" not in proc.stderr + proc.stdout, job
+        errors = [ln for ln in proc.stderr.splitlines() if "rror: " in ln]
+        assert len(errors) == 1, (job, proc.stderr)
+        assert not Path(job[-1]).exists(), job  # nothing to resume or to refuse later
+
+
+def test_a_refused_start_leaves_no_run_dir_and_the_out_is_reused(tmp_path: Path) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # bound, not listening: connections are refused
+        out = tmp_path / "run"
+        proc = sim_engine(
+            "run",
+            "--target",
+            f"http://127.0.0.1:{port}",
+            "--duration",
+            "1h",
+            "--out",
+            str(out),
+            "-q",
+            timeout=60,
+        )
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not out.exists()
+    again = sim_engine(
+        "run",
+        "--target",
+        "inprocess",
+        "--speed",
+        "max",
+        "--duration",
+        "1h",
+        "--users",
+        "3",
+        "--out",
+        str(out),
+        "-q",
+        timeout=60,
+    )
+    assert again.returncode == 0, again.stderr
+
+
+def test_numbers_at_their_bounds_run_to_the_end(tmp_path: Path) -> None:
+    last_start = (MAX_START - timedelta(hours=1)).isoformat()
+    bounded = {
+        "population": {"initial": 5, "max": 50, "signups_per_day": 100_000},
+        "target": {"timeout_s": 86_400},
+        "limits": {
+            "read_timeout_s": 86_400,
+            "connect_timeout_s": 86_400,
+            "min_action_interval_s": 0,
+        },
+        "state": {"checkpoint_every_s": 86_400},
+        "output": {"users_sample_s": 86_400},
+    }
+    path = tmp_path / "bounded.yaml"
+    path.write_text(yaml.safe_dump(bounded), encoding="utf-8")
+    jobs = [
+        ("--start", MIN_START.isoformat(), "--speed", "max"),
+        ("--start", last_start, "--speed", "max", "--scenario", str(path)),
+        (
+            "--start",
+            datetime(2024, 5, 15, tzinfo=timezone.utc).isoformat(),
+            "--speed",
+            f"{MAX_SPEED:.0f}",
+        ),
+    ]
+    runs = [
+        (
+            "run",
+            "--target",
+            "inprocess",
+            "--duration",
+            "1h",
+            "-q",
+            "--out",
+            str(tmp_path / f"o{i}"),
+            *j,
+        )
+        for i, j in enumerate(jobs)
+    ]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = list(pool.map(lambda job: sim_engine(*job, timeout=120), runs))
+    for job, proc in zip(runs, results, strict=True):
+        assert proc.returncode == 0, (job, proc.stderr[-2000:])
+        assert "Traceback" not in proc.stderr, job
