@@ -264,6 +264,56 @@ def test_the_audits_options_are_refused_in_process(args: list[str], tmp_path: Pa
     assert args[0] in result.stderr
 
 
+# -- load options, in-process -------------------------------------------------------------------
+
+
+def _invoke_load(args: list[str]) -> tuple[Result, Any]:
+    """``load ARGS`` with the load test stubbed after it built its scenario (which may
+    refuse the options); return the result and the options it got."""
+    from sim_engine.runs import loadtest
+
+    seen: list[Any] = []
+
+    def fake_run_load(options: Any) -> Any:
+        seen.append(options)
+        loadtest._load_scenario(options)  # the override it makes first
+        raise _Started
+
+    with mock.patch.object(loadtest, "run_load", fake_run_load):
+        result = CliRunner().invoke(cli, ["load", "-q", "--target", "inprocess", *args])
+    return result, seen[0] if seen else None
+
+
+@FUZZ
+@given(
+    option=st.sampled_from(
+        ["--users", "--min-request-count", "--max-request-count", "--delay-min", "--delay-max"]
+    ),
+    number=NUMBER_TEXT,
+    duration=st.none() | DURATION,
+)
+def test_load_options_give_a_bounded_load_test_or_a_one_line_error(
+    option: str, number: str, duration: str | None
+) -> None:
+    more = [] if duration is None else ["--duration", duration]
+    result, options = _invoke_load([option, number, *more])
+    if options is None:
+        _assert_clean_refusal(result)
+        return
+    assert isinstance(result.exception, _Started), (result.output, result.exception)
+    assert 1 <= options.users <= 1_000_000
+    assert options.max_requests <= 1_000_000
+    assert math.isfinite(options.delay_max_ms) and options.delay_max_ms <= 86_400_000
+
+
+def test_load_users_at_the_bound_with_a_founder_is_a_one_line_error(tmp_path: Path) -> None:
+    path = tmp_path / "founder.yaml"
+    path.write_text(yaml.safe_dump({"population": {"founders": [{"name": "Ada"}]}}), "utf-8")
+    result, _ = _invoke_load(["--users", "1000000", "--scenario", str(path)])
+    _assert_clean_refusal(result)
+    assert "population.max" in result.stderr
+
+
 # -- demo-server --------------------------------------------------------------------------------
 
 

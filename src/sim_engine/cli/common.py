@@ -103,7 +103,8 @@ def _use_dashboard(asked: bool | None, quiet: bool, verbose: bool) -> bool:
 def _user_errors(out: Path | str | None, what: str, created: Path | None = None) -> Iterator[None]:
     """Turn what can go wrong in a run or a load test into one line and an exit code.
 
-    Exit 2: bad input (refused target, bad state, plugin, load options); exit 1:
+    Exit 2: bad input (refused target, bad state, plugin, load options, a scenario
+    made invalid by the options); exit 1:
     runtime failure (unreachable target, metrics port taken, demo server, output
     not writable); exit 130: Ctrl-C before it started. ``created``: a run directory
     this start made, removed when the start is refused (all but an output error), so
@@ -122,7 +123,7 @@ def _user_errors(out: Path | str | None, what: str, created: Path | None = None)
 
     try:
         yield
-    except (SafetyError, PluginError, StateError, LoadTestError) as exc:
+    except (SafetyError, PluginError, StateError, LoadTestError, ScenarioError) as exc:
         drop()
         _fail(str(exc), 2)
     except (TargetUnreachableError, MetricsPortError) as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from sim_engine.cli.common import (
     cli,
 )
 from sim_engine.engine.clock import parse_speed
+from sim_engine.model.bounds import MAX_USERS, MAX_WAIT_S
 from sim_engine.model.safety import check_kill_file
 from sim_engine.model.scenario import (
     ScenarioError,
@@ -28,6 +30,21 @@ from sim_engine.model.scenario import (
 )
 
 __all__ = ["cleanup", "ctl", "demo_server", "init", "kill", "load", "report", "validate"]
+
+
+def _check_load_numbers(
+    users: int, requests: tuple[int, int], delays_ms: tuple[float, float]
+) -> None:
+    """Exit 2 with one line when a load-test number is past its bound (too large, not
+    finite); the rest (negative, min above max) is checked by ``LoadOptions.check``."""
+    if users > MAX_USERS:
+        _fail(f"--users must be at most {MAX_USERS} (got {users})", 2)
+    for name, count in zip(("--min-request-count", "--max-request-count"), requests, strict=True):
+        if count > MAX_USERS:
+            _fail(f"{name} must be at most {MAX_USERS} (got {count})", 2)
+    for name, ms in zip(("--delay-min", "--delay-max"), delays_ms, strict=True):
+        if not (math.isfinite(ms) and ms <= MAX_WAIT_S * 1000):
+            _fail(f"{name} must be a number of ms at most {MAX_WAIT_S * 1000:.0f} (got {ms})", 2)
 
 
 @cli.command()
@@ -89,6 +106,7 @@ def load(
             duration = parse_duration(duration_text)
         except ValueError as exc:
             _fail(f"--duration: {exc}", 2)
+    _check_load_numbers(users, (min_requests, max_requests), (delay_min, delay_max))
     scenario = _load(scenario_path)
     if not scenario.safety.enabled:
         click.echo("sim-engine: kill switch: safety.enabled is false in the scenario; nothing runs")
