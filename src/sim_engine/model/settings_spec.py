@@ -9,11 +9,18 @@ from __future__ import annotations
 import math
 import re
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from sim_engine.model.bounds import (
     MAX_DURATION_S,
@@ -101,6 +108,36 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_DOMAIN = rf"({_LABEL}\.)+{_LABEL}"
+
+
+def _shaped(pattern: str, what: str) -> AfterValidator:
+    """A check that a text matches ``pattern`` whole, else says it is not ``what``."""
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if len(value) > 4096 or not compiled.fullmatch(value):
+            raise ValueError(f"{value[:60]!r} is not {what}")
+        return value
+
+    return AfterValidator(check)
+
+
+Domain = Annotated[str, _shaped(_DOMAIN, "a domain like sim-engine.test")]
+"""A DNS domain with at least two labels (``sim-engine.test``)."""
+Email = Annotated[
+    str, _shaped(rf"[A-Za-z0-9._%+-]+@{_DOMAIN}", "an email like ann@sim-engine.test")
+]
+"""An email address: ``local@domain``."""
+HeaderName = Annotated[
+    str, _shaped(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", "an HTTP header name (no space, colon or line)")
+]
+"""An HTTP header name (an RFC 9110 token: no space, colon or line break)."""
+OneLine = Annotated[str, _shaped(r"[^\x00-\x1f\x7f]*", "one line without control characters")]
+"""A header value or a name: no line break or other control character."""
+
+
 class FounderSpec(_Frozen):
     """A named account created before anyone else, if absent on the target (seed 001's bootstrap).
 
@@ -112,8 +149,8 @@ class FounderSpec(_Frozen):
             give one for a founder that must log in again in later, separate runs).
     """
 
-    name: str = Field(min_length=1)
-    email: str | None = None
+    name: OneLine = Field(min_length=1)
+    email: Email | None = None
     persona: str | None = None
     password: str | None = None
 
@@ -139,7 +176,7 @@ class PopulationSpec(_Frozen):
     signups_per_day: float = Field(10.0, ge=0, le=MAX_RATE)
     personas: dict[str, Weight] | None = None
     timezones: dict[str, Weight] = {"UTC": 1.0}
-    email_domain: str = "sim-engine.test"
+    email_domain: Domain = "sim-engine.test"
     tags: tuple[str, ...] = ()
     avatar: Literal["initials", "url"] = "initials"
     max_signups_per_day: int | None = Field(None, ge=0, le=MAX_USERS)
@@ -313,9 +350,9 @@ class SafetySpec(_Frozen):
 
     enabled: bool = True
     allow_hosts: tuple[str, ...] = ()
-    synthetic_header: str = Field("X-Synthetic", min_length=1)
-    synthetic_value: str = "true"
-    user_agent: str | None = None
+    synthetic_header: HeaderName = "X-Synthetic"
+    synthetic_value: OneLine = "true"
+    user_agent: OneLine | None = None
     kill_file: str = Field("KILL", min_length=1)
 
     @field_validator("kill_file")
