@@ -315,6 +315,24 @@ def test_the_audits_options_are_refused_in_process(args: list[str], tmp_path: Pa
     assert args[0] in result.stderr
 
 
+@FUZZ
+@given(command=st.sampled_from(["init", "cleanup"]), url=URL)
+def test_urls_of_init_and_cleanup_give_one_line_errors(
+    tmp_path: Path, command: str, url: str
+) -> None:
+    if command == "init":  # a URL is fetched (loopback only: refused at once) or read as a file
+        args = ["init", "--from-openapi", url, "-o", str(tmp_path / "s.yaml"), "--force"]
+    else:  # not a run directory: refused after the options
+        args = ["cleanup", str(tmp_path), "--target", url]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code in (1, 2), (result.exit_code, result.output, result.exception)
+    assert "Traceback" not in result.output
+    errors = [
+        ln for ln in result.stderr.splitlines() if re.match(r"(Error|sim-engine: error): ", ln)
+    ]
+    assert len(errors) == 1, result.stderr
+
+
 # -- load options, in-process -------------------------------------------------------------------
 
 

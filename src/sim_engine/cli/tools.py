@@ -17,6 +17,7 @@ from sim_engine.cli.common import (
     _fail,
     _load,
     _seed_option,
+    _target,
     _target_option,
     _user_errors,
     cli,
@@ -28,6 +29,7 @@ from sim_engine.model.scenario import (
     ScenarioError,
     parse_duration,
 )
+from sim_engine.model.settings_spec import check_target_url
 
 __all__ = ["cleanup", "ctl", "demo_server", "init", "kill", "load", "report", "validate"]
 
@@ -176,6 +178,13 @@ def init(source: str, output: str, force: bool) -> None:
 
     if Path(output).exists() and not force:
         _fail(f"{output}: exists (use --force to overwrite)", 2)
+    if "\x00" in source:
+        _fail(f"--from-openapi: {source!r} contains a NUL character", 2)
+    if source.startswith(("http://", "https://")):
+        try:
+            check_target_url(source)
+        except ValueError as exc:
+            _fail(f"--from-openapi: {exc}", 2)
     try:
         result = import_openapi(source)
     except OpenApiFetchError as exc:
@@ -335,7 +344,12 @@ def kill(run_dir: str) -> None:
 @cli.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
-@click.option("--target", "target_url", help="Base URL (default: the one the run used).")
+@click.option(
+    "--target",
+    "target_url",
+    callback=_target,
+    help="Base URL (default: the one the run used).",
+)
 def cleanup(run_dir: str, dry_run: bool, target_url: str | None) -> None:
     """Delete through the API everything the run in RUN_DIR created (users last)."""
     from sim_engine.runs.cleanup import CleanupError, cleanup_run
