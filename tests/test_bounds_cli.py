@@ -15,6 +15,7 @@ import re
 import socket
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -176,3 +177,41 @@ def test_numbers_at_their_bounds_run_to_the_end(tmp_path: Path) -> None:
     for job, proc in zip(runs, results, strict=True):
         assert proc.returncode == 0, (job, proc.stderr[-2000:])
         assert "Traceback" not in proc.stderr, job
+
+
+def _smallest(path: Path) -> Path:
+    """A scenario at the small end: the rarest personas, the finest sampling, and
+    near-zero think times, timeouts, back-offs and checkpoint intervals."""
+    base = yaml.safe_load(
+        resources.files("sim_engine.model").joinpath("default_scenario.yaml").read_text("utf-8")
+    )
+    for i, persona in enumerate(base["personas"].values()):
+        if i % 2:
+            persona["sessions_per_day"] = 0.01
+        else:
+            session = persona.setdefault("session", {})
+            session["think_time"] = {"median_s": 1e-9, "min_s": 1e-9, "sigma": 0}
+            session["inactivity_timeout_s"] = 1e-9
+    small = {
+        "personas": base["personas"],
+        "output": {"users_sample_s": 1},
+        "target": {"timeout_s": 1e-9},
+        "limits": {
+            "min_action_interval_s": 0,
+            "backoff": {"base_s": 1e-9, "max_s": 1e-9},
+            "circuit_breaker": {"open_s": 1e-9},
+        },
+        "state": {"checkpoint_every_s": 1e-9},
+    }
+    path.write_text(yaml.safe_dump(small), encoding="utf-8")
+    return path
+
+
+def test_numbers_at_their_small_end_run_to_the_end(tmp_path: Path) -> None:
+    scenario = _smallest(tmp_path / "small.yaml")
+    args = ("run", "--scenario", str(scenario), "--target", "inprocess", "--speed", "max")
+    proc = sim_engine(
+        *args, "--duration", "2d", "--users", "20", "-q", "--out", str(tmp_path / "o"), timeout=120
+    )
+    assert proc.returncode in (0, 1), proc.stderr[-2000:]  # 1: every action timed out
+    assert "Traceback" not in proc.stderr

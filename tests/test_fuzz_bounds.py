@@ -158,6 +158,22 @@ def test_clock_values_out_of_range_are_refused_in_a_scenario(field: str, value: 
     assert message is not None and f": clock.{field}: " in message, (value, message)
 
 
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("personas", "lurker", "sessions_per_day"), 1e-300),  # RecursionError before
+        (("personas", "lurker", "sessions_per_day"), 0.009),
+        (("output", "users_sample_s"), 1e-300),  # sampled for ever before
+        (("output", "users_sample_s"), 0.5),
+    ],
+)
+def test_tiny_rates_and_intervals_are_refused_by_name(path: Path_, value: float) -> None:
+    data = copy.deepcopy(BASE)
+    _set(data, path, value)
+    message = _one_line_refusal(data)
+    assert message is not None and f": {'.'.join(map(str, path))}: " in message, message
+
+
 # -- texts that reach the target ---------------------------------------------------------------
 
 TEXT_FIELDS: list[Path_] = [

@@ -79,6 +79,10 @@ def _known_actions(weights: dict[str, float]) -> dict[str, float]:
     return weights
 
 
+MIN_SESSIONS_PER_DAY = 0.01
+"""The rarest persona besides a silent one: a session in 100 days (rarer rates make the
+draw of the next session walk years of weeks)."""
+
 _ActionWeights = Annotated[dict[str, Weight], AfterValidator(_known_actions)]
 
 
@@ -89,7 +93,7 @@ class PersonaSpec(_Frozen):
         share: relative share of the population (normalised over all personas).
         description: free text.
         sessions_per_day: expected sessions on a typical weekday; spread over the
-            day in proportion to the routine's intensity.
+            day in proportion to the routine's intensity (0, or 0.01 to 1,000).
         hour_shift_h: active-hours skew: the persona lives its routine this many
             hours later (a Night Owl with 6 sleeps 06:00–12:00 local).
         hour_weights: optional 24 multipliers on the intensity, by local hour.
@@ -111,6 +115,16 @@ class PersonaSpec(_Frozen):
     update_frequency: float = Field(1.0, ge=0, le=1000)
     session: SessionSpec = SessionSpec()
     affinity: tuple[AffinitySpec, ...] = ()
+
+    @field_validator("sessions_per_day")
+    @classmethod
+    def _none_or_some(cls, value: float) -> float:
+        if 0 < value < MIN_SESSIONS_PER_DAY:
+            raise ValueError(
+                f"sessions_per_day must be 0 (never) or at least {MIN_SESSIONS_PER_DAY:g} "
+                "(a session in 100 days)"
+            )
+        return value
 
     @field_validator("hour_weights")
     @classmethod

@@ -387,9 +387,10 @@ class OutputSpec(_Frozen):
     Attributes:
         latest_actions: how many of the latest actions ``metrics.json`` keeps.
         top_n: length of the top-posters and top-viewed-posts lists.
-        users_sample_s: sampling interval of ``users_over_time`` (simulated seconds).
+        users_sample_s: sampling interval of ``users_over_time`` (simulated seconds,
+            1 to 86,400).
     """
 
     latest_actions: int = Field(50, ge=0, le=10_000)
     top_n: int = Field(10, ge=1, le=1000)
-    users_sample_s: float = Field(3600.0, gt=0, le=MAX_WAIT_S)
+    users_sample_s: float = Field(3600.0, ge=1, le=MAX_WAIT_S)
