@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
@@ -22,9 +23,11 @@ from sim_engine.engine.clock import (
     parse_speed,
     to_sim_seconds,
 )
+from sim_engine.engine.executor import STALL_S
 from sim_engine.engine.simulation import Simulation
-from sim_engine.model.records import ActionRecord
+from sim_engine.model.records import ActionRecord, ActionRequest, Outcome
 from sim_engine.model.scenario import Scenario
+from sim_engine.targets.mock import MockTarget
 
 T = TypeVar("T")
 
@@ -382,3 +385,53 @@ def test_stop_ends_a_scaled_run_promptly() -> None:
         return loop.time() - started
 
     assert run_virtual(main) == pytest.approx(0.2, abs=0.01)
+
+
+# -- at --speed max, a request waiting on the wall clock does not freeze everyone ----------
+
+
+def _slow_api(every: int, wait_s: float) -> tuple[MockTarget, list[int]]:
+    """Every ``every``-th non-sign-up request waits ``wait_s`` (a timeout); the rest answer
+    at once. Returns the target and the list of user ids that waited (filled as it runs)."""
+    fast = always_ok_api()
+    count = itertools.count(1)
+    slow: list[int] = []
+
+    async def handle(req: ActionRequest) -> Outcome:
+        if req.action not in ("sign_up", "log_in") and next(count) % every == 0:
+            slow.append(req.user_id)
+            await asyncio.sleep(wait_s)
+            return Outcome(0, False, wait_s * 1000, error="timeout")
+        return await fast.send(req)
+
+    return MockTarget(handle), slow
+
+
+def test_timeouts_at_max_speed_do_not_freeze_other_users() -> None:
+    """10% of requests wait 10 s of wall time. Before, the lookahead waited for the oldest
+    in-flight request, so every timeout stopped all users for its 10 s; now a request
+    counts as stalled after STALL_S and the others go on. The waiting user's own steps
+    stay in order."""
+    sink = ListSink()
+    target, slow_users = _slow_api(every=10, wait_s=10.0)
+
+    async def main(loop: asyncio.AbstractEventLoop) -> float:
+        clock = FastForwardClock(BUSY_START)
+        sim = Simulation(_scenario(100), target, clock, [sink], duration_s=6 * 3600)
+        started = loop.time()
+        await sim.run()
+        return loop.time() - started
+
+    elapsed = run_virtual(main)
+    slow = len(slow_users)
+    assert slow >= 30
+    # before: about slow x 10 s (each timeout held everyone); now each holds the others
+    # for at most STALL_S (0.5 s): at least 5 times faster
+    assert STALL_S <= 1.0
+    assert elapsed < 0.2 * slow * 10.0, (elapsed, slow)
+    actions = [r for r in sink.records if isinstance(r, ActionRecord)]
+    by_user: dict[int, list[float]] = {}
+    for record in actions:
+        by_user.setdefault(record.user_id, []).append(record.sim_ts)
+    for times in by_user.values():  # each user's actions in the order it took them
+        assert times == sorted(times)

@@ -28,6 +28,10 @@ from sim_engine.model.redact import is_secret_key, mask_known, redact_text
 __all__ = ["Executor", "masked_error"]
 
 _SIGNUP_ATTEMPTS = 3
+STALL_S = 0.5
+"""Wall seconds after which an in-flight action counts as waiting on the wall clock (a
+timeout, a ``Retry-After``, a breaker's probe): a jumping clock then stops waiting for
+it, and its user's next step is planned from the simulated time its answer came at."""
 
 
 class Executor:
@@ -58,7 +62,7 @@ class Executor:
         self._binder = binder
         self._on_change = on_change
         self.inflight: set[asyncio.Task[None]] = set()
-        self.inflight_times: deque[float] = deque()
+        self.inflight_times: deque[tuple[float, float]] = deque()  # (sim_t, wall start)
         self.error: BaseException | None = None
         self.idle = 0  # steps with nothing possible (the user just thought)
         self._signup_failures: dict[int, int] = {}
@@ -74,21 +78,32 @@ class Executor:
 
     def spawn(self, sim_t: float, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` as an in-flight action dispatched at ``sim_t``."""
-        self.inflight_times.append(sim_t)
-        task = asyncio.ensure_future(self._timed(sim_t, coro))
+        entry = (sim_t, asyncio.get_running_loop().time())
+        self.inflight_times.append(entry)
+        task = asyncio.ensure_future(self._timed(entry, coro))
         self.inflight.add(task)
         task.add_done_callback(self._on_done)
+
+    def prompt_floor(self) -> tuple[float | None, float]:
+        """The oldest in-flight action still answering promptly: its simulated time (None:
+        none) and the wall seconds until it counts as stalled (see :data:`STALL_S`)."""
+        now = asyncio.get_running_loop().time()
+        for sim_t, started in self.inflight_times:
+            age = now - started
+            if age < STALL_S:
+                return sim_t, STALL_S - age
+        return None, STALL_S
 
     async def drain(self) -> None:
         """Wait for every in-flight action to finish."""
         if self.inflight:
             await asyncio.gather(*self.inflight, return_exceptions=True)
 
-    async def _timed(self, sim_t: float, coro: Coroutine[Any, Any, None]) -> None:
+    async def _timed(self, entry: tuple[float, float], coro: Coroutine[Any, Any, None]) -> None:
         try:
             await coro
         finally:
-            self.inflight_times.remove(sim_t)
+            self.inflight_times.remove(entry)
 
     def _on_done(self, task: asyncio.Task[None]) -> None:
         self.inflight.discard(task)
@@ -96,12 +111,18 @@ class Executor:
         if not task.cancelled() and task.exception() is not None:
             self.error = self.error or task.exception()  # a programming error: surfaced
 
-    def _base(self, sim_t: float) -> float:
-        return sim_t if self._clock.jumps else self._clock.now()
+    def _base(self, sim_t: float, stalled: bool = False) -> float:
+        """Where the user's next step counts from: the dispatch time on a jumping clock
+        (latency takes no simulated time), unless the answer stalled while the clock
+        went on (then from now: the user's own steps stay in order); now on a live one."""
+        if self._clock.jumps and not stalled:
+            return sim_t
+        return max(sim_t, self._clock.now())
 
     async def _perform(self, step: Dispatch) -> None:
         user = step.user
         ok = True
+        started = asyncio.get_running_loop().time()
         for request in step.requests:
             outcome = await self._target.send(request)
             self.apply(user, request, outcome)
@@ -113,7 +134,8 @@ class Executor:
                 break
         if step.requests[0].action in ("sign_up", "log_in"):
             self._after_signup(user, ok)
-        self._sessions.follow_up(user, self._base(step.sim_t), step.think_s)
+        stalled = asyncio.get_running_loop().time() - started >= STALL_S
+        self._sessions.follow_up(user, self._base(step.sim_t, stalled), step.think_s)
 
     def _after_signup(self, user: SimUser, ok: bool) -> None:
         if ok:

@@ -138,6 +138,7 @@ class Simulation:
         self._resumed.set()
         self._stopping = False
         self._populated = False
+        self._wake_in: float | None = None  # wall seconds until a blocking action stalls
         life = scenario.lifecycle if scenario.lifecycle.enabled else None
         self._policy = policy if policy is not None else PersonaPolicy(life)
         self._compose(secret or secrets.token_hex(16), store, sinks, hooks)
@@ -391,17 +392,35 @@ class Simulation:
         self._progress.set()
 
     def _blocked(self, sim_t: float) -> bool:
-        """True when an event at ``sim_t`` must wait for in-flight actions first."""
+        """True when an event at ``sim_t`` must wait for in-flight actions first.
+
+        On a jumping clock the lookahead waits only for actions answering promptly:
+        one waiting on the wall clock (a timeout, a ``Retry-After``) stops holding
+        the others after ``STALL_S`` wall seconds.
+        """
         executor = self._executor
+        self._wake_in = None
         if len(executor.inflight) >= self.scenario.target.concurrency:
             return True
         if not self._clock.jumps or not executor.inflight_times:
             return False
-        return sim_t > executor.inflight_times[0] + self._lookahead_s
+        floor, stalls_in = executor.prompt_floor()
+        if floor is None or sim_t <= floor + self._lookahead_s:
+            return False
+        self._wake_in = stalls_in  # look again when that action counts as stalled
+        return True
 
     async def _wait_progress(self) -> None:
         self._progress.clear()
-        await self._progress.wait()
+        handle = None
+        if self._wake_in is not None:
+            loop = asyncio.get_running_loop()
+            handle = loop.call_later(max(self._wake_in, 0.001), self._progress.set)
+        try:
+            await self._progress.wait()
+        finally:
+            if handle is not None:
+                handle.cancel()
 
     async def _loop(self) -> None:
         while not self._stopping:
