@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -107,6 +108,21 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int) -> 
 
 
 # -- records on disk --------------------------------------------------------------------------
+
+
+def checkpoint_s(state_db: Path) -> float | None:
+    """The simulated time of a run's last checkpoint (None: none yet), read-only."""
+    try:
+        db = sqlite3.connect(f"file:{state_db}?mode=ro", uri=True, timeout=5)
+    except sqlite3.Error:
+        return None
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key = 'engine'").fetchone()
+    except sqlite3.Error:
+        return None
+    finally:
+        db.close()
+    return None if row is None else float(json.loads(row[0])["sim_now"])
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

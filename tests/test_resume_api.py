@@ -10,29 +10,15 @@ from __future__ import annotations
 
 import json
 import signal
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from helpers import reap, sim_engine, sim_engine_popen
+from helpers import checkpoint_s, reap, sim_engine, sim_engine_popen
 from sim_engine.model.builtin import social_api_data
 from sim_engine.model.scenario import default_scenario
-
-
-def _checkpoint_s(state_db: Path) -> float | None:
-    """The simulated time of the last checkpoint (None: none yet); read-only."""
-    try:
-        db = sqlite3.connect(f"file:{state_db}?mode=ro", uri=True, timeout=5)
-        row = db.execute("SELECT value FROM meta WHERE key = 'engine'").fetchone()
-    except sqlite3.Error:
-        return None
-    finally:
-        if "db" in locals():
-            db.close()
-    return None if row is None else float(json.loads(row[0])["sim_now"])
 
 
 def _actions(out: Path) -> list[dict[str, Any]]:
@@ -51,7 +37,7 @@ def test_resumed_api_run_sends_no_log_in_for_users_with_a_valid_token(tmp_path: 
     proc = sim_engine_popen("run", *args)
     try:
         deadline = time.monotonic() + 30
-        while _checkpoint_s(out / "state.db") is None and time.monotonic() < deadline:
+        while checkpoint_s(out / "state.db") is None and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(0.5)
         assert proc.poll() is None, "the run ended before it could be interrupted"
@@ -60,7 +46,7 @@ def test_resumed_api_run_sends_no_log_in_for_users_with_a_valid_token(tmp_path: 
     finally:
         reap(proc)
     assert proc.returncode == 0, stderr
-    stopped_at = _checkpoint_s(out / "state.db")
+    stopped_at = checkpoint_s(out / "state.db")
     assert stopped_at is not None
     before = _actions(out)
     logged_in = {a["user_id"] for a in before if a["action"] == "log_in" and a["ok"]}

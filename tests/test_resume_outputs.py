@@ -10,30 +10,17 @@ from __future__ import annotations
 
 import json
 import signal
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any, cast
 
-from helpers import reap, sim_engine, sim_engine_popen
+from helpers import checkpoint_s, reap, sim_engine, sim_engine_popen
 from sim_engine.engine.simulation import Simulation
 from sim_engine.model.population import IdentityFactory
 from sim_engine.model.records import ActionRecord
 from sim_engine.runs.runstate import StateKeeper, complete_users
 
 START = "2024-05-15T00:00:00Z"
-
-
-def _checkpoint_s(state_db: Path) -> float | None:
-    try:
-        db = sqlite3.connect(f"file:{state_db}?mode=ro", uri=True, timeout=5)
-        try:
-            row = db.execute("SELECT value FROM meta WHERE key = 'engine'").fetchone()
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return None
-    return None if row is None else float(json.loads(row[0])["sim_now"])
 
 
 def _lines(path: Path) -> list[dict[str, Any]]:
@@ -63,7 +50,7 @@ def test_an_interrupted_and_resumed_run_counts_every_sign_up_once(tmp_path: Path
     proc = sim_engine_popen("run", *args)
     try:
         deadline = time.monotonic() + 30
-        while _checkpoint_s(out / "state.db") is None and time.monotonic() < deadline:
+        while checkpoint_s(out / "state.db") is None and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(0.4)
         assert proc.poll() is None, "the run ended before it could be interrupted"

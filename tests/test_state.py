@@ -27,7 +27,14 @@ from typing import Any
 
 import pytest
 
-from helpers import SIM_ENGINE, assert_one_line_error, reap, sim_engine, sim_engine_popen
+from helpers import (
+    SIM_ENGINE,
+    assert_one_line_error,
+    checkpoint_s,
+    reap,
+    sim_engine,
+    sim_engine_popen,
+)
 from sim_engine import Simulation
 from sim_engine.demo import create_app
 from sim_engine.engine.clock import FastForwardClock
@@ -310,21 +317,6 @@ KILL_USERS = 90  # with DURATION: about 4 s of work at --speed max on the 2-core
 CHECKPOINT_WAIT_S = 60.0  # wall seconds: a new checkpoint comes every 0.5 s, even when busy
 
 
-def _checkpoint_s(state_db: Path) -> float | None:
-    """The simulated time of the last checkpoint (None: none yet); read-only."""
-    try:
-        db = sqlite3.connect(f"file:{state_db}?mode=ro", uri=True, timeout=5)
-    except sqlite3.Error:
-        return None
-    try:
-        row = db.execute("SELECT value FROM meta WHERE key = 'engine'").fetchone()
-    except sqlite3.Error:
-        return None
-    finally:
-        db.close()
-    return None if row is None else float(json.loads(row[0])["sim_now"])
-
-
 def _start(cmd: list[str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as handle:
         return subprocess.Popen(
@@ -358,7 +350,7 @@ def _wait_for_checkpoint_after(
     """
     deadline = time.monotonic() + CHECKPOINT_WAIT_S
     while True:
-        checkpoint = _checkpoint_s(state_db)
+        checkpoint = checkpoint_s(state_db)
         if checkpoint is not None and (after is None or checkpoint > after):
             return checkpoint
         assert proc.poll() is None, f"the run ended before a new checkpoint: {log.read_text()}"
@@ -383,7 +375,7 @@ def _kill_three_times(out: Path, log: Path, rng: random.Random) -> list[tuple[in
     db = out / "state.db"
     for attempt in range(3):
         if attempt:
-            checkpoint = _checkpoint_s(db)
+            checkpoint = checkpoint_s(db)
             assert checkpoint is not None
             resumes.append((_complete_lines_end(out / "actions.jsonl"), checkpoint))
         proc = _start(first if attempt == 0 else resume, log)
@@ -484,7 +476,7 @@ def test_sigkill_at_random_points_then_resume_loses_and_duplicates_nothing(
     log = tmp_path / "log.txt"
     started = time.monotonic()
     resumes = _kill_three_times(out, log, random.Random(KILL_SEED))
-    checkpoint = _checkpoint_s(out / "state.db")
+    checkpoint = checkpoint_s(out / "state.db")
     assert checkpoint is not None
     resumes.append((_complete_lines_end(out / "actions.jsonl"), checkpoint))
     _resume_to_the_end(out, log)
@@ -518,7 +510,7 @@ def test_kill_before_first_checkpoint(tmp_path: Path) -> None:
         "version": "test",
     }
     start_state(out, scenario, run_info).close()  # what a kill at that moment leaves
-    assert _checkpoint_s(out / "state.db") is None
+    assert checkpoint_s(out / "state.db") is None
     resumed = sim_engine("run", "--resume", str(out), "-q")
     assert resumed.returncode == 0, resumed.stderr
     assert read_meta(out / "state.db", "finished") is True
@@ -533,7 +525,7 @@ def test_sigterm_stops_gracefully_and_the_run_can_be_resumed(tmp_path: Path) -> 
     proc = sim_engine_popen("run", *args, "--out", str(out))
     try:
         t0 = time.monotonic()
-        while _checkpoint_s(out / "state.db") is None and time.monotonic() - t0 < 20:
+        while checkpoint_s(out / "state.db") is None and time.monotonic() - t0 < 20:
             time.sleep(0.05)
         time.sleep(1.0)
         assert proc.poll() is None
@@ -551,7 +543,7 @@ def test_sigterm_stops_gracefully_and_the_run_can_be_resumed(tmp_path: Path) -> 
     assert metrics["run"]["interrupted"] is True
     assert 0 < metrics["run"]["simulated_seconds"] < 2 * DAY_S
     assert read_meta(out / "state.db", "finished") is False
-    checkpoint = _checkpoint_s(out / "state.db")
+    checkpoint = checkpoint_s(out / "state.db")
     assert checkpoint is not None
     # the last checkpoint was taken at the stop: it is where the outputs end
     start_s = float(json.loads((out / "run.json").read_text())["start_s"])

@@ -4,7 +4,7 @@ The engine (a run, the load test), ``cleanup`` and reconcile all make a user a
 logged-in member the same way: :func:`signup_requests` with the password
 :func:`user_password` derives from the run secret (a founder's is the
 scenario's when it gives one), and every generated email carries the run's tag
-(:func:`_run_tag`, also from the secret). Pure functions over a :class:`SimUser`: no I/O, no clock.
+(:func:`run_tag`, also from the secret). Pure functions over a :class:`SimUser`: no I/O, no clock.
 What a user does once logged in is bound by its API description (see
 :mod:`sim_engine.engine.binders`).
 """
@@ -17,17 +17,15 @@ from sim_engine.model.population import SimUser, password_for
 from sim_engine.model.records import ActionRequest
 from sim_engine.model.scenario import Scenario
 
-__all__ = ["signup_requests", "user_password"]
+__all__ = ["run_tag", "signup_requests", "user_password"]
 
 
-def _run_tag(secret: str) -> str:
+def run_tag(secret: str) -> str:
     """Return the run's short tag, put in every generated email (from the run secret)."""
     return hashlib.blake2b(secret.encode(), digest_size=3).hexdigest()
 
 
-def signup_requests(
-    user: SimUser, password: str, sim_t: float, iso: str, full_identity: bool
-) -> list[ActionRequest]:
+def signup_requests(user: SimUser, password: str, sim_t: float, iso: str) -> list[ActionRequest]:
     """The requests that make ``user`` a logged-in member: sign-up then log-in, or only
     the log-in once it has joined.
 
@@ -35,9 +33,9 @@ def signup_requests(
         user: the user (its identity, ``remote_id`` and ``joined``).
         password: its password (see :func:`user_password`).
         sim_t: simulated epoch seconds; ``iso``: the same with the user's offset.
-        full_identity: send the whole identity with the log-in too (a declarative
-            target renders its own templates and may need it, e.g. after a crash);
-            the social API's log-in takes only username and password.
+
+    Both carry the whole identity: the target renders its own templates from it
+    (after a crash, a log-in may be the first request it sees for the user).
     """
     identity = {
         "username": user.username,
@@ -47,9 +45,8 @@ def signup_requests(
         "avatar_url": user.avatar or None,
         "tag": user.tag,
     }
-    credentials = identity if full_identity else {"username": user.username, "password": password}
     login = ActionRequest(
-        "log_in", user.user_id, sim_t, iso, payload=credentials, remote_user_id=user.remote_id
+        "log_in", user.user_id, sim_t, iso, payload=identity, remote_user_id=user.remote_id
     )
     if user.remote_id is not None or user.joined:
         return [login]

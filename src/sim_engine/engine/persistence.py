@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sim_engine.api.binding import _run_tag
+from sim_engine.api.binding import run_tag
 from sim_engine.engine.clock import Clock
 from sim_engine.engine.daycycle import DayCycle
 from sim_engine.engine.events import DAY, SESSION, local_iso, next_midnight, offset_of
@@ -122,7 +122,7 @@ class Persistence:
             KeyError, ValueError: ``state`` is not an exported state.
         """
         self._sessions.secret = str(state["secret"])
-        self._growth.factory.run_tag = _run_tag(self._sessions.secret)
+        self._growth.factory.run_tag = run_tag(self._sessions.secret)
         self._days.day_start_s = float(state["day_start_s"])
         self._growth.arrivals_today = int(state["arrivals_today"])
         # Users created after the checkpoint were written through: ids go on after them.

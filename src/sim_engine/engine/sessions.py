@@ -156,7 +156,7 @@ class Sessions:
         """The sign-up and log-in requests of ``user`` (only the log-in once it joined)."""
         password = self.password(user)
         iso = local_iso(user, sim_t)
-        return signup_requests(user, password, sim_t, iso, True)
+        return signup_requests(user, password, sim_t, iso)
 
     def follow_up(self, user: SimUser, base: float, think_s: float) -> None:
         """After an answer: the next step after ``think_s``, or the end of the session."""

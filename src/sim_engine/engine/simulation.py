@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sim_engine.api.binding import _run_tag, user_password
+from sim_engine.api.binding import run_tag, user_password
 from sim_engine.engine.binders import ApiBinder
 from sim_engine.engine.capabilities import (
     ActionResolver,
@@ -197,7 +197,7 @@ class Simulation:
             email_domain=pop.email_domain,
             tags=pop.tags,
             avatar=pop.avatar,
-            run_tag=_run_tag(secret),
+            run_tag=run_tag(secret),
         )
 
     # -- public ---------------------------------------------------------------------------

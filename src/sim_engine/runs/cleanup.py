@@ -259,7 +259,7 @@ async def _log_in(
         with contextlib.suppress(ValueError):
             target.restore_memory(user.user_id, user.memory, password=password)
     now = dt.datetime.now(dt.timezone.utc)
-    login = signup_requests(user, password, now.timestamp(), now.isoformat(), True)[-1]
+    login = signup_requests(user, password, now.timestamp(), now.isoformat())[-1]
     outcome = await target.send(login)
     if not outcome.ok:
         if outcome.status in (401, 403, 404):

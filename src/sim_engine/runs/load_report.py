@@ -6,49 +6,17 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
 from sim_engine._version import __version__
 from sim_engine.model.records import ActionRecord
+from sim_engine.runs.load_options import LoadOptions
 
 __all__ = ["LoadResult", "Tally", "format_summary", "write_load_json"]
 
 _MAX_LATENCY_US = 600_000_000  # 10 wall minutes, as in metrics.py
-
-
-class _Scenario(Protocol):
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def seed(self) -> int: ...
-
-
-class LoadSettings(Protocol):
-    """The settings a report names (``LoadOptions`` has them)."""
-
-    @property
-    def scenario(self) -> _Scenario: ...
-
-    @property
-    def users(self) -> int: ...
-
-    @property
-    def min_requests(self) -> int: ...
-
-    @property
-    def max_requests(self) -> int: ...
-
-    @property
-    def duration_s(self) -> float | None: ...
-
-    @property
-    def delay_min_ms(self) -> float: ...
-
-    @property
-    def delay_max_ms(self) -> float: ...
 
 
 @dataclass
@@ -61,6 +29,7 @@ class Tally:
     latency: HdrHistogram = field(default_factory=lambda: HdrHistogram(1, _MAX_LATENCY_US, 3))
 
     def add(self, record: ActionRecord) -> None:
+        """Count one request's record (its latency in wall milliseconds)."""
         self.requests += 1
         if record.intended:
             self.intended += 1
@@ -70,6 +39,7 @@ class Tally:
         self.latency.record_value(us)
 
     def percentiles(self) -> dict[str, float]:
+        """Return ``p50``, ``p95``, ``p99``, ``mean``, ``max`` latency (wall ms; 0 when empty)."""
         if self.requests == 0:
             return {"p50": 0.0, "p95": 0.0, "p99": 0.0, "mean": 0.0, "max": 0.0}
         hist = self.latency
@@ -82,6 +52,7 @@ class Tally:
         }
 
     def as_dict(self) -> dict[str, Any]:
+        """Return the JSON-ready counts and percentiles (a row of ``load.json``)."""
         return {
             "requests": self.requests,
             "failed": self.failed,
@@ -107,7 +78,7 @@ class LoadResult:
         transport: the resilient transport's counters (retries, rate limited...).
     """
 
-    options: LoadSettings
+    options: LoadOptions
     target: str
     wall_s: float = 0.0
     completed_users: int = 0

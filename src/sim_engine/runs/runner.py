@@ -243,16 +243,26 @@ def _span(options: RunOptions, store: SqliteStore) -> _Span:
     return _Span(start_s, now_s, duration_s, saved)
 
 
-async def _open_target(options: RunOptions, url: str) -> tuple[Target, list[Any]]:
-    """The run's target (checked reachable) and the plugins' session hooks."""
+async def open_target(options: RunOptions, url: str) -> tuple[Target, list[Any], Transport]:
+    """Build the run's transport and target, as ``run`` and ``load`` both do.
+
+    Returns the target (the scenario's binding, wrapped for plugin actions), the
+    plugins' session hooks, and the transport under it (for its statistics).
+    The transport is closed again when anything fails.
+
+    Raises:
+        TargetUnreachableError: nothing answers at ``url``.
+        PluginError: a plugin's target or hooks cannot be built.
+    """
     transport = build_transport(url, options)
     try:
         await transport.check()
+        scenario = options.scenario
+        target, hooks = plugin_runtime(scenario, build_target(scenario, transport), transport)
     except BaseException:
         await transport.aclose()
         raise
-    scenario = options.scenario
-    return plugin_runtime(scenario, build_target(scenario, transport), transport)
+    return target, hooks, transport
 
 
 @dataclass
@@ -328,7 +338,7 @@ async def _drive(
 async def _run(options: RunOptions, url: str, store: SqliteStore) -> RunResult:
     scenario, resume = options.scenario, options.resume
     span = _span(options, store)
-    target, hooks = await _open_target(options, url)
+    target, hooks, _ = await open_target(options, url)
     clock = make_clock(options.speed, span.now_s)
     clock.pause()  # setting up and populating take wall time, not simulated time
     outputs = _outputs(options, span)
@@ -431,6 +441,7 @@ def install_stop_signals(sim: Simulation) -> list[int]:
 
 
 def remove_stop_signals() -> None:
+    """Give SIGINT and SIGTERM back their default handling (after :func:`install_stop_signals`)."""
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):

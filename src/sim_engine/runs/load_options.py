@@ -1,0 +1,99 @@
+"""A load test's settings and its action distribution (``sim-engine load``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from sim_engine.model.behaviour import compile_personas
+from sim_engine.model.scenario import Scenario
+
+__all__ = ["LoadOptions", "LoadTestError", "action_distribution"]
+
+
+class LoadTestError(ValueError):
+    """Bad load-test input (e.g. min > max); ``str()`` is one line."""
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """A load test's settings.
+
+    Attributes:
+        scenario: the validated scenario (actions, personas, limits, safety, seed).
+        users: concurrent virtual users (>= 1).
+        min_requests: fewest requests per user (>= 0).
+        max_requests: most requests per user (>= ``min_requests``).
+        duration_s: wall seconds after which every user stops (None: no limit).
+        delay_min_ms: shortest wait before each request (wall milliseconds, >= 0).
+        delay_max_ms: longest wait (>= ``delay_min_ms``).
+        target_url: base URL, ``inprocess``, or None for the built-in demo server.
+        out_dir: where ``load.json`` goes (and the demo server's database); None:
+            nothing is written (a temporary directory holds the database).
+        console: stream for progress lines (None: silent).
+        progress_every_s: wall seconds between progress lines.
+    """
+
+    scenario: Scenario
+    users: int = 100
+    min_requests: int = 10
+    max_requests: int = 1000
+    duration_s: float | None = None
+    delay_min_ms: float = 100.0
+    delay_max_ms: float = 2000.0
+    target_url: str | None = None
+    out_dir: Path | None = None
+    console: TextIO | None = None
+    progress_every_s: float = 5.0
+
+    def check(self) -> None:
+        """Check the figures.
+
+        Raises:
+            LoadTestError: one line naming the bad option.
+        """
+        if self.users < 1:
+            raise LoadTestError(f"--users must be at least 1 (got {self.users})")
+        if self.min_requests < 0:
+            raise LoadTestError(f"--min-request-count cannot be negative (got {self.min_requests})")
+        if self.max_requests < self.min_requests:
+            raise LoadTestError(
+                f"--min-request-count ({self.min_requests}) is larger than "
+                f"--max-request-count ({self.max_requests})"
+            )
+        if self.delay_min_ms < 0:
+            raise LoadTestError(f"--delay-min cannot be negative (got {self.delay_min_ms:g})")
+        if self.delay_max_ms < self.delay_min_ms:
+            raise LoadTestError(
+                f"--delay-min ({self.delay_min_ms:g}) is larger than "
+                f"--delay-max ({self.delay_max_ms:g})"
+            )
+        if self.duration_s is not None and not self.duration_s > 0:
+            raise LoadTestError(f"--duration must be positive (got {self.duration_s:g} s)")
+        if not action_distribution(self.scenario):
+            raise LoadTestError("the scenario's personas give no action a positive weight")
+
+
+def action_distribution(scenario: Scenario) -> dict[str, float]:
+    """Flatten the personas' weight matrices into one action distribution.
+
+    Each persona's ``relaxing`` matrix (its ``working`` one when it has no
+    ``relaxing``), with ``post_frequency`` and ``update_frequency`` applied, is
+    normalised and weighted by the persona's share. Returns name -> probability
+    (summing to 1; empty when nothing has weight), most likely first.
+    """
+    shares = scenario.persona_shares()
+    total_share = sum(shares.values())
+    mix: dict[str, float] = {}
+    if total_share <= 0:
+        return mix
+    for persona in compile_personas(scenario):
+        share = shares[persona.name] / total_share
+        if share <= 0:
+            continue
+        state = "relaxing" if "relaxing" in persona.spec.actions else "working"
+        for name, p in persona.action_probabilities(state).items():
+            mix[name] = mix.get(name, 0.0) + share * p
+    norm = sum(mix.values())
+    return {k: v / norm for k, v in sorted(mix.items(), key=lambda kv: -kv[1])} if norm else {}
