@@ -2,7 +2,9 @@
 # What the test suite needs besides Python packages (tests install nothing themselves):
 # - Debian's Chromium, for the report's end-to-end test (tests/test_report.py);
 # - json-server 0.17, locked in examples/json-server/package-lock.json, for
-#   tests/test_json_server.py (Node.js and npm from the machine, or Debian's packages).
+#   tests/test_json_server.py (Node.js and npm from the machine, or Debian's packages);
+# - swagger2openapi 7, locked in tools/swagger2openapi/package-lock.json, which
+#   `init --from-openapi` runs to convert Swagger 2.0 (tests/test_openapi_real.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sudo_() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -15,3 +17,4 @@ if ! command -v npm >/dev/null; then
   sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
 fi
 (cd examples/json-server && npm ci --no-audit --no-fund --silent)
+(cd tools/swagger2openapi && npm ci --no-audit --no-fund --silent)

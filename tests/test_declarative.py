@@ -332,6 +332,10 @@ def b64(text: str) -> str:
 SCHEMES: dict[str, tuple[dict[str, Any], dict[str, str]]] = {
     "bearer": ({"login": DEMO_LOGIN, "scheme": "bearer"}, {"Authorization": "Bearer tok-1"}),
     "token": ({"login": DEMO_LOGIN, "scheme": "token"}, {"Authorization": "Token tok-1"}),
+    "prefix": (
+        {"login": DEMO_LOGIN, "scheme": "token", "prefix": "JWT"},
+        {"Authorization": "JWT tok-1"},
+    ),
     "header": ({"login": DEMO_LOGIN, "scheme": "header", "header": "X-Auth"}, {"X-Auth": "tok-1"}),
     "basic": ({"scheme": "basic"}, {"Authorization": "Basic " + b64("ann:pw-ann")}),
     "api_key": (

@@ -6,6 +6,7 @@ import contextlib
 import errno
 import json
 import math
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -156,7 +157,7 @@ def load(
     "source",
     required=True,
     metavar="FILE_OR_URL",
-    help="OpenAPI 3.0/3.1 document, YAML or JSON: a file or a loopback http(s) URL.",
+    help="OpenAPI 3.0/3.1 or Swagger 2.0 document, YAML or JSON: a file or a loopback http(s) URL.",
 )
 @click.option(
     "-o",
@@ -167,9 +168,33 @@ def load(
     help="Scenario file to write.",
 )
 @click.option("--force", is_flag=True, help="Overwrite the output file if it exists.")
-def init(source: str, output: str, force: bool) -> None:
+@click.option(
+    "--auth-prefix",
+    metavar="WORD",
+    help="Word before the token in the Authorization header (Token, JWT...); default: "
+    "what the document shows, else Bearer.",
+)
+@click.option(
+    "--include-destructive",
+    is_flag=True,
+    help="Keep DELETEs of whole collections, flush/reset, admin and permission endpoints.",
+)
+@click.option(
+    "--include-ops",
+    is_flag=True,
+    help="Keep operational endpoints (health, heartbeat, version, metadata, __api__...).",
+)
+def init(
+    source: str,
+    output: str,
+    force: bool,
+    auth_prefix: str | None,
+    include_destructive: bool,
+    include_ops: bool,
+) -> None:
     """Write a starter scenario for the API an OpenAPI document describes."""
     from sim_engine.api.openapi import (
+        ImportOptions,
         OpenApiError,
         OpenApiFetchError,
         import_openapi,
@@ -185,8 +210,13 @@ def init(source: str, output: str, force: bool) -> None:
             check_target_url(source)
         except ValueError as exc:
             _fail(f"--from-openapi: {exc}", 2)
+    if auth_prefix is not None and not re.fullmatch(
+        r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}", auth_prefix
+    ):
+        _fail(f"--auth-prefix: {auth_prefix!r} is not one word (an HTTP auth scheme name)", 2)
+    options = ImportOptions(auth_prefix, include_destructive, include_ops)
     try:
-        result = import_openapi(source)
+        result = import_openapi(source, options=options)
     except OpenApiFetchError as exc:
         _fail(str(exc), 1)
     except OpenApiError as exc:
@@ -196,6 +226,8 @@ def init(source: str, output: str, force: bool) -> None:
     except OSError as exc:
         _fail(f"cannot write {output}: {exc.strerror or exc}", 1)
     click.echo(f"{output}: {result.summary()}; edit the persona weights, then run it")
+    for line in result.report():
+        click.echo(f"  {line}")
 
 
 @cli.command()

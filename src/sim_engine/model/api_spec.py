@@ -291,6 +291,8 @@ class AuthSpec(_Frozen):
             (``Authorization: Token T``), ``header`` (``HEADER: T``), ``basic``
             (HTTP Basic with the user's username and password), ``api_key``
             (``HEADER: api_key``), ``none``.
+        prefix: the word before the token in ``Authorization`` under ``bearer`` and
+            ``token`` (``JWT``...; None: ``Bearer`` and ``Token``).
         header: header name for ``header`` and ``api_key``.
         api_key: the key for ``api_key``.
         refresh: a request that renews the token (default: log in again).
@@ -303,6 +305,7 @@ class AuthSpec(_Frozen):
     user_id_path: str | None = "id"
     login_user_id_path: str | None = None
     scheme: Literal["bearer", "token", "header", "basic", "api_key", "none"] | None = None
+    prefix: str | None = Field(None, pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$")
     header: str = "Authorization"
     api_key: str | None = None
     refresh: RequestTemplate | None = None

@@ -43,21 +43,21 @@ Modules (internal; import from the package): ``loading`` (read, fetch, ``$ref``)
 """
 
 from sim_engine.api.openapi.builder import build_scenario, import_openapi, scenario_from_openapi
+from sim_engine.api.openapi.errors import OpenApiError, OpenApiFetchError
 from sim_engine.api.openapi.loading import (
     FETCH_TIMEOUT_S,
     MAX_DOCUMENT_BYTES,
-    OpenApiError,
-    OpenApiFetchError,
     check_document,
     load_openapi,
     resolve_refs,
 )
 from sim_engine.api.openapi.render import render_scenario, write_scenario
-from sim_engine.api.openapi.state import ImportResult
+from sim_engine.api.openapi.state import ImportOptions, ImportResult
 
 __all__ = [
     "FETCH_TIMEOUT_S",
     "MAX_DOCUMENT_BYTES",
+    "ImportOptions",
     "ImportResult",
     "OpenApiError",
     "OpenApiFetchError",

@@ -41,26 +41,66 @@ _WEIGHTS: dict[str, tuple[float, float, float, float]] = {
     "other_write": (0.1, 0.2, 1.0, 1.5),
 }
 _HOUSEKEEPING = re.compile(r"log_?out|sign_?out|refresh|revoke", re.I)
-_INFRA_PATHS = re.compile(
-    r"^/(health|healthz|livez|readyz|ready|ping|metrics|version|openapi\.json|openapi\.yaml|"
-    r"docs|redoc|swagger)(/|$)",
+_OPS_FIRST = re.compile(
+    r"(health|healthz|livez|readyz|ready|ping|heartbeat|lbheartbeat|metrics|version|status|"
+    r"info|metadata|server[-_]?info|api|api[-_]docs|openapi(\.json|\.yaml)?|"
+    r"swagger(\.json|\.yaml)?|docs|redoc|contribute\.json|robots\.txt|favicon\.ico|batch)",
     re.I,
 )
-_ADMIN_SEGMENTS = ("admin", "internal", "debug", "_internal")
+_DUNDER = re.compile(r"__\w+__")
+_WIPE = re.compile(r"_*(flush|purge|reset|wipe|truncate|drop|nuke)(_all)?_*", re.I)
+_ADMIN_SEGMENTS = (
+    "admin", "internal", "debug", "_internal", "permissions", "permission", "roles", "acl",
+    "acls", "grants", "policies", "superuser", "sudo",
+)  # fmt: skip
 
 
 class _ActionSteps(_State):
     """Turns operations into actions, declares memory and writes the starter personas."""
+
+    def _excluded(self, op: _Op) -> tuple[str, str] | None:
+        """``(category, reason)`` of an operation left out unless asked for (None: kept).
+
+        Categories: ``destructive`` (kept by ``include_destructive``): a ``DELETE`` on a
+        collection, flush/purge/reset endpoints, admin and permission endpoints;
+        ``ops`` (kept by ``include_ops``): health, heartbeat, version, metadata, the API
+        root, ``__dunder__`` endpoints, batch.
+        """
+        lower = [s.lower() for s in op.segments]
+        if not self.options.include_destructive:
+            if any(s in _ADMIN_SEGMENTS for s in lower):
+                return "destructive", "admin or permission endpoint: simulated users do not call it"
+            if any(_WIPE.fullmatch(s) for s in lower):
+                return "destructive", "flushes or resets data"
+            if op.method == "DELETE" and self._whole_collection(op):
+                return "destructive", "deletes a whole collection"
+        if not self.options.include_ops:
+            if not op.segments:
+                return "ops", "the API root (server metadata), not user behaviour"
+            if _OPS_FIRST.fullmatch(lower[0].strip("_")) or any(
+                _DUNDER.fullmatch(s) for s in lower
+            ):
+                return "ops", "operational endpoint, not user behaviour"
+        return None
+
+    def _whole_collection(self, op: _Op) -> bool:
+        """Whether a ``DELETE`` acts on a collection: its path ends with a literal segment that
+        a list or create operation uses too, or a plural noun (``/records``; not ``/follow``)."""
+        if op.last_is_param() or not op.segments:
+            return False
+        if any(o.path == op.path and o.kind in ("list", "create") for o in self.ops):
+            return True
+        last = _snake(op.segments[-1])
+        return _singular(last) != last
 
     def _skip_reason(self, op: _Op) -> str | None:
         if op is self.signup:
             return "the sign-up: api.auth.signup"
         if op is self.login:
             return "the log-in: api.auth.login"
-        if any(s.lower() in _ADMIN_SEGMENTS for s in op.segments):
-            return "administrative: simulated users do not call it"
-        if _INFRA_PATHS.match(op.path):
-            return "infrastructure endpoint, not user behaviour"
+        excluded = self._excluded(op)
+        if excluded is not None:
+            return excluded[1]
         if op.method == "POST" and _HOUSEKEEPING.search(f"{op.path} {op.spec.get('operationId')}"):
             return "token housekeeping: the engine logs in again when needed"
         if op.spec.get("deprecated"):
@@ -83,6 +123,9 @@ class _ActionSteps(_State):
         if reason is not None:
             if op is not self.signup and op is not self.login:
                 self.result.skipped.append((op.label, reason))
+                excluded = self._excluded(op)
+                category = excluded[0] if excluded else "other"
+                self.result.left_out.setdefault(category, []).append(op.label)
             return
         name = self._name(op)
         op.name = name

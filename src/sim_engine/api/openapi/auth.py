@@ -35,8 +35,7 @@ class _AuthSteps(_State):
             if op.method != "POST" or re.search(r"password|reset", op.path, re.I):
                 continue
             schema, _, _ = op.request_schema()
-            props = _norm(schema).get("properties") or {}
-            if not any(re.fullmatch(r"pass(word|wd)?1?", _snake(p)) for p in props):
+            if not holds_password(schema):
                 continue
             last = op.segments[-1].lower() if op.segments else ""
             op_id = str(op.spec.get("operationId") or "")
@@ -107,13 +106,25 @@ class _AuthSteps(_State):
             if s.get("type") == "http" and str(s.get("scheme", "")).lower() == "basic"
         ]
         api_key = [n for n, s in kinds.items() if s.get("type") == "apiKey"]
+        header_keys = [n for n in api_key if kinds[n].get("in") == "header"]
         login = self._usable_login(notes)
+        token_login = login is not None and _find_field(
+            login.response_schema(), _TOKEN_FIELDS, depth=3
+        )
         if bearer and login is not None:
-            auth["login"] = self._auth_request(login, signup=False)
-            auth["token_path"] = _find_field(login.response_schema(), _TOKEN_FIELDS) or "token"
-            if _find_field(login.response_schema(), _TOKEN_FIELDS) is None:
-                notes.append(f"no token field documented in {login.label}: check token_path")
-            auth["scheme"] = "bearer"
+            self._login_auth(auth, login, notes)
+            self._token_scheme(auth, "Bearer", notes)
+        elif header_keys and token_login and login is not None:
+            # an API key "scheme" that is really a token the log-in returns
+            name = header_keys[0]
+            self._login_auth(auth, login, notes)
+            header = str(kinds[name].get("name") or "Authorization")
+            if header.lower() == "authorization":
+                self._token_scheme(auth, self._documented_prefix(kinds[name]), notes)
+            else:
+                auth["scheme"] = "header"
+                auth["header"] = header
+                notes.append(f"token from {login.label} sent in the {header} header ({name!r})")
         elif basic:
             auth["scheme"] = "basic"
         elif api_key:
@@ -130,6 +141,51 @@ class _AuthSteps(_State):
                 notes.append(
                     f"security schemes not supported ({names}): requests go unauthenticated"
                 )
+
+    def _login_auth(self, auth: dict[str, Any], login: _Op, notes: list[str]) -> None:
+        """Fill ``login`` and ``token_path`` from the log-in operation."""
+        auth["login"] = self._auth_request(login, signup=False)
+        token_path = _find_field(login.response_schema(), _TOKEN_FIELDS, depth=3)
+        auth["token_path"] = token_path or "token"
+        if token_path is None:
+            notes.append(f"no token field documented in {login.label}: check token_path")
+
+    def _token_scheme(self, auth: dict[str, Any], found: str | None, notes: list[str]) -> None:
+        """``bearer`` or ``token`` with ``prefix``: ``--auth-prefix``, else the
+        prefix the document shows (``found``), else ``Bearer``."""
+        prefix = self.auth_prefix or found
+        if prefix is None:
+            prefix = "Bearer"
+            notes.append(
+                "the document shows no prefix for the token in the Authorization header: "
+                "Bearer assumed (set it with --auth-prefix)"
+            )
+        elif not self.auth_prefix:
+            notes.append(f"tokens are sent as 'Authorization: {prefix} TOKEN' (as documented)")
+        if prefix.lower() == "bearer":
+            auth["scheme"] = "bearer"
+            return
+        auth["scheme"] = "token"
+        if prefix != "Token":
+            auth["prefix"] = prefix
+
+    def _documented_prefix(self, scheme: Mapping[str, Any]) -> str | None:
+        """The word the document puts before the token in ``Authorization`` (None: none).
+
+        Read from the security scheme's description and examples, the ``info``
+        description, and the descriptions and examples of ``Authorization`` header
+        parameters: ``Authorization: Token xxx``, ``Token <jwt>``, ``prefixed with
+        'JWT '``.
+        """
+        texts = [scheme.get("description"), scheme.get("x-example"), scheme.get("example")]
+        texts.append(_map(self.doc.get("info")).get("description"))
+        for op in self.ops:
+            for param in op.params:
+                if str(param.get("name")).lower() == "authorization":
+                    schema = _map(param.get("schema"))
+                    texts += [param.get("description"), param.get("example")]
+                    texts += [schema.get("example"), schema.get("default")]
+        return documented_prefix(" \n ".join(str(t) for t in texts if isinstance(t, str)))
 
     def _security_schemes(self) -> dict[str, Any]:
         defined = _map(_map(self.doc.get("components")).get("securitySchemes"))
@@ -168,6 +224,45 @@ class _AuthSteps(_State):
                 self.login.response_schema(), ("user_id", "userId", "uid")
             ) or _find_field(self.login.response_schema(), ("id",), depth=2)
         return None
+
+
+_PASSWORD = re.compile(r"pass(word|wd)?1?")
+_PREFIX_PATTERNS = (
+    re.compile(r"Authorization\W{0,3}\s*([A-Za-z][\w-]{1,30})\s+[\w<{\[$.\-]", re.I),
+    re.compile(r"prefix(?:ed)?\s+(?:with|by)?\s*[\"'`]?([A-Za-z][\w-]{1,30})\b", re.I),
+    re.compile(
+        r"(?<![\w-])([A-Z][\w-]{1,30})\s+(?:<[^>\s]*>|\{[^}\s]*\}|\[[^\]\s]*\]|x{3,}\S*|"
+        r"ey[\w-]{4,}\S*|\$\{?\w+\}?|\.\.\.|jwt\b|(?:your|my|the)[_-]\w+)"
+    ),
+)
+_NOT_PREFIXES = frozenset((
+    "header", "headers", "the", "a", "an", "must", "is", "should", "with", "field", "value",
+    "as", "in", "and", "or", "to", "be", "for", "of", "this", "that", "key", "using", "your",
+))  # fmt: skip
+
+
+def documented_prefix(text: str) -> str | None:
+    """The authorization prefix a text shows (``Token`` in ``Authorization: Token xxx``).
+
+    Returns None when the text shows none. Words such as ``header`` or ``the`` after
+    ``Authorization`` are not prefixes.
+    """
+    for pattern in _PREFIX_PATTERNS:
+        for match in pattern.finditer(text):
+            word = match.group(1)
+            if word.lower() not in _NOT_PREFIXES:
+                return word
+    return None
+
+
+def holds_password(schema: Any, depth: int = 3) -> bool:
+    """Whether a request schema has a password property, itself or in a wrapper object
+    (``{"user": {"email": ..., "password": ...}}``), up to ``depth`` levels down."""
+    node = _norm(schema)
+    props = node.get("properties") or {}
+    if any(_PASSWORD.fullmatch(_snake(p)) for p in props):
+        return True
+    return depth > 1 and any(holds_password(sub, depth - 1) for sub in props.values())
 
 
 def _is_token_scheme(scheme: dict[str, Any]) -> bool:

@@ -33,7 +33,7 @@ from sim_engine.api.openapi.schemas import (
     _singular,
     _snake,
 )
-from sim_engine.api.openapi.state import ImportResult
+from sim_engine.api.openapi.state import ImportOptions, ImportResult
 from sim_engine.model.safety import SafetyError, check_target_allowed
 
 __all__ = ["build_scenario", "import_openapi", "scenario_from_openapi"]
@@ -211,15 +211,20 @@ def _default_routine() -> dict[str, Any]:
 
 
 def build_scenario(
-    doc: dict[str, Any], base_url: str | None = None, source: str = "<openapi>"
+    doc: dict[str, Any],
+    base_url: str | None = None,
+    source: str = "<openapi>",
+    options: ImportOptions | None = None,
 ) -> ImportResult:
     """Build a starter scenario from an OpenAPI document, with what the import noticed.
 
     Args:
-        doc: an OpenAPI 3.0 / 3.1 document (``$ref`` s resolved or not).
+        doc: an OpenAPI 3.0 / 3.1 document (``$ref`` s resolved or not), or a Swagger
+            2.0 one (converted first, see :func:`check_document`).
         base_url: the scenario's ``target.url`` (default: ``servers[0].url`` when it is
             absolute and on a loopback host; else none).
         source: where the document came from (for messages and the header comment).
+        options: overrides and what to keep (:class:`ImportOptions`; default: none).
 
     Returns:
         An :class:`ImportResult` whose ``scenario`` passes ``validate_scenario``.
@@ -229,7 +234,7 @@ def build_scenario(
     """
     doc = resolve_refs(check_document(doc, source), source)
     try:
-        result = _Builder(doc, base_url, source).build()
+        result = _Builder(doc, base_url, source, options or ImportOptions()).build()
     except OpenApiError:
         raise
     except (TypeError, AttributeError, KeyError, IndexError, ValueError) as exc:
@@ -241,7 +246,9 @@ def build_scenario(
     return result
 
 
-def scenario_from_openapi(doc: dict[str, Any], base_url: str | None = None) -> dict[str, Any]:
+def scenario_from_openapi(
+    doc: dict[str, Any], base_url: str | None = None, options: ImportOptions | None = None
+) -> dict[str, Any]:
     """Return a starter scenario (a mapping) for the API an OpenAPI document describes.
 
     See :func:`build_scenario` (this is its ``scenario``) and the module docstring
@@ -250,10 +257,12 @@ def scenario_from_openapi(doc: dict[str, Any], base_url: str | None = None) -> d
     Raises:
         OpenApiError: not OpenAPI 3.0/3.1, no paths, or no usable operation.
     """
-    return build_scenario(doc, base_url).scenario
+    return build_scenario(doc, base_url, options=options).scenario
 
 
-def import_openapi(source: str, base_url: str | None = None) -> ImportResult:
+def import_openapi(
+    source: str, base_url: str | None = None, options: ImportOptions | None = None
+) -> ImportResult:
     """Load ``source`` (file or loopback URL) and build its scenario.
 
     When the document names no loopback server and ``base_url`` is None, a URL
@@ -265,7 +274,7 @@ def import_openapi(source: str, base_url: str | None = None) -> ImportResult:
             invalid or unsupported.
     """
     doc = load_openapi(source)
-    result = build_scenario(doc, base_url, source)
+    result = build_scenario(doc, base_url, source, options)
     if is_url(source) and base_url is None and "target" not in result.scenario:
         parts = urlsplit(source)
         result.scenario = {

@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from sim_engine.api.openapi.errors import OpenApiError, OpenApiFetchError
+from sim_engine.api.openapi.swagger import convert_swagger
 from sim_engine.model.safety import SafetyError, check_target_allowed
 
 __all__ = [
@@ -33,15 +35,6 @@ FETCH_TIMEOUT_S = 10.0
 
 MAX_DOCUMENT_BYTES = 20 * 1024 * 1024
 """Larger documents are refused."""
-
-
-class OpenApiError(ValueError):
-    """An OpenAPI document cannot be used; ``str()`` is one line naming the source."""
-
-
-class OpenApiFetchError(OpenApiError):
-    """An OpenAPI URL could not be fetched (unreachable, HTTP error, timeout): a runtime
-    failure rather than bad input."""
 
 
 _REFUSED = "refused: documents are fetched only from loopback hosts (127.0.0.0/8, ::1, localhost)"
@@ -125,21 +118,29 @@ def _parse(data: bytes, source: str) -> Any:
 
 
 def check_document(doc: Any, source: str = "<openapi>") -> dict[str, Any]:
-    """Check that ``doc`` is an OpenAPI 3.0 or 3.1 document with paths.
+    """Check that ``doc`` is an OpenAPI 3.0 / 3.1 or Swagger 2.0 document with paths.
+
+    A Swagger 2.0 document is converted to OpenAPI 3.0 first (by ``swagger2openapi``,
+    see :mod:`sim_engine.api.openapi.swagger`).
 
     Returns:
-        The document (a dict).
+        The OpenAPI 3 document (a dict).
 
     Raises:
-        OpenApiError: one line: not a mapping, Swagger 2.0, another version, no paths.
+        OpenApiError: one line: not a mapping, another Swagger or OpenAPI version, no
+            paths, or a Swagger 2.0 document that could not be converted.
     """
     if not isinstance(doc, Mapping):
         raise OpenApiError(f"{source}: not an OpenAPI document (the top level is not a mapping)")
     if "swagger" in doc:
-        raise OpenApiError(
-            f"{source}: Swagger {doc.get('swagger')} is not supported: convert it to "
-            "OpenAPI 3 first (e.g. npx swagger2openapi)"
-        )
+        if not re.match(r"^2\.0(\.\d+)?$", str(doc.get("swagger"))):
+            raise OpenApiError(
+                f"{source}: Swagger {doc.get('swagger')} is not supported "
+                "(use Swagger 2.0, OpenAPI 3.0 or 3.1)"
+            )
+        if not isinstance(doc.get("paths"), Mapping) or not doc.get("paths"):
+            raise OpenApiError(f"{source}: the document has no paths: nothing to simulate")
+        doc = convert_swagger(doc, source)
     version = doc.get("openapi")
     if version is None:
         raise OpenApiError(f"{source}: not an OpenAPI document (no 'openapi' version field)")
@@ -152,7 +153,8 @@ def check_document(doc: Any, source: str = "<openapi>") -> dict[str, Any]:
 
 
 def load_openapi(source: str) -> dict[str, Any]:
-    """Read an OpenAPI 3.0 / 3.1 document (YAML or JSON) from a file or a loopback URL.
+    """Read an OpenAPI 3.0 / 3.1 or Swagger 2.0 document (YAML or JSON) from a file or a
+    loopback URL; Swagger 2.0 is converted to OpenAPI 3.0 (see :func:`check_document`).
 
     Local ``$ref`` s (``#/components/...``) are resolved (see :func:`resolve_refs`).
 
@@ -166,7 +168,8 @@ def load_openapi(source: str) -> dict[str, Any]:
     Raises:
         OpenApiFetchError: a URL that cannot be fetched (unreachable, HTTP error, timeout).
         OpenApiError: a URL outside loopback, unreadable file, invalid JSON/YAML, not
-            OpenAPI 3.0/3.1 (e.g. Swagger 2.0), no paths, or a ``$ref`` to nothing.
+            OpenAPI 3.0/3.1 or a convertible Swagger 2.0, no paths, or a ``$ref`` to
+            nothing.
             One line naming the source.
     """
     if is_url(source):

@@ -10,7 +10,7 @@ from typing import Any
 
 from sim_engine.api.openapi.schemas import _Op
 
-__all__ = ["ImportResult"]
+__all__ = ["ImportOptions", "ImportResult"]
 
 
 @dataclass
@@ -25,6 +25,8 @@ class ImportResult:
         skipped: ``(METHOD PATH, reason)`` of operations not turned into actions.
         notes: action name -> comment lines written above it.
         header_notes: comment lines for the header (auth, target).
+        left_out: category -> labels of the skipped operations: ``destructive`` (kept
+            with ``include_destructive``), ``ops`` (kept with ``include_ops``), ``other``.
     """
 
     scenario: dict[str, Any]
@@ -34,6 +36,7 @@ class ImportResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     notes: dict[str, list[str]] = field(default_factory=dict)
     header_notes: list[str] = field(default_factory=list)
+    left_out: dict[str, list[str]] = field(default_factory=dict)
 
     def summary(self) -> str:
         """One line: actions, auth scheme, memory keys."""
@@ -53,12 +56,76 @@ class ImportResult:
         parts.append(f"memory: {', '.join(memory) if memory else 'none'}")
         return "; ".join(parts)
 
+    def report(self) -> list[str]:
+        """A few lines for ``init``: the auth inferred, actions never possible as
+        generated, and the operations left out by category (with the flag that keeps them)."""
+        auth = self.scenario["api"].get("auth") or {}
+        scheme = str(auth.get("scheme", "none"))
+        how = {
+            "bearer": "Authorization: Bearer TOKEN",
+            "token": f"Authorization: {auth.get('prefix') or 'Token'} TOKEN",
+            "header": f"{auth.get('header')}: TOKEN",
+            "basic": "HTTP Basic with each user's name and password",
+            "api_key": f"one API key in {auth.get('header')} (replace CHANGE-ME)",
+            "none": "no credentials",
+        }.get(scheme, scheme)
+        lines = [f"auth: {scheme}: {how}"]
+        if auth.get("login"):
+            lines[0] += f"; token at {auth.get('token_path')} of {auth['login']['path']}"
+        weights = self.scenario.get("personas", {}).get("writer", {}).get("actions", {})
+        never = sorted(
+            name for name in self.scenario["api"]["actions"]
+            if all(state.get(name, 0) == 0 for state in weights.values())
+        )  # fmt: skip
+        if never and weights:
+            lines.append(f"weight 0 (see the comment above each): {_labels(never)}")
+        for category, text in _CATEGORY.items():
+            labels = self.left_out.get(category, [])
+            if labels:
+                lines.append(f"left out: {len(labels)} " + text.format(n=_labels(labels)))
+        return lines
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """What ``init --from-openapi`` may override or keep.
+
+    Attributes:
+        auth_prefix: the word before the token in ``Authorization`` (``Token``,
+            ``JWT``...; None: from the document, else ``Bearer``).
+        include_destructive: keep operations that delete or rewrite whole collections
+            (``DELETE /records``), flush or reset data, and admin and permission
+            endpoints.
+        include_ops: keep operational endpoints (health, heartbeat, version, metadata,
+            ``__api__``, the API root...).
+    """
+
+    auth_prefix: str | None = None
+    include_destructive: bool = False
+    include_ops: bool = False
+
+
+_CATEGORY = {
+    "destructive": "destructive or admin ({n}; --include-destructive keeps them)",
+    "ops": "operational ({n}; --include-ops keeps them)",
+    "other": "not simulated ({n}; reasons in the file's header)",
+}
+
+
+def _labels(labels: list[str], limit: int = 4) -> str:
+    shown = ", ".join(labels[:limit])
+    return shown + (f" and {len(labels) - limit} more" if len(labels) > limit else "")
+
 
 class _State:
     """What the builder's steps (collect, auth, actions) read and fill, for one document."""
 
-    def __init__(self, doc: dict[str, Any], base_url: str | None, source: str) -> None:
+    def __init__(
+        self, doc: dict[str, Any], base_url: str | None, source: str, options: ImportOptions
+    ) -> None:
         self.doc = doc
+        self.options = options
+        self.auth_prefix = options.auth_prefix
         self.source = source
         self.base_url = base_url
         self.result = ImportResult(scenario={})

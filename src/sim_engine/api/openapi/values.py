@@ -115,7 +115,7 @@ class _Values:
             must = name in needed
             if not must and name in _ID_FIELDS:
                 continue  # the server assigns ids
-            if self.login and not must and not re.search(r"user|mail|pass|login", name, re.I):
+            if self.login and not must and not _credential(str(name), sub_n):
                 continue  # a log-in body carries only what it needs
             value = self.value(sub_n, str(name), depth=depth + 1, required=must)
             if value is not _SKIP:
@@ -269,6 +269,15 @@ class _Values:
         if isinstance(min_len, int) and min_len > 20 and text in ("{{word}}", "{{tag}}"):
             text = "{{paragraph}}"
         return text
+
+
+def _credential(name: str, schema: dict[str, Any], depth: int = 3) -> bool:
+    """Whether a property is a credential (user name, email, password) or an object
+    that holds one (``{"user": {"email": ..., "password": ...}}``)."""
+    if re.search(r"user|mail|pass|login", name, re.I):
+        return True
+    props = schema.get("properties") or {}
+    return depth > 1 and any(_credential(str(k), _norm(v), depth - 1) for k, v in props.items())
 
 
 def _example(schema: dict[str, Any]) -> Any:

@@ -187,7 +187,7 @@ class AuthMixin(TargetBase):
         if not token:
             return {}
         if scheme == "bearer":
-            return {"Authorization": f"Bearer {token}"}
+            return {"Authorization": f"{auth.prefix or 'Bearer'} {token}"}
         if scheme == "token":
-            return {"Authorization": f"Token {token}"}
+            return {"Authorization": f"{auth.prefix or 'Token'} {token}"}
         return {auth.header: token}
