@@ -132,7 +132,7 @@ def test_redact_masks_credentials_in_strings(text: str, expected: str) -> None:
 
 
 def test_log_lines_are_json_with_the_fields(tmp_path: Path) -> None:
-    sink = JsonLogSink(tmp_path)  # a directory: DIR/log.jsonl
+    sink = JsonLogSink(tmp_path, actions="all")  # a directory: DIR/log.jsonl
     assert sink.path == tmp_path / LOG_FILE
     sink.emit(action())
     sink.emit(action(status=429, ok=False, error="HTTP 429", retries=2, action="create_post"))
@@ -179,6 +179,31 @@ def test_log_lines_are_json_with_the_fields(tmp_path: Path) -> None:
     assert (life["from"], life["to"], life["level"]) == ("NEW", "ACTIVE", "info")
     assert "ann@example.test" not in (tmp_path / LOG_FILE).read_text()  # no personal data
     assert lines[6]["states"] == {"NEW": 10}
+
+
+def test_actions_are_logged_when_they_fail_unless_asked(tmp_path: Path) -> None:
+    """actions.jsonl holds every action: by default log.jsonl repeats only the failed
+    ones (``output.log_actions: failed``); ``all`` and ``none`` are the other choices."""
+    assert default_scenario().output.log_actions == "failed"
+    records = [
+        action(),
+        action(status=500, ok=False, error="HTTP 500"),
+        action(action="create_post"),
+        action(status=0, ok=False, skipped=True, error="circuit open"),
+    ]
+    counts = {}
+    for choice in ("failed", "all", "none"):
+        path = tmp_path / f"{choice}.jsonl"
+        sink = JsonLogSink(path) if choice == "failed" else JsonLogSink(path, actions=choice)
+        for record in records:
+            sink.emit(record)
+        sink.close()
+        lines = read_jsonl(tmp_path / f"{choice}.jsonl")
+        counts[choice] = [(e["status"], e["ok"]) for e in lines]
+    assert counts == {"failed": [(500, False), (0, False)], "all": [
+        (200, True), (500, False), (200, True), (0, False)], "none": []}
+    with pytest.raises(ValueError, match="'some' is not one of failed, all, none"):
+        JsonLogSink(tmp_path, actions="some")
 
 
 def test_action_level() -> None:
@@ -329,7 +354,7 @@ async def test_a_run_logs_no_password_or_token(tmp_path: Path) -> None:
         **{"population.initial": 40, "population.timezones": {"UTC": 1.0}, "seed": 9}
     )
     target = Spy()
-    addon = LogAddon(tmp_path)
+    addon = LogAddon(tmp_path, actions="all")  # every action's line, to look for secrets in
     sim = Simulation(
         scenario, target, FastForwardClock(BUSY), addon.sinks(), duration_s=6 * 3600, secret=secret
     )

@@ -28,6 +28,7 @@ from sim_engine.model.scenario import (
     ScenarioError,
     parse_duration,
 )
+from sim_engine.runs.analytics import KEY_ENV, KINDS
 
 __all__ = ["run"]
 
@@ -77,6 +78,17 @@ __all__ = ["run"]
     metavar="PORT",
     help="Serve Prometheus metrics on http://127.0.0.1:PORT/metrics while running.",
 )
+@click.option(
+    "--analytics",
+    type=click.Choice(KINDS),
+    help="Also send each action as an analytics event: live through the vendor's SDK "
+    f"(key in ${KEY_ENV}) or to OUT/analytics-VENDOR.jsonl (*-file) for batch import.",
+)
+@click.option(
+    "--analytics-host",
+    metavar="URL",
+    help="The live analytics sink's host (loopback, or a host in safety.allow_hosts).",
+)
 def run(
     scenario_path: str | None,
     target_url: str | None,
@@ -92,6 +104,8 @@ def run(
     html_report: bool,
     resume_dir: str | None,
     metrics_port: int | None,
+    analytics: str | None,
+    analytics_host: str | None,
 ) -> None:
     """Run a simulation and write actions.jsonl, users.jsonl and metrics.json.
 
@@ -129,6 +143,7 @@ def run(
         scenario_path=Path(scenario_path) if scenario_path else None,
         metrics_port=metrics_port,
         dashboard=_use_dashboard(dashboard, quiet, verbose),
+        analytics=_analytics(analytics, analytics_host, scenario),
     )
     if not quiet:
         _announce(options, out)
@@ -139,6 +154,24 @@ def run(
     if html_report:
         _write_html_report(out)
     _exit_if_all_failed(result.metrics["summary"], out)
+
+
+def _analytics(kind: str | None, host: str | None, scenario: Scenario) -> Any:
+    """``--analytics`` and ``--analytics-host`` checked (exit 2 with one line when they
+    cannot work); None without ``--analytics``."""
+    import os
+
+    from sim_engine.runs.analytics import AnalyticsSetupError, analytics_options
+    from sim_engine.runs.runstate import SafetyError
+
+    if kind is None:
+        if host is not None:
+            _fail("--analytics-host needs --analytics posthog|segment|mixpanel", 2)
+        return None
+    try:
+        return analytics_options(kind, host, os.environ, scenario)
+    except (AnalyticsSetupError, SafetyError, ScenarioError) as exc:
+        _fail(str(exc), 2)
 
 
 def _exit_if_all_failed(summary: dict[str, Any], out: Path) -> None:

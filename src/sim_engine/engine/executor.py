@@ -185,6 +185,7 @@ class Executor:
                 avatar=user.avatar or user.initials,
                 tag=user.tag,
                 remote_id=outcome.remote_id,
+                segment=user.life.segment if user.life is not None else None,
             )
         )
         self._ledger.saved(user)

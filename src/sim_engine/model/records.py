@@ -143,7 +143,8 @@ class ActionRecord:
 class UserRecord:
     """A user that joined (signed up on the target), as written to ``users.jsonl``.
 
-    Never carries the password or token.
+    Never carries the password or token. ``segment`` is the user's lifecycle
+    segment (``Premium``...; None when the scenario's lifecycle is off).
     """
 
     sim_time: str
@@ -156,6 +157,7 @@ class UserRecord:
     avatar: str
     tag: str | None
     remote_id: int | None
+    segment: str | None = None
     kind: str = field(default="user", init=False)
 
     def to_dict(self) -> dict[str, Any]:

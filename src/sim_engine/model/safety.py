@@ -23,6 +23,8 @@ RUN_FILES = frozenset(
         "state.db", "state.db-wal", "state.db-shm", "run.json", "scenario.json",
         "control.json", "actions.jsonl", "users.jsonl", "lifecycle.jsonl", "log.jsonl",
         "metrics.json", "daily_metrics.json", "load.json", "report.html", "demo.db",
+        "analytics-posthog.jsonl", "analytics-segment.jsonl", "analytics-mixpanel.jsonl",
+        "analytics-mixpanel-profiles.jsonl",
     }
 )  # fmt: skip
 """The files a run writes in its directory: none of them may be the kill file."""

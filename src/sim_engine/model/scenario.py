@@ -31,7 +31,9 @@ from typing import Any
 import yaml
 from pydantic import PrivateAttr, ValidationError, ValidationInfo, model_validator
 
+from sim_engine.model.analytics_spec import AnalyticsSpec
 from sim_engine.model.api_spec import ApiSpec
+from sim_engine.model.builtin import social_api
 from sim_engine.model.lifecycle import LifecycleSpec
 from sim_engine.model.personas_spec import (
     ACTIONS,
@@ -59,8 +61,10 @@ from sim_engine.model.settings_spec import (
 )
 
 __all__ = [
+    "ACCOUNT_ACTIONS",
     "ACTIONS",
     "ROUTINE_STATES",
+    "AnalyticsSpec",
     "BackoffSpec",
     "CircuitBreakerSpec",
     "ClockSpec",
@@ -84,6 +88,10 @@ __all__ = [
     "read_scenario_data",
     "validate_scenario",
 ]
+
+
+ACCOUNT_ACTIONS: tuple[str, ...] = ("sign_up", "log_in")
+"""Actions every run may record besides the API's own: a user's sign-up and log-in."""
 
 
 class ScenarioError(ValueError):
@@ -117,6 +125,7 @@ class Scenario(_Frozen):
     safety: SafetySpec = SafetySpec()
     state: StateSpec = StateSpec()
     output: OutputSpec = OutputSpec()
+    analytics: AnalyticsSpec | None = None
     plugins: tuple[str, ...] = ()
 
     _registry: PluginCatalog | None = PrivateAttr(default=None)
@@ -149,6 +158,12 @@ class Scenario(_Frozen):
                 )
         if len(self.population.founders) > self.population.max:
             raise ValueError("population.founders outnumber population.max")
+        return self
+
+    @model_validator(mode="after")
+    def _analytics_covers(self) -> Scenario:
+        if self.analytics is not None:
+            self.analytics.check_covers(self.recorded_actions())
         return self
 
     def _check_persona_actions(self, name: str, persona: PersonaSpec, known: set[str]) -> None:
@@ -192,6 +207,31 @@ class Scenario(_Frozen):
         if self._registry is not None:
             names |= set(self._registry.action_names())
         return names
+
+    def recorded_actions(self) -> set[str]:
+        """The action names a run's records may carry: every action of the ``api``
+        section (or of the demo API's built-in description), ``sign_up``, ``log_in``
+        and the plugin actions of the registry the scenario was validated with."""
+        api = self.api if self.api is not None else social_api()
+        names = set(api.actions) | set(ACCOUNT_ACTIONS)
+        if self._registry is not None:
+            names |= set(self._registry.action_names())
+        return names
+
+    def analytics_mapping(self) -> AnalyticsSpec:
+        """The ``analytics`` section, or the default mapping (the demo API's actions),
+        checked against :meth:`recorded_actions`.
+
+        Raises:
+            ScenarioError: one line naming an action the mapping cannot name (a
+                scenario with its own ``api`` section and no ``analytics`` section).
+        """
+        spec = self.analytics if self.analytics is not None else AnalyticsSpec()
+        try:
+            spec.check_covers(self.recorded_actions())
+        except ValueError as exc:
+            raise ScenarioError(f"{self.name}: {exc}") from None
+        return spec
 
     def persona_shares(self) -> dict[str, float]:
         """Return persona name -> share (population override first, else each persona's own)."""

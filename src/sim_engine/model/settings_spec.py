@@ -389,8 +389,12 @@ class OutputSpec(_Frozen):
         top_n: length of the top-posters and top-viewed-posts lists.
         users_sample_s: sampling interval of ``users_over_time`` (simulated seconds,
             1 to 86,400).
+        log_actions: which actions ``log.jsonl`` repeats: ``failed`` (default; the
+            actions that did not succeed), ``all`` or ``none``. ``actions.jsonl``
+            holds every action whatever this says.
     """
 
     latest_actions: int = Field(50, ge=0, le=10_000)
     top_n: int = Field(10, ge=1, le=1000)
     users_sample_s: float = Field(3600.0, ge=1, le=MAX_WAIT_S)
+    log_actions: Literal["failed", "all", "none"] = "failed"

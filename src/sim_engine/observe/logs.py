@@ -3,9 +3,10 @@
 Two writers share one file handle (so lines never interleave):
 
 * :class:`JsonLogSink`, a :class:`~sim_engine.model.records.Sink`: one line per
-  action (its trace: user, persona, routine state, session, endpoint, status,
-  wall latency, retries, skipped, error), per user joining, per lifecycle
-  change and per simulated day;
+  failed action (its trace: user, persona, routine state, session, endpoint,
+  status, wall latency, retries, skipped, error; every action with
+  ``output.log_actions: all``, none with ``none``: ``actions.jsonl`` holds them
+  all already), per user joining, per lifecycle change and per simulated day;
 * the stdlib :mod:`logging` tree under ``sim_engine`` (run started/stopped,
   run errors, control commands), through :class:`JsonFormatter` and
   :class:`RedactFilter` -- see :func:`configure_logging`.
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from sim_engine.engine.simulation import Simulation
 
 __all__ = [
+    "ACTION_LINES",
     "LOG_FILE",
     "JsonFormatter",
     "JsonLogSink",
@@ -56,6 +58,9 @@ __all__ = [
 
 LOG_FILE = "log.jsonl"
 """The log's file name in the run directory."""
+
+ACTION_LINES = ("failed", "all", "none")
+"""The values of ``output.log_actions``: which actions ``log.jsonl`` repeats."""
 
 LOGGER = "sim_engine"
 """The logger :func:`configure_logging` attaches to (every module logs below it)."""
@@ -105,14 +110,24 @@ class JsonLogSink:
         path: the log file, or a directory (then ``path/log.jsonl``).
         flush_every: lines between flushes.
         wall: the wall-clock source (``time.time``); injectable for tests.
+        actions: which actions get a line: ``failed`` (the default: the ones that
+            did not succeed, intended errors included), ``all`` or ``none``.
 
     Raises:
         OSError: the file cannot be opened.
+        ValueError: ``actions`` is none of the three.
     """
 
     def __init__(
-        self, path: str | Path, flush_every: int = 1000, wall: Callable[[], float] = time.time
+        self,
+        path: str | Path,
+        flush_every: int = 1000,
+        wall: Callable[[], float] = time.time,
+        actions: str = "failed",
     ) -> None:
+        if actions not in ACTION_LINES:
+            raise ValueError(f"actions: {actions!r} is not one of {', '.join(ACTION_LINES)}")
+        self._actions = actions
         path = Path(path)
         if path.is_dir():
             path = path / LOG_FILE
@@ -129,8 +144,11 @@ class JsonLogSink:
         return self._file  # type: ignore[return-value]
 
     def emit(self, record: Record) -> None:
-        """Write one record as a JSON line (records other than these four are ignored)."""
+        """Write one record as a JSON line (records other than these four are ignored;
+        actions as ``actions`` says)."""
         if isinstance(record, ActionRecord):
+            if self._actions == "none" or (self._actions == "failed" and record.ok):
+                return
             entry = self._action(record)
         elif isinstance(record, LifecycleRecord):
             entry = {
@@ -304,10 +322,12 @@ class LogAddon:
 
     Args:
         out_dir: the run directory.
+        actions: which actions get a line (``failed``, ``all``, ``none``; see
+            :class:`JsonLogSink`).
     """
 
-    def __init__(self, out_dir: str | Path) -> None:
-        self.sink = JsonLogSink(Path(out_dir) / LOG_FILE)
+    def __init__(self, out_dir: str | Path, actions: str = "failed") -> None:
+        self.sink = JsonLogSink(Path(out_dir) / LOG_FILE, actions=actions)
         self._handler: logging.Handler | None = None
         self._sim: Simulation | None = None
 

@@ -25,6 +25,7 @@ from sim_engine.engine.store import SqliteStore
 from sim_engine.model.behaviour import compile_personas
 from sim_engine.model.records import Sink, Target
 from sim_engine.model.scenario import Scenario
+from sim_engine.runs.analytics import AnalyticsOptions, analytics_sink
 from sim_engine.runs.runstate import (
     DEMO,
     KillSwitch,
@@ -67,6 +68,8 @@ class RunOptions:
         control: open the control endpoint (``sim-engine ctl DIR ...``).
         resume: what a crashed run left (``run --resume DIR``); None for a new run.
         scenario_path: the scenario file, watched for ``safety.enabled: false``.
+        analytics: where analytics events go (``run --analytics``; None: nowhere),
+            checked by :func:`sim_engine.runs.analytics.analytics_options`.
     """
 
     scenario: Scenario
@@ -82,6 +85,7 @@ class RunOptions:
     control: bool = True
     resume: ResumeInfo | None = None
     scenario_path: Path | None = None
+    analytics: AnalyticsOptions | None = None
 
 
 @dataclass
@@ -288,6 +292,8 @@ def _outputs(options: RunOptions, span: _Span) -> _Outputs:
         replay_outputs(options.out_dir, collector, daily, day_start_s)
     jsonl = JsonlSink(options.out_dir, append=resumed)
     sinks: list[Sink] = [jsonl, collector, daily]
+    if options.analytics is not None:
+        sinks.append(analytics_sink(options.analytics, options.scenario, options.out_dir, resumed))
     if options.console is not None and not options.dashboard:
         sinks.append(ConsoleSink(options.console, options.per_action))
     return _Outputs(jsonl, collector, daily, sinks)
@@ -402,7 +408,7 @@ def _addons(options: RunOptions) -> list[Addon]:
 def _json_log(options: RunOptions) -> Addon:
     from sim_engine.observe.logs import LogAddon
 
-    return LogAddon(options.out_dir)
+    return LogAddon(options.out_dir, options.scenario.output.log_actions)
 
 
 def _control(options: RunOptions) -> Addon:

@@ -224,6 +224,7 @@ def _user_record(user: SimUser, personas: list[str]) -> UserRecord:
         avatar=user.avatar or user.initials,
         tag=user.tag,
         remote_id=user.remote_id,
+        segment=user.life.segment if user.life is not None else None,
     )
 
 

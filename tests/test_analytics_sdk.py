@@ -1,0 +1,226 @@
+"""Live analytics through the official SDKs, each pointed at a loopback recorder: the
+exact payloads the SDK sent, timestamps in simulated time, ``is_synthetic``, the key."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import threading
+from collections.abc import Iterator
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import pytest
+
+from helpers import read_jsonl
+from sim_engine.model.scenario import default_scenario
+from sim_engine.runs.analytics import KEY_ENV, analytics_options
+from sim_engine.runs.runner import RunOptions, execute
+from sim_engine.sinks.analytics.live import MixpanelWriter, PosthogWriter, SegmentWriter
+
+KEY = "phc_test_key_0123456789"
+START = datetime.fromisoformat("2024-05-15T08:00:00+00:00").timestamp()
+
+EVENT: dict[str, Any] = {
+    "event": "post_viewed",
+    "kind": "track",
+    "distinct_id": "user-7",
+    "timestamp": "2024-05-15T20:00:00.250+02:00",
+    "sim_ts": 1715796000.25,
+    "uuid": "4f0c7d3e-1111-5222-8333-444455556666",
+    "properties": {"post_id": 3, "persona": "lurker", "is_synthetic": True},
+}
+PAGE: dict[str, Any] = {
+    **EVENT,
+    "kind": "page",
+    "event": "feed_viewed",
+    "uuid": EVENT["uuid"][:-1] + "7",
+}
+IDENTITY: dict[str, Any] = {
+    "distinct_id": "user-7",
+    "timestamp": "2024-05-14T09:00:00.000+02:00",
+    "sim_ts": 1715670000.0,
+    "uuid": "4f0c7d3e-1111-5222-8333-444455556668",
+    "traits": {"persona": "lurker", "segment": "Premium", "is_synthetic": True},
+}
+
+
+class Recorder:
+    """An HTTP server on 127.0.0.1 that records every POST and answers 200 with
+    ``{"status": 1}`` (what Mixpanel's SDK checks; PostHog's and Segment's take any 200)."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    raw = gzip.decompress(raw)
+                recorder.requests.append(
+                    {"path": self.path, "headers": dict(self.headers), "body": raw.decode()}
+                )
+                body = b'{"status": 1, "error": null}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def json_bodies(self, path: str) -> list[dict[str, Any]]:
+        return [json.loads(r["body"]) for r in self.requests if r["path"] == path]
+
+    def form_data(self, path: str) -> list[dict[str, Any]]:
+        """Mixpanel posts ``data=<JSON array>`` as a form."""
+        return [
+            m
+            for r in self.requests
+            if r["path"].split("?")[0] == path
+            for m in json.loads(parse_qs(r["body"])["data"][0])
+        ]
+
+
+@pytest.fixture
+def recorder() -> Iterator[Recorder]:
+    rec = Recorder()
+    yield rec
+    rec.close()
+
+
+def sdk_fields(properties: dict[str, Any], ours: dict[str, Any]) -> set[str]:
+    """The keys an SDK added to our properties (all of them ``$``-prefixed library facts)."""
+    return {k for k in properties if k not in ours}
+
+
+def test_posthog_sdk_sends_historical_events_at_simulated_times(recorder: Recorder) -> None:
+    writer = PosthogWriter(recorder.url, KEY)
+    writer.identify(IDENTITY)
+    writer.track(EVENT)
+    writer.close()
+    (body,) = recorder.json_bodies("/batch/")
+    assert body["api_key"] == KEY and body["historical_migration"] is True
+    person, event = body["batch"]
+    assert person["event"] == "$set" and person["distinct_id"] == "user-7"
+    assert person["$set"] == IDENTITY["traits"]
+    assert person["timestamp"] == "2024-05-14T07:00:00+00:00"  # 09:00+02:00, in UTC
+    assert person["uuid"] == IDENTITY["uuid"]
+    assert event["event"] == "post_viewed" and event["distinct_id"] == "user-7"
+    assert event["timestamp"] == "2024-05-15T18:00:00.250000+00:00"  # 20:00:00.250+02:00
+    assert event["uuid"] == EVENT["uuid"]
+    props = event["properties"]
+    assert {k: props[k] for k in EVENT["properties"]} == EVENT["properties"]
+    extra = sdk_fields(props, EVENT["properties"])
+    assert extra and all(k.startswith("$") for k in extra) and props["$lib"] == "posthog-python"
+
+
+def test_segment_sdk_sends_track_page_and_identify_calls(recorder: Recorder) -> None:
+    from segment.analytics.version import VERSION
+
+    writer = SegmentWriter(recorder.url, KEY)
+    writer.identify(IDENTITY)
+    writer.track(EVENT)
+    writer.track(PAGE)
+    writer.close()
+    (request,) = [r for r in recorder.requests if r["path"] == "/v1/batch"]
+    auth = base64.b64encode(f"{KEY}:".encode()).decode()
+    assert request["headers"]["Authorization"] == f"Basic {auth}"
+    body = json.loads(request["body"])
+    assert body["writeKey"] == KEY
+    context = {"library": {"name": "analytics-python", "version": VERSION}}
+    common = {"integrations": {}, "anonymousId": None, "context": context, "userId": "user-7"}
+    assert body["batch"] == [
+        {
+            **common,
+            "type": "identify",
+            "traits": IDENTITY["traits"],
+            "timestamp": "2024-05-14T09:00:00.000+02:00",  # the user's own offset
+            "messageId": IDENTITY["uuid"],
+        },
+        {
+            **common,
+            "type": "track",
+            "event": "post_viewed",
+            "properties": EVENT["properties"],
+            "timestamp": "2024-05-15T20:00:00.250+02:00",
+            "messageId": EVENT["uuid"],
+        },
+        {
+            **common,
+            "type": "page",
+            "name": "feed_viewed",
+            "category": None,
+            "properties": EVENT["properties"],
+            "timestamp": "2024-05-15T20:00:00.250+02:00",
+            "messageId": PAGE["uuid"],
+        },
+    ]
+
+
+def test_mixpanel_sdk_imports_events_and_sets_profiles(recorder: Recorder) -> None:
+    writer = MixpanelWriter(recorder.url, KEY)
+    writer.identify(IDENTITY)
+    writer.track(EVENT)
+    writer.close()
+    auth = base64.b64encode(f"{KEY}:".encode()).decode()
+    imports = [r for r in recorder.requests if r["path"].startswith("/import")]
+    assert imports and imports[0]["headers"]["Authorization"] == f"Basic {auth}"
+    (event,) = recorder.form_data("/import")
+    props = event["properties"]
+    ours = {
+        "token": KEY,
+        "distinct_id": "user-7",
+        "time": 1715796000250,  # milliseconds, the simulated instant
+        "$insert_id": EVENT["uuid"],
+        **EVENT["properties"],
+    }
+    assert event["event"] == "post_viewed"
+    assert {k: props[k] for k in ours} == ours
+    assert sdk_fields(props, ours) == {"mp_lib", "$lib_version"}
+    (profile,) = recorder.form_data("/engage")
+    assert profile["$distinct_id"] == "user-7" and profile["$token"] == KEY
+    assert profile["$set"] == IDENTITY["traits"]
+    assert profile["$time"] == 1715670000.0 and profile["$ignore_time"] is True  # simulated
+
+
+def test_a_run_sends_its_actions_live_through_posthog(
+    recorder: Recorder, tmp_path: Path, monkeypatch: Any
+) -> None:
+    scenario = default_scenario().with_overrides(
+        **{"population.initial": 10, "population.timezones": {"Asia/Tokyo": 1.0}, "seed": 8}
+    )
+    analytics = analytics_options("posthog", recorder.url, {KEY_ENV: KEY}, scenario)
+    assert KEY not in repr(analytics)
+    out = tmp_path / "run"
+    execute(RunOptions(scenario, "inprocess", None, 6 * 3600.0, START, out, analytics=analytics))
+    sent = [e for body in recorder.json_bodies("/batch/") for e in body["batch"]]
+    events = [e for e in sent if e["event"] != "$set"]
+    actions = [a for a in read_jsonl(out / "actions.jsonl") if a["ok"]]
+    assert len(events) == len(actions) > 20
+    assert len([e for e in sent if e["event"] == "$set"]) == len(read_jsonl(out / "users.jsonl"))
+    for event, action in zip(events, actions, strict=True):
+        local = datetime.fromisoformat(action["sim_time"])
+        offset = local.utcoffset()
+        assert offset is not None and offset.total_seconds() == 9 * 3600
+        assert datetime.fromisoformat(event["timestamp"]) == local  # the simulated instant
+        assert event["properties"]["is_synthetic"] is True
+        assert event["distinct_id"] == f"user-{action['user_id']}"
+    for path in out.iterdir():
+        if path.is_file():
+            assert KEY.encode() not in path.read_bytes(), path.name
