@@ -53,9 +53,10 @@ class Recorder:
     """An HTTP server on 127.0.0.1 that records every POST and answers 200 with
     ``{"status": 1}`` (what Mixpanel's SDK checks; PostHog's and Segment's take any 200)."""
 
-    def __init__(self) -> None:
+    def __init__(self, delay_s: float = 0.0) -> None:
         self.requests: list[dict[str, Any]] = []
         recorder = self
+        pause = threading.Event()  # never set: a slow host
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
@@ -65,6 +66,7 @@ class Recorder:
                 recorder.requests.append(
                     {"path": self.path, "headers": dict(self.headers), "body": raw.decode()}
                 )
+                pause.wait(delay_s)
                 body = b'{"status": 1, "error": null}'
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -102,6 +104,29 @@ def recorder() -> Iterator[Recorder]:
     rec = Recorder()
     yield rec
     rec.close()
+
+
+@pytest.mark.parametrize("writer_class", [PosthogWriter, SegmentWriter, MixpanelWriter])
+def test_a_full_sdk_queue_makes_the_run_wait_instead_of_dropping_events(
+    writer_class: Any,
+) -> None:
+    """A slow host (20 ms a request) and room for 2 unsent messages: every one of 60
+    events still arrives, in order (the SDKs alone drop what does not fit)."""
+    slow = Recorder(delay_s=0.02)
+    try:
+        writer = writer_class(slow.url, KEY, max_queue=2)
+        for i in range(60):
+            writer.track({**EVENT, "event": f"e{i}", "uuid": f"{EVENT['uuid'][:-2]}{i:02d}"})
+        writer.close()
+        if writer_class is MixpanelWriter:
+            names = [e["event"] for e in slow.form_data("/import")]
+        else:
+            path = "/batch/" if writer_class is PosthogWriter else "/v1/batch"
+            names = [e["event"] for b in slow.json_bodies(path) for e in b["batch"]]
+        assert names == [f"e{i}" for i in range(60)]
+        assert writer.errors.failed == 0
+    finally:
+        slow.close()
 
 
 def sdk_fields(properties: dict[str, Any], ours: dict[str, Any]) -> set[str]:

@@ -2,10 +2,12 @@
 
 Each writer is an :class:`~sim_engine.sinks.analytics.sink.AnalyticsWriter` around
 one SDK client pointed at ``host``; batching, retries and back-off on rate limits
-(429) are the SDK's own. Nothing here blocks the engine: PostHog and Segment queue
-in memory and send from their own threads; the Mixpanel SDK sends in the caller's
-thread, so its calls run on a worker thread of ours. :meth:`close` flushes
-everything and waits for it (a run's end).
+(429) are the SDK's own. The engine does not wait for the network: PostHog and
+Segment queue in memory and send from their own threads; the Mixpanel SDK sends in
+the caller's thread, so its calls run on a worker thread of ours. When a queue is
+full the run waits for room (back-pressure: at ``--speed max`` the host's pace sets
+the run's) instead of the SDK dropping events. :meth:`close` flushes everything and
+waits for it (a run's end).
 
 * PostHog (``posthog``): ``Client(key, host=..., historical_migration=True)``;
   events through ``capture`` with the event's simulated ``timestamp`` and ``uuid``,
@@ -72,6 +74,22 @@ def _when(iso: str) -> datetime:
     return datetime.fromisoformat(iso)
 
 
+def _make_room(pending: Any) -> None:
+    """Wait (blocking the caller: back-pressure on the engine) while an SDK's queue is
+    full, instead of letting the SDK drop the next message. ``pending``: the SDK's
+    :class:`queue.Queue`, or None when this SDK version keeps it elsewhere."""
+    if pending is None or pending.maxsize <= 0:
+        return
+    while pending.qsize() >= pending.maxsize:
+        _PAUSE.wait(PAUSE_S)
+
+
+PAUSE_S = 0.005
+"""Wall seconds between two looks at a full SDK queue."""
+
+_PAUSE = threading.Event()  # never set: a sleep that is not a wall-clock read
+
+
 class _Errors:
     """Counts the batches an SDK reports as failed (logged once each, without the key)."""
 
@@ -93,13 +111,21 @@ class PosthogWriter:
         flush_at: events per batch.
         max_retries: retries of a failed batch (the SDK backs off between them).
         timeout_s: wall seconds per request.
+        max_queue: events the SDK may hold unsent; when it is full the run waits
+            (the host's pace sets the run's) rather than the SDK dropping events.
 
     Raises:
         SdkMissingError: ``posthog`` is not installed.
     """
 
     def __init__(
-        self, host: str, key: str, flush_at: int = 100, max_retries: int = 3, timeout_s: float = 15
+        self,
+        host: str,
+        key: str,
+        flush_at: int = 100,
+        max_retries: int = 3,
+        timeout_s: float = 15,
+        max_queue: int = 10_000,
     ) -> None:
         try:
             from posthog import Posthog
@@ -115,10 +141,14 @@ class PosthogWriter:
             historical_migration=True,
             capture_mode="v0",
             on_error=self.errors,
+            max_queue_size=max_queue,
         )
+        lane = getattr(self._client, "_analytics_lane", None)
+        self._pending = getattr(lane, "queue", None)
 
     def track(self, event: dict[str, Any]) -> None:
-        """Queue one event (PostHog's ``capture``)."""
+        """Queue one event (PostHog's ``capture``), waiting while the SDK's queue is full."""
+        _make_room(self._pending)
         self._client.capture(
             event["event"],
             distinct_id=event["distinct_id"],
@@ -129,6 +159,7 @@ class PosthogWriter:
 
     def identify(self, identity: dict[str, Any]) -> None:
         """Queue the user's traits (PostHog's ``set``: a ``$set`` event)."""
+        _make_room(self._pending)
         self._client.set(
             distinct_id=identity["distinct_id"],
             properties=dict(identity["traits"]),
@@ -151,6 +182,7 @@ class SegmentWriter:
         upload_size: messages per batch.
         max_retries: retries of a failed batch.
         timeout_s: wall seconds per request.
+        max_queue: messages the SDK may hold unsent (then the run waits, as for PostHog).
 
     Raises:
         SdkMissingError: ``segment-analytics-python`` is not installed.
@@ -163,6 +195,7 @@ class SegmentWriter:
         upload_size: int = 100,
         max_retries: int = 10,
         timeout_s: float = 15,
+        max_queue: int = 10_000,
     ) -> None:
         try:
             from segment.analytics import Client
@@ -176,10 +209,13 @@ class SegmentWriter:
             max_retries=max_retries,
             timeout=timeout_s,
             on_error=self.errors,
+            max_queue_size=max_queue,
         )
+        self._pending = getattr(self._client, "queue", None)
 
     def track(self, event: dict[str, Any]) -> None:
         """Queue a ``track`` call (a ``page`` call for an event of kind ``page``)."""
+        _make_room(self._pending)
         common = {
             "user_id": event["distinct_id"],
             "properties": dict(event["properties"]),
@@ -193,6 +229,7 @@ class SegmentWriter:
 
     def identify(self, identity: dict[str, Any]) -> None:
         """Queue an ``identify`` call."""
+        _make_room(self._pending)
         self._client.identify(
             user_id=identity["distinct_id"],
             traits=dict(identity["traits"]),
@@ -220,6 +257,7 @@ class MixpanelWriter:
             accepts as the basic auth user).
         batch: messages per request (at most 50).
         timeout_s: wall seconds per request.
+        max_queue: calls waiting for the worker; when full the run waits.
 
     Raises:
         SdkMissingError: ``mixpanel`` is not installed.
@@ -232,6 +270,7 @@ class MixpanelWriter:
         secret: str | None = None,
         batch: int = 50,
         timeout_s: float = 15,
+        max_queue: int = 10_000,
     ) -> None:
         try:
             from mixpanel import BufferedConsumer, Mixpanel
@@ -250,7 +289,7 @@ class MixpanelWriter:
         self._client = Mixpanel(token, consumer=self._consumer)
         self._secret = secret if secret is not None else token
         self.errors = _Errors("mixpanel")
-        self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue(max_queue)
         self._worker = threading.Thread(target=self._work, name="mixpanel-writer", daemon=True)
         self._worker.start()
 
