@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from datetime import datetime
@@ -16,7 +17,7 @@ from sim_engine.model.analytics import EVENT_NAMESPACE, AnalyticsMapper, Analyti
 from sim_engine.model.analytics_spec import AnalyticsSpec
 from sim_engine.model.records import ActionRecord
 from sim_engine.model.scenario import ScenarioError, default_scenario, validate_scenario
-from sim_engine.runs.analytics import KEY_ENV, analytics_options
+from sim_engine.runs.analytics import KEY_ENV, analytics_options, analytics_sink
 from sim_engine.runs.runner import RunOptions, execute
 
 DOCS = Path(__file__).parent.parent / "docs" / "analytics.md"
@@ -339,3 +340,28 @@ def test_an_unknown_analytics_kind_is_a_usage_error(tmp_path: Path) -> None:
     proc = sim_engine("run", "--analytics", "nope", "--out", str(tmp_path / "o"))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "Invalid value for '--analytics': 'nope' is not one of 'posthog'" in proc.stderr
+
+
+def test_a_resumed_run_knows_its_users_without_identifying_them_again(tmp_path: Path) -> None:
+    """The users a resumed run's users.jsonl lists keep their traits in later events
+    (here the distinct id is their email) and get no second identify; the file grows."""
+    line = {
+        "sim_time": "2024-05-14T09:00:00.000+02:00", "sim_ts": 1715670000.0, "user_id": 7,
+        "persona": "lurker", "name": "Ann Lee", "email": "ann@sim-engine.test",
+        "timezone": "Europe/Paris", "avatar": "AL", "tag": None, "remote_id": 3,
+        "segment": "Basic", "kind": "user",
+    }  # fmt: skip
+    (tmp_path / "users.jsonl").write_text(json.dumps(line) + "\n", encoding="utf-8")
+    (tmp_path / "analytics-segment.jsonl").write_text('{"earlier": true}\n', encoding="utf-8")
+    scenario = default_scenario().with_overrides(
+        **{"analytics": {"distinct_id": "{user.email}", "common": {"plan": "{user.segment}"}}}
+    )
+    options = analytics_options("segment-file", None, {}, scenario)
+    sink = analytics_sink(options, scenario, tmp_path, resumed=True)
+    sink.emit(record())
+    sink.close()
+    lines = read_jsonl(tmp_path / "analytics-segment.jsonl")
+    assert lines[0] == {"earlier": True} and len(lines) == 2
+    assert lines[1]["userId"] == "ann@sim-engine.test"
+    assert lines[1]["properties"] == {"plan": "Basic", "post_id": 3, "is_synthetic": True}
+    assert sink.identified == 0 and sink.events == 1
