@@ -3,9 +3,10 @@
 A small notes API (aiohttp, 127.0.0.1, a free port) holds one account that
 predates the run; a real ``sim-engine run`` signs users up and writes notes
 through the scenario's ``api`` section; cleanup then goes through the same
-section: each user logs in through ``auth`` and calls ``delete_account``.
-A section without ``delete_account`` cannot say how to delete what the run
-created: cleanup fails with one line, sends nothing and claims nothing.
+section: each user logs in through ``auth`` and calls ``delete_account``, which
+takes the user's notes along (``api.cleanup.with_account``). A section without
+``delete_account`` cannot say how to delete what the run created: cleanup
+sends nothing, says what stays and exits 1.
 """
 
 from __future__ import annotations
@@ -114,12 +115,14 @@ def scenario(tmp_path: Path, with_delete_account: bool) -> Path:
         },
         "list_notes": {"path": "/notes", "expect": [200]},
     }
+    cleanup: dict[str, Any] = {}
     if with_delete_account:
         actions["delete_account"] = {
             "method": "DELETE",
             "path": "/users/{user.id}",
             "expect": [204],
         }
+        cleanup = {"with_account": ["memory.notes"]}
     data = {
         "name": "notes",
         "seed": 5,
@@ -136,6 +139,7 @@ def scenario(tmp_path: Path, with_delete_account: bool) -> Path:
             "auth": {"signup": DEMO_SIGNUP, "login": DEMO_LOGIN, "login_user_id_path": "user_id"},
             "memory": {"notes": 50},
             "actions": actions,
+            "cleanup": cleanup,
         },
     }
     path = tmp_path / "notes.yaml"
@@ -168,48 +172,66 @@ async def test_cleanup_deletes_every_account_through_delete_account(
     run_users = set(api.users) - {person}
     before = (dict(api.users), dict(api.notes))
 
+    notes = len(api.notes) - 1
     dry = await asyncio.to_thread(sim_engine, "cleanup", str(out), "--dry-run")
     assert dry.returncode == 0, dry.stderr
     # the notes API has no deleting action for notes: its delete_account takes them along
-    assert dry.stdout.strip() == f"would delete 0 items and {len(run_users)} users"
+    assert dry.stdout.splitlines() == [
+        f"would delete 0 notes and {len(run_users)} users",
+        f"  notes: 0 to delete, {notes} gone with their creator's account",
+        f"  users: {len(run_users)} to delete",
+    ]
     assert (api.users, api.notes) == before  # a dry run sends nothing
     assert not any(method == "DELETE" for method, _ in api.log)
 
-    gone = min(run_users)  # a user someone else deleted meanwhile
+    gone = min(run_users)  # a user someone else deleted meanwhile: it cannot log in
     del api.users[gone]
-    api.notes = {n: author for n, author in api.notes.items() if author != gone}
+    gone_notes = sum(1 for author in api.notes.values() if author == gone)
     api.log.clear()
     done = await asyncio.to_thread(sim_engine, "cleanup", str(out))
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == f"deleted 0 items and {len(run_users) - 1} users (1 already gone)"
-    # only the person who was there before the run is left, with their note
+    # not "already gone": nothing says what became of what it created (issue 12, Why 1)
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.splitlines() == [
+        f"deleted 0 notes and {len(run_users) - 1} users",
+        f"  notes: 0 deleted, {notes - gone_notes} gone with their creator's account",
+        f"  users: {len(run_users) - 1} deleted",
+        f"stays on the target: {gone_notes} notes (its creator could not log in)",
+        "stays on the target: 1 users (could not log in)",
+    ]
+    # only the person who was there before the run is left, with their note, and
+    # the notes of the user who cannot log in any more
     assert set(api.users) == {person}
-    assert set(api.notes.values()) == {person}
+    assert set(api.notes.values()) == {person, gone}
     deletes = sorted(path for method, path in api.log if method == "DELETE")
     assert deletes == sorted(f"/users/{u}" for u in run_users - {gone})
 
     api.log.clear()
     again = await asyncio.to_thread(sim_engine, "cleanup", str(out))
-    assert again.returncode == 0, again.stderr
-    # the deleted users left the state; the one already gone is tried again
-    assert again.stdout.strip() == "deleted 0 items and 0 users (1 already gone)"
+    assert again.returncode == 1, again.stderr
+    # the deleted users left the state; the one that cannot log in is tried again
+    assert again.stdout.splitlines()[-2:] == done.stdout.splitlines()[-2:]
     assert [call for call in api.log if call != ("GET", "/")] == [("POST", "/auth/login")]
 
 
-async def test_cleanup_refuses_when_the_description_cannot_delete(
+async def test_cleanup_says_what_stays_when_the_description_cannot_delete(
     serve: Starter, tmp_path: Path
 ) -> None:
     api = NotesApi()
     out = await run(api, serve, tmp_path, with_delete_account=False)
     before = (dict(api.users), dict(api.notes))
     api.log.clear()
+    notes = len(api.notes) - 1
     for extra in ((), ("--dry-run",)):
         proc = await asyncio.to_thread(sim_engine, "cleanup", str(out), *extra)
-        assert proc.returncode == 2
-        assert proc.stdout == ""  # claims nothing
-        lines = proc.stderr.strip().splitlines()
-        assert len(lines) == 1, proc.stderr
-        assert "no delete_account action" in lines[0] and str(out) in lines[0]
+        assert proc.returncode == 1, proc.stderr
         assert "Traceback" not in proc.stderr
+        lines = proc.stdout.splitlines()
+        assert lines[0] == ("would delete" if extra else "deleted") + " 0 notes and 0 users"
+        assert lines[-2:] == [
+            f"stays on the target: {notes} notes "
+            "(no DELETE action forgets an item of memory.notes)",
+            f"stays on the target: {len(api.users) - 1} users "
+            "(the api section has no delete_account action)",
+        ]
     assert api.log == []  # not a single request, not even the reachability check
     assert (api.users, api.notes) == before

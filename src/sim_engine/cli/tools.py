@@ -383,15 +383,16 @@ def kill(run_dir: str) -> None:
     help="Base URL (default: the one the run used).",
 )
 def cleanup(run_dir: str, dry_run: bool, target_url: str | None) -> None:
-    """Delete through the API everything the run in RUN_DIR created (users last)."""
+    """Delete through the API everything the run in RUN_DIR created (children before
+    parents, users last); print counts per kind and what stays (exit 1 when anything does)."""
     from sim_engine.runs.cleanup import CleanupError, cleanup_run
 
     try:
         report = cleanup_run(Path(run_dir), target_url=target_url, dry_run=dry_run)
     except CleanupError as exc:
         _fail(str(exc), exc.exit_code)
-    click.echo(report.summary(dry_run))
-    if report.failed:
+    click.echo("\n".join(report.lines(dry_run)))
+    if not report.complete:
         sys.exit(1)
 
 

@@ -2,7 +2,10 @@
 
 ``DIR/state.db`` holds two tables: ``meta`` (key -> JSON: the format tag, the
 run's settings, the engine's exported state at the last checkpoint) and
-``users`` (user id -> JSON of :func:`~sim_engine.model.population.user_to_dict`).
+``users`` (user id -> JSON of :func:`~sim_engine.model.population.user_to_dict`);
+``created`` lists every resource the run created on the target, with how to
+delete it, written when the creating action's answer arrives (see
+:meth:`SqliteStore.save_created`; ``sim-engine cleanup`` reads it).
 Users are written through at every event that must not be forgotten (created,
 signed up, a post created or deleted); the engine's state and every changed
 user are saved together in one transaction at each checkpoint. With WAL and
@@ -24,10 +27,14 @@ from typing import Any
 
 from sim_engine.model.population import SimUser, user_from_dict, user_to_dict
 
-__all__ = ["FORMAT", "SqliteStore", "StateError"]
+__all__ = ["FORMAT", "NO_OWNER", "SqliteStore", "StateError"]
 
 FORMAT = "sim-engine-state/1"
 """Format tag written in every state file; a file without it is refused."""
+
+NO_OWNER = -1
+"""The user id of a created resource whose owner is no longer known (see
+:meth:`SqliteStore.orphan_created`)."""
 
 
 class StateError(ValueError):
@@ -93,6 +100,7 @@ class SqliteStore:
         except StateError:
             self._db.close()
             raise
+        self._created_table()
 
     def _check_format(self) -> None:
         try:
@@ -161,13 +169,21 @@ class SqliteStore:
         state = self.get_meta("engine")
         if not isinstance(state, dict):
             raise StateError(f"{self.path}: no checkpoint to resume from")
+        return state, self.saved_users()
+
+    def saved_users(self) -> list[SimUser]:
+        """Return every saved user, checkpointed or written through since.
+
+        Raises:
+            StateError: a row that is not a saved user.
+        """
         users = []
         for user_id, data in self._db.execute("SELECT user_id, data FROM users ORDER BY user_id"):
             try:
                 users.append(user_from_dict(json.loads(data)))
             except (KeyError, ValueError, TypeError) as exc:
                 raise StateError(f"{self.path}: corrupt user {user_id} ({exc})") from None
-        return state, users
+        return users
 
     def has_checkpoint(self) -> bool:
         """True once the engine's state has been checkpointed at least once."""
@@ -180,6 +196,59 @@ class SqliteStore:
     def user_count(self) -> int:
         """Return how many users are saved."""
         return int(self._db.execute("SELECT COUNT(*) FROM users").fetchone()[0])
+
+    # -- resources the run created (sim-engine cleanup) -------------------------------------
+
+    def _created_table(self) -> None:
+        """Create the ``created`` table (also in a state file written before it existed)."""
+        try:
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS created (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+                "user_id INTEGER NOT NULL, kind TEXT NOT NULL, item_id TEXT NOT NULL, "
+                "data TEXT NOT NULL, UNIQUE (kind, item_id))"
+            )
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise StateError(f"{self.path}: cannot keep created resources ({exc})") from None
+
+    def save_created(self, user_id: int, kind: str, item_id: str, data: dict[str, Any]) -> None:
+        """Record one resource the run created (committed before returning).
+
+        Args:
+            user_id: the engine's id of the user that created it.
+            kind: its kind (a memory key without its prefix: ``own_posts``).
+            item_id: its id as JSON text (kind and id identify it; a second
+                record of the same resource is ignored).
+            data: JSON-ready: what created it and how to delete it.
+        """
+        self._db.execute(
+            "INSERT OR IGNORE INTO created (user_id, kind, item_id, data) VALUES (?, ?, ?, ?)",
+            (user_id, kind, item_id, json.dumps(data, separators=(",", ":"), default=str)),
+        )
+
+    def remove_created(self, kind: str, item_id: str) -> None:
+        """Forget a created resource (deleted, by the run or by cleanup)."""
+        self._db.execute("DELETE FROM created WHERE kind = ? AND item_id = ?", (kind, item_id))
+
+    def orphan_created(self) -> None:
+        """Mark every created resource as having no known owner (the users were cleared)."""
+        self._db.execute(f"UPDATE created SET user_id = {NO_OWNER}")
+
+    def created(self) -> list[tuple[int, int, str, str, dict[str, Any]]]:
+        """Return every created resource, oldest first: (seq, user id, kind, item id, data).
+
+        Raises:
+            StateError: a row whose data is not JSON (corruption).
+        """
+        rows = []
+        for seq, user_id, kind, item_id, data in self._db.execute(
+            "SELECT seq, user_id, kind, item_id, data FROM created ORDER BY seq"
+        ):
+            try:
+                rows.append((seq, user_id, kind, item_id, json.loads(data)))
+            except ValueError:
+                raise StateError(f"{self.path}: corrupt created resource {seq}") from None
+        return rows
 
     def close(self) -> None:
         """Close the database (the WAL is checkpointed into the main file)."""

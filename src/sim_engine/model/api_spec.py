@@ -56,6 +56,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from sim_engine.model.bounds import MAX_DURATION_S, MAX_USERS
+from sim_engine.model.cleanup_spec import CleanupSpec, check_cleanup
 from sim_engine.model.plugin_spec import PluginCatalog, catalog_of
 from sim_engine.model.templates import path_problem, template_problem
 from sim_engine.model.workflow_spec import (
@@ -362,6 +363,8 @@ class ApiSpec(_Frozen):
         fallback: action taken when the drawn one is not possible (None: skip it).
         affinity: session-affinity modifiers applied to every persona.
         errors: deliberate error simulation.
+        cleanup: how ``sim-engine cleanup`` deletes what a run created
+            (:mod:`sim_engine.model.cleanup_spec`).
     """
 
     auth: AuthSpec = AuthSpec()
@@ -372,6 +375,7 @@ class ApiSpec(_Frozen):
     fallback: str | None = None
     affinity: tuple[AffinitySpec, ...] = ()
     errors: ErrorSimulationSpec = ErrorSimulationSpec()
+    cleanup: CleanupSpec = CleanupSpec()
 
     def names(self) -> set[str]:
         """Every action and workflow name."""
@@ -407,6 +411,7 @@ class ApiSpec(_Frozen):
                 raise ValueError(f"affinity.{i}.when: unknown memory {affinity.when!r}")
             if affinity.action not in self.names():
                 raise ValueError(f"affinity.{i}.action: unknown action {affinity.action!r}")
+        check_cleanup(self.cleanup, self.actions, keys)
         return self
 
     def _memory_keys(self) -> set[str]:

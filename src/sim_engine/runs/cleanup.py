@@ -1,25 +1,26 @@
 """``sim-engine cleanup DIR``: delete through the API everything a run created.
 
-Reads the run's ``state.db``: every user the run signed up, with the memory the
-target kept of it (the ids it created). Nothing the run did not create is
-touched: every id comes from the state file or from what the API says the user
-owns. Deleted users are removed from the state, so a second cleanup finds
-nothing to do. Founders (seed 001's bootstrap accounts, which may predate the
-run) are kept; what they created in the run is deleted.
+The run wrote every resource it created to ``state.db`` when the creating
+action's answer arrived, with its delete handle (the deleting action and the
+items it picks: :mod:`sim_engine.targets.declarative._created`), and removed
+those the run itself deleted. Cleanup reads that table and the run's users and
+goes through the API description (the scenario's ``api`` section, or the demo
+API's built-in one):
 
-One path for every API, through its description (the scenario's ``api``
-section, or the demo API's built-in one). For each user the run signed up:
+1. every recorded resource, newest first (a child -- a comment -- is always
+   created after its parent -- the post --, so children go before parents),
+   sent by its handle as its creator (logged in through ``auth``, the password
+   derived from the run secret kept in the state);
+2. every user the run signed up, by ``delete_account`` (founders are kept; a
+   user whose resources could not all be deleted is kept too, so they still can
+   be), which also takes the resources of ``api.cleanup.with_account`` kinds.
 
-1. log in through ``auth`` (the password derives from the run secret kept in
-   the state); ``list_own_posts``, when the API has it, also catches what the
-   user created after the last checkpoint;
-2. delete every item the user holds in a memory list that a deleting action
-   (``method: DELETE`` with ``forget`` of an item picked from that list) can delete;
-3. delete the user with ``delete_account`` (founders are kept).
-
-A description without ``delete_account`` cannot say how to delete what the run
-created: cleanup refuses (:class:`CleanupError`), deleting nothing and claiming
-nothing. A dry run sends nothing: it counts from the saved memories.
+Nothing the run did not create is touched: every id comes from the state.
+Deleted resources and users leave the state, so a second cleanup finds nothing
+to do. What the description cannot delete (no deleting action for its kind, no
+``delete_account``), what a creator who cannot log in any more holds, and what
+the target refuses to delete stays: the report says what and why, and the
+command exits non-zero. A dry run sends nothing: it counts from the state.
 """
 
 from __future__ import annotations
@@ -28,23 +29,24 @@ import asyncio
 import contextlib
 import datetime as dt
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sim_engine.api.binding import signup_requests, user_password
 from sim_engine.engine.simulation import effective_api
-from sim_engine.engine.store import SqliteStore, StateError
+from sim_engine.engine.store import NO_OWNER, SqliteStore, StateError
 from sim_engine.model.api_spec import ApiSpec
 from sim_engine.model.population import SimUser
 from sim_engine.model.records import ActionRequest
 from sim_engine.model.scenario import Scenario, ScenarioError
 from sim_engine.model.settings_spec import SafetySpec
+from sim_engine.runs.cleanup_report import CleanupReport, Tally
 from sim_engine.runs.runstate import DEMO, SafetyError, check_target_allowed, load_resume
 from sim_engine.targets.declarative import DeclarativeTarget
 from sim_engine.targets.transport import TargetUnreachableError, Transport
 
-__all__ = ["CleanupError", "CleanupReport", "cleanup_run"]
+__all__ = ["CleanupError", "CleanupReport", "Tally", "cleanup_run"]
 
 
 class CleanupError(RuntimeError):
@@ -61,39 +63,32 @@ class CleanupError(RuntimeError):
 
 
 @dataclass
-class CleanupReport:
-    """Counts of a cleanup.
+class _Row:
+    """One recorded resource: state row, creator, kind, id and how to delete it."""
+
+    seq: int
+    owner: int
+    kind: str
+    item_id: str
+    handle: dict[str, Any] | None
+    why: str
+
+
+@dataclass
+class _Work:
+    """What a cleanup sends: resources by their handles (newest first), then accounts.
 
     Attributes:
-        users: users deleted (or that would be, in a dry run).
-        posts: items deleted (or that would be) before their users: posts on the
-            demo API, whatever the deleting actions delete on another API.
-        missing: users or items already gone from the target.
-        failed: deletions the target refused.
-        noun: what ``posts`` counts, for the summary (``posts``, ``notes``...).
+        rows: resources to delete, newest first.
+        accounts: users whose account to delete (with the kinds that go with it).
+        with_account: user id -> resources that go with its account, per kind.
+        users: the run's users by engine id.
     """
 
-    users: int = 0
-    posts: int = 0
-    missing: int = 0
-    failed: int = 0
-    noun: str = "posts"
-
-    def summary(self, dry_run: bool) -> str:
-        """Return the one-line summary ``sim-engine cleanup`` prints."""
-        verb = "would delete" if dry_run else "deleted"
-        return (
-            f"{verb} {self.posts} {self.noun} and {self.users} users"
-            + (f" ({self.missing} already gone)" if self.missing else "")
-            + (f"; {self.failed} failed" if self.failed else "")
-        )
-
-
-_NO_DELETE_ACCOUNT = (
-    "{run_dir}: cannot clean up: the run's API description has no delete_account action, "
-    "so it cannot say how to delete what the run created (nothing was deleted; "
-    "see docs/own-api.md)"
-)
+    rows: list[_Row] = field(default_factory=list)
+    accounts: list[SimUser] = field(default_factory=list)
+    with_account: dict[int, list[_Row]] = field(default_factory=dict)
+    users: dict[int, SimUser] = field(default_factory=dict)
 
 
 def cleanup_run(
@@ -105,12 +100,16 @@ def cleanup_run(
         run_dir: the run directory (holds ``state.db``).
         target_url: base URL; default the run's own target (its demo server or
             in-process demo database is reopened from ``run_dir/demo.db``).
-        dry_run: only count.
+        dry_run: only count, send nothing.
+
+    Returns:
+        the report; ``report.complete`` is False when something the run created
+        stays on the target (the command then exits 1).
 
     Raises:
         CleanupError: one line saying why nothing could be done: no run here or
-            a corrupt state (exit code 2), a refused host (2), an API description
-            without a ``delete_account`` action (2), an unreachable target (1).
+            a corrupt state (exit code 2), a refused host (2), an unreachable
+            target (1).
     """
     try:
         info = load_resume(run_dir)
@@ -118,23 +117,74 @@ def cleanup_run(
         raise CleanupError(str(exc), exit_code=2) from None
     try:
         api = effective_api(info.scenario)
-        if "delete_account" not in api.actions:
-            raise CleanupError(_NO_DELETE_ACCOUNT.format(run_dir=run_dir), exit_code=2)
         target = target_url or str(info.run["target"])
         check_target_allowed(target, info.scenario.safety.allow_hosts)
-        noun = _noun(_deleters(api))
-        if info.engine_state is None:  # stopped before its first checkpoint: nothing was sent
-            return CleanupReport(noun=noun)
-        secret = str(info.engine_state["secret"])
-        run = _Run(info.users, info.store, secret, info.scenario)
-        if dry_run:
-            return _count(api, run, noun)
+        secret = info.store.get_meta("secret")
+        if info.engine_state is not None:
+            secret = info.engine_state["secret"]
+        report = CleanupReport()
+        work = _plan(api, info.store, report)
+        if dry_run or not (work.rows or work.accounts):
+            return _dry(work, report)
+        if not isinstance(secret, str):
+            raise CleanupError(f"{run_dir}: no run secret saved: cannot log the users in")
+        run = _Run(info.store, secret, info.scenario, api)
         with _transport(target, run_dir, info.scenario.safety) as transport:
-            return asyncio.run(_cleanup(transport, api, run, noun))
-    except SafetyError as exc:
+            return asyncio.run(_cleanup(transport, run, work, report))
+    except (SafetyError, StateError) as exc:
         raise CleanupError(str(exc), exit_code=2) from None
     finally:
         info.store.close()
+
+
+def _plan(api: ApiSpec, store: SqliteStore, report: CleanupReport) -> _Work:
+    """Sort the recorded resources and the users into what to send and what stays."""
+    work = _Work(users={u.user_id: u for u in store.saved_users()})
+    members = {  # the accounts the run signed up (none without a sign-up)
+        i
+        for i, u in work.users.items()
+        if api.auth.signup is not None and not u.founder and (u.remote_id is not None or u.joined)
+    }
+    can_delete_account = "delete_account" in api.actions
+    with_account = {k.removeprefix("memory.") for k in api.cleanup.with_account}
+    for seq, owner, kind, item_id, data in reversed(store.created()):
+        handle = data.get("delete")
+        row = _Row(seq, owner, kind, item_id, handle, str(data.get("why") or ""))
+        report.tally(kind)
+        goes = kind in with_account and can_delete_account
+        if owner == NO_OWNER or (owner not in work.users and not goes):
+            why = "its creator's state is gone" if owner == NO_OWNER else (
+                "its creator's account was deleted during the run")  # fmt: skip
+            report.stay(kind, why)
+        elif owner not in work.users:
+            report.tally(kind).with_account += 1  # deleted with the account during the run
+            store.remove_created(kind, item_id)
+        elif goes and owner in members and handle is None:
+            work.with_account.setdefault(owner, []).append(row)
+        elif handle is None:
+            report.stay(kind, row.why)
+        else:
+            work.rows.append(row)
+    work.accounts = [work.users[i] for i in sorted(members)]
+    if work.accounts and not can_delete_account:
+        report.stay("users", "the api section has no delete_account action", len(work.accounts))
+        work.accounts = []
+        for rows in work.with_account.values():
+            for row in rows:
+                report.stay(row.kind, row.why)
+        work.with_account.clear()
+    return work
+
+
+def _dry(work: _Work, report: CleanupReport) -> CleanupReport:
+    """Count what would be deleted (and what would go with the accounts); send nothing."""
+    for row in work.rows:
+        report.tally(row.kind).deleted += 1
+    for rows in work.with_account.values():
+        for row in rows:
+            report.tally(row.kind).with_account += 1
+    report.users.deleted += len(work.accounts)
+    return report
 
 
 @contextlib.contextmanager
@@ -165,15 +215,6 @@ def _http(url: str, headers: dict[str, str], allow_hosts: tuple[str, ...]) -> Tr
     )
 
 
-async def _check(transport: Transport) -> None:
-    """Check the target answers (else close the transport and raise CleanupError)."""
-    try:
-        await transport.check()
-    except TargetUnreachableError as exc:
-        await transport.aclose()
-        raise CleanupError(str(exc)) from None
-
-
 def _request(action: str, user: SimUser, **fields: Any) -> ActionRequest:
     now = dt.datetime.now(dt.timezone.utc)
     return ActionRequest(action, user.user_id, now.timestamp(), now.isoformat(), **fields)
@@ -181,79 +222,49 @@ def _request(action: str, user: SimUser, **fields: Any) -> ActionRequest:
 
 @dataclass
 class _Run:
-    """What cleanup reads from a run's state: its users and how to log them in."""
+    """What cleanup needs to act as the run's users: the state, the secret, the API."""
 
-    users: list[SimUser]
     store: SqliteStore
     secret: str
     scenario: Scenario
-
-    def joined(self) -> list[SimUser]:
-        """The users the run signed up (an id on the target, or a sign-up answered)."""
-        return [u for u in self.users if u.remote_id is not None or u.joined]
+    api: ApiSpec
+    tokens: dict[int, str | None] = field(default_factory=dict)  # None: cannot log in
 
 
-def _deleters(api: ApiSpec) -> dict[str, str]:
-    """``memory.KEY`` -> the action that deletes one item of it (``forget`` of a pick)."""
-    found: dict[str, str] = {}
-    for name, action in api.actions.items():
-        key = action.pick.get(action.forget) if action.forget is not None else None
-        if key is not None and key.startswith("memory.") and action.method == "DELETE":
-            found.setdefault(key, name)
-    return found
-
-
-def _noun(deleters: dict[str, str]) -> str:
-    """What the deleted items are called: the last word of the first list (``posts``)."""
-    for key in deleters:
-        return key.removeprefix("memory.").split("_")[-1]
-    return "items"
-
-
-def _saved_items(user: SimUser, key: str) -> int:
-    """How many items of ``key`` the user's saved memory holds."""
-    memory = (user.memory or {}).get("memory") or {}
-    entry = memory.get(key) if isinstance(memory, dict) else None
-    items = entry.get("items") if isinstance(entry, dict) else None
-    return len(items) if isinstance(items, list) else 0
-
-
-def _count(api: ApiSpec, run: _Run, noun: str) -> CleanupReport:
-    """A dry run: count what would be deleted from the saved memories; send nothing."""
-    report = CleanupReport(noun=noun)
-    deleters = _deleters(api)
-    for user in run.joined():
-        report.posts += sum(_saved_items(user, key) for key in deleters)
-        report.users += not user.founder
-    return report
-
-
-async def _cleanup(transport: Transport, api: ApiSpec, run: _Run, noun: str) -> CleanupReport:
-    """Items first, users last (see the module docstring)."""
-    await _check(transport)
-    target = DeclarativeTarget(
-        transport, api, seed=run.scenario.seed, registry=run.scenario.registry
-    )
-    report = CleanupReport(noun=noun)
+async def _cleanup(
+    transport: Transport, run: _Run, work: _Work, report: CleanupReport
+) -> CleanupReport:
+    """Resources newest first, then accounts (see the module docstring)."""
     try:
-        tokens: dict[int, str] = {}
-        for user in run.joined():
-            token = await _log_in(target, user, run, report)
-            if token is not None:
-                tokens[user.user_id] = token
-                await _delete_items(target, api, user, token, report)
-        for user in run.joined():
-            if not user.founder and user.user_id in tokens:
-                await _delete_account(target, user, tokens[user.user_id], run, report)
+        await transport.check()
+    except TargetUnreachableError as exc:
+        await transport.aclose()
+        raise CleanupError(str(exc)) from None
+    target = DeclarativeTarget(
+        transport, run.api, seed=run.scenario.seed, registry=run.scenario.registry
+    )
+    kept: set[int] = set()  # users holding a resource that stays
+    try:
+        for row in work.rows:
+            if not await _delete_row(target, run, work.users[row.owner], row, report):
+                kept.add(row.owner)
+        for user in work.accounts:
+            rows = work.with_account.get(user.user_id, [])
+            if user.user_id in kept:
+                report.stay("users", "kept: some of what they created could not be deleted")
+                for row in rows:
+                    report.stay(row.kind, "its creator's account was kept")
+            else:
+                await _delete_account(target, user, rows, run, report)
     finally:
         await target.aclose()
     return report
 
 
-async def _log_in(
-    target: DeclarativeTarget, user: SimUser, run: _Run, report: CleanupReport
-) -> str | None:
-    """Log the user in (401, 403, 404: already gone); return its token ("" for none)."""
+async def _token(target: DeclarativeTarget, user: SimUser, run: _Run) -> str | None:
+    """Log ``user`` in once; return its token ("" without a token scheme), None on failure."""
+    if user.user_id in run.tokens:
+        return run.tokens[user.user_id]
     password = user_password(user, run.secret, run.scenario)
     if user.memory is not None:
         with contextlib.suppress(ValueError):
@@ -261,47 +272,59 @@ async def _log_in(
     now = dt.datetime.now(dt.timezone.utc)
     login = signup_requests(user, password, now.timestamp(), now.isoformat())[-1]
     outcome = await target.send(login)
-    if not outcome.ok:
-        if outcome.status in (401, 403, 404):
-            report.missing += 1  # gone (or its password changed): nothing of ours left
-        else:
-            report.failed += 1
-        return None
-    if user.remote_id is None:
+    token = (outcome.token or "") if outcome.ok else None
+    if outcome.ok and user.remote_id is None:
         user.remote_id = outcome.remote_id
-    return outcome.token or ""
+    run.tokens[user.user_id] = token
+    return token
 
 
-async def _delete_items(
-    target: DeclarativeTarget, api: ApiSpec, user: SimUser, token: str, report: CleanupReport
-) -> None:
-    """Delete every item the user holds that a deleting action can delete."""
-    if "list_own_posts" in api.actions:  # what it created after the last checkpoint too
-        await target.send(_request("list_own_posts", user, token=token or None))
-    for key, action in _deleters(api).items():
-        for _ in range(len((target.memory(user.user_id) or {}).get(key, ()))):
-            if not target.has(user.user_id, key):
-                break
-            outcome = await target.send(_request(action, user, token=token or None))
-            if outcome.ok:
-                report.posts += 1
-            elif outcome.status in (404, 410):
-                report.missing += 1  # already gone: the target forgets it
-            else:
-                report.failed += 1
-                break
+async def _delete_row(
+    target: DeclarativeTarget, run: _Run, user: SimUser, row: _Row, report: CleanupReport
+) -> bool:
+    """Delete one resource by its handle; return False when it stays."""
+    tally = report.tally(row.kind)
+    token = await _token(target, user, run)
+    if token is None:
+        report.stay(row.kind, "its creator could not log in")
+        return False
+    assert row.handle is not None
+    request = _request(str(row.handle.get("action")), user, token=token or None)
+    outcome = await target.delete_created(request, row.handle)
+    if outcome.ok or outcome.status in (404, 410):
+        tally.deleted += outcome.ok
+        tally.gone += not outcome.ok
+        run.store.remove_created(row.kind, row.item_id)
+        return True
+    tally.failed += 1
+    report.stay(row.kind, f"the target refused to delete it ({outcome.status or outcome.error})")
+    return False
 
 
 async def _delete_account(
-    target: DeclarativeTarget, user: SimUser, token: str, run: _Run, report: CleanupReport
+    target: DeclarativeTarget, user: SimUser, rows: list[_Row], run: _Run, report: CleanupReport
 ) -> None:
-    """``delete_account`` (404, 410: already gone); a user deleted or gone leaves the state."""
+    """``delete_account`` (404, 410: already gone); a deleted user leaves the state with
+    the resources that go with its account."""
+    token = await _token(target, user, run)
+    if token is None:
+        report.stay("users", "could not log in")
+        for row in rows:
+            report.stay(row.kind, "its creator could not log in")
+        return
     outcome = await target.send(
         _request("delete_account", user, token=token or None, remote_user_id=user.remote_id)
     )
-    if outcome.ok or outcome.status in (404, 410):
-        report.users += outcome.ok
-        report.missing += not outcome.ok
-        run.store.remove_user(user.user_id)
-    else:
-        report.failed += 1
+    if not (outcome.ok or outcome.status in (404, 410)):
+        report.users.failed += 1
+        why = f"the target refused to delete them ({outcome.status or outcome.error})"
+        report.stay("users", why)
+        for row in rows:
+            report.stay(row.kind, "its creator's account was kept")
+        return
+    report.users.deleted += outcome.ok
+    report.users.gone += not outcome.ok
+    for row in rows:
+        report.tally(row.kind).with_account += 1
+        run.store.remove_created(row.kind, row.item_id)
+    run.store.remove_user(user.user_id)

@@ -26,6 +26,7 @@ from sim_engine.model.behaviour import compile_personas
 from sim_engine.model.records import Sink, Target
 from sim_engine.model.scenario import Scenario
 from sim_engine.runs.analytics import AnalyticsOptions, analytics_sink
+from sim_engine.runs.created import keep_created
 from sim_engine.runs.runstate import (
     DEMO,
     KillSwitch,
@@ -349,10 +350,14 @@ async def _run(options: RunOptions, url: str, store: SqliteStore) -> RunResult:
     clock.pause()  # setting up and populating take wall time, not simulated time
     outputs = _outputs(options, span)
     addons, kill = _all_addons(options, outputs)
-    secret = _inprocess_secret(scenario) if url == INPROCESS else None
-    sim = Simulation(
-        scenario, target, clock, outputs.sinks, span.duration_s, secret, store, hooks
+    secret = keep_created(
+        target,
+        store,
+        _inprocess_secret(scenario) if url == INPROCESS else None,
+        fresh=span.saved is None,
+        restart=resume is not None and span.saved is None,
     )
+    sim = Simulation(scenario, target, clock, outputs.sinks, span.duration_s, secret, store, hooks)
     if span.saved is None or resume is None:
         sim.populate()
     else:

@@ -9,6 +9,7 @@ from sim_engine.model.records import ActionRequest, Outcome
 from sim_engine.model.templates import TemplateError, field, find
 from sim_engine.targets.declarative._answers import endpoint, failed, first_id, unbuildable
 from sim_engine.targets.declarative._auth import TOKEN_SCHEMES
+from sim_engine.targets.declarative._created import CreatedMixin
 from sim_engine.targets.declarative._errors import ErrorsMixin
 from sim_engine.targets.declarative._memory import UserState
 from sim_engine.targets.transport import Response
@@ -18,7 +19,7 @@ __all__ = ["DeclarativeTarget"]
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-class DeclarativeTarget(ErrorsMixin):
+class DeclarativeTarget(ErrorsMixin, CreatedMixin):
     """Performs a scenario's ``api`` section over a transport (see the package docstring).
 
     Args:
@@ -36,6 +37,9 @@ class DeclarativeTarget(ErrorsMixin):
     Attributes:
         transport: the transport (the dashboard and exporter read its ``statistics()``).
         api: the ``api`` section.
+        created_log: where each resource an action creates is written with its delete
+            handle when the answer arrives (None: not recorded; the run sets its
+            ``state.db``; see :mod:`sim_engine.targets.declarative._created`).
     """
 
     # -- the Target protocol -------------------------------------------------------------------
@@ -220,6 +224,7 @@ class DeclarativeTarget(ErrorsMixin):
             if resp.status in (404, 410):
                 memory.drop_picks(user, picks)  # gone: no use picking them again
             return bad
+        found: list[tuple[str, list[dict[str, Any]]]] | Outcome = []
         if action.extract:
             found = self._extract(action, resp, where, post_id)
             if isinstance(found, Outcome):
@@ -231,8 +236,8 @@ class DeclarativeTarget(ErrorsMixin):
             _turn_page(user, request.action, action, found)
             if post_id is None:
                 post_id = _answer_id(action, found)
-        if action.forget is not None:
-            memory.forget(user, picks[action.forget])
+        self._record_created(request, resp, found, picks)
+        self._forget(user, picks, action.forget)
         return Outcome(
             resp.status,
             True,
