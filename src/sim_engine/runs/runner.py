@@ -25,6 +25,7 @@ from sim_engine.engine.store import SqliteStore
 from sim_engine.model.behaviour import compile_personas
 from sim_engine.model.records import Sink, Target
 from sim_engine.model.scenario import Scenario
+from sim_engine.observe.starvation import StarvationWatch, starvation_of
 from sim_engine.runs.analytics import AnalyticsOptions, analytics_sink
 from sim_engine.runs.created import keep_created
 from sim_engine.runs.runstate import (
@@ -382,6 +383,7 @@ async def _run(options: RunOptions, url: str, store: SqliteStore) -> RunResult:
         "resumed": resume is not None,
         "version": __version__,
     }
+    metrics["starvation"] = starvation_of(target)[1]  # the target's backoff held most back
     files = _write_outputs(options.out_dir, metrics, scenario, outputs.daily.history())
     return RunResult(stats, metrics, wall_s, interrupted, files)
 
@@ -407,6 +409,8 @@ def _addons(options: RunOptions) -> list[Addon]:
         addons.append(_control(options))
     if options.dashboard:
         addons.append(_dashboard(options))
+    # always: a warning when the target's backoff holds back most requests
+    addons.append(StarvationWatch(None if options.dashboard else options.console))
     return addons
 
 

@@ -14,6 +14,11 @@ and applies the policies of :mod:`sim_engine.targets.resilience` to every reques
    POST only with ``limits.retry_non_idempotent``); a body over
    ``limits.max_response_bytes`` is not retried (it would be as large again).
 
+Every request done is noted in :attr:`ResilientTransport.meter` (a
+:class:`~sim_engine.targets.starvation.HoldBackMeter`): whether the target's
+backoff held it back, so that a run starved by ``Backoff`` / ``Retry-After``
+says so (``statistics()["starving"]``).
+
 Server hints are read from the ``headers`` mapping of a
 :class:`~sim_engine.targets.transport.Response` ``headers`` that the transports
 keep when ``Retry-After`` or ``Backoff`` is present). See ``docs/resilience.md``.
@@ -38,6 +43,7 @@ from sim_engine.targets.resilience import (
     parse_backoff,
     parse_retry_after,
 )
+from sim_engine.targets.starvation import HoldBackMeter
 from sim_engine.targets.transport import TOO_LARGE, Response, Transport
 
 __all__ = ["IDEMPOTENT_METHODS", "RETRY_STATUSES", "ResilientTransport"]
@@ -73,6 +79,9 @@ class ResilientTransport:
         rng: randomness for backoff jitter and gate releases (default: a fresh unseeded
             generator).
         epoch: wall time in Unix epoch seconds, to read ``Retry-After`` HTTP-dates.
+
+    Attributes:
+        meter: which recent requests the target's backoff held back (on ``now``).
     """
 
     def __init__(
@@ -99,6 +108,7 @@ class ResilientTransport:
         self._gate_s: dict[str, float] = {}  # endpoint -> how long its gate was last closed for
         self._breakers: dict[str, CircuitBreaker] = {}
         self._sent = self._retries = self._rate_limited = self._skipped = 0
+        self.meter = HoldBackMeter(now)
 
     @property
     def base_url(self) -> str:
@@ -116,12 +126,26 @@ class ResilientTransport:
             sent (circuit open, or a gate too far away).
         """
         key = self._key(method, path)
+        held = _Held(self.meter, key)
+        resp = await self._request(key, held, method, path, json_body, headers)
+        held.done()
+        return resp
+
+    async def _request(
+        self,
+        key: str,
+        held: _Held,
+        method: str,
+        path: str,
+        json_body: Any,
+        headers: dict[str, str] | None,
+    ) -> Response:
         breaker = self._breaker(key)
         retry = method.upper() in IDEMPOTENT_METHODS or self._limits.retry_non_idempotent
         attempt = 0
         last: Response | None = None
         while True:
-            refusal = await self._clear_to_send(key, breaker)
+            refusal = await self._clear_to_send(key, breaker, held)
             if refusal is not None:
                 if last is None:
                     self._skipped += 1
@@ -140,15 +164,21 @@ class ResilientTransport:
                 return _with_retries(last, attempt)
             attempt += 1
             self._retries += 1
+            if last.status in _THROTTLE_STATUSES:
+                held.hold(delay_s)  # the target asked to wait (or the backoff for it)
             await self._sleep(delay_s)
 
-    async def _clear_to_send(self, key: str, breaker: CircuitBreaker | None) -> str | None:
-        """Wait for the endpoint's gate and a bucket token; return why not to send, or None."""
+    async def _clear_to_send(
+        self, key: str, breaker: CircuitBreaker | None, held: _Held
+    ) -> str | None:
+        """Wait for the endpoint's gate and a bucket token; return why not to send, or None.
+        A gate holds the request back: ``held`` notes it, with the delay it closed for."""
         while True:
             if breaker is not None and breaker.state is BreakerState.OPEN:
                 return f"circuit open: {key}"
             wait_s = self._gates.get(key, 0.0) - self._now()
             if wait_s > 0:
+                held.hold(self._gate_s.get(key, wait_s))
                 if wait_s > self._max_wait_s:
                     return f"backed off: {key} for {wait_s:.1f} s"
                 await self._sleep(
@@ -250,7 +280,11 @@ class ResilientTransport:
             ``requests_sent`` (sends to the inner transport, retries included),
             ``retries``, ``rate_limited`` (429 responses), ``skipped`` (requests
             not sent), ``breakers`` (``{endpoint: "closed"|"open"|"half_open"}``)
-            and ``backed_off`` (``{endpoint: wall seconds until its gate opens}``).
+            ``backed_off`` (``{endpoint: wall seconds until its gate opens}``),
+            ``starving`` (the target's backoff holds back most requests now:
+            :meth:`~sim_engine.targets.starvation.HoldBackMeter.current`, else None)
+            and ``starvation`` (every such episode so far:
+            :meth:`~sim_engine.targets.starvation.HoldBackMeter.episodes`).
             At most :data:`MAX_ENDPOINTS` + 1 endpoints appear.
         """
         now_s = self._now()
@@ -265,7 +299,27 @@ class ResilientTransport:
                 for key, until_s in self._gates.items()
                 if until_s > now_s
             },
+            "starving": self.meter.current(),
+            "starvation": self.meter.episodes(),
         }
+
+
+@dataclasses.dataclass
+class _Held:
+    """One request in the meter: held back from when it first waits for the target's
+    backoff (a starved run completes few requests, many wait), done when it is."""
+
+    meter: HoldBackMeter
+    key: str
+    held: bool = False
+
+    def hold(self, delay_s: float) -> None:
+        if not self.held:
+            self.held = True
+            self.meter.wait(self.key, delay_s)
+
+    def done(self) -> None:
+        self.meter.done(self.key, self.held)
 
 
 def _header(headers: Mapping[str, str], lower_name: str) -> str | None:

@@ -240,6 +240,7 @@ class Dashboard:
             rate_limited=int(target.get("rate_limited", self.rate_limited)),
             retries=int(target.get("retries", self.retries)),
             breakers=target.get("breakers", {}),
+            starving=str(target.get("starving", "")),
             recent=recent,
             keys=self._stdin_fd is not None,
             message=self._message if now < self._message_until else "",

@@ -16,6 +16,7 @@ from typing import Any
 from sim_engine.model.records import ActionRecord, LifecycleRecord, Record, UserRecord
 from sim_engine.observe.redact import redact_text
 from sim_engine.sinks.console import SHORT_NAMES
+from sim_engine.targets.starvation import describe
 
 __all__ = [
     "KEYS",
@@ -66,6 +67,8 @@ class DashboardSnapshot:
 
     Times are simulated epoch seconds (``sim_now``, ``start_s``, ``end_s``:
     ``inf`` when open-ended) or wall seconds (``wall_elapsed_s``, ``eta_wall_s``).
+    ``starving`` is the warning line while the target's ``Backoff`` / ``Retry-After``
+    holds back most requests (:func:`sim_engine.targets.starvation.describe`), else "".
     """
 
     sim_now: float
@@ -93,13 +96,15 @@ class DashboardSnapshot:
     rate_limited: int = 0
     retries: int = 0
     breakers: Mapping[str, str] = field(default_factory=dict)
+    starving: str = ""
     recent: tuple[Activity, ...] = ()
     keys: bool = False
     message: str = ""
 
 
 def target_statistics(target: object) -> dict[str, Any]:
-    """Return ``{"rate_limited": n, "retries": n, "breakers": {endpoint: state}}`` from a
+    """Return ``{"rate_limited": n, "retries": n, "breakers": {endpoint: state}}`` (and
+    ``"starving": line`` while the target's backoff holds back most requests) from a
     target's (or its transport's) ``statistics()``; ``{}`` when neither has one.
 
     Read defensively: a missing, failing or odd-shaped ``statistics`` gives ``{}``
@@ -120,6 +125,9 @@ def target_statistics(target: object) -> dict[str, Any]:
             value = stats.get(key)
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 out[key] = int(value)
+        starving = stats.get("starving")
+        if isinstance(starving, Mapping):
+            out["starving"] = describe(dict(starving))
         breakers = stats.get("breakers")
         if isinstance(breakers, Mapping):
             states: dict[str, str] = {}

@@ -284,7 +284,10 @@ def render(snapshot: DashboardSnapshot, compact: bool = False) -> RenderableType
     percentiles on one line, and leaves out an empty activity feed.
     """
     s = snapshot
-    parts: list[RenderableType] = [_header(s), _progress(s), _Panels(s, compact)]
+    parts: list[RenderableType] = [_header(s), _progress(s)]
+    if s.starving:
+        parts.append(Text(f"warning: {s.starving}", style="bold yellow"))
+    parts.append(_Panels(s, compact))
     if s.recent or not compact:
         parts.append(_activity(s))
     parts.append(_footer(s))
