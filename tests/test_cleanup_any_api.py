@@ -33,11 +33,13 @@ from helpers import BUSY_START
 sim_engine = functools.partial(helpers.sim_engine, timeout=120)
 
 TID = {"id": "tid"}
+REPLY = "/api/threads/{reply.thread}/replies/{reply.id}"
 WEIGHTS = {"browse": 3, "start_thread": 2, "reply": 3, "delete_reply": 0.4, "delete_thread": 0.4}
 
 
-def scenario(tmp_path: Path, delete_replies: bool = True, days: int = 1) -> Path:
-    """The forum as a scenario's ``api`` section (``delete_replies``: with ``delete_reply``)."""
+def scenario(tmp_path: Path, delete_replies: bool = True, reply_path: str = REPLY) -> Path:
+    """The forum as a scenario's ``api`` section (``delete_replies``: with ``delete_reply``,
+    at ``reply_path``)."""
     actions: dict[str, Any] = {
         "browse": {
             "path": "/api/threads",
@@ -80,7 +82,7 @@ def scenario(tmp_path: Path, delete_replies: bool = True, days: int = 1) -> Path
     if delete_replies:
         actions["delete_reply"] = {
             "method": "DELETE",
-            "path": "/api/threads/{reply.thread}/replies/{reply.id}",
+            "path": reply_path,
             "pick": {"reply": "memory.own_replies"},
             "expect": [204],
             "forget": "reply",
@@ -140,10 +142,11 @@ def with_person(forum: Forum) -> tuple[int, int, int]:
     return person, thread, reply
 
 
-def run(url: str, tmp_path: Path, delete_replies: bool = True) -> Path:
+def run(url: str, tmp_path: Path, delete_replies: bool = True, reply_path: str = REPLY) -> Path:
     out = tmp_path / "run"
     proc = sim_engine(
-        *("run", "--scenario", str(scenario(tmp_path, delete_replies)), "--target", url),
+        *("run", "--scenario", str(scenario(tmp_path, delete_replies, reply_path))),
+        *("--target", url),
         *("--speed", "max", "--duration", "1d", "--start", BUSY_START, "--out", str(out), "-q"),
     )
     assert proc.returncode == 0, proc.stderr
@@ -248,3 +251,25 @@ def test_what_a_killed_run_created_is_deleted_too(tmp_path: Path) -> None:
         done = sim_engine("cleanup", str(out))
         assert done.returncode == 0, done.stdout + done.stderr
         assert forum.snapshot() == original
+
+
+def test_deletes_that_all_answer_404_are_in_doubt_not_already_gone(tmp_path: Path) -> None:
+    """A wrong delete path answers 404 like a resource already gone; the old cleanup said
+    "already gone" and exited 0. When every delete of a kind answers 404, cleanup says it is
+    in doubt, exits 1 and keeps those resources in the state (a second cleanup tries again)."""
+    forum = Forum()
+    with_person(forum)
+    with serve(forum) as url:  # the run's own deletes of replies fail (404): it goes on
+        out = run(url, tmp_path, reply_path="/api/replies/{reply.id}")
+        _, _, replies = forum.snapshot()
+        done = sim_engine("cleanup", str(out))
+        assert done.returncode == 1, done.stdout + done.stderr
+        lines = done.stdout.splitlines()
+        assert f"  own_replies: 0 deleted, {len(replies) - 1} already gone" in lines, lines
+        assert (
+            "in doubt: every delete of own_replies answered 404 or 410: gone already, "
+            "or a wrong path in its delete action?"
+        ) in lines
+        assert forum.snapshot()[2] == replies  # indeed, not one was deleted
+        again = sim_engine("cleanup", str(out), "--dry-run")
+        assert f"  own_replies: {len(replies) - 1} to delete" in again.stdout.splitlines()

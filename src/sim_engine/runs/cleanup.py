@@ -229,6 +229,8 @@ class _Run:
     scenario: Scenario
     api: ApiSpec
     tokens: dict[int, str | None] = field(default_factory=dict)  # None: cannot log in
+    gone: list[_Row] = field(default_factory=list)  # their delete answered 404 or 410
+    gone_users: list[int] = field(default_factory=list)  # likewise
 
 
 async def _cleanup(
@@ -258,6 +260,12 @@ async def _cleanup(
                 await _delete_account(target, user, rows, run, report)
     finally:
         await target.aclose()
+    doubted = set(report.doubted())
+    for row in run.gone:
+        if row.kind not in doubted:
+            run.store.remove_created(row.kind, row.item_id)
+    for user_id in run.gone_users if "users" not in doubted else ():
+        run.store.remove_user(user_id)
     return report
 
 
@@ -294,7 +302,10 @@ async def _delete_row(
     if outcome.ok or outcome.status in (404, 410):
         tally.deleted += outcome.ok
         tally.gone += not outcome.ok
-        run.store.remove_created(row.kind, row.item_id)
+        if outcome.ok:
+            run.store.remove_created(row.kind, row.item_id)
+        else:  # left in the state while its kind is in doubt (see CleanupReport.doubts)
+            run.gone.append(row)
         return True
     tally.failed += 1
     report.stay(row.kind, f"the target refused to delete it ({outcome.status or outcome.error})")
@@ -327,4 +338,7 @@ async def _delete_account(
     for row in rows:
         report.tally(row.kind).with_account += 1
         run.store.remove_created(row.kind, row.item_id)
-    run.store.remove_user(user.user_id)
+    if outcome.ok:
+        run.store.remove_user(user.user_id)
+    else:  # left in the state while users are in doubt (see CleanupReport.doubts)
+        run.gone_users.append(user.user_id)

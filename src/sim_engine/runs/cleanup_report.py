@@ -5,7 +5,11 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-__all__ = ["CleanupReport", "Tally"]
+__all__ = ["DOUBT_MIN", "CleanupReport", "Tally"]
+
+DOUBT_MIN = 3
+"""A kind whose deletes all answered 404 or 410, this many or more, is in doubt: a wrong
+delete path answers 404 too, and the old cleanup called that "already gone" (issue 12)."""
 
 
 @dataclass
@@ -48,10 +52,28 @@ class CleanupReport:
         """Note that ``count`` of ``what`` (a kind, or ``users``) stay on the target, and why."""
         self.stays[(what, why)] += count
 
+    def doubted(self) -> list[str]:
+        """Kinds (and ``users``) none of whose deletes worked and at least :data:`DOUBT_MIN`
+        answered 404 or 410: "already gone" cannot be told from a wrong path there."""
+        return [
+            kind
+            for kind, t in [*self.kinds.items(), ("users", self.users)]
+            if t.deleted == 0 and t.gone >= DOUBT_MIN
+        ]
+
+    @property
+    def doubts(self) -> list[str]:
+        """One line per :meth:`doubted` kind."""
+        return [
+            f"every delete of {kind} answered 404 or 410: gone already, "
+            "or a wrong path in its delete action?"
+            for kind in self.doubted()
+        ]
+
     @property
     def complete(self) -> bool:
-        """True when nothing the run created stays on the target."""
-        return not self.stays
+        """True when nothing the run created stays on the target, nor may (:attr:`doubts`)."""
+        return not self.stays and not self.doubts
 
     def lines(self, dry_run: bool) -> list[str]:
         """The lines ``sim-engine cleanup`` prints: a summary, one line per kind, what stays.
@@ -79,4 +101,5 @@ class CleanupReport:
             lines.append(f"  {kind}: {t.deleted} {label}" + "".join(f", {e}" for e in extra))
         for (what, why), count in sorted(self.stays.items()):
             lines.append(f"stays on the target: {count} {what} ({why})")
+        lines.extend(f"in doubt: {doubt}" for doubt in self.doubts)
         return lines
