@@ -188,3 +188,29 @@ def test_an_explicit_deleter_names_the_kind_it_deletes() -> None:
         FakeTransport(forum), api(delete={"memory.authors": "delete_post"})
     ).creation_plan
     assert plan.deleters[plan.group("memory.authors")] == ("delete_post", "memory.authors")
+
+
+def test_a_run_restarted_before_its_first_checkpoint_orphans_what_it_recorded(
+    tmp_path: Path,
+) -> None:
+    """Its users are gone from the state (they start again): what they created cannot be
+    deleted as them any more, and cleanup says it stays instead of touching it."""
+    from sim_engine.model.scenario import default_scenario
+    from sim_engine.runs.cleanup import cleanup_run
+    from sim_engine.runs.created import keep_created
+    from sim_engine.runs.runstate import start_state
+
+    out = tmp_path / "run"
+    info = {"target": "http://127.0.0.1:9", "start_s": 0.0, "end_s": 60.0, "speed": "max"}
+    store = start_state(out, default_scenario(), info)
+    data = {"action": "create_post", "item": {"id": 5}, "delete": None, "why": None}
+    store.save_created(1, "own_posts", "5", data)
+    secret = keep_created(object(), store, None, fresh=True, restart=True)  # type: ignore[arg-type]
+    assert store.get_meta("secret") == secret and len(secret) == 32
+    assert [row[1] for row in store.created()] == [-1]
+    store.close()
+    report = cleanup_run(out, dry_run=True)
+    assert not report.complete
+    assert report.lines(dry_run=True)[-1] == (
+        "stays on the target: 1 own_posts (its creator's state is gone)"
+    )
