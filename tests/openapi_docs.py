@@ -5,10 +5,11 @@
   description shows ``Token xxxxxx.yyyyyyy.zzzzzz``, sign-up and log-in bodies
   wrapped in ``{"user": {...}}``, articles addressed by ``{slug}``, profiles by
   ``{username}``, comments under their article.
-* :func:`kinto` -- a Swagger 2.0 document in the style of Kinto: HTTP Basic,
-  ``{"data": ...}`` envelopes, buckets > collections > records with ``DELETE`` on
-  every collection, and operational endpoints (``__heartbeat__``, ``__version__``,
-  ``__api__``, the root, ``/permissions``, ``__flush__``, ``/batch``).
+* :func:`kinto` -- a Swagger 2.0 document in the style of Kinto's: no security
+  definitions (HTTP Basic through its accounts plugin), ``{"data": ...}`` envelopes of
+  open objects without a declared id, accounts > buckets > collections > records with
+  ``DELETE`` on every collection, and operational endpoints (``__heartbeat__``,
+  ``__version__``, ``__api__``, the root, ``/permissions``, ``__flush__``, ``/batch``).
 
 Each is a function returning a fresh document, so a test may change its copy.
 """
@@ -240,16 +241,23 @@ def _sw_param(name: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "type": "string"}
 
 
-def _sw_body(ref: str) -> list[dict[str, Any]]:
-    return [{"name": "body", "in": "body", "schema": {"$ref": ref}}]
+# Kinto's objects: open (additionalProperties), no declared id; permissions beside data.
+_OPEN = {"type": "object", "title": "Data", "additionalProperties": {}}
+_PERMISSIONS = {"type": "object", "properties": {
+    "read": {"type": "array", "items": {"type": "string"}},
+    "write": {"type": "array", "items": {"type": "string"}},
+}}  # fmt: skip
+_PAYLOAD = {"type": "object", "properties": {"data": _OPEN, "permissions": _PERMISSIONS}}
+
+
+def _sw_body(schema: dict[str, Any], required: bool = False) -> list[dict[str, Any]]:
+    return [{"name": "ObjectSchema", "in": "body", "required": required, "schema": schema}]
 
 
 def _sw_resource(tag: str, params: list[str], item_param: str) -> dict[str, dict[str, Any]]:
     """A Kinto-style plural and object endpoint pair (``/.../R`` and ``/.../R/{id}``)."""
-    plural = {"type": "object", "properties": {
-        "data": {"type": "array", "items": {"$ref": "#/definitions/Object"}},
-    }}  # fmt: skip
-    single = {"type": "object", "properties": {"data": {"$ref": "#/definitions/Object"}}}
+    plural = {"type": "object", "properties": {"data": {"type": "array", "items": _OPEN}}}
+    single = {"type": "object", "properties": {"data": _OPEN, "permissions": _PERMISSIONS}}
     path_params = [_sw_param(p) for p in params]
     item_params = [*path_params, _sw_param(item_param)]
     return {
@@ -257,8 +265,8 @@ def _sw_resource(tag: str, params: list[str], item_param: str) -> dict[str, dict
             "get": {"operationId": f"get_{tag}s", "parameters": path_params,
                     "responses": _sw_ok(plural)},
             "post": {"operationId": f"create_{tag}",
-                     "parameters": [*path_params, *_sw_body("#/definitions/Payload")],
-                     "responses": _sw_ok(single, "201")},
+                     "parameters": [*path_params, *_sw_body(_PAYLOAD, required=True)],
+                     "responses": {**_sw_ok(single), **_sw_ok(single, "201")}},
             "delete": {"operationId": f"delete_{tag}s", "parameters": path_params,
                        "responses": _sw_ok(plural)},
         },
@@ -266,8 +274,11 @@ def _sw_resource(tag: str, params: list[str], item_param: str) -> dict[str, dict
             "get": {"operationId": f"get_{tag}", "parameters": item_params,
                     "responses": _sw_ok(single)},
             "put": {"operationId": f"update_{tag}",
-                    "parameters": [*item_params, *_sw_body("#/definitions/Payload")],
+                    "parameters": [*item_params, *_sw_body(_PAYLOAD)],
                     "responses": _sw_ok(single)},
+            "patch": {"operationId": f"patch_{tag}",
+                      "parameters": [*item_params, *_sw_body(_PAYLOAD)],
+                      "responses": _sw_ok(single)},
             "delete": {"operationId": f"delete_{tag}", "parameters": item_params,
                        "responses": _sw_ok(single)},
         },
@@ -275,45 +286,47 @@ def _sw_resource(tag: str, params: list[str], item_param: str) -> dict[str, dict
 
 
 def kinto() -> dict[str, Any]:
-    """A Kinto-style Swagger 2.0 document (see the module docstring)."""
+    """A Kinto-style Swagger 2.0 document (see the module docstring), shaped like the one
+    Kinto 26 serves at ``/v1/__api__``: no security definitions (Basic auth is implied by
+    the accounts plugin), open objects that declare no id, ``{"data": ...}`` envelopes."""
+    accounts = _sw_resource("account", [], "id")
+    account_in = {"type": "object", "required": ["data"], "properties": {
+        "data": {"type": "object", "required": ["password"], "additionalProperties": {},
+                 "properties": {"password": {"type": "string"}}},
+        "permissions": _PERMISSIONS,
+    }}  # fmt: skip
+    accounts["plural"]["post"]["parameters"] = _sw_body(account_in, required=True)
     buckets = _sw_resource("bucket", [], "id")
     collections = _sw_resource("collection", ["bucket_id"], "id")
     records = _sw_resource("record", ["bucket_id", "collection_id"], "id")
     info = {"type": "object", "properties": {"project_version": {"type": "string"}}}
     return {
         "swagger": "2.0",
-        "info": {"title": "kinto", "version": "14.0"},
+        "info": {"title": "kinto", "version": "1.23"},
         "host": "127.0.0.1:8888",
         "basePath": "/v1",
         "schemes": ["http"],
         "consumes": ["application/json"],
         "produces": ["application/json"],
-        "securityDefinitions": {"basicAuth": {"type": "basic"}},
-        "security": [{"basicAuth": []}],
-        "definitions": {
-            "Object": {
-                "type": "object",
-                "properties": {"id": {"type": "string"}, "last_modified": {"type": "integer"}},
-            },
-            "Payload": {
-                "type": "object",
-                "properties": {
-                    "data": {
-                        "type": "object",
-                        "properties": {"title": {"type": "string"}},
-                    }
-                },
-            },
-        },
+        "securityDefinitions": {},
         "paths": {
-            "/": {"get": {"operationId": "server_info", "responses": _sw_ok(info)}},
+            "/accounts": accounts["plural"],
+            "/accounts/{id}": accounts["object"],
+            "/batch": {"post": {"operationId": "batch", "responses": _sw_ok(info)}},
             "/__heartbeat__": {"get": {"operationId": "__heartbeat__", "responses": _sw_ok()}},
             "/__lbheartbeat__": {"get": {"operationId": "__lbheartbeat__", "responses": _sw_ok()}},
-            "/__version__": {"get": {"operationId": "__version__", "responses": _sw_ok(info)}},
+            "/": {"get": {"operationId": "server_info", "responses": _sw_ok(info)}},
             "/__api__": {"get": {"operationId": "get_openapi_spec", "responses": _sw_ok()}},
+            "/__version__": {"get": {"operationId": "__version__", "responses": _sw_ok(info)}},
+            "/__user_data__/{principal}": {
+                "delete": {
+                    "operationId": "delete_user-data",
+                    "parameters": [_sw_param("principal")],
+                    "responses": _sw_ok(info),
+                }
+            },
             "/contribute.json": {"get": {"operationId": "contribute", "responses": _sw_ok()}},
             "/__flush__": {"post": {"operationId": "flush", "responses": _sw_ok(None, "202")}},
-            "/batch": {"post": {"operationId": "batch", "responses": _sw_ok(info)}},
             "/permissions": {"get": {"operationId": "get_permissions", "responses": _sw_ok(info)}},
             "/buckets": buckets["plural"],
             "/buckets/{id}": buckets["object"],

@@ -516,7 +516,8 @@ def test_body_references_link_to_memory_and_to_the_user() -> None:
     }
     assert action["pick"] == {"product": "memory.seen_products"}
     assert scenario["api"]["auth"]["signup"]["path"] == "/users"
-    assert scenario["api"]["auth"]["scheme"] == "none"
+    # no security scheme, a password sign-up and no log-in: HTTP Basic is assumed
+    assert scenario["api"]["auth"]["scheme"] == "basic"
 
 
 def test_malformed_documents_raise_only_openapi_errors(demo_doc: dict[str, Any]) -> None:

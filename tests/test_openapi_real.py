@@ -58,11 +58,12 @@ def test_swagger_2_is_converted_and_imported(converter: str, tmp_path: Path) -> 
     scenario = result.scenario
     validate_scenario(scenario)
     assert scenario["target"] == {"url": "http://127.0.0.1:8888"}  # host + schemes
-    assert scenario["api"]["auth"] == {"scheme": "basic"}  # securityDefinitions basic
     create = _actions(scenario)["create_bucket"]
     assert create["path"] == "/v1/buckets"  # basePath
-    assert create["body"] == {"data": {"title": "{{title}}"}}  # the body parameter
-    assert create["extract"][0]["path"] == "data"  # the response envelope
+    assert create["body"] == {"data": {}}  # the body parameter's envelope, nothing in it
+    assert create["extract"] == [
+        {"path": "data", "to": "memory.own_buckets", "fields": {"id": "id"}}
+    ]
     # a Swagger 2.0 mapping given to build_scenario directly is converted too
     assert scenario_from_openapi(kinto())["api"]["actions"].keys() == _actions(scenario).keys()
 
@@ -94,6 +95,42 @@ def test_a_converter_failure_is_a_one_line_error(
 
 
 # -- auth -------------------------------------------------------------------------------------
+
+
+def test_a_password_sign_up_without_scheme_or_token_is_basic_auth(converter: str) -> None:
+    """Kinto declares no security scheme: its accounts (a password in a ``data`` envelope)
+    log in with HTTP Basic. The account is named after the user, whose id is that name."""
+    result = build_scenario(kinto())
+    auth = result.scenario["api"]["auth"]
+    assert auth == {
+        "signup": {
+            "method": "POST",
+            "path": "/v1/accounts",
+            "body": {"data": {"id": "{user.username}", "password": "{user.password}"}},
+            "expect": [200, 201],
+        },
+        "scheme": "basic",
+        "user_id_path": "data.id",
+    }
+    assert any("HTTP Basic is assumed" in note for note in result.header_notes)
+    assert "POST /v1/accounts" not in {
+        f"{a['method']} {a['path']}" for a in _actions(result.scenario).values()
+    }
+
+
+def test_undeclared_ids_of_open_objects_are_assumed_and_permissions_left_out(
+    converter: str,
+) -> None:
+    result = build_scenario(kinto())
+    actions = _actions(result.scenario)
+    assert actions["get_buckets"]["extract"] == [
+        {"path": "data[*]", "to": "memory.seen_buckets", "fields": {"id": "id"}}
+    ]
+    assert actions["get_bucket"]["path"] == "/v1/buckets/{bucket.id}"
+    assert any("buckets items declare no id" in note for note in result.header_notes)
+    bodies = json.dumps([a.get("body") for a in actions.values()])
+    assert "permissions" not in bodies  # optional: who may do what is the owner's business
+    assert actions["patch_bucket"]["body"] == {"data": {}}  # the envelope, even when empty
 
 
 def test_authorization_api_key_with_token_login_is_token_auth() -> None:
@@ -181,10 +218,10 @@ def test_documented_prefix(text: str, prefix: str | None) -> None:
 
 _OPS = {
     "GET /", "GET /__heartbeat__", "GET /__lbheartbeat__", "GET /__version__", "GET /__api__",
-    "GET /contribute.json", "POST /batch",
+    "GET /contribute.json", "POST /batch", "DELETE /__user_data__/{principal}",
 }  # fmt: skip
 _DESTRUCTIVE = {
-    "POST /__flush__", "GET /permissions", "DELETE /buckets",
+    "POST /__flush__", "GET /permissions", "DELETE /accounts", "DELETE /buckets",
     "DELETE /buckets/{bucket_id}/collections",
     "DELETE /buckets/{bucket_id}/collections/{collection_id}/records",
 }  # fmt: skip
@@ -209,8 +246,8 @@ def test_destructive_and_operational_endpoints_are_left_out(converter: str) -> N
     deletes = [a["path"] for a in _actions(result.scenario).values() if a["method"] == "DELETE"]
     assert deletes and all(path.endswith("}") for path in deletes)  # items only
     report = "\n".join(result.report())
-    assert "left out: 5 destructive or admin" in report and "--include-destructive" in report
-    assert "left out: 7 operational" in report and "--include-ops" in report
+    assert "left out: 6 destructive or admin" in report and "--include-destructive" in report
+    assert "left out: 8 operational" in report and "--include-ops" in report
 
 
 def test_include_flags_keep_them(converter: str) -> None:
@@ -220,6 +257,26 @@ def test_include_flags_keep_them(converter: str) -> None:
     validate_scenario(wide.scenario)
     ops = build_scenario(kinto(), options=ImportOptions(include_ops=True))
     assert "ops" not in ops.left_out and "GET /__heartbeat__" in _labels(ops.scenario)
+
+
+@pytest.mark.parametrize(
+    ("path", "kept"),
+    [("/api/", False), ("/api/v1", False), ("/api/status", False), ("/api/spec.yaml", False),
+     ("/api/contents", True), ("/v2/api-docs", False), ("/api/me", True)],
+)  # fmt: skip
+def test_operational_endpoints_under_an_api_prefix(path: str, kept: bool) -> None:
+    """``/api`` and ``/v1`` prefixes are not operational themselves (Jupyter's API is all
+    under ``/api/``): what follows them is looked at."""
+    doc = {
+        "openapi": "3.0.3",
+        "info": {"title": "t", "version": "1"},
+        "paths": {
+            path: {"get": {"responses": {"200": {"description": "ok"}}}},
+            "/other": {"get": {"responses": {"200": {"description": "ok"}}}},
+        },
+    }
+    labels = {f"{a['method']} {a['path']}" for a in _actions(scenario_from_openapi(doc)).values()}
+    assert (f"GET {path}" in labels) is kept
 
 
 def test_deleting_an_item_is_not_a_collection_delete() -> None:
@@ -242,10 +299,10 @@ def test_cli_init_prints_what_it_inferred_and_left_out(converter: str, tmp_path:
     proc = sim_engine("init", "--from-openapi", str(source), "-o", str(out))
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert lines[0].startswith(f"{out}: ") and "auth basic" in lines[0]
+    assert lines[0].startswith(f"{out}: ") and "auth basic (sign-up POST /v1/accounts)" in lines[0]
     assert "  auth: basic: HTTP Basic with each user's name and password" in lines
-    assert any(line.startswith("  left out: 5 destructive or admin (") for line in lines)
-    assert any(line.startswith("  left out: 7 operational (") for line in lines)
+    assert any(line.startswith("  left out: 6 destructive or admin (") for line in lines)
+    assert any(line.startswith("  left out: 8 operational (") for line in lines)
     assert sim_engine("validate", str(out)).returncode == 0
 
 

@@ -8,16 +8,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sim_engine.api.openapi.schemas import (
-    _id_like,
-    _map,
-    _norm,
-    _Op,
-    _resource_of,
-    _singular,
-    _snake,
-)
-from sim_engine.api.openapi.state import _State
+from sim_engine.api.openapi.paths import _PathSteps
+from sim_engine.api.openapi.schemas import _map, _norm, _Op, _singular, _snake
 from sim_engine.api.openapi.values import _SKIP, _Values
 
 __all__ = ["OWN_BOUND", "SEEN_BOUND"]
@@ -43,11 +35,12 @@ _WEIGHTS: dict[str, tuple[float, float, float, float]] = {
 _HOUSEKEEPING = re.compile(r"log_?out|sign_?out|refresh|revoke", re.I)
 _OPS_FIRST = re.compile(
     r"(health|healthz|livez|readyz|ready|ping|heartbeat|lbheartbeat|metrics|version|status|"
-    r"info|metadata|server[-_]?info|api|api[-_]docs|openapi(\.json|\.yaml)?|"
-    r"swagger(\.json|\.yaml)?|docs|redoc|contribute\.json|robots\.txt|favicon\.ico|batch)",
+    r"info|metadata|server[-_]?info|api[-_]docs|(openapi|swagger|spec)(\.json|\.yaml)?|"
+    r"docs|redoc|contribute\.json|robots\.txt|favicon\.ico|batch)",
     re.I,
 )
 _DUNDER = re.compile(r"__\w+__")
+_API_PREFIX = re.compile(r"api|rest|v\d+(\.\d+)*")  # /api/v1/... : the root is below them
 _WIPE = re.compile(r"_*(flush|purge|reset|wipe|truncate|drop|nuke)(_all)?_*", re.I)
 _ADMIN_SEGMENTS = (
     "admin", "internal", "debug", "_internal", "permissions", "permission", "roles", "acl",
@@ -55,7 +48,7 @@ _ADMIN_SEGMENTS = (
 )  # fmt: skip
 
 
-class _ActionSteps(_State):
+class _ActionSteps(_PathSteps):
     """Turns operations into actions, declares memory and writes the starter personas."""
 
     def _excluded(self, op: _Op) -> tuple[str, str] | None:
@@ -75,11 +68,11 @@ class _ActionSteps(_State):
             if op.method == "DELETE" and self._whole_collection(op):
                 return "destructive", "deletes a whole collection"
         if not self.options.include_ops:
-            if not op.segments:
+            meaningful = [s for s in lower if not _API_PREFIX.fullmatch(s)]
+            if not meaningful:
                 return "ops", "the API root (server metadata), not user behaviour"
-            if _OPS_FIRST.fullmatch(lower[0].strip("_")) or any(
-                _DUNDER.fullmatch(s) for s in lower
-            ):
+            first = meaningful[0].strip("_")
+            if _OPS_FIRST.fullmatch(first) or any(_DUNDER.fullmatch(s) for s in lower):
                 return "ops", "operational endpoint, not user behaviour"
         return None
 
@@ -129,6 +122,7 @@ class _ActionSteps(_State):
             return
         name = self._name(op)
         op.name = name
+        self.field_problems = []
         picks: dict[str, str] = {}
         notes: list[str] = [
             f"{op.label}" + (f": {op.spec['summary']}" if op.spec.get("summary") else "")
@@ -157,41 +151,6 @@ class _ActionSteps(_State):
         self.kinds[name] = op.kind
         self.result.notes[name] = notes
 
-    def _action_path(
-        self, op: _Op, values: _Values, picks: dict[str, str], notes: list[str]
-    ) -> tuple[str, str | None]:
-        """The action's path template, and the pick a delete forgets (None: none)."""
-        forget: str | None = None
-        segments: list[str] = []
-        last = len(op.segments) - 1
-        for index, segment in enumerate(op.segments):
-            if not (segment.startswith("{") and segment.endswith("}")):
-                segments.append(segment)
-                continue
-            pname = segment[1:-1]
-            param = next(
-                (p for p in op.params if p.get("name") == pname and p.get("in") == "path"), {}
-            )
-            pschema = _norm(param.get("schema"))
-            resource = _resource_of(op.segments, index)
-            is_target = index == last
-            if (pschema.get("enum") or pschema.get("format") in ("date", "date-time")) and not (
-                _id_like(pname)
-            ):
-                segments.append(str(values.scalar(pschema, pname)))
-                continue
-            mode = {"read": "seen", "update": "own", "delete": "own"}.get(op.kind, "seen")
-            if not is_target:
-                mode = "seen"
-            placeholder, picked = self._pick(resource, mode, picks, notes)
-            segments.append(placeholder)
-            if is_target and op.kind == "delete" and picked is not None:
-                forget = picked
-        path = self.prefix + "/" + "/".join(segments)
-        if op.path.endswith("/") and segments:
-            path += "/"
-        return path, forget
-
     def _note_impossible(
         self, name: str, op: _Op, action: dict[str, Any], notes: list[str]
     ) -> None:
@@ -204,82 +163,12 @@ class _ActionSteps(_State):
                 f"never possible as generated: nothing fills {', '.join(missing)} "
                 "(weight 0; give it a producer, or a pool)"
             )
+        elif self.field_problems:
+            self.impossible.add(name)
+            notes += [f"never possible as generated: {p} (weight 0)" for p in self.field_problems]
         elif op.method == "DELETE" and "{user.id}" in action["path"] and op.kind == "delete":
             self.impossible.add(name)
             notes.append("deletes the simulated user's own account: weight 0 on purpose")
-
-    def _name(self, op: _Op) -> str:
-        op_id = str(op.spec.get("operationId") or "")
-        if op_id:
-            suffix = re.sub(r"\W", "_", op.path) + "_" + op.method.lower()
-            if op_id.endswith(suffix) and len(op_id) > len(suffix):
-                op_id = op_id[: -len(suffix)]  # FastAPI's generated ids: name + path + method
-            base = _snake(op_id)
-        else:
-            words = [re.sub(r"[{}]", "", s) for s in op.segments]
-            base = _snake("_".join([op.method.lower(), *words]))
-        if base in ("sign_up", "log_in", "delete_account"):
-            base = f"{base}_op"  # the engine's own action names
-        name, n = base, 2
-        while name in self.actions:
-            name, n = f"{base}_{n}", n + 1
-        return name
-
-    def _pick(
-        self, resource: str, mode: str, picks: dict[str, str], notes: list[str]
-    ) -> tuple[str, str | None]:
-        """The placeholder of an item of ``resource`` and the pick name (None: ``{user.id}``)."""
-        seen, own = f"memory.seen_{resource}", f"memory.own_{resource}"
-        if resource == self.user_resource and (mode == "own" or not self.filled(seen)):
-            return "{user.id}", None
-        if mode == "own":
-            if self.filled(own):
-                key = own
-            elif self.filled(seen):
-                key = seen
-                notes.append(
-                    f"nothing creates {resource}: picks from what the user has seen (edit if "
-                    "only owners may change them)"
-                )
-            else:
-                key = own
-        else:
-            key = seen if self.filled(seen) or not self.filled(own) else own
-        for pick_name, where in picks.items():
-            if where == key:
-                return f"{{{pick_name}.id}}", pick_name
-        base = _singular(resource)
-        base = "other_user" if base == "user" else base
-        if not re.match(r"^[A-Za-z_]", base):
-            base = f"item_{base}"
-        pick_name, n = base, 2
-        while pick_name in picks:
-            pick_name, n = f"{base}_{n}", n + 1
-        picks[pick_name] = key
-        return f"{{{pick_name}.id}}", pick_name
-
-    def _extract(self, op: _Op) -> list[dict[str, Any]]:
-        rules: list[dict[str, Any]] = []
-        for table, prefix in ((self.own_from, "own"), (self.seen_from, "seen")):
-            for resource, sources in table.items():
-                for source, where, id_field in sources:
-                    if source is op:
-                        rules.append(
-                            {
-                                "path": where,
-                                "to": f"memory.{prefix}_{resource}",
-                                "fields": {"id": id_field},
-                            }
-                        )
-        for resource, sources in self.refs_from.items():
-            if self.seen_from.get(resource):
-                continue  # a list operation already shows them
-            for source, where, ref in sources:
-                if source is op:
-                    rules.append(
-                        {"path": where, "to": f"memory.seen_{resource}", "fields": {"id": ref}}
-                    )
-        return rules
 
     def _declare_memory(self) -> None:
         used: set[str] = set()
@@ -354,6 +243,11 @@ def _add_body(action: dict[str, Any], op: _Op, values: _Values) -> None:
         if _norm(schema).get("type", "object") == "object"
         else values.value(_norm(schema), "body", depth=0, required=True)
     )
+    wrappers = [
+        w for w in ("data", "item", "attributes") if w in (_norm(schema).get("properties") or {})
+    ]
+    if body == {} and wrappers:
+        body = {wrappers[0]: {}}  # an envelope the server expects even when nothing is in it
     if body is not _SKIP:
         action["body"] = body
     elif required:

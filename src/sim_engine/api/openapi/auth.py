@@ -9,8 +9,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from sim_engine.api.openapi.links import _LinkSteps, created_item
 from sim_engine.api.openapi.schemas import _created_id, _find_field, _map, _norm, _Op, _seq, _snake
-from sim_engine.api.openapi.state import _State
 from sim_engine.api.openapi.values import _SKIP, _Values
 
 _TOKEN_FIELDS = (
@@ -26,7 +26,7 @@ _LOGIN_WORDS = re.compile(r"log_?in|sign_?in|token|auth|session", re.I)
 _NOT_LOGIN = re.compile(r"log_?out|sign_?out|refresh|revoke|introspect|verify|reset", re.I)
 
 
-class _AuthSteps(_State):
+class _AuthSteps(_LinkSteps):
     """Finds how users sign up and log in, and writes ``api.auth``."""
 
     def _find_auth(self) -> None:
@@ -129,6 +129,8 @@ class _AuthSteps(_State):
             auth["scheme"] = "basic"
         elif api_key:
             _api_key_auth(auth, api_key[0], kinds[api_key[0]], notes)
+        elif not kinds:
+            self._schemeless(auth, login if token_login else None, notes)
         else:
             auth["scheme"] = "none"
             if bearer:
@@ -141,6 +143,24 @@ class _AuthSteps(_State):
                 notes.append(
                     f"security schemes not supported ({names}): requests go unauthenticated"
                 )
+
+    def _schemeless(self, auth: dict[str, Any], login: _Op | None, notes: list[str]) -> None:
+        """Auth for a document that declares no security scheme, from its operations: a
+        log-in returning a token -> token auth; else a sign-up with a password -> HTTP
+        Basic with the user's name and password; else none."""
+        if login is not None:
+            self._login_auth(auth, login, notes)
+            self._token_scheme(auth, self._documented_prefix({}), notes)
+            notes.append(f"no security scheme declared: token auth from {login.label}")
+        elif self.signup is not None:
+            auth["scheme"] = "basic"
+            notes.append(
+                f"no security scheme declared: users sign up with a password "
+                f"({self.signup.label}) and no log-in returns a token, so HTTP Basic is "
+                "assumed (set auth.scheme if the API wants something else)"
+            )
+        else:
+            auth["scheme"] = "none"
 
     def _login_auth(self, auth: dict[str, Any], login: _Op, notes: list[str]) -> None:
         """Fill ``login`` and ``token_path`` from the log-in operation."""
@@ -215,9 +235,13 @@ class _AuthSteps(_State):
 
     def _user_id_path(self) -> str | None:
         if self.signup is not None:
-            found = _created_id(self.signup.response_schema(), self.user_resource or "users")
+            resource = self.user_resource or "users"
+            found = _created_id(self.signup.response_schema(), resource)
             if found is not None:
                 return f"{found[0]}.{found[1]}" if found[0] else found[1]
+            item = created_item(self.signup.response_schema(), resource)
+            if item is not None and self.assumed_id(resource, item[1]):
+                return f"{item[0]}.id" if item[0] else "id"
             return None
         if self.login is not None:
             return _find_field(

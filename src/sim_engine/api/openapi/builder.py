@@ -21,16 +21,11 @@ from sim_engine.api.openapi.loading import (
     resolve_refs,
 )
 from sim_engine.api.openapi.schemas import (
-    _USER_REF_WORDS,
-    _created_id,
-    _item_id_field,
     _list_items,
     _map,
-    _norm,
     _Op,
     _resource_of,
     _seq,
-    _singular,
     _snake,
 )
 from sim_engine.api.openapi.state import ImportOptions, ImportResult
@@ -51,6 +46,7 @@ class _Builder(_AuthSteps, _ActionSteps):
         self._servers()
         self._collect()
         self._find_auth()
+        self._index_params()
         self._classify()
         self._producers()
         auth = self._auth()
@@ -150,51 +146,9 @@ class _Builder(_AuthSteps, _ActionSteps):
                 op.kind = "list" if listed is not None else "other_read"
             elif op.method == "POST":
                 op.resource = _snake(last_literal) if last_literal else None
-                created = _created_id(op.response_schema(), op.resource) if op.resource else None
-                op.kind = "create" if created is not None else "other_write"
+                op.kind = "create" if self._is_create(op) else "other_write"
             else:
                 op.kind = "other_write"
-
-    def _producers(self) -> None:
-        for op in self.ops:
-            if op is self.signup or op is self.login or self._skip_reason(op):
-                continue
-            if op.kind == "list" and op.resource:
-                listed = _list_items(op.response_schema())
-                assert listed is not None
-                where, items = listed
-                id_field = _item_id_field(items)
-                if id_field:
-                    self.seen_from.setdefault(op.resource, []).append((op, where, id_field))
-                self._references(op, where, items)
-            elif op.kind == "create" and op.resource:
-                created = _created_id(op.response_schema(), op.resource)
-                assert created is not None
-                self.own_from.setdefault(op.resource, []).append((op, *created))
-            elif op.kind == "read" and op.resource:
-                self._references(op, "", _norm(op.response_schema()))
-
-    def _references(self, op: _Op, where: str, items: dict[str, Any]) -> None:
-        """Note reference fields (``post_id``, ``authorId``) of answer items."""
-        for prop in items.get("properties") or {}:
-            resource = self._referenced_resource(prop)
-            if resource is not None and resource != op.resource:
-                self.refs_from.setdefault(resource, []).append((op, where, prop))
-
-    def _referenced_resource(self, prop: str) -> str | None:
-        """The resource a ``X_id`` / ``XId`` property refers to (None: not a reference)."""
-        snake = _snake(prop)
-        match = re.fullmatch(r"(.+)_id", snake)
-        if not match:
-            return None
-        word = match.group(1)
-        if word in _USER_REF_WORDS or word.endswith(("_user", "_author")):
-            return self.user_resource
-        known = {op.resource for op in self.ops if op.resource}
-        for resource in known:
-            if _singular(resource) == word:
-                return resource
-        return None
 
 
 def _slug(title: str) -> str:

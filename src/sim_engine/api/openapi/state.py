@@ -6,7 +6,7 @@ Part of :mod:`sim_engine.api.openapi` (internal: the package re-exports :class:`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from sim_engine.api.openapi.schemas import _Op
 
@@ -117,6 +117,14 @@ def _labels(labels: list[str], limit: int = 4) -> str:
     return shown + (f" and {len(labels) - limit} more" if len(labels) > limit else "")
 
 
+class Producer(NamedTuple):
+    """An operation whose answers fill a memory key."""
+
+    op: _Op
+    where: str  # where the items are in the answer ("[*]", "data[*]", "comment", "")
+    fields: dict[str, str]  # stored field -> path inside each item
+
+
 class _State:
     """What the builder's steps (collect, auth, actions) read and fill, for one document."""
 
@@ -135,13 +143,16 @@ class _State:
         self.signup: _Op | None = None
         self.login: _Op | None = None
         self.user_resource: str | None = None
-        self.seen_from: dict[str, list[tuple[_Op, str, str]]] = {}  # R -> (op, path, id field)
-        self.own_from: dict[str, list[tuple[_Op, str, str]]] = {}
-        self.refs_from: dict[str, list[tuple[_Op, str, str]]] = {}  # secondary references
+        self.item_params: dict[str, set[str]] = {}  # R -> path parameters naming its items
+        self.assumed: set[str] = set()  # resources whose undeclared id is assumed
+        self.seen_from: dict[str, list[Producer]] = {}  # R -> list operations
+        self.own_from: dict[str, list[Producer]] = {}  # R -> create operations
+        self.refs_from: dict[str, list[Producer]] = {}  # R -> answers referring to R
         self.memory: dict[str, int] = {}
         self.actions: dict[str, dict[str, Any]] = {}
         self.kinds: dict[str, str] = {}
         self.impossible: set[str] = set()
+        self.field_problems: list[str] = []  # why the action being built cannot be filled
 
     def users_known(self) -> bool:
         """Whether the simulated users have ids on the target (a user resource or a sign-up)."""

@@ -37,6 +37,10 @@ class _Known(Protocol):
         """Whether some operation fills the memory key ``memory.seen_R`` / ``memory.own_R``."""
         ...
 
+    def stores(self, key: str, field: str) -> bool:
+        """Whether every item of the memory key has ``field``."""
+        ...
+
 
 class _Skip:
     def __repr__(self) -> str:
@@ -86,6 +90,9 @@ _INT_BY_NAME: tuple[tuple[str, int, int], ...] = (
 )
 
 
+_PERMISSIONS = re.compile(r"permissions?|acls?|roles|grants|principals|owners|sharing", re.I)
+
+
 class _Values:
     """Realistic template values for schemas, chosen by property name, format and type."""
 
@@ -113,13 +120,15 @@ class _Values:
             if sub_n.get("readOnly"):
                 continue
             must = name in needed
-            if not must and name in _ID_FIELDS:
-                continue  # the server assigns ids
+            if not must and (name in _ID_FIELDS or _PERMISSIONS.fullmatch(str(name))):
+                continue  # the server assigns ids; who may do what is the owner's business
             if self.login and not must and not _credential(str(name), sub_n):
                 continue  # a log-in body carries only what it needs
             value = self.value(sub_n, str(name), depth=depth + 1, required=must)
             if value is not _SKIP:
                 out[str(name)] = value
+        if self.user_fields and _nameless_account(schema, out):
+            out = {"id": "{user.username}", **out}  # the name HTTP Basic logs in with
         return out
 
     def value(
@@ -203,7 +212,7 @@ class _Values:
                 continue
             seen, own = f"memory.seen_{resource}", f"memory.own_{resource}"
             key = seen if known.filled(seen) else own if known.filled(own) else None
-            if key is None:
+            if key is None or not known.stores(key, "id"):
                 return None
             for pick_name, where in self.picks.items():
                 if where == key:
@@ -269,6 +278,19 @@ class _Values:
         if isinstance(min_len, int) and min_len > 20 and text in ("{{word}}", "{{tag}}"):
             text = "{{paragraph}}"
         return text
+
+
+def _nameless_account(schema: dict[str, Any], body: dict[str, Any]) -> bool:
+    """Whether an account body has a password but no name to log in with, and may take an
+    ``id`` (declared, or an open object): Kinto's ``{"data": {"password": ...}}``."""
+    if "{user.password}" not in body.values() or "id" in body:
+        return False
+    if {"{user.username}", "{user.email}"} & {v for v in body.values() if isinstance(v, str)}:
+        return False
+    return (
+        "id" in (schema.get("properties") or {})
+        or schema.get("additionalProperties", True) is not False
+    )
 
 
 def _credential(name: str, schema: dict[str, Any], depth: int = 3) -> bool:

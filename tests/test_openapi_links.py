@@ -1,0 +1,248 @@
+"""How the OpenAPI import links operations (issue #12, "Why" 3): path parameters filled from
+the memory field of the same name and kind, parents taken from the picked child, clean
+names, and the deleting action of each created resource.
+
+Documents: ``tests/openapi_docs.py`` (Conduit-style) and small ones built here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from openapi_docs import conduit
+from sim_engine.api.openapi import build_scenario, scenario_from_openapi
+from sim_engine.model.scenario import validate_scenario
+from sim_engine.runs.cleanup import _deleters
+
+_INT = {"type": "integer"}
+_STR = {"type": "string"}
+
+
+def _doc(paths: dict[str, Any]) -> dict[str, Any]:
+    return {"openapi": "3.0.3", "info": {"title": "t", "version": "1"}, "paths": paths}
+
+
+def _ok(schema: dict[str, Any], code: str = "200") -> dict[str, Any]:
+    return {code: {"description": "ok", "content": {"application/json": {"schema": schema}}}}
+
+
+def _param(name: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": schema or _STR}
+
+
+def _obj(**props: Any) -> dict[str, Any]:
+    return {"type": "object", "properties": props}
+
+
+def _list(item: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "array", "items": item}
+
+
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def _actions(scenario: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    actions: dict[str, dict[str, Any]] = scenario["api"]["actions"]
+    return actions
+
+
+def _weights(scenario: dict[str, Any]) -> dict[str, float]:
+    weights: dict[str, float] = scenario["personas"]["writer"]["actions"]["working"]
+    return weights
+
+
+# -- parameters filled by name and kind ---------------------------------------------------------
+
+
+def test_slug_and_username_parameters_take_the_fields_of_that_name() -> None:
+    """Issue #12, Why 3: slug and username path parameters were filled with numeric ids
+    (``/articles/{article.id}``), and articles, whose answers have no id, were never
+    remembered at all."""
+    scenario = scenario_from_openapi(conduit())
+    validate_scenario(scenario)
+    actions = _actions(scenario)
+    assert actions["get_article"]["path"] == "/api/articles/{article.slug}"
+    assert actions["get_articles"]["extract"] == [
+        {"path": "articles[*]", "to": "memory.seen_articles", "fields": {"slug": "slug"}},
+        {
+            "path": "articles[*]",
+            "to": "memory.seen_profiles",
+            "fields": {"username": "author.username"},
+        },
+    ]
+    assert actions["create_article"]["extract"] == [
+        {"path": "article", "to": "memory.own_articles", "fields": {"slug": "slug"}}
+    ]
+    assert actions["get_profile_by_username"]["path"] == "/api/profiles/{profile.username}"
+    assert actions["follow_user_by_username"]["pick"] == {"profile": "memory.seen_profiles"}
+    weights = _weights(scenario)
+    for name in ("get_article", "update_article", "delete_article", "get_profile_by_username"):
+        assert weights[name] > 0, name
+    paths = " ".join(a["path"] for a in actions.values())
+    assert ".id}" not in paths.replace("{comment.id}", "")
+
+
+def test_a_slug_no_answer_returns_is_never_filled_with_an_id() -> None:
+    doc = _doc(
+        {
+            "/pages": {"get": {"responses": _ok(_list(_obj(id=_INT, title=_STR)))}},
+            "/pages/{slug}": {"get": {"parameters": [_param("slug")], "responses": _ok(_obj())}},
+        }
+    )
+    result = build_scenario(doc)
+    action = _actions(result.scenario)["get_pages_slug"]
+    assert action["path"] == "/pages/{page.slug}"
+    assert _weights(result.scenario)["get_pages_slug"] == 0
+    assert any(
+        "nothing this API returns gives the slug of pages" in n
+        for n in result.notes["get_pages_slug"]
+    )
+    validate_scenario(result.scenario)
+
+
+def test_an_id_parameter_named_after_its_resource_takes_the_id() -> None:
+    doc = _doc(
+        {
+            "/teams": {"get": {"responses": _ok(_obj(data=_list(_obj(uuid=_STR, name=_STR))))}},
+            "/teams/{teamId}": {
+                "get": {"parameters": [_param("teamId")], "responses": _ok(_obj())}
+            },
+        }
+    )
+    actions = _actions(scenario_from_openapi(doc))
+    assert actions["get_teams_team_id"]["path"] == "/teams/{team.id}"
+    assert actions["get_teams"]["extract"][0]["fields"] == {"id": "uuid"}
+
+
+# -- parent and child from the same item --------------------------------------------------------
+
+
+def _threads() -> dict[str, Any]:
+    reply = _obj(id=_INT, thread_id=_INT, body=_STR)
+    thread = [_param("thread_id", _INT)]
+    return _doc(
+        {
+            "/threads": {"get": {"responses": _ok(_list(_obj(id=_INT, title=_STR)))}},
+            "/threads/{thread_id}/replies": {
+                "get": {"parameters": thread, "responses": _ok(_list(reply))},
+                "post": {
+                    "parameters": thread,
+                    "requestBody": _body(_obj(body=_STR)),
+                    "responses": _ok(reply, "201"),
+                },
+            },
+            "/threads/{thread_id}/replies/{reply_id}": {
+                "get": {"parameters": [*thread, _param("reply_id", _INT)], "responses": _ok(reply)},
+                "delete": {
+                    "parameters": [*thread, _param("reply_id", _INT)],
+                    "responses": {"204": {"description": "gone"}},
+                },
+            },
+        }
+    )
+
+
+def test_parent_and_child_ids_come_from_the_same_picked_item() -> None:
+    """Issue #12, Why 3: parent and child ids were picked from separate memories (a reply
+    of one thread addressed under another)."""
+    scenario = scenario_from_openapi(_threads())
+    validate_scenario(scenario)
+    actions = _actions(scenario)
+    read = actions["get_threads_thread_id_replies_reply_id"]
+    assert read["path"] == "/threads/{reply.thread_id}/replies/{reply.id}"
+    assert read["pick"] == {"reply": "memory.seen_replies"}
+    delete = actions["delete_threads_thread_id_replies_reply_id"]
+    assert delete["path"] == "/threads/{reply.thread_id}/replies/{reply.id}"
+    assert (delete["pick"], delete["forget"]) == ({"reply": "memory.own_replies"}, "reply")
+    for producer in ("get_threads_thread_id_replies", "post_threads_thread_id_replies"):
+        fields = actions[producer]["extract"][0]["fields"]
+        assert fields == {"id": "id", "thread_id": "thread_id"}, producer
+
+
+def test_children_without_their_parent_key_are_picked_apart_and_say_so() -> None:
+    scenario = build_scenario(conduit())
+    delete = _actions(scenario.scenario)["delete_article_comment"]
+    assert delete["pick"] == {"comment": "memory.own_comments", "article": "memory.seen_articles"}
+    assert any(
+        "picked apart from the comment" in n for n in scenario.notes["delete_article_comment"]
+    )
+
+
+# -- names ---------------------------------------------------------------------------------------
+
+
+def test_names_say_a_repeated_word_once() -> None:
+    """Issue #12, Why 3: doubled plurals in action names."""
+    ok = _ok(_list(_obj(id=_INT)))
+    doc = _doc(
+        {
+            "/records": {"get": {"operationId": "list_records_records", "responses": ok}},
+            "/posts": {"get": {"operationId": "getPostPosts", "responses": ok}},
+            "/stories/stories": {"get": {"responses": ok}},
+            "/widgets/{widget_id}": {"get": {"parameters": [_param("widget_id")], "responses": ok}},
+        }
+    )
+    assert list(_actions(scenario_from_openapi(doc))) == [
+        "list_records", "get_posts", "get_stories", "get_widgets_widget_id",
+    ]  # fmt: skip
+
+
+# -- deleting what was created --------------------------------------------------------------------
+
+
+def test_each_created_resource_has_its_deleting_action() -> None:
+    """The DELETE of each created resource picks from what the user created and forgets it:
+    what cleanup (runs/cleanup.py) uses to delete what a run created."""
+    api = validate_scenario(scenario_from_openapi(conduit())).api
+    assert api is not None
+    assert _deleters(api) == {
+        "memory.own_articles": "delete_article",
+        "memory.own_comments": "delete_article_comment",
+    }
+    threads = validate_scenario(scenario_from_openapi(_threads())).api
+    assert threads is not None
+    assert _deleters(threads) == {"memory.own_replies": "delete_threads_thread_id_replies_reply_id"}
+
+
+def test_a_delete_never_takes_what_others_created() -> None:
+    """A DELETE of an item nothing creates keeps to own_R (weight 0) instead of falling back
+    to what the user has seen: cleanup would delete other people's items through it."""
+    doc = _doc(
+        {
+            "/notes": {"get": {"responses": _ok(_list(_obj(id=_INT)))}},
+            "/notes/{note_id}": {
+                "delete": {
+                    "parameters": [_param("note_id", _INT)],
+                    "responses": {"204": {"description": "gone"}},
+                },
+                "put": {
+                    "parameters": [_param("note_id", _INT)],
+                    "requestBody": _body(_obj(text=_STR)),
+                    "responses": _ok(_obj(id=_INT)),
+                },
+            },
+        }
+    )
+    result = build_scenario(doc)
+    actions = _actions(result.scenario)
+    assert actions["delete_notes_note_id"]["pick"] == {"note": "memory.own_notes"}
+    assert _weights(result.scenario)["delete_notes_note_id"] == 0
+    assert actions["put_notes_note_id"]["pick"] == {"note": "memory.seen_notes"}  # edits may
+    api = validate_scenario(result.scenario).api
+    assert api is not None and _deleters(api) == {"memory.own_notes": "delete_notes_note_id"}
+
+
+def test_a_parameter_named_after_its_resource_takes_the_id() -> None:
+    """``/api/sessions/{session}`` (Jupyter Server) addresses a session by its id."""
+    doc = _doc(
+        {
+            "/sessions": {"get": {"responses": _ok(_list(_obj(id=_STR, path=_STR)))}},
+            "/sessions/{session}": {
+                "get": {"parameters": [_param("session")], "responses": _ok(_obj(id=_STR))}
+            },
+        }
+    )
+    scenario = scenario_from_openapi(doc)
+    assert _actions(scenario)["get_sessions_session"]["path"] == "/sessions/{session.id}"
+    assert _weights(scenario)["get_sessions_session"] > 0
