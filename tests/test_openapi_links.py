@@ -11,8 +11,9 @@ from typing import Any
 
 from openapi_docs import conduit
 from sim_engine.api.openapi import build_scenario, scenario_from_openapi
+from sim_engine.model.api_spec import ApiSpec
 from sim_engine.model.scenario import validate_scenario
-from sim_engine.runs.cleanup import _deleters
+from sim_engine.targets.declarative._created import CreationPlan
 
 _INT = {"type": "integer"}
 _STR = {"type": "string"}
@@ -45,6 +46,13 @@ def _body(schema: dict[str, Any]) -> dict[str, Any]:
 def _actions(scenario: dict[str, Any]) -> dict[str, dict[str, Any]]:
     actions: dict[str, dict[str, Any]] = scenario["api"]["actions"]
     return actions
+
+
+def _deleters(api: ApiSpec) -> dict[str, str]:
+    """memory key -> the action cleanup deletes its items with (the target's CreationPlan)."""
+    keys = sorted(f"memory.{name}" for name in api.memory)
+    plan = CreationPlan(api, keys.index)
+    return {key: name for name, key in plan.deleters.values()}
 
 
 def _weights(scenario: dict[str, Any]) -> dict[str, float]:
@@ -193,7 +201,7 @@ def test_names_say_a_repeated_word_once() -> None:
 
 def test_each_created_resource_has_its_deleting_action() -> None:
     """The DELETE of each created resource picks from what the user created and forgets it:
-    what cleanup (runs/cleanup.py) uses to delete what a run created."""
+    the handle cleanup (runs/cleanup.py) deletes what a run created with."""
     api = validate_scenario(scenario_from_openapi(conduit())).api
     assert api is not None
     assert _deleters(api) == {
