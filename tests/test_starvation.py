@@ -18,7 +18,7 @@ from rich.console import Console
 
 from sim_engine.observe.dashboard.snapshot import target_statistics
 from sim_engine.observe.dashboard.view import render
-from sim_engine.observe.starvation import StarvationWatch, starvation_of
+from sim_engine.observe.starvation import StarvationWatch, starvation_of, starvation_summary
 from sim_engine.targets.resilient import ResilientTransport
 from sim_engine.targets.starvation import HoldBackMeter, describe
 from sim_engine.targets.transport import Response
@@ -166,3 +166,18 @@ async def test_dashboard_and_metrics_say_so() -> None:
     console = Console(file=io.StringIO(), width=120, force_terminal=False)
     console.print(render(snapshot()))
     assert "holds back" not in console.file.getvalue()  # type: ignore[attr-defined]
+
+
+def test_the_end_of_run_summary_says_how_long_the_run_was_starved() -> None:
+    episodes: list[dict[str, Any]] = [
+        {"from_wall_s": 2.0, "to_wall_s": 12.0, "peak_share": 0.8,
+         "endpoints": {"GET /posts": {"held": 7, "delay_s": 10.0}}},
+        {"from_wall_s": 40.0, "to_wall_s": None, "peak_share": 1.0,
+         "endpoints": {"GET /posts": {"held": 3, "delay_s": 3.0},
+                       "POST /posts": {"held": 2, "delay_s": 5.0}}},
+    ]  # fmt: skip
+    assert starvation_summary(episodes, 60.0) == (
+        "starved: the target's Backoff / Retry-After held back most requests for 30 of 60 "
+        "wall s (GET /posts 10 s, POST /posts 5 s); see metrics.json starvation"
+    )
+    assert starvation_summary([], 60.0) is None

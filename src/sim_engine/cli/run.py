@@ -28,6 +28,7 @@ from sim_engine.model.scenario import (
     ScenarioError,
     parse_duration,
 )
+from sim_engine.observe.starvation import starvation_summary
 from sim_engine.runs.analytics import KEY_ENV, KINDS
 
 __all__ = ["run"]
@@ -267,4 +268,7 @@ def _print_summary(metrics: dict[str, Any], out: Path, wall_s: float, interrupte
         click.echo(
             "  most viewed: " + ", ".join(f"post {p['post_id']} ({p['views']})" for p in top)
         )
+    starved = starvation_summary(metrics.get("starvation") or [], wall_s)
+    if starved is not None:
+        click.echo(f"  {starved}")
     click.echo(f"  outputs: {out}/actions.jsonl, users.jsonl, metrics.json")

@@ -24,7 +24,7 @@ from sim_engine.targets.starvation import describe
 if TYPE_CHECKING:
     from sim_engine.engine.simulation import Simulation
 
-__all__ = ["StarvationWatch", "starvation_of"]
+__all__ = ["StarvationWatch", "starvation_of", "starvation_summary"]
 
 _log = logging.getLogger("sim_engine.starvation")
 
@@ -51,6 +51,31 @@ def starvation_of(target: object) -> tuple[dict[str, Any] | None, list[dict[str,
             list(episodes) if isinstance(episodes, list) else [],
         )
     return None, []
+
+
+def starvation_summary(episodes: list[dict[str, Any]], wall_s: float) -> str | None:
+    """One line for the end-of-run summary from ``metrics.json``'s ``starvation`` episodes
+    (None when there were none): how long the target's backoff held back most requests
+    and which endpoints asked for which delays (the longest each asked for).
+
+    Args:
+        episodes: :meth:`~sim_engine.targets.starvation.HoldBackMeter.episodes`.
+        wall_s: the run's wall seconds (an episode still open lasted until then).
+    """
+    if not episodes:
+        return None
+    starved_s = 0.0
+    delays: dict[str, float] = {}
+    for episode in episodes:
+        end = episode.get("to_wall_s")
+        starved_s += (wall_s if end is None else float(end)) - float(episode["from_wall_s"])
+        for key, info in (episode.get("endpoints") or {}).items():
+            delays[key] = max(delays.get(key, 0.0), float(info.get("delay_s", 0.0)))
+    waits = ", ".join(f"{key} {delay:g} s" for key, delay in list(delays.items())[:3])
+    return (
+        f"starved: the target's Backoff / Retry-After held back most requests for "
+        f"{max(0.0, starved_s):.0f} of {wall_s:.0f} wall s ({waits}); see metrics.json starvation"
+    )
 
 
 class StarvationWatch:
