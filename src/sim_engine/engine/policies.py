@@ -15,12 +15,10 @@ import math
 import random
 
 from sim_engine.model.behaviour import CompiledPersona
-from sim_engine.model.lifecycle import LifecycleSpec, session_depth
+from sim_engine.model.lifecycle import REFERENCE_MEAN_ACTIONS, LifecycleSpec, session_depth
 from sim_engine.model.population import SimUser
 
 __all__ = ["ClosedLoopPolicy", "PersonaPolicy"]
-
-_REFERENCE_MEAN_ACTIONS = 4.0  # persona depth factor = mean_actions / this (lifecycle on)
 
 
 class PersonaPolicy:
@@ -52,7 +50,7 @@ class PersonaPolicy:
         """Geometric by the persona's mean, or the lifecycle's session depth."""
         if user.life is None or self._life is None:
             return persona.session_length(rng)
-        factor = persona.session.mean_actions / _REFERENCE_MEAN_ACTIONS
+        factor = persona.session.mean_actions / REFERENCE_MEAN_ACTIONS
         depth = session_depth(self._life, user.life, rng, scale=factor)
         return min(depth, persona.session.max_actions)
 

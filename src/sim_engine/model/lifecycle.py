@@ -56,6 +56,7 @@ from sim_engine.model.lifecycle_spec import (
 
 __all__ = [
     "ALLOWED_TRANSITIONS",
+    "REFERENCE_MEAN_ACTIONS",
     "ActivityPattern",
     "CleanupSpec",
     "DayDecision",
@@ -71,6 +72,7 @@ __all__ = [
     "StreakSpec",
     "Transition",
     "decide_day",
+    "depth_range",
     "lifecycle_from_dict",
     "lifecycle_to_dict",
     "new_status",
@@ -179,6 +181,21 @@ def pattern_probability(
     return spec.monthly_spike if low <= today.day <= high else spec.monthly
 
 
+REFERENCE_MEAN_ACTIONS = 4.0
+"""With a lifecycle, a persona's session depth factor is ``session.mean_actions`` over this."""
+
+
+def depth_range(spec: LifecycleSpec, key: str, scale: float = 1.0) -> tuple[int, int]:
+    """Return the inclusive ``(low, high)`` actions of a session in depth row ``key``.
+
+    ``key`` is a lifecycle state's name or ``BINGE``; ``scale`` (a persona's depth
+    factor) stretches both ends, rounded, with ``1 <= low <= high``.
+    """
+    depth = spec.session_depth[key]
+    low = max(1, round(depth.low * scale))
+    return low, max(low, round(depth.high * scale))
+
+
 def session_depth(
     spec: LifecycleSpec, status: LifecycleStatus, rng: random.Random, scale: float = 1.0
 ) -> int:
@@ -188,10 +205,7 @@ def session_depth(
     uniform draw, so every length in the scaled range can occur.
     """
     binging = status.pattern is ActivityPattern.BINGE and status.binge_left > 0
-    depth = spec.session_depth["BINGE" if binging else status.state.value]
-    low = max(1, round(depth.low * scale))
-    high = max(low, round(depth.high * scale))
-    return rng.randint(low, high)
+    return rng.randint(*depth_range(spec, "BINGE" if binging else status.state.value, scale))
 
 
 def _advance_binge(spec: PatternsSpec, status: LifecycleStatus, rng: random.Random) -> None:

@@ -1,0 +1,166 @@
+"""``sim-engine generate``: events per second end to end, peak memory, bytes per event.
+
+Each configuration runs ``python -m sim_engine generate`` in a subprocess (the
+default scenario, Parquet, start Monday 2026-01-05, seed 7) and is timed from
+start to exit: planning the population and every event, and writing every table.
+Peak RSS is the largest sum, sampled every 0.1 s, of the resident memory of the
+process and its worker processes (psutil).
+
+In the same run, the baseline: the event engine at ``--speed max`` against an
+instant ``MockTarget`` (planning, binding and bookkeeping only; the
+``planning`` row of ``bench/fastforward.py``) on a small population. Bytes per
+event: the same small dataset written as Parquet and as JSONL.
+
+Goals (issue 10): >= 1,000,000 events/s with 2 workers, 100,000 users x 90 days in
+<= 3 minutes, peak RSS <= 1.5 GB for 1,000,000 users.
+
+Run: ``python bench/generate.py`` (about 10 minutes on 2 cores);
+``--quick`` for 10,000 users only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from _common import fmt_int, print_table, write_results
+
+START = "2026-01-05"
+
+
+def _tree_rss(proc: psutil.Process) -> int:
+    total = 0
+    for p in [proc, *proc.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            total += p.memory_info().rss
+    return total
+
+
+def run_generate(users: int, days: int, workers: int, fmt: str, out: Path) -> dict[str, Any]:
+    """Run ``generate`` once in a subprocess; return wall time, events, peak RSS, bytes."""
+    cmd = [
+        sys.executable, "-m", "sim_engine", "generate", "--users", str(users), "--days", str(days),
+        "--start", START, "--seed", "7", "--out", str(out), "--format", fmt,
+        "--workers", str(workers), "--quiet",
+    ]  # fmt: skip
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    watched = psutil.Process(proc.pid)
+    peak = 0
+    while proc.poll() is None:
+        with contextlib.suppress(psutil.Error):
+            peak = max(peak, _tree_rss(watched))
+        time.sleep(0.1)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(
+            f"generate failed ({proc.returncode}): {proc.stderr.read() if proc.stderr else ''}"
+        )
+    manifest = json.loads((out / "manifest.json").read_text())
+    events = sum(sum(day[2] for day in c["activity"]) for c in manifest["chunks"].values())
+    size = sum(f.stat().st_size for f in (out / "events").rglob("*") if f.is_file())
+    return {
+        "users": users,
+        "days": days,
+        "workers": workers,
+        "format": fmt,
+        "events": events,
+        "wall_s": wall,
+        "events_per_s": events / wall,
+        "peak_rss_mb": peak / 1e6,
+        "events_bytes": size,
+        "bytes_per_event": size / events if events else 0.0,
+    }
+
+
+def engine_baseline(users: int, days: float) -> dict[str, Any]:
+    """The event engine with an instant mock target (fastforward.py's ``planning`` row)."""
+    from fastforward import bench_planning
+
+    r = bench_planning(users, days, use_uvloop=True)
+    return {"users": users, "days": days, "events": r["actions"], "wall_s": r["wall_s"],
+            "events_per_s": r["actions_per_s"]}  # fmt: skip
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="10,000 users only")
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--million-days", type=int, default=7,
+                        help="days for the 1,000,000-user memory run (0: skip)")  # fmt: skip
+    parser.add_argument("--baseline-users", type=int, default=2_000)
+    parser.add_argument("--baseline-days", type=float, default=1.0)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    results: dict[str, Any] = {"runs": []}
+    print(f"baseline: event engine, MockTarget, {args.baseline_users} users ...", flush=True)
+    base = engine_baseline(args.baseline_users, args.baseline_days)
+    results["baseline"] = base
+    sizes = [10_000] if args.quick else [10_000, 100_000]
+    plan = [(u, args.days, w) for u in sizes for w in (1, 2)]
+    if args.million_days and not args.quick:
+        plan.append((1_000_000, args.million_days, 2))
+    with tempfile.TemporaryDirectory(prefix="bench-generate-") as tmp:
+        for i, (users, days, workers) in enumerate(plan):
+            print(
+                f"generate: {fmt_int(users)} users x {days} days, {workers} worker(s) ...",
+                flush=True,
+            )
+            results["runs"].append(
+                run_generate(users, days, workers, "parquet", Path(tmp) / f"p{i}")
+            )
+        for fmt in ("parquet", "jsonl"):
+            print(f"bytes/event: {fmt}, 2,000 users x 7 days ...", flush=True)
+            results[f"bytes_{fmt}"] = run_generate(2_000, 7, 1, fmt, Path(tmp) / fmt)
+    rows = [
+        ["event engine (MockTarget)", fmt_int(base["users"]), f"{base['days']:g}", "1",
+         fmt_int(base["events"]), f"{base['wall_s']:.1f}", fmt_int(base["events_per_s"]),
+         "1.0", "-"],
+    ]  # fmt: skip
+    for r in results["runs"]:
+        rows.append([
+            "generate (parquet)", fmt_int(r["users"]), str(r["days"]), str(r["workers"]),
+            fmt_int(r["events"]), f"{r['wall_s']:.1f}", fmt_int(r["events_per_s"]),
+            f"{r['events_per_s'] / base['events_per_s']:.0f}", f"{r['peak_rss_mb']:,.0f}",
+        ])  # fmt: skip
+    print_table(
+        [
+            "run",
+            "users",
+            "days",
+            "workers",
+            "events",
+            "wall s",
+            "events/s",
+            "x engine",
+            "peak RSS MB",
+        ],
+        rows,
+        "events per second, end to end",
+    )
+    bp, bj = results["bytes_parquet"], results["bytes_jsonl"]
+    print_table(
+        ["format", "events", "events table bytes", "bytes/event"],
+        [[f, fmt_int(r["events"]), fmt_int(r["events_bytes"]), f"{r['bytes_per_event']:.1f}"]
+         for f, r in (("parquet", bp), ("jsonl", bj))],
+        "bytes per event on disk (events table)",
+    )  # fmt: skip
+    path = write_results("generate", results)
+    print(f"\nresults: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

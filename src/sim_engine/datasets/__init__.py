@@ -1,0 +1,1 @@
+"""Datasets: the tables ``sim-engine generate`` writes, their schema, formats and manifest."""
