@@ -4,9 +4,9 @@
 # - json-server 0.17, locked in examples/json-server/package-lock.json, for
 #   tests/test_json_server.py (Node.js and npm from the machine, or Debian's packages);
 # - swagger2openapi 7, locked in tools/swagger2openapi/package-lock.json, which
-#   `init --from-openapi` runs to convert Swagger 2.0 (tests/test_openapi_real.py).
-# - Kinto from PyPI, in a virtualenv of its own (its pins clash with ours: it wants
-#   setuptools<82), for tests/test_kinto.py.
+#   `init --from-openapi` runs to convert Swagger 2.0 (tests/test_openapi_real.py);
+# - Kinto and Jupyter Server from PyPI, each in a virtualenv of its own (their pins clash
+#   with ours: Kinto wants setuptools<82), for tests/test_kinto.py and tests/test_jupyter.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sudo_() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -20,7 +20,7 @@ if ! command -v npm >/dev/null; then
 fi
 (cd examples/json-server && npm ci --no-audit --no-fund --silent)
 (cd tools/swagger2openapi && npm ci --no-audit --no-fund --silent)
-for api in kinto; do
+for api in kinto jupyter; do
   if [ ! -x "examples/$api/.venv/bin/python" ]; then python3 -m venv "examples/$api/.venv"; fi
   "examples/$api/.venv/bin/pip" install -q --disable-pip-version-check -r "examples/$api/requirements.txt"
 done

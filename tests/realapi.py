@@ -42,6 +42,11 @@ class Http:
 
         4xx and 5xx answers are returned, not raised; a connection failure raises OSError.
         """
+        status, raw, headers = self.raw(method, path, body)
+        return status, (json.loads(raw) if raw.strip() else None), headers
+
+    def raw(self, method: str, path: str, body: Any = None) -> tuple[int, bytes, dict[str, str]]:
+        """As :meth:`call`, with the answer's body as bytes (a YAML document...)."""
         data = None if body is None else json.dumps(body).encode()
         headers = {"Content-Type": "application/json", **self.headers}
         req = urllib.request.Request(self.base_url + path, data, headers, method=method)
@@ -50,7 +55,7 @@ class Http:
                 raw, status, got = resp.read(), resp.status, dict(resp.headers)
         except urllib.error.HTTPError as err:
             raw, status, got = err.read(), err.code, dict(err.headers)
-        return status, (json.loads(raw) if raw.strip() else None), got
+        return status, raw, got
 
     def get(self, path: str) -> Any:
         """GET ``path``; fail the test unless it answers 200."""
