@@ -38,6 +38,8 @@ EXAMPLE = ROOT / "examples" / "jupyter"
 SCENARIO = EXAMPLE / "scenario.yaml"
 SERVER = EXAMPLE / ".venv" / "bin" / "jupyter-server"
 TOKEN = "sim-engine-example-token"  # the scenario's api_key is "token <TOKEN>"
+#: Actions only ``sim-engine cleanup`` uses: no persona draws them.
+CLEANUP_ONLY = {"delete_folder"}
 SEED = {"shared/README.md": "# Team notes\n", "shared/howto.md": "Save often.\n"}
 
 
@@ -154,7 +156,7 @@ def test_the_day_ran_with_expected_outcomes(day: Day) -> None:
     rate = success_rate(day.actions)
     assert rate >= 0.99, f"success {rate:.2%}: {failures(day.actions).most_common(5)}"
     by_type = Counter(r["action"] for r in day.actions if r["ok"])
-    missing = [name for name in api.actions if by_type[name] == 0]
+    missing = [name for name in api.actions if by_type[name] == 0 and name not in CLEANUP_ONLY]
     assert not missing, f"never succeeded: {missing} ({dict(by_type)})"
 
 

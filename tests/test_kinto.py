@@ -45,6 +45,8 @@ SCENARIO = EXAMPLE / "scenario.yaml"
 KINTO = EXAMPLE / ".venv" / "bin" / "kinto"
 ADMIN = basic_auth("admin", "admin-password-1")
 SEED_RECORDS = 3
+#: Actions only ``sim-engine cleanup`` uses: no persona draws them.
+CLEANUP_ONLY = {"delete_section", "delete_notebook", "delete_account"}
 
 
 @dataclass(frozen=True)
@@ -182,11 +184,13 @@ def day(kinto: Http, tmp_path_factory: pytest.TempPathFactory) -> Day:
 def test_the_day_ran_with_expected_outcomes(day: Day) -> None:
     api = load_scenario(SCENARIO).api
     assert api is not None
-    assert len(day.actions) > 300, f"only {len(day.actions)} actions in a simulated day"
+    # ~560 actions on an idle machine; far fewer on a loaded one, where Kinto's bcrypt
+    # makes sign-ups take seconds and, at --speed max, the day goes on without the user.
+    assert len(day.actions) > 150, f"only {len(day.actions)} actions in a simulated day"
     rate = success_rate(day.actions)
     assert rate >= 0.99, f"success {rate:.2%}: {failures(day.actions).most_common(5)}"
     by_type = Counter(r["action"] for r in day.actions if r["ok"])
-    missing = [name for name in api.actions if by_type[name] == 0]
+    missing = [name for name in api.actions if by_type[name] == 0 and name not in CLEANUP_ONLY]
     assert not missing, f"never succeeded: {missing} ({dict(by_type)})"
 
 
