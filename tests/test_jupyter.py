@@ -39,7 +39,7 @@ SCENARIO = EXAMPLE / "scenario.yaml"
 SERVER = EXAMPLE / ".venv" / "bin" / "jupyter-server"
 TOKEN = "sim-engine-example-token"  # the scenario's api_key is "token <TOKEN>"
 #: Actions only ``sim-engine cleanup`` uses: no persona draws them.
-CLEANUP_ONLY = {"delete_folder"}
+CLEANUP_ONLY = {"delete_note", "delete_folder"}
 SEED = {"shared/README.md": "# Team notes\n", "shared/howto.md": "Save often.\n"}
 
 
