@@ -39,7 +39,7 @@ SCENARIO = EXAMPLE / "scenario.yaml"
 SERVER = EXAMPLE / ".venv" / "bin" / "jupyter-server"
 TOKEN = "sim-engine-example-token"  # the scenario's api_key is "token <TOKEN>"
 #: Actions only ``sim-engine cleanup`` uses: no persona draws them.
-CLEANUP_ONLY = {"delete_note", "delete_folder"}
+CLEANUP_ONLY = {"delete_note", "delete_checkpoint", "delete_folder"}
 SEED = {"shared/README.md": "# Team notes\n", "shared/howto.md": "Save often.\n"}
 
 
@@ -210,8 +210,9 @@ def test_the_seed_is_untouched(day: Day) -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="issue 12 item 1 (helper apicleanup): cleanup refuses an api scenario with no "
-    "delete_account action and deletes nothing",
+    reason="issue 12 item 1 (helper apicleanup): cleanup records what a POST creates, not "
+    "what a PUT answered 201 creates: the users' folders (make_folder) are neither deleted "
+    "nor reported as staying",
 )
 def test_cleanup_restores_the_servers_files(day: Day, jupyter: Jupyter) -> None:
     proc = sim_engine("cleanup", str(day.out), timeout=120, command=installed_command(), cwd=ROOT)
@@ -222,9 +223,9 @@ def test_cleanup_restores_the_servers_files(day: Day, jupyter: Jupyter) -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="issue 12 item 2 (helper openapi): init leaves out every /api/... operation as "
-    "operational (the first path segment 'api' is taken for the API root) and exits 2; kept, "
-    "the document declares no security scheme: no token is sent, every call answers 403",
+    reason="issue 12 item 2 (helper openapi): the document declares no security scheme and "
+    "init has no option for a key, so the import infers auth none: no token is sent and every "
+    "call answers 403 (11.8% success, all of it the sign_up/log_in records of auth none)",
 )
 def test_unedited_import_reaches_90_percent(tmp_path: Path) -> None:
     """``init --from-openapi`` on the server's own document, run as written, on a fresh server."""
@@ -245,7 +246,7 @@ def test_unedited_import_reaches_90_percent(tmp_path: Path) -> None:
             cwd=tmp_path,
         )
         assert made.returncode == 0, made.stderr
-        run_day(scenario, server.http.base_url, tmp_path / "out")
+        run_day(scenario, server.http.base_url, tmp_path / "out", "--users", "20")
     finally:
         terminate(server.proc)
     actions = read_records(tmp_path / "out" / "actions.jsonl")
