@@ -19,6 +19,7 @@ from sim_engine.model.records import ActionRequest, Outcome
 __all__ = [
     "ActionResolver",
     "Binder",
+    "Journal",
     "MemoryKeeper",
     "Planned",
     "Routine",
@@ -68,6 +69,19 @@ class MemoryKeeper(Protocol):
         Raises:
             ValueError: ``data`` is not an exported memory.
         """
+        ...
+
+
+class Journal(Protocol):
+    """A write-ahead record of dispatched actions (crash safety; see ``engine/journal.py``)."""
+
+    def dispatched(self, user_id: int, sim_t: float, next_s: float, left: int) -> None:
+        """Record, before its request goes out, that ``user_id`` acts at ``sim_t``, its
+        next step due at ``next_s`` (simulated epoch seconds), ``left`` actions left."""
+        ...
+
+    def reset(self) -> None:
+        """Forget what was recorded (a checkpoint has saved it)."""
         ...
 
 

@@ -74,6 +74,12 @@ class Executor:
             self._sessions.follow_up(step.user, self._base(step.sim_t), step.think_s)
             return
         step.user.pending = True
+        journal = self._ledger.journal
+        if journal is not None:  # written ahead: a resumed run does not send it again
+            user = step.user
+            journal.dispatched(
+                user.user_id, step.sim_t, step.sim_t + step.think_s, user.session_left
+            )
         self.spawn(step.sim_t, self._perform(step))
 
     def spawn(self, sim_t: float, coro: Coroutine[Any, Any, None]) -> None:

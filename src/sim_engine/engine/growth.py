@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from datetime import datetime
 
 from sim_engine.engine.capabilities import Routine
@@ -60,6 +61,7 @@ class Growth:
         self._persona_index = {p.name: p.index for p in personas}
         self.rng = random.Random(scenario.seed * 7919 + 1)
         self.arrivals_today = 0
+        self._not_before_s = -math.inf
 
     def full(self) -> bool:
         """True when the population has reached ``population.max``."""
@@ -102,9 +104,19 @@ class Growth:
         return user
 
     def start(self, sim_t: float) -> None:
-        """Schedule the first arrival after ``sim_t`` (when sign-ups are on)."""
+        """Schedule the first arrival after ``sim_t`` (when sign-ups are on), or after the
+        last user a resumed run found (see :meth:`resume_after`)."""
         if self._pop.signups_per_day > 0:
-            self._scheduler.push(sim_t + self._gap_s(), ARRIVAL, None)
+            self._scheduler.push(max(sim_t, self._not_before_s) + self._gap_s(), ARRIVAL, None)
+
+    def resume_after(self, now: float, created: Sequence[float]) -> None:
+        """A resumed run restarts its clock at its last checkpoint (``now``, simulated
+        epoch seconds); users created after it (``created``: every saved user's creation
+        time) were saved as they joined: they count as today's arrivals, and arrivals go
+        on after the last of them instead of being drawn again."""
+        later = [t for t in created if t > now]
+        self.arrivals_today += len(later)
+        self._not_before_s = max([now, *later])
 
     def on_arrival(self, sim_t: float) -> None:
         """An arrival: a new user (within the caps), and the next arrival."""

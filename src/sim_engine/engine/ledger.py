@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sim_engine.engine.capabilities import MemoryKeeper, UserForgetter
+from sim_engine.engine.capabilities import Journal, MemoryKeeper, UserForgetter
 from sim_engine.model.behaviour import CompiledPersona
 from sim_engine.model.population import SimUser
 from sim_engine.model.records import Sink, Store
@@ -28,6 +28,7 @@ class Ledger:
         store: where users are saved as they change (None: nowhere).
         forgetter: the target, when it keeps per-user state to drop (checked once).
         keeper: the target, when its per-user memory is saved with the user.
+        journal: where dispatched actions are written ahead (None: nowhere).
 
     Attributes:
         users: the users by engine id.
@@ -42,6 +43,7 @@ class Ledger:
         store: Store | None,
         forgetter: UserForgetter | None,
         keeper: MemoryKeeper | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self.users: dict[int, SimUser] = {}
         self.signed_up = 0
@@ -53,6 +55,7 @@ class Ledger:
         self._sinks = list(sinks)
         self._forgetter = forgetter
         self.keeper = keeper
+        self.journal = journal
 
     def emit(self, record: Any) -> None:
         """Hand a record to every sink."""

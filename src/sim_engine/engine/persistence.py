@@ -20,8 +20,9 @@ from typing import Any
 from sim_engine.api.binding import run_tag
 from sim_engine.engine.clock import Clock
 from sim_engine.engine.daycycle import DayCycle
-from sim_engine.engine.events import DAY, SESSION, local_iso, next_midnight, offset_of
+from sim_engine.engine.events import DAY, NEXT, SESSION, local_iso, next_midnight, offset_of
 from sim_engine.engine.growth import Growth
+from sim_engine.engine.journal import Progress
 from sim_engine.engine.ledger import Ledger
 from sim_engine.engine.scheduler import Scheduler
 from sim_engine.engine.sessions import Sessions
@@ -71,6 +72,7 @@ class Persistence:
         self._start_s, self._end_s = span
         self._concurrency = concurrency
         self._reread = reread
+        self._ahead: dict[int, float] = {}
 
     def export_state(self) -> dict[str, Any]:
         """Return the engine's own state (not the users) as JSON-ready data."""
@@ -89,6 +91,9 @@ class Persistence:
                 "actions": ledger.actions,
                 "failed": ledger.failed,
             },
+            # Users a resumed run found ahead of the clock (their last action was sent
+            # after the checkpoint it resumed from): still ahead, they stay so.
+            "ahead": {str(k): t for k, t in self._ahead.items() if t > self._clock.now()},
         }
 
     def checkpoint(self) -> int:
@@ -107,16 +112,27 @@ class Persistence:
             self._ledger.refresh(user)
         store.checkpoint(self.export_state(), changed)
         self._ledger.dirty.clear()
+        if self._ledger.journal is not None:
+            self._ledger.journal.reset()  # what it recorded is in the checkpoint now
         return len(changed)
 
-    def restore(self, state: dict[str, Any], users: Sequence[SimUser]) -> None:
+    def restore(
+        self,
+        state: dict[str, Any],
+        users: Sequence[SimUser],
+        progress: dict[int, Progress] | None = None,
+    ) -> None:
         """Take back a crashed run's users and state (before the run starts).
 
-        Every user gets its next local midnight and next session planned from
-        the current simulated time. A target that keeps memories gets each
-        user's back, token included: a user whose token is still valid sends no
-        log-in. The social API's tokens are not kept: each logs in again at its
-        next session.
+        ``progress`` (from the write-ahead journal, :func:`~sim_engine.engine.journal.
+        read_journal`) holds each user's last action sent after the checkpoint: what
+        was sent is not sent again. A user it shows in a session goes on with that
+        session (its next step, its actions left); every other user gets its next
+        local midnight and next session planned from the current simulated time, or
+        from its last action when that came later. Sign-ups go on after the last
+        user created. A target that keeps memories gets each user's back, token
+        included: a user whose token is still valid sends no log-in. The social
+        API's tokens are not kept: each logs in again at its next session.
 
         Raises:
             KeyError, ValueError: ``state`` is not an exported state.
@@ -134,10 +150,17 @@ class Persistence:
         self._ledger.actions = int(counters.get("actions", 0))
         self._ledger.failed = int(counters.get("failed", 0))
         now = self._clock.now()
+        progress = progress or {}
+        self._ahead = {int(k): float(t) for k, t in state.get("ahead", {}).items()}
+        for user_id, done in progress.items():
+            self._ahead[user_id] = max(done.sim_t, self._ahead.get(user_id, done.sim_t))
+        self._growth.resume_after(now, [u.created_ts for u in users])
         for user in users:
             self._ledger.users[user.user_id] = user
             self._remember(user)
-            self._replan(user, now)
+            self._replan(
+                user, max(now, self._ahead.get(user.user_id, now)), progress.get(user.user_id)
+            )
 
     def _remember(self, user: SimUser) -> None:
         """Give the target back what it kept for the user, and the user its token."""
@@ -148,7 +171,9 @@ class Persistence:
         token = memory.get("token")
         user.token = str(token) if token else None
 
-    def _replan(self, user: SimUser, now: float) -> None:
+    def _replan(self, user: SimUser, now: float, done: Progress | None) -> None:
+        """Plan the user's next midnight and its session from ``now`` (its own restart
+        time): the session it was in (``done``: its last action), or a new one."""
         rng = user_rng(user)
         local = datetime.fromtimestamp(now, user.tz)
         if user.life is not None:
@@ -157,6 +182,10 @@ class Persistence:
             if not user.life.active_today:
                 save_rng(user, rng)
                 return
+        if done is not None and done.left > 0 and user.token is not None:
+            self._sessions.set_left(user, done.left)
+            self._scheduler.push(max(now, done.next_s), NEXT, user)
+            return
         persona = self._personas[user.persona]
         first = persona.next_session_start(now, offset_of(local), rng)
         save_rng(user, rng)

@@ -24,7 +24,6 @@ import asyncio
 import math
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sim_engine.api.binding import run_tag, user_password
@@ -32,6 +31,7 @@ from sim_engine.engine.binders import ApiBinder
 from sim_engine.engine.capabilities import (
     ActionResolver,
     Binder,
+    Journal,
     MemoryKeeper,
     SessionAware,
     SessionHook,
@@ -43,11 +43,13 @@ from sim_engine.engine.daycycle import DayCycle
 from sim_engine.engine.events import ARRIVAL, DAY, REPLACE, TICK, population_breakdown
 from sim_engine.engine.executor import Executor
 from sim_engine.engine.growth import Growth
+from sim_engine.engine.journal import Progress
 from sim_engine.engine.ledger import Ledger
 from sim_engine.engine.persistence import Persistence
 from sim_engine.engine.policies import PersonaPolicy
 from sim_engine.engine.scheduler import Scheduler
 from sim_engine.engine.sessions import Sessions
+from sim_engine.engine.stats import SimulationStats
 from sim_engine.model.api_spec import ApiSpec
 from sim_engine.model.behaviour import CompiledPersona, compile_personas
 from sim_engine.model.builtin import social_api
@@ -61,30 +63,6 @@ __all__ = [
     "effective_api",
     "user_password",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class SimulationStats:
-    """A snapshot of a run (see :meth:`Simulation.statistics`).
-
-    Attributes:
-        sim_now: current simulated time (simulated epoch seconds).
-        users: users created so far; ``signed_up``: of them, signed up on the target.
-        actions: actions completed; ``failed``: of them, not ok.
-        in_flight: actions awaiting an answer.
-        scheduled: events waiting in the heap.
-        idle: steps at which nothing was possible (an ``api`` section's guards,
-            e.g. nothing to read yet): the user only thought.
-    """
-
-    sim_now: float
-    users: int
-    signed_up: int
-    actions: int
-    failed: int
-    in_flight: int
-    scheduled: int
-    idle: int = 0
 
 
 def effective_api(scenario: Scenario) -> ApiSpec:
@@ -112,6 +90,8 @@ class Simulation:
         policy: how sessions are planned (default: the persona model,
             :class:`~sim_engine.engine.policies.PersonaPolicy`; the load test
             passes a :class:`~sim_engine.engine.policies.ClosedLoopPolicy`).
+        journal: where each action is written before it is sent, so that a resumed
+            run does not send it again (``engine/journal.py``); None: nowhere.
     """
 
     def __init__(
@@ -125,6 +105,7 @@ class Simulation:
         store: Store | None = None,
         hooks: Sequence[SessionHook] = (),
         policy: SessionPolicy | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self.scenario = scenario
         self._target = target
@@ -141,7 +122,7 @@ class Simulation:
         self._wake_in: float | None = None  # wall seconds until a blocking action stalls
         life = scenario.lifecycle if scenario.lifecycle.enabled else None
         self._policy = policy if policy is not None else PersonaPolicy(life)
-        self._compose(secret or secrets.token_hex(16), store, sinks, hooks)
+        self._compose(secret or secrets.token_hex(16), store, sinks, hooks, journal)
 
     def _compose(
         self,
@@ -149,6 +130,7 @@ class Simulation:
         store: Store | None,
         sinks: Sequence[Sink],
         hooks: Sequence[SessionHook],
+        journal: Journal | None,
     ) -> None:
         scenario, target, personas = self.scenario, self._target, self._personas
         lookahead_s = max(
@@ -158,7 +140,7 @@ class Simulation:
         self._lookahead_s = lookahead_s
         forgetter = target if isinstance(target, UserForgetter) else None
         keeper = target if isinstance(target, MemoryKeeper) else None
-        self._ledger = Ledger(personas, sinks, store, forgetter, keeper)
+        self._ledger = Ledger(personas, sinks, store, forgetter, keeper, journal)
         self._scheduler = Scheduler(self._progress.set)
         api = effective_api(scenario)
         resolver = target if isinstance(target, ActionResolver) else None
@@ -346,14 +328,23 @@ class Simulation:
         """Save the state and every changed user; return how many users were saved."""
         return self._persistence.checkpoint()
 
-    def restore(self, state: dict[str, Any], users: Sequence[SimUser]) -> None:
+    def restore(
+        self,
+        state: dict[str, Any],
+        users: Sequence[SimUser],
+        progress: dict[int, Progress] | None = None,
+    ) -> None:
         """Continue a crashed run: take back its users and state (before :meth:`run`).
+
+        ``progress`` (each user's last action sent, from
+        :func:`~sim_engine.engine.journal.read_journal`) keeps users from sending again
+        what they sent after the checkpoint.
 
         Raises:
             KeyError, ValueError: ``state`` is not an exported state.
         """
         self._populated = True
-        self._persistence.restore(state, users)
+        self._persistence.restore(state, users, progress)
 
     async def reconcile(self) -> int:
         """Bring users' memory in line with the target; return how many changed."""

@@ -198,5 +198,3 @@ def format_summary(result: LoadResult) -> list[str]:
     if result.impossible:
         lines.append(f"  {result.impossible} request slots had no possible action")
     return lines
-
-

@@ -20,6 +20,7 @@ from typing import Any, TextIO
 from sim_engine._version import __version__
 from sim_engine.engine.addons import Addon
 from sim_engine.engine.clock import SimClock, make_clock
+from sim_engine.engine.journal import JOURNAL_NAME, DispatchJournal, read_journal
 from sim_engine.engine.simulation import Simulation, SimulationStats
 from sim_engine.engine.store import SqliteStore
 from sim_engine.model.behaviour import compile_personas
@@ -292,7 +293,7 @@ def _outputs(options: RunOptions, span: _Span) -> _Outputs:
         complete_users(options.out_dir, options.resume.users, personas)
         day_start_s = float(span.saved["day_start_s"])
         replay_outputs(options.out_dir, collector, daily, day_start_s)
-    jsonl = JsonlSink(options.out_dir, append=resumed)
+    jsonl = JsonlSink(options.out_dir, flush_every=1, append=resumed)  # a kill loses no line
     sinks: list[Sink] = [jsonl, collector, daily]
     if options.analytics is not None:
         sinks.append(analytics_sink(options.analytics, options.scenario, options.out_dir, resumed))
@@ -358,13 +359,22 @@ async def _run(options: RunOptions, url: str, store: SqliteStore) -> RunResult:
         fresh=span.saved is None,
         restart=resume is not None and span.saved is None,
     )
-    sim = Simulation(scenario, target, clock, outputs.sinks, span.duration_s, secret, store, hooks)
+    progress = read_journal(options.out_dir / JOURNAL_NAME) if span.saved is not None else {}
+    journal = DispatchJournal(options.out_dir / JOURNAL_NAME)
+    sim = Simulation(
+        scenario, target, clock, outputs.sinks, span.duration_s, secret, store, hooks,
+        journal=journal,
+    )  # fmt: skip
     if span.saved is None or resume is None:
+        journal.reset()  # a restart from the beginning: nothing was sent
         sim.populate()
     else:
-        sim.restore(span.saved, resume.users)
+        sim.restore(span.saved, resume.users, progress)
         await sim.reconcile()
-    stats, wall_s, signalled = await _drive(sim, clock, addons, outputs, target)
+    try:
+        stats, wall_s, signalled = await _drive(sim, clock, addons, outputs, target)
+    finally:
+        journal.close()
     end_s = min(sim.end_s, clock.now())
     # Stopped before the end: a signal, the kill switch, `ctl stop` or the dashboard's q.
     interrupted = signalled or kill.reason is not None or end_s < sim.end_s
