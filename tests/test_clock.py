@@ -23,8 +23,8 @@ from sim_engine.engine.clock import (
     parse_speed,
     to_sim_seconds,
 )
-from sim_engine.engine.executor import STALL_S
 from sim_engine.engine.simulation import Simulation
+from sim_engine.engine.stall import STALL_CEILING_S, STALL_FLOOR_S, StallMeter
 from sim_engine.model.records import ActionRecord, ActionRequest, Outcome
 from sim_engine.model.scenario import Scenario
 from sim_engine.targets.mock import MockTarget
@@ -410,8 +410,8 @@ def _slow_api(every: int, wait_s: float) -> tuple[MockTarget, list[int]]:
 def test_timeouts_at_max_speed_do_not_freeze_other_users() -> None:
     """10% of requests wait 10 s of wall time. Before, the lookahead waited for the oldest
     in-flight request, so every timeout stopped all users for its 10 s; now a request
-    counts as stalled after STALL_S and the others go on. The waiting user's own steps
-    stay in order."""
+    counts as stalled after a threshold (0.5 s by default) and the others go on. The
+    waiting user's own steps stay in order."""
     sink = ListSink()
     target, slow_users = _slow_api(every=10, wait_s=10.0)
 
@@ -425,9 +425,8 @@ def test_timeouts_at_max_speed_do_not_freeze_other_users() -> None:
     elapsed = run_virtual(main)
     slow = len(slow_users)
     assert slow >= 30
-    # before: about slow x 10 s (each timeout held everyone); now each holds the others
-    # for at most STALL_S (0.5 s): at least 5 times faster
-    assert STALL_S <= 1.0
+    # before: about slow x 10 s (each timeout held everyone); with a fixed 0.5 s
+    # threshold each held the others for 0.5 s; now for the floor (50 ms)
     assert elapsed < 0.2 * slow * 10.0, (elapsed, slow)
     actions = [r for r in sink.records if isinstance(r, ActionRecord)]
     by_user: dict[int, list[float]] = {}
@@ -435,3 +434,49 @@ def test_timeouts_at_max_speed_do_not_freeze_other_users() -> None:
         by_user.setdefault(record.user_id, []).append(record.sim_ts)
     for times in by_user.values():  # each user's actions in the order it took them
         assert times == sorted(times)
+
+
+def _timeouts_run(stall: StallMeter) -> tuple[float, int]:
+    """A 6-hour run where every tenth request waits 1 s: (loop seconds, requests that waited)."""
+    target, slow_users = _slow_api(every=10, wait_s=1.0)
+
+    async def main(loop: asyncio.AbstractEventLoop) -> float:
+        clock = FastForwardClock(BUSY_START)
+        sim = Simulation(_scenario(100), target, clock, duration_s=6 * 3600, stall=stall)
+        started = loop.time()
+        await sim.run()
+        return loop.time() - started
+
+    return run_virtual(main), len(slow_users)
+
+
+def test_an_adaptive_stall_threshold_holds_others_far_less_than_the_fixed_one() -> None:
+    """Answers come at once, so the adaptive threshold drops to its floor (5 ms): each
+    1-s timeout holds the other users for 5 ms instead of 0.5 s."""
+    fixed_s, fixed_slow = _timeouts_run(StallMeter())
+    adaptive_s, adaptive_slow = _timeouts_run(StallMeter.adaptive())
+    assert min(fixed_slow, adaptive_slow) >= 30
+    assert fixed_s / fixed_slow >= 0.3  # about half a second per timeout
+    assert adaptive_s / adaptive_slow < 0.1, (adaptive_s, adaptive_slow)
+
+
+def test_the_stall_threshold_follows_the_median_answer_time() -> None:
+    """Fast answers bring the threshold down to the floor; a slow target (or an
+    in-process app queueing behind its peers) raises it to the ceiling; a tail of
+    timeouts (a third of the answers) does not move the median."""
+    assert StallMeter().threshold_s == STALL_CEILING_S  # fixed by default
+    fixed = StallMeter()
+    for _ in range(64):
+        fixed.observe(0.0002)
+    assert fixed.threshold_s == STALL_CEILING_S
+    meter = StallMeter(floor_s=STALL_FLOOR_S, window=64, every=8)
+    assert meter.threshold_s == STALL_CEILING_S  # nothing known yet: the safe side
+    for _ in range(64):
+        meter.observe(0.0002)
+    assert meter.threshold_s == STALL_FLOOR_S  # 5 x 0.2 ms = 1 ms, floored
+    for i in range(64):
+        meter.observe(10.0 if i % 3 == 0 else 0.004)
+    assert meter.threshold_s == pytest.approx(0.02)  # 5 x 4 ms: the timeouts ignored
+    for _ in range(64):
+        meter.observe(0.2)
+    assert meter.threshold_s == STALL_CEILING_S

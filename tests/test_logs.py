@@ -200,8 +200,11 @@ def test_actions_are_logged_when_they_fail_unless_asked(tmp_path: Path) -> None:
         sink.close()
         lines = read_jsonl(tmp_path / f"{choice}.jsonl")
         counts[choice] = [(e["status"], e["ok"]) for e in lines]
-    assert counts == {"failed": [(500, False), (0, False)], "all": [
-        (200, True), (500, False), (200, True), (0, False)], "none": []}
+    assert counts == {
+        "failed": [(500, False), (0, False)],
+        "all": [(200, True), (500, False), (200, True), (0, False)],
+        "none": [],
+    }
     with pytest.raises(ValueError, match="'some' is not one of failed, all, none"):
         JsonLogSink(tmp_path, actions="some")
 

@@ -20,6 +20,7 @@ from sim_engine.engine.capabilities import Binder
 from sim_engine.engine.clock import Clock
 from sim_engine.engine.ledger import Ledger
 from sim_engine.engine.sessions import Dispatch, Sessions
+from sim_engine.engine.stall import StallMeter
 from sim_engine.model.behaviour import CompiledPersona
 from sim_engine.model.population import SimUser
 from sim_engine.model.records import ActionRecord, ActionRequest, Outcome, Target, UserRecord
@@ -28,10 +29,6 @@ from sim_engine.model.redact import is_secret_key, mask_known, redact_text
 __all__ = ["Executor", "masked_error"]
 
 _SIGNUP_ATTEMPTS = 3
-STALL_S = 0.5
-"""Wall seconds after which an in-flight action counts as waiting on the wall clock (a
-timeout, a ``Retry-After``, a breaker's probe): a jumping clock then stops waiting for
-it, and its user's next step is planned from the simulated time its answer came at."""
 
 
 class Executor:
@@ -66,6 +63,7 @@ class Executor:
         self.error: BaseException | None = None
         self.idle = 0  # steps with nothing possible (the user just thought)
         self._signup_failures: dict[int, int] = {}
+        self.stall = StallMeter()  # when an action counts as waiting on the wall clock
 
     def dispatch(self, step: Dispatch) -> None:
         """Send the step's requests in a task; with none, go straight to the next step."""
@@ -92,13 +90,14 @@ class Executor:
 
     def prompt_floor(self) -> tuple[float | None, float]:
         """The oldest in-flight action still answering promptly: its simulated time (None:
-        none) and the wall seconds until it counts as stalled (see :data:`STALL_S`)."""
+        none) and the seconds until it counts as stalled (see :class:`StallMeter`)."""
         now = asyncio.get_running_loop().time()
+        threshold = self.stall.threshold_s
         for sim_t, started in self.inflight_times:
-            age = now - started
-            if age < STALL_S:
-                return sim_t, STALL_S - age
-        return None, STALL_S
+            left = threshold - (now - started)
+            if left > 0:
+                return sim_t, left
+        return None, threshold
 
     async def drain(self) -> None:
         """Wait for every in-flight action to finish."""
@@ -110,6 +109,7 @@ class Executor:
             await coro
         finally:
             self.inflight_times.remove(entry)
+            self.stall.observe(asyncio.get_running_loop().time() - entry[1])
 
     def _on_done(self, task: asyncio.Task[None]) -> None:
         self.inflight.discard(task)
@@ -140,7 +140,7 @@ class Executor:
                 break
         if step.requests[0].action in ("sign_up", "log_in"):
             self._after_signup(user, ok)
-        stalled = asyncio.get_running_loop().time() - started >= STALL_S
+        stalled = asyncio.get_running_loop().time() - started >= self.stall.threshold_s
         self._sessions.follow_up(user, self._base(step.sim_t, stalled), step.think_s)
 
     def _after_signup(self, user: SimUser, ok: bool) -> None:

@@ -49,6 +49,7 @@ from sim_engine.engine.persistence import Persistence
 from sim_engine.engine.policies import PersonaPolicy
 from sim_engine.engine.scheduler import Scheduler
 from sim_engine.engine.sessions import Sessions
+from sim_engine.engine.stall import StallMeter
 from sim_engine.engine.stats import SimulationStats
 from sim_engine.model.api_spec import ApiSpec
 from sim_engine.model.behaviour import CompiledPersona, compile_personas
@@ -92,6 +93,9 @@ class Simulation:
             passes a :class:`~sim_engine.engine.policies.ClosedLoopPolicy`).
         journal: where each action is written before it is sent, so that a resumed
             run does not send it again (``engine/journal.py``); None: nowhere.
+        stall: when an action waiting on the wall clock stops holding the others at
+            ``--speed max`` (default: after 0.5 wall s; ``StallMeter.adaptive()``
+            follows the target's latency; see ``engine/stall.py``).
     """
 
     def __init__(
@@ -106,6 +110,7 @@ class Simulation:
         hooks: Sequence[SessionHook] = (),
         policy: SessionPolicy | None = None,
         journal: Journal | None = None,
+        stall: StallMeter | None = None,
     ) -> None:
         self.scenario = scenario
         self._target = target
@@ -123,6 +128,7 @@ class Simulation:
         life = scenario.lifecycle if scenario.lifecycle.enabled else None
         self._policy = policy if policy is not None else PersonaPolicy(life)
         self._compose(secret or secrets.token_hex(16), store, sinks, hooks, journal)
+        self._executor.stall = stall or self._executor.stall
 
     def _compose(
         self,
@@ -387,7 +393,8 @@ class Simulation:
 
         On a jumping clock the lookahead waits only for actions answering promptly:
         one waiting on the wall clock (a timeout, a ``Retry-After``) stops holding
-        the others after ``STALL_S`` wall seconds.
+        the others after a threshold that follows the target's latency
+        (:class:`~sim_engine.engine.stall.StallMeter`).
         """
         executor = self._executor
         self._wake_in = None

@@ -22,6 +22,7 @@ from sim_engine.engine.addons import Addon
 from sim_engine.engine.clock import SimClock, make_clock
 from sim_engine.engine.journal import JOURNAL_NAME, DispatchJournal, read_journal
 from sim_engine.engine.simulation import Simulation, SimulationStats
+from sim_engine.engine.stall import StallMeter
 from sim_engine.engine.store import SqliteStore
 from sim_engine.model.behaviour import compile_personas
 from sim_engine.model.records import Sink, Target
@@ -363,7 +364,7 @@ async def _run(options: RunOptions, url: str, store: SqliteStore) -> RunResult:
     journal = DispatchJournal(options.out_dir / JOURNAL_NAME)
     sim = Simulation(
         scenario, target, clock, outputs.sinks, span.duration_s, secret, store, hooks,
-        journal=journal,
+        journal=journal, stall=None if url == INPROCESS else StallMeter.adaptive(),
     )  # fmt: skip
     if span.saved is None or resume is None:
         journal.reset()  # a restart from the beginning: nothing was sent
