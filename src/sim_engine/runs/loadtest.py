@@ -41,13 +41,9 @@ from sim_engine.model.records import ActionRecord, Record, Target
 from sim_engine.model.scenario import Scenario
 from sim_engine.runs.load_options import LoadOptions, LoadTestError, action_distribution
 from sim_engine.runs.load_report import LoadResult, Tally, format_summary, write_load_json
-from sim_engine.runs.runner import (
-    RunOptions,
-    install_stop_signals,
-    open_target,
-    remove_stop_signals,
-)
+from sim_engine.runs.runner import RunOptions, open_target
 from sim_engine.runs.runstate import DEMO, check_target_allowed
+from sim_engine.runs.signals import install_stop_signals, remove_stop_signals
 
 __all__ = [
     "LoadOptions",

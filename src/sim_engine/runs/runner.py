@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from typing import Any, TextIO
 from sim_engine._version import __version__
 from sim_engine.engine.addons import Addon
 from sim_engine.engine.clock import SimClock, make_clock
-from sim_engine.engine.journal import JOURNAL_NAME, DispatchJournal, read_journal
+from sim_engine.engine.journal import JOURNAL_NAME, DispatchJournal, Progress, read_journal
 from sim_engine.engine.simulation import Simulation, SimulationStats
 from sim_engine.engine.stall import StallMeter
 from sim_engine.engine.store import SqliteStore
@@ -42,6 +41,7 @@ from sim_engine.runs.runstate import (
     start_state,
     write_scenario_copy,
 )
+from sim_engine.runs.signals import install_stop_signals, remove_stop_signals
 from sim_engine.runs.targets import bind_target
 from sim_engine.sinks import ConsoleSink, JsonlSink
 from sim_engine.sinks.metrics import DailyMetrics, MetricsCollector
@@ -345,6 +345,23 @@ async def _drive(
     return stats, wall_s, bool(interrupted)
 
 
+async def _begin(
+    sim: Simulation,
+    span: _Span,
+    resume: ResumeInfo | None,
+    journal: DispatchJournal,
+    progress: dict[int, Progress],
+) -> None:
+    """Populate a new run; or restore a resumed one (with what its journal says each
+    user already sent) and reconcile it with the target."""
+    if span.saved is None or resume is None:
+        journal.reset()  # a restart from the beginning: nothing was sent
+        sim.populate()
+    else:
+        sim.restore(span.saved, resume.users, progress)
+        await sim.reconcile()
+
+
 async def _run(options: RunOptions, url: str, store: SqliteStore) -> RunResult:
     scenario, resume = options.scenario, options.resume
     span = _span(options, store)
@@ -366,12 +383,7 @@ async def _run(options: RunOptions, url: str, store: SqliteStore) -> RunResult:
         scenario, target, clock, outputs.sinks, span.duration_s, secret, store, hooks,
         journal=journal, stall=None if url == INPROCESS else StallMeter.adaptive(),
     )  # fmt: skip
-    if span.saved is None or resume is None:
-        journal.reset()  # a restart from the beginning: nothing was sent
-        sim.populate()
-    else:
-        sim.restore(span.saved, resume.users, progress)
-        await sim.reconcile()
+    await _begin(sim, span, resume, journal, progress)
     try:
         stats, wall_s, signalled = await _drive(sim, clock, addons, outputs, target)
     finally:
@@ -449,29 +461,6 @@ def _prometheus(port: int) -> Addon:
     from sim_engine.observe.prometheus import PrometheusExporter
 
     return PrometheusExporter(port)
-
-
-def install_stop_signals(sim: Simulation) -> list[int]:
-    """Make SIGINT/SIGTERM stop the run gracefully; the returned list fills when one arrives."""
-    received: list[int] = []
-    loop = asyncio.get_running_loop()
-
-    def stop(signum: int) -> None:
-        received.append(signum)
-        sim.stop()
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signum, stop, signum)
-    return received
-
-
-def remove_stop_signals() -> None:
-    """Give SIGINT and SIGTERM back their default handling (after :func:`install_stop_signals`)."""
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.remove_signal_handler(signum)
 
 
 def _write_daily(out_dir: Path, days: list[dict[str, Any]]) -> Path:
