@@ -480,3 +480,21 @@ def test_the_stall_threshold_follows_the_median_answer_time() -> None:
     for _ in range(64):
         meter.observe(0.2)
     assert meter.threshold_s == STALL_CEILING_S
+
+
+def test_a_stopped_run_cancels_actions_still_waiting_after_the_request_timeout() -> None:
+    """Requests held for 300 s (a target's Backoff gate): ``stop()`` at 20 s ends the run
+    after at most ``target.timeout_s`` (10 s) more, not when the last gate opens."""
+    target, slow_users = _slow_api(every=5, wait_s=300.0)
+    scenario = _scenario(50)
+
+    async def main(loop: asyncio.AbstractEventLoop) -> float:
+        sim = Simulation(scenario, target, FastForwardClock(BUSY_START), duration_s=6 * 3600)
+        loop.call_later(20.0, sim.stop)
+        started = loop.time()
+        await sim.run()
+        return loop.time() - started
+
+    elapsed = run_virtual(main)
+    assert slow_users, "no request was held"
+    assert 20.0 <= elapsed <= 20.0 + scenario.target.timeout_s + 0.5, elapsed

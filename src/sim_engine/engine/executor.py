@@ -99,10 +99,17 @@ class Executor:
                 return sim_t, left
         return None, threshold
 
-    async def drain(self) -> None:
-        """Wait for every in-flight action to finish."""
-        if self.inflight:
-            await asyncio.gather(*self.inflight, return_exceptions=True)
+    async def drain(self, grace_s: float | None = None) -> None:
+        """Wait for every in-flight action to finish; after ``grace_s`` wall seconds (None:
+        no limit) cancel those still waiting (behind a target's ``Backoff`` gate, say):
+        a stopped run ends within the grace, and a cancelled action leaves no record."""
+        if not self.inflight:
+            return
+        _, pending = await asyncio.wait(list(self.inflight), timeout=grace_s)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
 
     async def _timed(self, entry: tuple[float, float], coro: Coroutine[Any, Any, None]) -> None:
         try:

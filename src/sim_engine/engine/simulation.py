@@ -123,6 +123,7 @@ class Simulation:
         self._resumed = asyncio.Event()
         self._resumed.set()
         self._stopping = False
+        self._stopped = False  # stop() was called (not just the end of the run)
         self._populated = False
         self._wake_in: float | None = None  # wall seconds until a blocking action stalls
         life = scenario.lifecycle if scenario.lifecycle.enabled else None
@@ -235,7 +236,9 @@ class Simulation:
         )
 
     def stop(self) -> None:
-        """Stop starting actions; :meth:`run` returns once in-flight ones have finished."""
+        """Stop starting actions; :meth:`run` returns once in-flight ones have finished, or
+        after ``target.timeout_s`` wall seconds (those still waiting are cancelled)."""
+        self._stopped = True
         self._stopping = True
         self._resumed.set()
         self._progress.set()
@@ -372,7 +375,10 @@ class Simulation:
             await self._loop()
         finally:
             self._stopping = True
-            await self._executor.drain()
+            # Stopped (a signal, the kill switch): waits for answers at most as long as
+            # one request may take; at the end of the run, for every answer.
+            grace = self.scenario.target.timeout_s if self._stopped else None
+            await self._executor.drain(grace)
             end = min(self._clock.now(), self._end_s)
             if end > self._days.day_start_s:
                 self._ledger.emit(self._days.snapshot(end))
