@@ -254,3 +254,22 @@ def test_a_parameter_named_after_its_resource_takes_the_id() -> None:
     scenario = scenario_from_openapi(doc)
     assert _actions(scenario)["get_sessions_session"]["path"] == "/sessions/{session.id}"
     assert _weights(scenario)["get_sessions_session"] > 0
+
+
+def test_an_id_is_assumed_only_for_objects_that_say_they_are_open() -> None:
+    """Kinto's objects say ``additionalProperties: {}`` and declare no id: ``id`` is
+    assumed. Jupyter's terminals declare ``name`` only and say nothing: no id is made up
+    (an extraction of a missing field would fail every listing)."""
+    open_item = {"type": "object", "additionalProperties": {}, "properties": {"title": _STR}}
+    closed_item = _obj(name=_STR, last_activity=_STR)
+    for item, assumed in ((open_item, True), (closed_item, False)):
+        doc = _doc(
+            {
+                "/terms": {"get": {"responses": _ok(_list(item))}},
+                "/terms/{term_id}": {
+                    "get": {"parameters": [_param("term_id")], "responses": _ok(item)}
+                },
+            }
+        )
+        actions = _actions(scenario_from_openapi(doc))
+        assert ("extract" in actions["get_terms"]) is assumed

@@ -320,3 +320,47 @@ def test_cli_auth_prefix(tmp_path: Path) -> None:
                      "--auth-prefix", "two words")  # fmt: skip
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
     assert "--auth-prefix: 'two words' is not one word" in bad.stderr
+
+
+def _schemeless() -> dict[str, Any]:
+    """Jupyter Server's shape: no security scheme, though every call needs a token."""
+    items = {"type": "array", "items": {"type": "object", "properties": {"id": {"type": "string"}}}}
+    ok = {"200": {"description": "ok", "content": {"application/json": {"schema": items}}}}
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "t", "version": "1"},
+        "paths": {"/api/kernels": {"get": {"responses": ok}}},
+    }
+
+
+def test_api_key_option_sends_a_given_key() -> None:
+    """Jupyter Server declares no security scheme but wants ``Authorization: token T``."""
+    options = ImportOptions(api_key="token s3cret")
+    result = build_scenario(_schemeless(), options=options)
+    auth = result.scenario["api"]["auth"]
+    assert auth == {"scheme": "api_key", "header": "Authorization", "api_key": "token s3cret"}
+    validate_scenario(result.scenario)
+    assert result.report()[0] == "auth: api_key: one API key in Authorization"
+    doc = conduit()  # an apiKey scheme names the header; --api-key-header overrides it
+    doc["components"]["securitySchemes"]["Token"]["name"] = "X-Key"
+    assert scenario_from_openapi(doc, options=options)["api"]["auth"]["header"] == "X-Key"
+    other = ImportOptions(api_key="k", api_key_header="X-Other")
+    assert scenario_from_openapi(doc, options=other)["api"]["auth"]["header"] == "X-Other"
+
+
+def test_cli_api_key_options(tmp_path: Path) -> None:
+    source = tmp_path / "jupyter.json"
+    source.write_text(json.dumps(_schemeless()), encoding="utf-8")
+    out = tmp_path / "j.yaml"
+    proc = sim_engine("init", "--from-openapi", str(source), "-o", str(out), "--api-key", "token t")
+    assert proc.returncode == 0, proc.stderr
+    assert yaml.safe_load(out.read_text("utf-8"))["api"]["auth"]["api_key"] == "token t"
+    for args, message in (
+        (("--api-key", "a\nb"), "--api-key: empty, or holds a control character"),
+        (("--api-key", "k", "--api-key-header", "X Bad"), "is not an HTTP header name"),
+        (("--api-key-header", "X-K"), "--api-key-header needs --api-key"),
+    ):
+        bad = sim_engine(
+            "init", "--from-openapi", str(source), "-o", str(tmp_path / "b.yaml"), *args
+        )
+        assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and message in bad.stderr, args

@@ -175,6 +175,17 @@ def load(
     "what the document shows, else Bearer.",
 )
 @click.option(
+    "--api-key",
+    metavar="KEY",
+    help="A key every request sends (scheme api_key), e.g. 'token T' for Jupyter Server.",
+)
+@click.option(
+    "--api-key-header",
+    metavar="NAME",
+    help="The header --api-key goes in (default: the document's apiKey header, else "
+    "Authorization).",
+)
+@click.option(
     "--include-destructive",
     is_flag=True,
     help="Keep DELETEs of whole collections, flush/reset, admin and permission endpoints.",
@@ -189,6 +200,8 @@ def init(
     output: str,
     force: bool,
     auth_prefix: str | None,
+    api_key: str | None,
+    api_key_header: str | None,
     include_destructive: bool,
     include_ops: bool,
 ) -> None:
@@ -214,7 +227,8 @@ def init(
         r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}", auth_prefix
     ):
         _fail(f"--auth-prefix: {auth_prefix!r} is not one word (an HTTP auth scheme name)", 2)
-    options = ImportOptions(auth_prefix, include_destructive, include_ops)
+    _check_key_options(api_key, api_key_header)
+    options = ImportOptions(auth_prefix, include_destructive, include_ops, api_key, api_key_header)
     try:
         result = import_openapi(source, options=options)
     except OpenApiFetchError as exc:
@@ -228,6 +242,16 @@ def init(
     click.echo(f"{output}: {result.summary()}; edit the persona weights, then run it")
     for line in result.report():
         click.echo(f"  {line}")
+
+
+def _check_key_options(api_key: str | None, header: str | None) -> None:
+    """Exit 2 unless ``--api-key`` is one printable line and ``--api-key-header`` a header name."""
+    if api_key is not None and (not api_key or any(ord(c) < 32 or ord(c) == 127 for c in api_key)):
+        _fail("--api-key: empty, or holds a control character (a header value is one line)", 2)
+    if header is not None and not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}", header):
+        _fail(f"--api-key-header: {header!r} is not an HTTP header name", 2)
+    if header is not None and api_key is None:
+        _fail("--api-key-header needs --api-key", 2)
 
 
 @cli.command()

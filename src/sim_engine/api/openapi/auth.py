@@ -70,7 +70,11 @@ class _AuthSteps(_LinkSteps):
         auth: dict[str, Any] = {}
         if self.signup is not None:
             auth["signup"] = self._auth_request(self.signup, signup=True)
-        self._auth_scheme(auth, {name: _norm(s) for name, s in schemes.items()}, notes)
+        kinds = {name: _norm(s) for name, s in schemes.items()}
+        if self.options.api_key is not None:
+            self._given_key(auth, kinds, notes)
+        else:
+            self._auth_scheme(auth, kinds, notes)
         if self.signup is not None or "login" in auth:
             user_id = self._user_id_path()
             auth["user_id_path"] = user_id
@@ -82,6 +86,20 @@ class _AuthSteps(_LinkSteps):
                 "target, or add auth.signup"
             )
         return auth
+
+    def _given_key(
+        self, auth: dict[str, Any], kinds: dict[str, dict[str, Any]], notes: list[str]
+    ) -> None:
+        """``scheme: api_key`` with the key given to ``init`` (``--api-key``), in the header
+        given (``--api-key-header``), else the ``apiKey`` scheme's, else ``Authorization``."""
+        keys = [s for s in kinds.values() if s.get("type") == "apiKey" and s.get("in") == "header"]
+        header = self.options.api_key_header or (
+            str(keys[0].get("name")) if keys and keys[0].get("name") else "Authorization"
+        )
+        auth["scheme"] = "api_key"
+        auth["header"] = header
+        auth["api_key"] = self.options.api_key
+        notes.append(f"every request sends the key given with --api-key in the {header} header")
 
     def _usable_login(self, notes: list[str]) -> _Op | None:
         """The log-in operation, unless it takes a form body (it must then be written by hand)."""

@@ -138,13 +138,13 @@ class _LinkSteps(_State):
 
     def assumed_id(self, resource: str, item: dict[str, Any]) -> bool:
         """Whether items of ``resource`` may be taken to have an ``id`` their schema does not
-        declare: an open object (``additionalProperties`` not false) that the paths address
-        only by id parameters (``/buckets/{id}``, ``/buckets/{bucket_id}/...``), as Kinto
-        documents its objects."""
+        declare: an object that says it is open (``additionalProperties`` given, not false)
+        and that the paths address only by id parameters (``/buckets/{id}``,
+        ``/buckets/{bucket_id}/...``), as Kinto documents its objects."""
         params = self.item_params.get(resource, set())
         return (
             item.get("type") == "object"
-            and item.get("additionalProperties", True) is not False
+            and item.get("additionalProperties", False) is not False
             and bool(params)
             and all(id_param(p) for p in params)
         )

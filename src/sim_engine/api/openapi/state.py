@@ -66,7 +66,8 @@ class ImportResult:
             "token": f"Authorization: {auth.get('prefix') or 'Token'} TOKEN",
             "header": f"{auth.get('header')}: TOKEN",
             "basic": "HTTP Basic with each user's name and password",
-            "api_key": f"one API key in {auth.get('header')} (replace CHANGE-ME)",
+            "api_key": f"one API key in {auth.get('header')}"
+            + (" (replace CHANGE-ME)" if auth.get("api_key") == "CHANGE-ME" else ""),
             "none": "no credentials",
         }.get(scheme, scheme)
         lines = [f"auth: {scheme}: {how}"]
@@ -98,11 +99,17 @@ class ImportOptions:
             endpoints.
         include_ops: keep operational endpoints (health, heartbeat, version, metadata,
             ``__api__``, the API root...).
+        api_key: a key every request sends (``scheme: api_key``), whatever the document
+            says (Jupyter Server's ``token T``; None: inferred).
+        api_key_header: the header it goes in (None: the document's ``apiKey`` scheme's,
+            else ``Authorization``).
     """
 
     auth_prefix: str | None = None
     include_destructive: bool = False
     include_ops: bool = False
+    api_key: str | None = None
+    api_key_header: str | None = None
 
 
 _CATEGORY = {
