@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import resource
 import subprocess
 import sys
 import tempfile
@@ -52,6 +53,7 @@ def run_generate(users: int, days: int, workers: int, fmt: str, out: Path) -> di
         "--start", START, "--seed", "7", "--out", str(out), "--format", fmt,
         "--workers", str(workers), "--quiet",
     ]  # fmt: skip
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     watched = psutil.Process(proc.pid)
@@ -61,6 +63,8 @@ def run_generate(users: int, days: int, workers: int, fmt: str, out: Path) -> di
             peak = max(peak, _tree_rss(watched))
         time.sleep(0.1)
     wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the run and its workers
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode != 0:
         raise SystemExit(
             f"generate failed ({proc.returncode}): {proc.stderr.read() if proc.stderr else ''}"
@@ -76,6 +80,8 @@ def run_generate(users: int, days: int, workers: int, fmt: str, out: Path) -> di
         "events": events,
         "wall_s": wall,
         "events_per_s": events / wall,
+        "cpu_s": cpu,
+        "events_per_cpu_s": events / cpu if cpu else 0.0,
         "peak_rss_mb": peak / 1e6,
         "events_bytes": size,
         "bytes_per_event": size / events if events else 0.0,
@@ -88,7 +94,18 @@ def engine_baseline(users: int, days: float) -> dict[str, Any]:
 
     r = bench_planning(users, days, use_uvloop=True)
     return {"users": users, "days": days, "events": r["actions"], "wall_s": r["wall_s"],
-            "events_per_s": r["actions_per_s"]}  # fmt: skip
+            "events_per_s": r["actions_per_s"], "cpu_s": r["cpu_s"],
+            "events_per_cpu_s": r["actions"] / r["cpu_s"] if r["cpu_s"] else 0.0}  # fmt: skip
+
+
+def _row(name: str, r: dict[str, Any], base: dict[str, Any]) -> list[str]:
+    return [
+        name, fmt_int(r["users"]), f"{r['days']:g}", str(r.get("workers", 1)),
+        fmt_int(r["events"]), f"{r['wall_s']:.1f}", fmt_int(r["events_per_s"]),
+        f"{r['cpu_s']:.1f}", fmt_int(r["events_per_cpu_s"]),
+        f"{r['events_per_s'] / base['events_per_s']:.0f}",
+        f"{r['peak_rss_mb']:,.0f}" if "peak_rss_mb" in r else "-",
+    ]  # fmt: skip
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -124,32 +141,14 @@ def main(argv: list[str] | None = None) -> int:
         for fmt in ("parquet", "jsonl"):
             print(f"bytes/event: {fmt}, 2,000 users x 7 days ...", flush=True)
             results[f"bytes_{fmt}"] = run_generate(2_000, 7, 1, fmt, Path(tmp) / fmt)
-    rows = [
-        ["event engine (MockTarget)", fmt_int(base["users"]), f"{base['days']:g}", "1",
-         fmt_int(base["events"]), f"{base['wall_s']:.1f}", fmt_int(base["events_per_s"]),
-         "1.0", "-"],
-    ]  # fmt: skip
-    for r in results["runs"]:
-        rows.append([
-            "generate (parquet)", fmt_int(r["users"]), str(r["days"]), str(r["workers"]),
-            fmt_int(r["events"]), f"{r['wall_s']:.1f}", fmt_int(r["events_per_s"]),
-            f"{r['events_per_s'] / base['events_per_s']:.0f}", f"{r['peak_rss_mb']:,.0f}",
-        ])  # fmt: skip
+    rows = [_row("event engine (MockTarget)", base, base)]
+    rows += [_row("generate (parquet)", r, base) for r in results["runs"]]
     print_table(
-        [
-            "run",
-            "users",
-            "days",
-            "workers",
-            "events",
-            "wall s",
-            "events/s",
-            "x engine",
-            "peak RSS MB",
-        ],
+        ["run", "users", "days", "workers", "events", "wall s", "events/s", "CPU s",
+         "events/CPU-s", "x engine", "peak RSS MB"],
         rows,
-        "events per second, end to end",
-    )
+        "events per second, end to end (x engine: events per wall second over the engine's)",
+    )  # fmt: skip
     bp, bj = results["bytes_parquet"], results["bytes_jsonl"]
     print_table(
         ["format", "events", "events table bytes", "bytes/event"],
