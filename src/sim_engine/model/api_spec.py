@@ -55,9 +55,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from sim_engine.model.bounds import MAX_DURATION_S, MAX_USERS
+from sim_engine.model.bounds import MAX_USERS
 from sim_engine.model.cleanup_spec import CleanupSpec, check_cleanup
+from sim_engine.model.pick_spec import Condition, check_where, list_refs
 from sim_engine.model.plugin_spec import PluginCatalog, catalog_of
+from sim_engine.model.request_spec import AuthSpec, OAuth2Spec, RequestTemplate
 from sim_engine.model.templates import path_problem, template_problem
 from sim_engine.model.workflow_spec import (
     MEMORY_KEY_RE,
@@ -74,9 +76,11 @@ __all__ = [
     "AffinitySpec",
     "ApiSpec",
     "AuthSpec",
+    "Condition",
     "ErrorSimulationSpec",
     "ExtractSpec",
     "MaxOpenSpec",
+    "OAuth2Spec",
     "PageSpec",
     "RequestTemplate",
     "WorkflowSpec",
@@ -84,8 +88,10 @@ __all__ = [
     "placeholders",
 ]
 
-USER_FIELDS = ("id", "username", "email", "name", "password", "avatar_url", "tag")
-"""Fields of ``{user.FIELD}`` placeholders."""
+USER_FIELDS = (
+    "id", "username", "email", "name", "password", "avatar_url", "tag", "refresh_token",
+)  # fmt: skip
+"""Fields of ``{user.FIELD}`` placeholders (``refresh_token``: ``auth.refresh_token_path``)."""
 
 GENERATORS = (
     "sentence", "paragraph", "words", "title", "name", "first_name", "last_name", "email",
@@ -128,45 +134,6 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
-HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
-
-
-class RequestTemplate(_Frozen):
-    """One HTTP request, with placeholders filled at run time.
-
-    Attributes:
-        method: HTTP method.
-        path: path, may hold placeholders (``/posts/{post.id}``).
-        query: query parameters (values may hold placeholders and generators).
-        body: JSON body template (None: no body).
-        headers: extra headers.
-        expect: statuses that count as success.
-    """
-
-    method: HttpMethod = "GET"
-    path: str = Field(min_length=1)
-    query: dict[str, Any] = {}
-    body: Any = None
-    headers: dict[str, str] = {}
-    expect: tuple[int, ...] = (200, 201, 204)
-
-    @field_validator("path")
-    @classmethod
-    def _starts_with_slash(cls, value: str) -> str:
-        if not value.startswith("/"):
-            raise ValueError(f"path must start with '/', got {value!r}")
-        return value
-
-    @field_validator("method", mode="before")
-    @classmethod
-    def _upper(cls, value: Any) -> Any:
-        return value.upper() if isinstance(value, str) else value
-
-    def template_parts(self) -> list[Any]:
-        """The parts that may hold placeholders (path, query, body, headers)."""
-        return [self.path, self.query, self.body, self.headers]
-
-
 class ExtractSpec(_Frozen):
     """Take values from a JSON answer into the user's memory or a shared pool.
 
@@ -176,15 +143,28 @@ class ExtractSpec(_Frozen):
         to: ``memory.KEY`` (this user's list) or ``pool.KEY`` (shared by all users).
         fields: name -> dotted path inside each extracted element (default
             ``{"id": "id"}``); the stored item is a dict of these fields.
+        copy: name -> ``PICK.FIELD`` (a field, dotted, of the item the action picked
+            under PICK) or ``user.FIELD``: copied into every stored item (a comment
+            keeps the slug of the article it was made on).
         replace: the answer is the whole list (a listing of everything the user
             holds, e.g. on reconcile after a crash): it replaces the list's items
             instead of adding to them.
+        optional: an answer where ``path`` finds nothing, or an element lacking a
+            field, keeps nothing for this rule instead of failing the action.
+
+    Rules apply to 2xx answers with a body; any other expected answer (a 404 listed
+    in ``expect``, a 204) keeps nothing and is still a success.
     """
 
     path: str = ""
     to: str
     fields: dict[str, str] = {"id": "id"}
+    copy_: dict[str, str] = Field({}, alias="copy")
     replace: bool = False
+    optional: bool = False
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False,
+                              populate_by_name=True)  # fmt: skip
 
     @field_validator("to")
     @classmethod
@@ -233,6 +213,8 @@ class ActionSpec(RequestTemplate):
         pick_strategy: ``random``, ``latest`` or ``popular`` (most picked so far).
         requires: memory or pool keys that must be non-empty (besides the picks).
         max_open: at most this many items in a key, else the action is not possible.
+        where: pick name -> field path -> :class:`Condition`: which items a pick may
+            take (``author: {ne: "{user.username}"}``; see :mod:`sim_engine.model.pick_spec`).
         extract: what to keep from a successful answer.
         forget: on success, remove the item picked under this name from where it came
             (e.g. a delete).
@@ -241,8 +223,9 @@ class ActionSpec(RequestTemplate):
         page: page through a listing within a session (see :class:`PageSpec`).
     """
 
-    pick: dict[str, str] = {}
+    pick: dict[str, str] = Field(default_factory=dict)
     pick_strategy: Literal["random", "latest", "popular"] = "random"
+    where: dict[str, dict[str, Condition]] = Field(default_factory=dict)
     requires: tuple[str, ...] = ()
     max_open: MaxOpenSpec | None = None
     extract: tuple[ExtractSpec, ...] = ()
@@ -273,65 +256,6 @@ class ActionSpec(RequestTemplate):
             if not MEMORY_KEY_RE.match(key):
                 raise ValueError(f"requires must name memory.NAME or pool.NAME, got {key!r}")
         return value
-
-
-class AuthSpec(_Frozen):
-    """How a user signs up and logs in, and how the token is sent.
-
-    Attributes:
-        signup: the sign-up request (None: users are not created through the API).
-        login: the log-in request (None: no token; e.g. HTTP Basic or an API key).
-        token_path: dotted path of the token in the log-in answer.
-        user_id_path: dotted path of the user's id in the sign-up answer (or in the
-            log-in answer when there is no sign-up).
-        login_user_id_path: dotted path of the user's id in the log-in answer, read when
-            the id is not known yet (a user that already existed: sign-up gave 409);
-            default: ``user_id_path``.
-        scheme: (default: ``bearer`` with a login request, else ``none``)
-            ``bearer`` (``Authorization: Bearer T``), ``token``
-            (``Authorization: Token T``), ``header`` (``HEADER: T``), ``basic``
-            (HTTP Basic with the user's username and password), ``api_key``
-            (``HEADER: api_key``), ``none``.
-        prefix: the word before the token in ``Authorization`` under ``bearer`` and
-            ``token`` (``JWT``...; None: ``Bearer`` and ``Token``).
-        header: header name for ``header`` and ``api_key``.
-        api_key: the key for ``api_key``.
-        refresh: a request that renews the token (default: log in again).
-        token_ttl_s: renew the token after this many wall seconds (None: only on 401).
-    """
-
-    signup: RequestTemplate | None = None
-    login: RequestTemplate | None = None
-    token_path: str = "token"
-    user_id_path: str | None = "id"
-    login_user_id_path: str | None = None
-    scheme: Literal["bearer", "token", "header", "basic", "api_key", "none"] | None = None
-    prefix: str | None = Field(None, pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$")
-    header: str = "Authorization"
-    api_key: str | None = None
-    refresh: RequestTemplate | None = None
-    token_ttl_s: float | None = Field(None, gt=0, le=MAX_DURATION_S)
-
-    @property
-    def effective_scheme(self) -> str:
-        """The scheme in force: as given, else ``bearer`` with a login request, else ``none``."""
-        if self.scheme is not None:
-            return self.scheme
-        return "bearer" if self.login is not None else "none"
-
-    @model_validator(mode="after")
-    def _consistent(self) -> AuthSpec:
-        scheme = self.effective_scheme
-        if scheme == "api_key" and not self.api_key:
-            raise ValueError("scheme api_key needs api_key")
-        if scheme in ("bearer", "token", "header") and self.login is None:
-            raise ValueError(f"scheme {scheme} needs a login request")
-        for name in ("token_path", "user_id_path", "login_user_id_path"):
-            path = getattr(self, name)
-            problem = path_problem(path) if path is not None else None
-            if problem is not None:
-                raise ValueError(f"{name}: {problem}")
-        return self
 
 
 class ErrorSimulationSpec(_Frozen):
@@ -453,14 +377,42 @@ def _check_action(
     if action.max_open is not None and action.max_open.key not in keys:
         raise ValueError(f"{where}.max_open.key: unknown memory {action.max_open.key!r}")
     for i, rule in enumerate(action.extract):
-        if rule.to not in keys:
-            raise ValueError(f"{where}.extract.{i}.to: unknown memory {rule.to!r} (declare it)")
-        for path in (rule.path, *rule.fields.values()):
-            problem = path_problem(path)
-            if problem is not None:
-                raise ValueError(f"{where}.extract.{i}: {problem}")
+        _check_extract(f"{where}.extract.{i}", rule, action, keys)
+    _check_where(where, action, keys)
     if action.forget is not None and action.forget not in action.pick:
         raise ValueError(f"{where}.forget: {action.forget!r} is not picked by this action")
     if action.fallback is not None and action.fallback not in names:
         raise ValueError(f"{where}.fallback: unknown action {action.fallback!r}")
     _check_template(where, action.template_parts(), action.pick, catalog)
+
+
+def _check_extract(where: str, rule: ExtractSpec, action: ActionSpec, keys: set[str]) -> None:
+    if rule.to not in keys:
+        raise ValueError(f"{where}.to: unknown memory {rule.to!r} (declare it)")
+    for path in (rule.path, *rule.fields.values()):
+        problem = path_problem(path)
+        if problem is not None:
+            raise ValueError(f"{where}: {problem}")
+    for name, source in rule.copy_.items():
+        problem = _copy_problem(source, action.pick)
+        if problem is not None:
+            raise ValueError(f"{where}.copy.{name}: {problem}")
+
+
+def _check_where(where: str, action: ActionSpec, keys: set[str]) -> None:
+    problem = check_where(action.where, action.pick, USER_FIELDS)
+    if problem is not None:
+        raise ValueError(f"{where}.{problem}")
+    for key in list_refs(action.where):
+        if key not in keys:
+            raise ValueError(f"{where}.where: unknown memory {key!r} (declare it)")
+
+
+def _copy_problem(source: str, picks: dict[str, str]) -> str | None:
+    """Why an ``extract.copy`` source is wrong (not ``PICK.FIELD`` / ``user.FIELD``), or None."""
+    name, _, path = source.partition(".")
+    if name == "user":
+        return None if path in USER_FIELDS else f"unknown user field {source!r}"
+    if name not in picks:
+        return f"{source!r}: copy from PICK.FIELD (an item this action picks) or user.FIELD"
+    return path_problem(path) if path else f"{source!r} names no field"

@@ -12,7 +12,9 @@ import aiohttp
 from sim_engine.model.settings_spec import DEFAULT_MAX_RESPONSE_BYTES
 from sim_engine.targets.redirects import follow_redirects
 from sim_engine.targets.transport import (
+    FORM_CONTENT_TYPE,
     HINT_HEADERS,
+    Form,
     Response,
     TargetUnreachableError,
     too_large,
@@ -83,7 +85,10 @@ class AiohttpTransport:
         redirects the safety guard refuses become status 0 responses (see
         :func:`follow_redirects`)."""
         data = None
-        if json_body is not None:
+        if isinstance(json_body, Form):
+            data = json_body.encode()
+            headers = {"Content-Type": FORM_CONTENT_TYPE, **(headers or {})}
+        elif json_body is not None:
             data = json.dumps(json_body)
             headers = {**_JSON_HEADERS, **headers} if headers else _JSON_HEADERS
         url = self.base_url + path

@@ -15,7 +15,9 @@ import httpx
 
 from sim_engine.model.settings_spec import DEFAULT_MAX_RESPONSE_BYTES
 from sim_engine.targets.transport import (
+    FORM_CONTENT_TYPE,
     HINT_HEADERS,
+    Form,
     Response,
     TargetUnreachableError,
     too_large,
@@ -62,7 +64,13 @@ class AsgiTransport:
         status 0 response."""
         started = time.perf_counter()
         try:
-            resp = await self._client.request(method, path, json=json_body, headers=headers)
+            if isinstance(json_body, Form):
+                form_headers = {"Content-Type": FORM_CONTENT_TYPE, **(headers or {})}
+                resp = await self._client.request(
+                    method, path, content=json_body.encode(), headers=form_headers
+                )
+            else:
+                resp = await self._client.request(method, path, json=json_body, headers=headers)
         except _TooLargeError as exc:
             return Response(0, b"", (time.perf_counter() - started) * 1000.0, str(exc))
         except Exception as exc:  # an app crash is an outcome, not our crash

@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import urlencode
 
 __all__ = [
+    "FORM_CONTENT_TYPE",
     "HINT_HEADERS",
     "TOO_LARGE",
+    "Form",
     "Response",
     "TargetUnreachableError",
     "Transport",
@@ -17,6 +20,26 @@ __all__ = [
 
 HINT_HEADERS = ("retry-after", "backoff")
 """Response headers a transport keeps: the server's back-off hints."""
+
+
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+"""The content type of a :class:`Form` body."""
+
+
+@dataclass(frozen=True, slots=True)
+class Form:
+    """A form-encoded request body (an OAuth2 token request), passed as a transport's
+    ``json_body``: every transport sends it as ``application/x-www-form-urlencoded``.
+
+    Attributes:
+        fields: name -> value (sent as text: booleans ``true``/``false``, null empty).
+    """
+
+    fields: Mapping[str, str]
+
+    def encode(self) -> str:
+        """The URL-encoded body (``a=1&b=x+y``)."""
+        return urlencode(list(self.fields.items()))
 
 
 TOO_LARGE = "response too large"
@@ -63,7 +86,8 @@ class Transport(Protocol):
     async def request(
         self, method: str, path: str, json_body: Any = None, headers: dict[str, str] | None = None
     ) -> Response:
-        """Send ``method path`` with an optional JSON body; never raises for network errors."""
+        """Send ``method path`` with an optional JSON body (a :class:`Form`: form-encoded);
+        never raises for network errors."""
         ...
 
     async def check(self) -> None:

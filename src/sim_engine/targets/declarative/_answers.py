@@ -6,6 +6,7 @@ No state, no I/O: each turns a response, a template or a request into an
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sim_engine.model.api_spec import ActionSpec, ApiSpec, RequestTemplate, placeholders
@@ -15,6 +16,7 @@ from sim_engine.targets.declarative._memory import IDENTITY_FIELDS, UserState
 from sim_engine.targets.transport import Response
 
 __all__ = [
+    "created_id",
     "endpoint",
     "error_kinds",
     "excerpt",
@@ -83,6 +85,20 @@ def first_id(picks: dict[str, tuple[str, dict[str, Any]]]) -> Any:
     for _, item in picks.values():
         return item.get("id")
     return None
+
+
+def created_id(body: bytes) -> Any:
+    """Return the id of the resource a create answer describes, for the records: its ``id``,
+    or the ``id`` of the one object it wraps (``{"article": {"id": 7, ...}}``); None when the
+    answer is not JSON or has none (or the id is not a string or a number)."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return None
+    if isinstance(doc, dict) and "id" not in doc and len(doc) == 1:
+        doc = next(iter(doc.values()))
+    value = doc.get("id") if isinstance(doc, dict) else None
+    return value if isinstance(value, (str, int)) and not isinstance(value, bool) else None
 
 
 def valid_path(path: str) -> bool:

@@ -32,8 +32,8 @@ class AuthMixin(TargetBase):
         user = self._memory.user(request.user_id)
         remember_identity(user, request)
         template = self.api.auth.signup
-        if template is None:
-            return Outcome(200, True, 0.0, remote_id=None)
+        if template is None:  # nothing to send: ``skipped``, and not recorded
+            return Outcome(200, True, 0.0, remote_id=None, skipped=True)
         where = endpoint(template)
         try:
             method, path, body, headers = self._build(template, self._context(user, request, {}))
@@ -74,7 +74,7 @@ class AuthMixin(TargetBase):
             user.token = ""
             user.token_at = self._now()
             user.token_sim = request.sim_time
-            return Outcome(200, True, 0.0, token="", remote_id=user.remote_id)
+            return Outcome(200, True, 0.0, token="", remote_id=user.remote_id, skipped=True)
         return await self._token_call(user, request, self.api.auth.login, authed=False)
 
     async def _token_call(
@@ -105,9 +105,7 @@ class AuthMixin(TargetBase):
         id_path = auth.login_user_id_path or auth.user_id_path
         if user.remote_id is None and id_path is not None:
             user.remote_id = field(doc, id_path, None) if valid_path(id_path) else None
-        user.token = format_value(token)
-        user.token_at = self._now()
-        user.token_sim = request.sim_time
+        self._keep_token(user, request, token, doc)
         return Outcome(
             resp.status,
             True,
@@ -119,16 +117,45 @@ class AuthMixin(TargetBase):
             retries=resp.retries,
         )
 
+    def _keep_token(self, user: UserState, request: ActionRequest, token: Any, doc: Any) -> None:
+        """Keep a new token, with the refresh token and lifetime the answer gives (if any)."""
+        auth = self.api.auth
+        user.token = format_value(token)
+        user.token_at = self._now()
+        user.token_sim = request.sim_time
+        if auth.refresh_token_path is not None:
+            refresh = field(doc, auth.refresh_token_path, None)
+            if isinstance(refresh, (str, int)) and refresh != "":
+                user.refresh_token = format_value(refresh)  # else: the old one still holds
+        user.token_ttl = None
+        if auth.expires_in_path is not None:
+            lifetime = field(doc, auth.expires_in_path, None)
+            if isinstance(lifetime, (int, float, str)) and not isinstance(lifetime, bool):
+                try:
+                    seconds = float(lifetime)
+                except ValueError:
+                    seconds = 0.0
+                user.token_ttl = seconds if 0 < seconds < float("inf") else None
+
+    def token_ttl(self, user: UserState) -> float | None:
+        """The wall seconds the user's token lives: from its answer, else ``auth.token_ttl_s``."""
+        return user.token_ttl if user.token_ttl is not None else self.api.auth.token_ttl_s
+
     async def _renew(self, user: UserState, request: ActionRequest) -> bool:
-        """Renew the user's token: ``auth.refresh`` if given, else (or if it fails) log in."""
+        """Renew the user's token: ``auth.refresh`` if given (with a refresh token, when
+        the section uses them), else (or if it fails) log in."""
         auth = self.api.auth
         if auth.refresh is None and auth.login is None:
             return False
         self._renewals += 1
-        if auth.refresh is not None:
-            outcome = await self._token_call(user, request, auth.refresh, authed=True)
+        uses_refresh_token = auth.refresh_token_path is not None
+        if auth.refresh is not None and (user.refresh_token or not uses_refresh_token):
+            # a refresh token stands for the user: the expired access token is not sent
+            authed = not uses_refresh_token
+            outcome = await self._token_call(user, request, auth.refresh, authed=authed)
             if outcome.ok:
                 return True
+            user.refresh_token = None
         if auth.login is not None:
             outcome = await self._token_call(user, request, auth.login, authed=False)
             if outcome.ok:
@@ -152,9 +179,10 @@ class AuthMixin(TargetBase):
         auth = self.api.auth
         scheme = auth.effective_scheme
         renewed = False
-        if scheme in TOKEN_SCHEMES and auth.token_ttl_s is not None:
+        ttl = self.token_ttl(user)
+        if scheme in TOKEN_SCHEMES and ttl is not None:
             token = user.token if user.token is not None else request.token
-            if not token or self._now() - user.token_at >= auth.token_ttl_s:
+            if not token or self._now() - user.token_at >= ttl:
                 renewed = True
                 await self._renew(user, request)
 
@@ -186,8 +214,6 @@ class AuthMixin(TargetBase):
         token = user.token if user.token is not None else request.token
         if not token:
             return {}
-        if scheme == "bearer":
-            return {"Authorization": f"{auth.prefix or 'Bearer'} {token}"}
-        if scheme == "token":
-            return {"Authorization": f"{auth.prefix or 'Token'} {token}"}
+        if scheme in ("bearer", "token"):
+            return {"Authorization": f"{auth.token_prefix()} {token}"}
         return {auth.header: token}

@@ -25,7 +25,7 @@ from sim_engine.targets.declarative._memory import (
     Memory,
     UserState,
 )
-from sim_engine.targets.transport import Response, Transport
+from sim_engine.targets.transport import Form, Response, Transport
 
 __all__ = ["TargetBase"]
 
@@ -73,7 +73,8 @@ class TargetBase:
     def _build(
         self, template: RequestTemplate, context: dict[str, dict[str, Any]]
     ) -> tuple[str, str, Any, dict[str, str]]:
-        """Render a request template: method, path with query, JSON body, extra headers.
+        """Render a request template: method, path with query, body (JSON, or a
+        :class:`~sim_engine.targets.transport.Form`), extra headers.
 
         Raises:
             TemplateError: the template cannot be filled.
@@ -83,7 +84,12 @@ class TargetBase:
         query = render_query(template.query, context, rng, pool)
         if query:
             path += ("&" if "?" in path else "?") + query
-        body = render(template.body, context, rng, pool) if template.body is not None else None
+        body: Any = None
+        if template.form is not None:
+            form = render(dict(template.form), context, rng, pool)
+            body = Form({str(k): format_value(v) for k, v in form.items()})
+        elif template.body is not None:
+            body = render(template.body, context, rng, pool)
         headers = {
             str(k): format_value(v)
             for k, v in render(dict(template.headers), context, rng, pool).items()
@@ -100,6 +106,7 @@ class TargetBase:
         fields = {k: v for k in IDENTITY_FIELDS if (v := user.identity.get(k)) is not None}
         for key in OPTIONAL_IDENTITY:
             fields.setdefault(key, None)
+        fields["refresh_token"] = user.refresh_token
         remote_id = request.remote_user_id if request.remote_user_id is not None else user.remote_id
         if remote_id is not None:
             fields["id"] = remote_id

@@ -17,6 +17,8 @@ from collections.abc import Hashable
 from typing import Any
 
 from sim_engine.model.api_spec import ActionSpec, ApiSpec
+from sim_engine.model.jsonpath import field
+from sim_engine.model.pick_spec import holds, text
 
 __all__ = ["Items", "Memory", "UserState", "hashable", "item_key", "kind_groups"]
 
@@ -106,11 +108,17 @@ class UserState:
         token: the auth token (None: none yet, or renewal failed).
         token_at: the target's clock (seconds) when the token was obtained.
         token_sim: simulated epoch seconds of the request that obtained it.
+        token_ttl: the token's lifetime in wall seconds from the answer that gave it
+            (``auth.expires_in_path``); None: ``auth.token_ttl_s``.
+        refresh_token: the refresh token (``auth.refresh_token_path``), None if none.
         memory: ``memory.KEY`` -> list (None until the first list is created).
         pages: action -> the offset of its next page in this session (``page``).
     """
 
-    __slots__ = ("identity", "memory", "pages", "remote_id", "token", "token_at", "token_sim")
+    __slots__ = (
+        "identity", "memory", "pages", "refresh_token", "remote_id", "token", "token_at",
+        "token_sim", "token_ttl",
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self.identity: dict[str, Any] = {}
@@ -118,6 +126,8 @@ class UserState:
         self.token: str | None = None
         self.token_at = 0.0
         self.token_sim: float | None = None
+        self.token_ttl: float | None = None
+        self.refresh_token: str | None = None
         self.memory: dict[str, Items] | None = None
         self.pages: dict[str, int] = {}
 
@@ -208,6 +218,10 @@ class Memory:
         for key in (*action.pick.values(), *action.requires):
             if self.size(user, key) == 0:
                 return f"{key} is empty"
+        for name in action.where:
+            items = self.lookup(user, action.pick[name], create=False)
+            if items is not None and not self.candidates(user, action, name, items):
+                return f"no item of {action.pick[name]} passes where.{name}"
         guard = action.max_open
         if guard is not None and self.size(user, guard.key) >= guard.limit:
             return f"{guard.key} holds {guard.limit} or more (max_open)"
@@ -223,7 +237,7 @@ class Memory:
         for name, key in action.pick.items():
             items = self.lookup(user, key, create=False)
             assert items is not None and items.items
-            keys = list(items.items)
+            keys = self.candidates(user, action, name, items)
             if action.pick_strategy == "latest":
                 chosen = keys[-1]
             elif action.pick_strategy == "popular":
@@ -234,6 +248,31 @@ class Memory:
             items.picks[chosen] = items.picks.get(chosen, 0) + 1
             picks[name] = (key, items.items[chosen])
         return picks
+
+    def candidates(
+        self, user: UserState | None, action: ActionSpec, name: str, items: Items
+    ) -> list[Hashable]:
+        """Return the keys of the (live) items of ``items`` that pick ``name`` may take: all,
+        or those passing the action's ``where.NAME`` (see :mod:`sim_engine.model.pick_spec`)."""
+        keys = list(self.fresh(items).items)
+        conditions = action.where.get(name)
+        if not conditions:
+            return keys
+        fields: dict[str, Any] = dict(user.identity) if user is not None else {}
+        fields["id"] = user.remote_id if user is not None else None
+        seen: dict[tuple[str, str], set[str]] = {}
+
+        def values_of(key: str, path: str) -> set[str]:
+            if (key, path) not in seen:
+                held = self.lookup(user, key, create=False)
+                seen[(key, path)] = (
+                    {text(field(i, path, None)) for i in self.fresh(held).items.values()}
+                    if held is not None
+                    else set()
+                )
+            return seen[(key, path)]
+
+        return [k for k in keys if holds(items.items[k], conditions, fields, values_of)]
 
     def forget(self, user: UserState, pick: tuple[str, dict[str, Any]]) -> None:
         """An item was deleted: drop it from its list, and its id from every list of its kind."""
@@ -317,7 +356,8 @@ class Memory:
         ``remote_id``, ``token`` (None unless ``keep_token``), ``token_age_s``
         (seconds of the target's clock since the token was obtained, rounded to
         the microsecond; None without a token), ``token_sim_time`` (simulated
-        epoch seconds of the request that obtained it), ``memory``
+        epoch seconds of the request that obtained it), ``token_ttl_s`` (its lifetime
+        from the answer, None: the section's), ``refresh_token``, ``memory``
         (``memory.KEY`` -> :meth:`Items.export`). Deleted ids are dropped first.
 
         Args:
@@ -335,6 +375,8 @@ class Memory:
             "token": token,
             "token_age_s": round(now - user.token_at, 6) if token is not None else None,
             "token_sim_time": user.token_sim if token is not None else None,
+            "token_ttl_s": user.token_ttl if token is not None else None,
+            "refresh_token": user.refresh_token if keep_token else None,
             "memory": {
                 key: self.fresh(items).export() for key, items in (user.memory or {}).items()
             },
@@ -365,6 +407,10 @@ class Memory:
             user.token_at = now - float(data.get("token_age_s") or 0.0)
             sim = data.get("token_sim_time")
             user.token_sim = float(sim) if sim is not None else None
+            ttl = data.get("token_ttl_s")
+            user.token_ttl = float(ttl) if ttl is not None else None
+        refresh = data.get("refresh_token")
+        user.refresh_token = str(refresh) if refresh is not None else None
         for key, saved in (data.get("memory") or {}).items():
             items = self.lookup(user, str(key), create=True)
             assert items is not None

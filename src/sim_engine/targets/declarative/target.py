@@ -7,7 +7,13 @@ from typing import Any
 from sim_engine.model.api_spec import ActionSpec
 from sim_engine.model.records import ActionRequest, Outcome
 from sim_engine.model.templates import TemplateError, field, find
-from sim_engine.targets.declarative._answers import endpoint, failed, first_id, unbuildable
+from sim_engine.targets.declarative._answers import (
+    created_id,
+    endpoint,
+    failed,
+    first_id,
+    unbuildable,
+)
 from sim_engine.targets.declarative._auth import TOKEN_SCHEMES
 from sim_engine.targets.declarative._created import CreatedMixin
 from sim_engine.targets.declarative._errors import ErrorsMixin
@@ -17,6 +23,7 @@ from sim_engine.targets.transport import Response
 __all__ = ["DeclarativeTarget"]
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_CREATES = frozenset({"POST", "PUT"})
 
 
 class DeclarativeTarget(ErrorsMixin, CreatedMixin):
@@ -166,7 +173,8 @@ class DeclarativeTarget(ErrorsMixin, CreatedMixin):
         user = self._memory.users.get(user_id)
         if user is None or not user.token:
             return False
-        return auth.token_ttl_s is None or self._now() - user.token_at < auth.token_ttl_s
+        ttl = self.token_ttl(user)
+        return ttl is None or self._now() - user.token_at < ttl
 
     def statistics(self) -> dict[str, Any]:
         """Return the transport's statistics (if it has any) and the target's own counters.
@@ -211,32 +219,57 @@ class DeclarativeTarget(ErrorsMixin, CreatedMixin):
         if kind is not None:
             return await self._simulated_error(kind, user, request, action, picks)
         post_id = first_id(picks)
+        context = self._context(user, request, picks)
         try:
-            method, path, body, headers = self._build(action, self._context(user, request, picks))
+            method, path, body, headers = self._build(action, context)
         except TemplateError as exc:
             return unbuildable(exc, where, post_id)
         if action.page is not None:  # the next page of a listing (this session)
             offset = user.pages.get(request.action, 0)
             path += f"{'&' if '?' in path else '?'}{action.page.param}={offset}"
         resp, retried = await self._send_authed(user, request, method, path, body, headers)
+        return self._settle(request, action, user, picks, context, resp, retried)
+
+    def _settle(
+        self,
+        request: ActionRequest,
+        action: ActionSpec,
+        user: UserState,
+        picks: dict[str, tuple[str, dict[str, Any]]],
+        context: dict[str, dict[str, Any]],
+        resp: Response,
+        retried: int,
+    ) -> Outcome:
+        """Judge an action's answer and take what it says into memory.
+
+        A 404 or 410 drops the picked items (listed in ``expect`` or not); ``extract``
+        rules apply to 2xx answers but 204, so any other expected status is a success
+        that keeps nothing; ``forget`` applies to every expected status.
+        """
+        memory, where, post_id = self._memory, endpoint(action), first_id(picks)
+        if resp.status in (404, 410):  # gone: no use picking them again
+            memory.drop_picks(user, picks)
         bad = failed(resp, action.expect, where, post_id, retried)
         if bad is not None:
-            if resp.status in (404, 410):
-                memory.drop_picks(user, picks)  # gone: no use picking them again
             return bad
         found: list[tuple[str, list[dict[str, Any]]]] | Outcome = []
-        if action.extract:
-            found = self._extract(action, resp, where, post_id)
+        extracted = bool(action.extract) and 200 <= resp.status < 300 and resp.status != 204
+        if extracted:
+            found = self._extract(action, resp, where, post_id, context)
             if isinstance(found, Outcome):
                 return found
             # a create or change: the API vouches for the items now; a listing of
             # everything the user holds (``replace``) replaces its list
             replace = {rule.to for rule in action.extract if rule.replace}
-            self._memory.keep(user, found, vouched=method not in _SAFE_METHODS, replace=replace)
+            vouched = action.method not in _SAFE_METHODS
+            memory.keep(user, found, vouched=vouched, replace=replace)
             _turn_page(user, request.action, action, found)
             if post_id is None:
                 post_id = _answer_id(action, found)
-        self._record_created(request, resp, found, picks)
+        if post_id is None and action.method in _CREATES and 200 <= resp.status < 300:
+            post_id = created_id(resp.body)
+        if extracted or not action.extract:  # an expected 4xx (not extracted) created nothing
+            self._record_created(request, resp, found, picks)
         self._forget(user, picks, action.forget)
         return Outcome(
             resp.status,
@@ -249,9 +282,15 @@ class DeclarativeTarget(ErrorsMixin, CreatedMixin):
         )
 
     def _extract(
-        self, action: ActionSpec, resp: Response, where: str, post_id: Any
+        self,
+        action: ActionSpec,
+        resp: Response,
+        where: str,
+        post_id: Any,
+        context: dict[str, dict[str, Any]],
     ) -> list[tuple[str, list[dict[str, Any]]]] | Outcome:
-        """Apply the action's ``extract`` rules to the answer (all or nothing).
+        """Apply the action's ``extract`` rules to the answer (all or nothing, but for
+        ``optional`` rules), each stored item completed by the rule's ``copy``.
 
         Returns:
             (key, items) per rule, or a bad-answer outcome (not JSON, a field missing).
@@ -262,19 +301,35 @@ class DeclarativeTarget(ErrorsMixin, CreatedMixin):
         found: list[tuple[str, list[dict[str, Any]]]] = []
         for rule in action.extract:
             try:
-                values = find(doc, rule.path)
-                if values is None:
-                    raise KeyError(rule.path)
-                items = [
-                    {name: field(value, path) for name, path in rule.fields.items()}
-                    for value in values
-                ]
+                items = _items(doc, rule.path, rule.fields)
             except KeyError as exc:
+                if rule.optional:
+                    found.append((rule.to, []))
+                    continue
                 return self._bad(resp, f"missing field {exc}", where, post_id)
             except TemplateError as exc:
                 return self._bad(resp, str(exc), where, post_id)
+            if rule.copy_:  # PICK.FIELD / user.FIELD, validated: the names are in the context
+                copied = {
+                    name: field(context[source.split(".", 1)[0]], source.split(".", 1)[1], None)
+                    for name, source in rule.copy_.items()
+                }
+                items = [{**item, **copied} for item in items]
             found.append((rule.to, items))
         return found
+
+
+def _items(doc: Any, path: str, fields: dict[str, str]) -> list[dict[str, Any]]:
+    """The items one ``extract`` rule takes from an answer.
+
+    Raises:
+        KeyError: ``path`` finds nothing, or an element lacks a field.
+        TemplateError: a path is malformed.
+    """
+    values = find(doc, path)
+    if values is None:
+        raise KeyError(path)
+    return [{name: field(value, dotted) for name, dotted in fields.items()} for value in values]
 
 
 def _turn_page(

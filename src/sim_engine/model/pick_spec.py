@@ -1,0 +1,193 @@
+"""Filters on picked items: an action's ``where`` (which remembered items it may pick).
+
+Shape (see ``docs/own-api.md`` section 4)::
+
+    follow_author:
+      method: POST
+      path: /profiles/{author.username}/follow
+      pick: {author: memory.seen_authors}
+      where:
+        author:                                      # a pick name
+          username:                                  # a dotted path inside the item
+            ne: "{user.username}"                    # not mine
+            not_in: memory.following.username        # not already followed
+          state: open                                # shorthand for {eq: open}
+
+Each condition compares one field of a candidate item (missing: null) with
+
+* ``eq`` / ``ne``: a value, or a template of the acting user's fields
+  (``{user.id}``, ``{user.username}``...; a string that is exactly one placeholder
+  keeps the value's type);
+* ``in`` / ``not_in``: a list of such values, or ``memory.KEY.FIELD`` /
+  ``pool.KEY.FIELD``: the values of FIELD (dotted) over the items that list holds
+  now (the user's own list for ``memory.``).
+
+Values compare as the text they would be sent as (``7`` equals ``"7"``, ``false``
+equals ``"false"``, null equals ``""``), so a YAML ``state: open`` matches the
+JSON string and ``author: "{user.id}"`` matches an id given as a number or a
+string. An item passes when every condition on it holds; an action is possible
+only when each pick has at least one item that passes (else its fallback).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
+
+from sim_engine.model.jsonpath import field, path_problem
+
+__all__ = ["LIST_REF_RE", "Condition", "check_where", "holds", "list_refs"]
+
+LIST_REF_RE = re.compile(r"^(?P<key>(?:memory|pool)\.[A-Za-z_]\w*)\.(?P<field>[A-Za-z_][\w.]*)$")
+"""``memory.KEY.FIELD`` / ``pool.KEY.FIELD``: the values of a field over a list's items."""
+
+_USER_RE = re.compile(r"\{user\.([A-Za-z_]\w*)\}")
+_PLACEHOLDER_RE = re.compile(r"(?<!\{)\{([A-Za-z_]\w*)\.([A-Za-z_]\w*)\}(?!\})")
+_OPS = ("eq", "ne", "in", "not_in")
+
+
+class Condition(BaseModel):
+    """One field's condition (see the module docstring); at least one operator is given.
+
+    Attributes:
+        eq: the field equals this (a value or a ``{user.FIELD}`` template).
+        ne: the field differs from this.
+        in_: (``in``) the field is one of these values, or of ``memory.KEY.FIELD``.
+        not_in: the field is none of these values, nor of ``memory.KEY.FIELD``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    eq: Any = None
+    ne: Any = None
+    in_: list[Any] | str | None = Field(None, alias="in")
+    not_in: list[Any] | str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        """A scalar (or a mapping without any operator) means ``{eq: value}``."""
+        if isinstance(value, Mapping) and value and set(value) <= {*_OPS, "in_"}:
+            return value
+        if isinstance(value, (Mapping, list)):
+            raise ValueError(f"a condition is a value or a mapping of {', '.join(_OPS)}")
+        return {"eq": value}
+
+    @model_serializer
+    def _given(self) -> dict[str, Any]:
+        """Only the operators given (``eq: null`` differs from no ``eq``), by their YAML names."""
+        return {name.rstrip("_"): getattr(self, name) for name in self.model_fields_set}
+
+    @model_validator(mode="after")
+    def _refs(self) -> Condition:
+        for name in ("in_", "not_in"):
+            value = getattr(self, name)
+            if isinstance(value, str) and not LIST_REF_RE.match(value):
+                raise ValueError(
+                    f"{name.rstrip('_')}: a list of values or memory.KEY.FIELD, got {value!r}"
+                )
+        return self
+
+
+Where = dict[str, dict[str, Condition]]
+"""pick name -> field path -> condition."""
+
+
+def list_refs(where: Where) -> list[str]:
+    """Return the ``memory.KEY`` / ``pool.KEY`` lists that ``in`` / ``not_in`` conditions read."""
+    refs: list[str] = []
+    for conditions in where.values():
+        for cond in conditions.values():
+            for value in (cond.in_, cond.not_in):
+                if isinstance(value, str):
+                    m = LIST_REF_RE.match(value)
+                    assert m is not None
+                    refs.append(m.group("key"))
+    return refs
+
+
+def check_where(where: Where, picks: Mapping[str, str], user_fields: tuple[str, ...]) -> str | None:
+    """Return why an action's ``where`` is wrong (names no pick, a bad path, a placeholder
+    other than ``{user.FIELD}``), or None. Declared lists are checked by the caller."""
+    for name, conditions in where.items():
+        if name not in picks:
+            return f"where.{name}: {name!r} is not picked by this action"
+        for path, cond in conditions.items():
+            problem = path_problem(path)
+            if problem is not None:
+                return f"where.{name}.{path}: {problem}"
+            for value in _values(cond):
+                for pname, pfield in _PLACEHOLDER_RE.findall(value):
+                    if pname != "user" or pfield not in user_fields:
+                        return (
+                            f"where.{name}.{path}: only {{user.FIELD}} may be used, "
+                            f"got {{{pname}.{pfield}}}"
+                        )
+    return None
+
+
+def _values(cond: Condition) -> list[str]:
+    out = [v for v in (cond.eq, cond.ne) if isinstance(v, str)]
+    for value in (cond.in_, cond.not_in):
+        if isinstance(value, list):
+            out.extend(v for v in value if isinstance(v, str))
+    return out
+
+
+def text(value: Any) -> str:
+    """The text a value is sent as (strings as is, ``true``/``false``, null ``""``)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    return str(value)
+
+
+def _fill(value: Any, user: Mapping[str, Any]) -> Any:
+    """Fill ``{user.FIELD}`` in a condition's value (exactly one placeholder keeps the type)."""
+    if not isinstance(value, str) or "{user." not in value:
+        return value
+    whole = _USER_RE.fullmatch(value)
+    if whole is not None:
+        return user.get(whole.group(1))
+    return _USER_RE.sub(lambda m: text(user.get(m.group(1))), value)
+
+
+def holds(
+    item: Mapping[str, Any],
+    conditions: Mapping[str, Condition],
+    user: Mapping[str, Any],
+    values_of: Callable[[str, str], set[str]],
+) -> bool:
+    """Return True when ``item`` passes every condition.
+
+    Args:
+        item: a remembered item (a dict of fields).
+        conditions: field path -> condition.
+        user: the acting user's fields (``id``, ``username``...) for ``{user.FIELD}``.
+        values_of: ``(KEY, FIELD) -> texts`` of a list's items, for ``memory.KEY.FIELD``.
+    """
+    for path, cond in conditions.items():
+        got = text(field(item, path, None))
+        fields = cond.model_fields_set
+        if "eq" in fields and got != text(_fill(cond.eq, user)):
+            return False
+        if "ne" in fields and got == text(_fill(cond.ne, user)):
+            return False
+        for wanted, value in ((True, cond.in_), (False, cond.not_in)):
+            if value is None:
+                continue
+            if isinstance(value, str):
+                m = LIST_REF_RE.match(value)
+                assert m is not None
+                found = got in values_of(m.group("key"), m.group("field"))
+            else:
+                found = got in {text(_fill(v, user)) for v in value}
+            if found != wanted:
+                return False
+    return True
