@@ -29,7 +29,6 @@ from sim_engine.model.redact import is_secret_key, mask_known, redact_text
 __all__ = ["Executor", "masked_error"]
 
 _SIGNUP_ATTEMPTS = 3
-_IDENTITY = ("sign_up", "log_in")
 
 
 class Executor:
@@ -140,9 +139,10 @@ class Executor:
         for request in step.requests:
             outcome = await self._target.send(request)
             self.apply(user, request, outcome)
-            if not (outcome.ok and outcome.skipped and request.action in _IDENTITY):
-                # a sign-up or log-in that needed no request (auth none, HTTP Basic, an
-                # API key) is no action: it is not recorded
+            if not (outcome.ok and outcome.skipped):
+                # nothing was done (a sign-up or log-in that needed no request: auth
+                # none, HTTP Basic, an API key; a plugin action not possible now): no
+                # action to record
                 self.record(user, step.persona, step.state, request, outcome)
             if not outcome.ok and not (request.action == "sign_up" and outcome.status == 409):
                 # A user that already exists (a founder, seed 001's bootstrap, or a

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import random
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from sim_engine.api.plugins import (
     ENTRY_POINT_GROUP,
@@ -45,7 +46,8 @@ from sim_engine.api.plugins import (
     workflow,
 )
 from sim_engine.api.plugins.registry import one_line
-from sim_engine.engine.capabilities import ActionResolver, UserForgetter
+from sim_engine.engine.capabilities import ActionResolver, MemoryKeeper, UserForgetter
+from sim_engine.model.builtin import social_api
 from sim_engine.model.records import ActionRequest, Outcome, Target
 
 if TYPE_CHECKING:
@@ -55,13 +57,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "NOT_POSSIBLE",
     "RESERVED_ACTIONS",
     "ActionFunc",
+    "AuthedCaller",
     "PluginAction",
     "PluginContext",
     "PluginError",
     "PluginRegistry",
     "PluginTarget",
+    "PluginView",
     "action",
     "generator",
     "hook",
@@ -82,6 +87,51 @@ __all__ = [
 _OUTCOME_FIELDS = frozenset(f.name for f in dataclasses.fields(Outcome))
 
 
+NOT_POSSIBLE: Any = object()
+"""What a plugin action returns when it finds it cannot act now: nothing is recorded
+and the user thinks and carries on (declare ``possible=`` to let the engine take
+another action instead)."""
+
+
+@runtime_checkable
+class AuthedCaller(Protocol):
+    """A target that sends requests as a user under the scenario's auth (the declarative
+    target): what :meth:`PluginContext.call` goes through when the run has one."""
+
+    async def call_as(
+        self,
+        request: ActionRequest,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        """Send one request as ``request``'s user, with its credentials."""
+        ...
+
+    def request_headers(self, request: ActionRequest) -> dict[str, str]:
+        """``X-Sim-Time`` and the user's credentials under the scenario's auth."""
+        ...
+
+
+@dataclass(frozen=True)
+class PluginView:
+    """What a plugin action's guard (``possible=``) sees.
+
+    Attributes:
+        user_id: the engine's id for the user.
+        user: the :class:`~sim_engine.model.population.SimUser`, None before its
+            first session.
+        memory: the user's memory (see :attr:`PluginContext.memory`), or None.
+        state: the user's plugin state (see :attr:`PluginContext.state`); read it only.
+    """
+
+    user_id: int
+    user: SimUser | None
+    memory: dict[str, list[dict[str, Any]]] | None
+    state: dict[str, Any]
+
+
 @dataclass
 class PluginContext:
     """What a plugin action gets.
@@ -93,11 +143,18 @@ class PluginContext:
             ``email``, ``username``, ``remote_id``, ``tag``...), or None when
             the target has not seen its session start. Read-only, please.
         transport: the run's transport (rate limits, retries, breakers,
-            synthetic headers); prefer :meth:`call`.
-        memory: the user's memory in an ``api`` scenario when the target exposes
-            it (``memory(user_id)``), else None.
+            synthetic headers); prefer :meth:`call`, which adds the user's credentials.
+        memory: in an ``api`` scenario, a copy of the user's memory lists:
+            ``{"memory.KEY": [item, ...]}``, oldest first, each item a dict of the
+            fields its ``extract`` rule kept (``{"id": 7, "author": "ann"}``); None
+            for a user the target does not know yet, or without an ``api`` target.
+            Changing it changes nothing.
         rng: a generator for this call, seeded from the run seed, the user, the
             action and the simulated time (reproducible).
+        state: the user's plugin state: a dict the plugin's actions may read and
+            change, shared by every plugin action of the run for this user, saved
+            with the user at each checkpoint and given back on ``run --resume``
+            (keep it JSON-ready: strings, numbers, booleans, None, lists, dicts).
     """
 
     action: str
@@ -106,6 +163,8 @@ class PluginContext:
     transport: Transport
     memory: Any
     rng: random.Random
+    state: dict[str, Any] = field(default_factory=dict)
+    caller: AuthedCaller | None = field(default=None, repr=False)
 
     @property
     def user_id(self) -> int:
@@ -128,7 +187,12 @@ class PluginContext:
         return self.request.sim_time_iso
 
     def auth_headers(self) -> dict[str, str]:
-        """``X-Sim-Time`` and, with a token, ``Authorization: Bearer TOKEN``."""
+        """``X-Sim-Time`` and the user's credentials as the scenario's ``api.auth`` sends
+        them (``Bearer``, another prefix, ``Token``, HTTP Basic, an API key header, or
+        none); without an ``api`` target, ``Authorization: Bearer TOKEN`` when there is
+        a token."""
+        if self.caller is not None:
+            return self.caller.request_headers(self.request)
         headers = {"X-Sim-Time": self.sim_time_iso}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
@@ -141,10 +205,20 @@ class PluginContext:
         json: Any = None,
         headers: Mapping[str, str] | None = None,
     ) -> Response:
-        """Send one request through the run's transport with :meth:`auth_headers`.
+        """Send one request as the user through the run's transport, with
+        :meth:`auth_headers` (``headers`` added last, and win). In an ``api`` scenario
+        the token is renewed as for any action (expired, or on a 401: then the request
+        is sent once more).
 
-        Never raises for network trouble: a failed call is a status-0 response.
+        Returns:
+            a :class:`~sim_engine.targets.transport.Response`: ``status`` (int, 0 when
+            no answer came), ``body`` (bytes: ``json.loads(resp.body)`` for JSON),
+            ``latency_ms`` (wall milliseconds), ``error`` (why status is 0),
+            ``skipped`` (not sent: circuit open), ``retries``, ``headers`` (back-off
+            hints). Never raises for network trouble.
         """
+        if self.caller is not None:
+            return await self.caller.call_as(self.request, method, path, json, headers)
         merged = {**self.auth_headers(), **(headers or {})}
         return await self.transport.request(method, path, json, merged)
 
@@ -176,9 +250,12 @@ class PluginTarget:
         self._registry = registry
         self._seed = seed
         self._users: dict[int, SimUser] = {}
+        self._states: dict[int, dict[str, Any]] = {}  # user -> plugin state
         # the wrapped target's optional capabilities, checked once
         self._resolver = inner if isinstance(inner, ActionResolver) else None
         self._forgetter = inner if isinstance(inner, UserForgetter) else None
+        self._keeper = inner if isinstance(inner, MemoryKeeper) else None
+        self._caller = inner if isinstance(inner, AuthedCaller) else None
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__") or name == "inner":
@@ -197,16 +274,68 @@ class PluginTarget:
     def forget_user(self, user_id: int) -> None:
         """Forget a user (deleted from the target); the wrapped target forgets it too."""
         self._users.pop(user_id, None)
+        self._states.pop(user_id, None)
         if self._forgetter is not None:
             self._forgetter.forget_user(user_id)
+
+    # -- saving (MemoryKeeper) ------------------------------------------------------------
+
+    def export_memory(self, user_id: int) -> dict[str, Any] | None:
+        """Return what the wrapped target keeps for the user (its own
+        ``export_memory``) plus the user's plugin state under ``"plugins"`` (when not
+        empty), to save with the user; None when there is nothing."""
+        data = self._keeper.export_memory(user_id) if self._keeper is not None else None
+        state = self._states.get(user_id)
+        if state:
+            data = {**(data or {}), "plugins": json.loads(json.dumps(state))}
+        return data
+
+    def restore_memory(
+        self, user_id: int, data: dict[str, Any], *, password: str | None = None
+    ) -> None:
+        """Take back what :meth:`export_memory` returned: the plugin state, and the rest
+        to the wrapped target.
+
+        Raises:
+            ValueError: ``data`` (or its ``"plugins"`` part) is not an exported memory.
+        """
+        if not isinstance(data, dict):
+            raise ValueError("a saved memory must be an object")
+        rest = {k: v for k, v in data.items() if k != "plugins"}
+        state = data.get("plugins")
+        if state is not None:
+            if not isinstance(state, dict):
+                raise ValueError("a saved plugin state must be an object")
+            self._states[user_id] = dict(state)
+        if rest and self._keeper is not None:
+            self._keeper.restore_memory(user_id, rest, password=password)
 
     # -- Target ---------------------------------------------------------------------------
 
     def resolve(self, name: str, user_id: int) -> str | None:
-        """Plugin actions are always possible; other names are the wrapped target's to resolve."""
-        if name in self._registry.actions:
-            return name
-        return self._resolver.resolve(name, user_id) if self._resolver is not None else name
+        """Return the action to take for ``name`` now, or None when nothing is possible.
+
+        A plugin action is possible when it has no guard or its guard says so; else its
+        ``fallback`` is resolved in its place (never twice the same). Other names are
+        the wrapped target's to resolve.
+        """
+        tried: set[str] = set()
+        current: str | None = name
+        while current is not None and current not in tried:
+            tried.add(current)
+            spec = self._registry.actions.get(current)
+            if spec is None:
+                if self._resolver is None:
+                    return current
+                return self._resolver.resolve(current, user_id)
+            if spec.possible is None or spec.possible(self._view(user_id)):
+                return current
+            current = spec.fallback
+        return None
+
+    def _view(self, user_id: int) -> PluginView:
+        state = self._states.setdefault(user_id, {})
+        return PluginView(user_id, self._users.get(user_id), self._memory(user_id), state)
 
     async def send(self, request: ActionRequest) -> Outcome:
         """Run a plugin action, or send the request to the wrapped target. Never raises."""
@@ -220,6 +349,8 @@ class PluginTarget:
             transport=self._transport,
             memory=self._memory(request.user_id),
             rng=random.Random(_mix(self._seed, request.user_id, request.action, request.sim_time)),
+            state=self._states.setdefault(request.user_id, {}),
+            caller=self._caller,
         )
         started = time.perf_counter()
         try:
@@ -248,6 +379,9 @@ def _mix(*parts: Any) -> int:
 
 
 def _to_outcome(spec: PluginAction, result: Any, latency_ms: float) -> Outcome:
+    if result is NOT_POSSIBLE:  # nothing done: ok and skipped, which is not recorded
+        return Outcome(0, True, latency_ms, error="not possible", endpoint=spec.endpoint,
+                       skipped=True)  # fmt: skip
     if result is None:
         return Outcome(200, True, latency_ms, endpoint=spec.endpoint)
     if isinstance(result, Outcome):
@@ -309,12 +443,17 @@ def plugin_runtime(
         (itself the first hook) and the hooks; otherwise ``inner`` as is and the hooks.
 
     Raises:
-        PluginError: a plugin module or entry point failed to load.
+        PluginError: a plugin module or entry point failed to load; a plugin action's
+            ``fallback`` names no action of the scenario or the plugins.
     """
     registry = registry_for(scenario, registry)
     hooks = list(registry.hooks)
     if not registry.actions:
         return inner, hooks
+    api = scenario.api if scenario.api is not None else social_api()
+    for spec in registry.actions.values():
+        if spec.fallback is not None and spec.fallback not in {*registry.actions, *api.actions}:
+            raise PluginError(f"action {spec.name!r}: fallback {spec.fallback!r} is no action")
     wrapped = PluginTarget(inner, transport, registry, seed=scenario.seed)
     return wrapped, [wrapped, *hooks]
 

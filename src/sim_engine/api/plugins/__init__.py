@@ -21,9 +21,10 @@ decorators of this package::
 
 What can be declared:
 
-* ``@action(name)``: an ``async def f(ctx) -> Outcome | dict | None`` usable
-  in persona weight matrices like any other action; run by
-  :class:`~sim_engine.targets.plugin.PluginTarget`.
+* ``@action(name, possible=None, fallback=None)``: an ``async def f(ctx) ->
+  Outcome | dict | None`` usable in persona weight matrices like any other action;
+  run by :class:`~sim_engine.targets.plugin.PluginTarget`; ``possible(view)`` says
+  when it is not possible (then ``fallback`` is taken, as for a YAML guard).
 * ``@workflow(name)``: a factory returning a :class:`~sim_engine.model.api_spec.WorkflowSpec`
   (or its mapping); joins the ``api`` section of a scenario that refers to it.
 * ``@persona(name)``: a factory returning a :class:`~sim_engine.model.scenario.PersonaSpec`

@@ -73,11 +73,15 @@ class PluginTag:
             or ``session_end`` (a plain function).
         name: the registered name (None for hooks).
         endpoint: an action's record endpoint (None: ``plugin NAME``).
+        possible: an action's guard ``f(view) -> bool`` (None: always possible).
+        fallback: the action taken instead when the guard says no (None: none).
     """
 
     kind: TagKind
     name: str | None = None
     endpoint: str | None = None
+    possible: Callable[[Any], Any] | None = None
+    fallback: str | None = None
 
 
 def tags_of(obj: Any) -> tuple[PluginTag, ...]:
@@ -112,7 +116,13 @@ def _qualname(func: Any) -> str:
     return f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', repr(func))}"
 
 
-def action(name: str, *, endpoint: str | None = None) -> Callable[[_F], _F]:
+def action(
+    name: str,
+    *,
+    endpoint: str | None = None,
+    possible: Callable[[Any], Any] | None = None,
+    fallback: str | None = None,
+) -> Callable[[_F], _F]:
     """Mark ``async def f(ctx) -> Outcome | dict | None`` as the plugin action ``name``.
 
     The function gets a :class:`~sim_engine.targets.plugin.PluginContext`. It returns
@@ -121,21 +131,38 @@ def action(name: str, *, endpoint: str | None = None) -> Callable[[_F], _F]:
     took), or None (success, status 200). An exception it raises becomes a failed
     outcome (status 0) naming it: a plugin never crashes a run.
 
+    "Not possible now" is said like a YAML action's guard: ``possible(view)`` is
+    asked whenever the engine draws the action for a user (``view`` is a
+    :class:`~sim_engine.targets.plugin.PluginView`: ``user_id``, ``user``,
+    ``memory``, ``state``); when it returns a false value, ``fallback`` is taken
+    instead (itself resolved: a YAML action's own guards, another plugin's guard),
+    else the user just thinks and carries on. It must be synchronous and quick
+    (no I/O); an exception it raises stops the run (a programming error). The action may also return
+    :data:`~sim_engine.targets.plugin.NOT_POSSIBLE` once it has looked: nothing is
+    recorded and the user thinks and carries on.
+
     Args:
         name: the action's name (an identifier, not a built-in action's name).
         endpoint: shown as the record's ``endpoint`` (default ``plugin NAME``).
+        possible: the guard ``f(view) -> bool`` (None: always possible).
+        fallback: the action (plugin or ``api``) to take when the guard says no.
 
     Raises:
-        PluginError: bad or reserved name, or not a coroutine function.
+        PluginError: bad or reserved name, bad fallback name, a guard that is not a
+            plain callable, or not a coroutine function.
     """
     _check_name("action", name)
     if name in RESERVED_ACTIONS:
         raise PluginError(f"action {name!r} is built in: choose another name")
+    if fallback is not None:
+        _check_name("fallback", fallback)
+    if possible is not None and (not callable(possible) or inspect.iscoroutinefunction(possible)):
+        raise PluginError(f"action {name!r}: possible must be a synchronous function")
 
     def tag(func: _F) -> _F:
         if not inspect.iscoroutinefunction(func):
             raise PluginError(f"action {name!r} must be an async function (async def)")
-        _tag(func, PluginTag("action", name, endpoint))
+        _tag(func, PluginTag("action", name, endpoint, possible, fallback))
         return func
 
     return tag

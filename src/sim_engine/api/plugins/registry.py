@@ -46,11 +46,15 @@ class PluginAction:
         name: action name, as persona matrices use it.
         func: the coroutine function run for it.
         endpoint: what records show as its endpoint (default ``plugin NAME``).
+        possible: its guard ``f(view) -> bool`` (None: always possible).
+        fallback: the action to take when the guard says no (None: none).
     """
 
     name: str
     func: ActionFunc
     endpoint: str
+    possible: Callable[[Any], Any] | None = None
+    fallback: str | None = None
 
 
 class _FunctionHook:
@@ -155,7 +159,8 @@ class PluginRegistry:
     def _register(self, tag: PluginTag, obj: Any) -> None:
         if tag.kind == "action":
             assert tag.name is not None
-            spec = PluginAction(tag.name, obj, tag.endpoint or f"plugin {tag.name}")
+            endpoint = tag.endpoint or f"plugin {tag.name}"
+            spec = PluginAction(tag.name, obj, endpoint, tag.possible, tag.fallback)
             self._put("action", self.actions, tag.name, spec, obj)
         elif tag.kind in ("workflow", "persona", "generator", "target"):
             assert tag.name is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sim_engine.model.api_spec import ActionSpec
@@ -157,6 +158,30 @@ class DeclarativeTarget(ErrorsMixin, CreatedMixin):
             raise ValueError(f"not a saved memory: {exc}") from None
         if password is not None:
             self._memory.users[user_id].identity["password"] = password
+
+    async def call_as(
+        self,
+        request: ActionRequest,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        """Send one request as ``request``'s user under ``api.auth`` (what plugins'
+        ``ctx.call`` does): ``X-Sim-Time`` and the scheme's credentials added, the token
+        renewed when expired or on a 401 (then sent once more); ``headers`` win.
+
+        Returns:
+            the response (status 0 when none arrived); never raises for network trouble.
+        """
+        user = self._memory.user(request.user_id)
+        resp, _ = await self._send_authed(user, request, method, path, body, dict(headers or {}))
+        return resp
+
+    def request_headers(self, request: ActionRequest) -> dict[str, str]:
+        """``X-Sim-Time`` and ``request``'s user's credentials under ``api.auth``."""
+        user = self._memory.users.get(request.user_id) or UserState()
+        return {**self._base_headers(request), **self._auth_headers(user, request)}
 
     def end_session(self, user_id: int) -> None:
         """The user's session is over: its listings start again at their first page."""
