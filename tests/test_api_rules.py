@@ -23,6 +23,7 @@ from helpers import ListSink
 from sim_engine.engine.clock import FastForwardClock
 from sim_engine.engine.simulation import Simulation
 from sim_engine.model.api_spec import ApiSpec
+from sim_engine.model.pick_spec import matcher
 from sim_engine.model.records import ActionRecord, ActionRequest
 from sim_engine.model.scenario import ScenarioError, default_scenario, validate_scenario
 from sim_engine.targets.declarative import DeclarativeTarget
@@ -338,3 +339,35 @@ async def test_oauth2_password_flow_refreshes_before_expiry_and_on_401() -> None
     assert outcome.ok
     assert [g["grant_type"] for g in state.grants[-2:]] == ["refresh_token", "password"]
     assert state.grants[-1]["password"] == "pw 1&"
+
+
+def test_where_conditions_compare_as_sent_text_and_survive_a_dump() -> None:
+    api = ApiSpec.model_validate(
+        {
+            "memory": {"seen": 9, "mine": 9},
+            "actions": {
+                "a": {
+                    "path": "/x/{p.id}",
+                    "pick": {"p": "memory.seen"},
+                    "where": {
+                        "p": {
+                            "owner": {"eq": "{user.id}"},
+                            "flag": False,
+                            "tag": {"in": ["t-{user.username}", None], "ne": None},
+                            "id": {"not_in": "memory.mine.ref.id"},
+                        }
+                    },
+                }
+            },
+        }
+    )
+    assert ApiSpec.model_validate(api.model_dump(mode="json")) == api  # eq/ne null kept apart
+    conditions = api.actions["a"].where["p"]
+    passes = matcher(conditions, {"id": 7, "username": "ann"}, lambda key, path: {"3"})
+    ok = {"id": 1, "owner": "7", "flag": "false", "tag": "t-ann"}
+    assert passes(ok)
+    assert passes({**ok, "owner": 7, "flag": False})  # 7 is "7", false is "false"
+    assert not passes({**ok, "owner": 8})
+    assert not passes({**ok, "id": 3})  # held in memory.mine (as ref.id)
+    assert not passes({**ok, "tag": None})  # ne: null (in lists null, but ne wins)
+    assert not passes({k: v for k, v in ok.items() if k != "flag"})  # missing is null

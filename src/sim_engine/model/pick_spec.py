@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_valid
 
 from sim_engine.model.jsonpath import field, path_problem
 
-__all__ = ["LIST_REF_RE", "Condition", "check_where", "holds", "list_refs"]
+__all__ = ["LIST_REF_RE", "Condition", "check_where", "list_refs", "matcher", "text"]
 
 LIST_REF_RE = re.compile(r"^(?P<key>(?:memory|pool)\.[A-Za-z_]\w*)\.(?P<field>[A-Za-z_][\w.]*)$")
 """``memory.KEY.FIELD`` / ``pool.KEY.FIELD``: the values of a field over a list's items."""
@@ -47,6 +47,7 @@ LIST_REF_RE = re.compile(r"^(?P<key>(?:memory|pool)\.[A-Za-z_]\w*)\.(?P<field>[A
 _USER_RE = re.compile(r"\{user\.([A-Za-z_]\w*)\}")
 _PLACEHOLDER_RE = re.compile(r"(?<!\{)\{([A-Za-z_]\w*)\.([A-Za-z_]\w*)\}(?!\})")
 _OPS = ("eq", "ne", "in", "not_in")
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")  # one key: looked up directly
 
 
 class Condition(BaseModel):
@@ -158,36 +159,44 @@ def _fill(value: Any, user: Mapping[str, Any]) -> Any:
     return _USER_RE.sub(lambda m: text(user.get(m.group(1))), value)
 
 
-def holds(
-    item: Mapping[str, Any],
+def matcher(
     conditions: Mapping[str, Condition],
     user: Mapping[str, Any],
     values_of: Callable[[str, str], set[str]],
-) -> bool:
-    """Return True when ``item`` passes every condition.
+) -> Callable[[Mapping[str, Any]], bool]:
+    """Return a test of items against ``conditions``: True when an item passes them all.
+
+    The values the conditions compare with are worked out once, here, so testing a
+    list of items costs one lookup and one comparison per condition and item.
 
     Args:
-        item: a remembered item (a dict of fields).
         conditions: field path -> condition.
         user: the acting user's fields (``id``, ``username``...) for ``{user.FIELD}``.
         values_of: ``(KEY, FIELD) -> texts`` of a list's items, for ``memory.KEY.FIELD``.
     """
+    checks: list[tuple[str, bool, list[tuple[bool, frozenset[str]]]]] = []
     for path, cond in conditions.items():
-        got = text(field(item, path, None))
-        fields = cond.model_fields_set
-        if "eq" in fields and got != text(_fill(cond.eq, user)):
-            return False
-        if "ne" in fields and got == text(_fill(cond.ne, user)):
-            return False
+        tests: list[tuple[bool, frozenset[str]]] = []  # (wanted among, texts)
+        given = cond.model_fields_set
+        if "eq" in given:
+            tests.append((True, frozenset({text(_fill(cond.eq, user))})))
+        if "ne" in given:
+            tests.append((False, frozenset({text(_fill(cond.ne, user))})))
         for wanted, value in ((True, cond.in_), (False, cond.not_in)):
-            if value is None:
-                continue
             if isinstance(value, str):
                 m = LIST_REF_RE.match(value)
                 assert m is not None
-                found = got in values_of(m.group("key"), m.group("field"))
-            else:
-                found = got in {text(_fill(v, user)) for v in value}
-            if found != wanted:
-                return False
-    return True
+                tests.append((wanted, frozenset(values_of(m.group("key"), m.group("field")))))
+            elif value is not None:
+                tests.append((wanted, frozenset(text(_fill(v, user)) for v in value)))
+        checks.append((path, _PLAIN.fullmatch(path) is not None, tests))
+
+    def passes(item: Mapping[str, Any]) -> bool:
+        for path, plain, tests in checks:
+            got = text(item.get(path) if plain else field(item, path, None))
+            for wanted, texts in tests:
+                if (got in texts) != wanted:
+                    return False
+        return True
+
+    return passes

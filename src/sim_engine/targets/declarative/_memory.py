@@ -18,7 +18,7 @@ from typing import Any
 
 from sim_engine.model.api_spec import ActionSpec, ApiSpec
 from sim_engine.model.jsonpath import field
-from sim_engine.model.pick_spec import holds, text
+from sim_engine.model.pick_spec import matcher, text
 
 __all__ = ["Items", "Memory", "UserState", "hashable", "item_key", "kind_groups"]
 
@@ -220,7 +220,7 @@ class Memory:
                 return f"{key} is empty"
         for name in action.where:
             items = self.lookup(user, action.pick[name], create=False)
-            if items is not None and not self.candidates(user, action, name, items):
+            if items is not None and not self.candidates(user, action, name, items, first=True):
                 return f"no item of {action.pick[name]} passes where.{name}"
         guard = action.max_open
         if guard is not None and self.size(user, guard.key) >= guard.limit:
@@ -250,10 +250,16 @@ class Memory:
         return picks
 
     def candidates(
-        self, user: UserState | None, action: ActionSpec, name: str, items: Items
+        self,
+        user: UserState | None,
+        action: ActionSpec,
+        name: str,
+        items: Items,
+        first: bool = False,
     ) -> list[Hashable]:
         """Return the keys of the (live) items of ``items`` that pick ``name`` may take: all,
-        or those passing the action's ``where.NAME`` (see :mod:`sim_engine.model.pick_spec`)."""
+        or those passing the action's ``where.NAME`` (see :mod:`sim_engine.model.pick_spec`);
+        with ``first``, at most the first (enough to know whether the pick is possible)."""
         keys = list(self.fresh(items).items)
         conditions = action.where.get(name)
         if not conditions:
@@ -272,7 +278,10 @@ class Memory:
                 )
             return seen[(key, path)]
 
-        return [k for k in keys if holds(items.items[k], conditions, fields, values_of)]
+        passes = matcher(conditions, fields, values_of)
+        if first:
+            return next(([k] for k in keys if passes(items.items[k])), [])
+        return [k for k in keys if passes(items.items[k])]
 
     def forget(self, user: UserState, pick: tuple[str, dict[str, Any]]) -> None:
         """An item was deleted: drop it from its list, and its id from every list of its kind."""
