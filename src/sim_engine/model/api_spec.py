@@ -39,9 +39,10 @@ Shape (see ``docs/own-api.md``)::
             - {action: offer_help, probability: 0.4, requires: [memory.seen_requests]}
 
 Placeholders: ``{user.id}``, ``{user.username}``, ``{user.email}``,
-``{user.name}``, ``{user.password}``, ``{user.avatar_url}`` and ``{user.tag}``
-(null when the user has none), and ``{NAME.FIELD}`` for an item picked
-as ``NAME``. Generators: ``{{sentence}}``, ``{{paragraph}}``, ``{{words:N}}``,
+``{user.name}``, ``{user.password}``, ``{user.avatar_url}``, ``{user.tag}`` and
+``{user.refresh_token}`` (null when the user has none), and ``{NAME.FIELD}`` for an
+item picked as ``NAME`` (which ``where`` filters: :mod:`sim_engine.model.pick_spec`).
+Generators: ``{{sentence}}``, ``{{paragraph}}``, ``{{words:N}}``,
 ``{{title}}``, ``{{name}}``, ``{{first_name}}``, ``{{last_name}}``,
 ``{{email}}``, ``{{username}}``, ``{{int:A:B}}``, ``{{float:A:B}}``,
 ``{{choice:a|b|c}}``, ``{{bool}}``, ``{{date}}``, ``{{datetime}}``, ``{{uuid}}``,
