@@ -371,3 +371,41 @@ def test_where_conditions_compare_as_sent_text_and_survive_a_dump() -> None:
     assert not passes({**ok, "id": 3})  # held in memory.mine (as ref.id)
     assert not passes({**ok, "tag": None})  # ne: null (in lists null, but ne wins)
     assert not passes({k: v for k, v in ok.items() if k != "flag"})  # missing is null
+
+
+class CreatedLog:
+    """Keeps what the target records as created (``state.db``'s table, in memory)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def save_created(self, user_id: int, kind: str, item_id: str, data: dict[str, Any]) -> None:
+        self.rows[(kind, item_id)] = data
+
+    def remove_created(self, kind: str, item_id: str) -> None:
+        self.rows.pop((kind, item_id), None)
+
+
+async def test_copied_fields_go_into_delete_handles_and_an_expected_404_creates_nothing() -> None:
+    state = Conduit()
+    state.add_article("bob")
+    target = await conduit(state)
+    log = CreatedLog()
+    target.created_log = log
+    await target.send(req("browse"))
+    assert (await target.send(req("comment"))).ok
+    [(kind, _)] = log.rows
+    [row] = log.rows.values()
+    comment_id = next(iter(state.comments))
+    assert kind == "own_comments" and row["why"] is None
+    assert row["delete"] == {
+        "action": "uncomment",
+        "picks": {"c": {"id": comment_id, "slug": "a-1"}},  # the slug copied from the pick
+    }
+    del state.articles["a-1"]  # the only article the user has seen
+    outcome = await target.send(req("comment"))  # on the deleted article: 404, expected
+    assert (outcome.status, outcome.ok) == (404, True)
+    assert len(log.rows) == 1  # nothing created, nothing recorded
+    deleted = await target.delete_created(req("uncomment"), row["delete"])
+    assert (deleted.status, deleted.ok) == (204, True)
+    assert state.comments == {} and log.rows == {}
