@@ -215,6 +215,9 @@ def test_the_seed_is_untouched(day: Day) -> None:
     "nor reported as staying",
 )
 def test_cleanup_restores_the_servers_files(day: Day, jupyter: Jupyter) -> None:
+    """Every file and folder the run made is gone; the seed stays."""
+    assert len(day.after) > len(day.before) + 10, "the run made too little to clean up"
+    assert len(day.listed) > 5, f"the run made {len(day.listed) - 1} folders"
     proc = sim_engine("cleanup", str(day.out), timeout=120, command=installed_command(), cwd=ROOT)
     assert proc.returncode == 0, (proc.returncode, proc.stdout, proc.stderr)
     assert _disk(jupyter.root) == day.before, proc.stdout

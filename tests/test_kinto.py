@@ -238,6 +238,8 @@ def test_the_seed_is_untouched(day: Day) -> None:
 
 def test_cleanup_restores_kintos_counts(day: Day, kinto: Http) -> None:
     """Every note, section, notebook and account the run made is gone; the seed stays."""
+    made = day.after.counts
+    assert made.accounts > 1 and made.buckets > 1 and made.records > SEED_RECORDS, made
     proc = sim_engine("cleanup", str(day.out), timeout=120, command=installed_command(), cwd=ROOT)
     assert proc.returncode == 0, (proc.returncode, proc.stdout, proc.stderr)
     cleaned = _world(kinto)
