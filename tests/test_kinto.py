@@ -219,9 +219,9 @@ def test_notes_were_written_by_their_notebooks_owners(day: Day) -> None:
     assert all(
         r["bucket"] == r["_bucket"] and r["collection"] == r["_collection"] for r in run_records
     )
+    # Edited notes left (a loaded machine's short day may have deleted the few edited).
     edited = [r for r in run_records if "updated_by" in r]
-    assert edited, "no note was edited"
-    assert all(r["updated_by"] == r["author"] for r in edited)
+    assert all(r["updated_by"] == r["author"] for r in edited), edited[:3]
     # Per user, the notes left are those it wrote minus those it deleted.
     left = Counter(r["author"] for r in run_records)
     balance = Counter(day.usernames[r["user_id"]] for r in ok(day.actions, "create_note"))
