@@ -110,7 +110,7 @@ class CreationPlan:
             rules = [
                 (i, rule.to)
                 for i, rule in enumerate(action.extract)
-                if action.method == "POST"
+                if action.method in ("POST", "PUT")
                 and ("[*]" not in rule.path or rule.to in api.cleanup.delete)
             ]
             if rules:  # the deletable kind first, then the whole answer, then own memory
@@ -185,10 +185,13 @@ class CreatedMixin(TargetBase):
 
         A ``POST`` answered ``201 Created`` that keeps nothing of its answer (no
         creating ``extract`` rule) is written too, under the action's name and
-        without a handle: cleanup reports it as staying.
+        without a handle: cleanup reports it as staying. A ``PUT`` creates only when
+        answered ``201 Created`` (a ``200`` replaced something that was there).
         """
         log = self.created_log
         if log is None or isinstance(found, Outcome):
+            return
+        if self.api.actions[request.action].method == "PUT" and resp.status != 201:
             return
         plan = self.creation_plan
         rule = plan.creates.get(request.action)
