@@ -10,9 +10,11 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -108,6 +110,24 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int) -> 
 
 
 # -- records on disk --------------------------------------------------------------------------
+
+
+def interrupt_after_checkpoint(args: Sequence[str], out: Path, settle_s: float) -> tuple[int, str]:
+    """Start ``sim-engine run ARGS`` (writing to ``out``), wait at most 30 wall seconds for
+    its first checkpoint in ``out/state.db``, let it run ``settle_s`` wall seconds more,
+    then SIGTERM it. Returns its exit code and stderr; fails if it ended before the signal."""
+    proc = sim_engine_popen("run", *args)
+    try:
+        deadline = time.monotonic() + 30
+        while checkpoint_s(out / "state.db") is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(settle_s)
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        reap(proc)
+    return proc.returncode, stderr
 
 
 def checkpoint_s(state_db: Path) -> float | None:

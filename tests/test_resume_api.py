@@ -9,14 +9,12 @@ app described as an ``api`` section (the built-in description), in process.
 from __future__ import annotations
 
 import json
-import signal
-import time
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from helpers import checkpoint_s, reap, sim_engine, sim_engine_popen
+from helpers import checkpoint_s, interrupt_after_checkpoint, sim_engine
 from sim_engine.model.builtin import social_api_data
 from sim_engine.model.scenario import default_scenario
 
@@ -34,18 +32,8 @@ def test_resumed_api_run_sends_no_log_in_for_users_with_a_valid_token(tmp_path: 
     out = tmp_path / "run"
     args = ["--scenario", str(scenario), "--target", "inprocess", "--speed", "max"]
     args += ["--duration", "6d", "--users", "30", "--seed", "4", "-q", "--out", str(out)]
-    proc = sim_engine_popen("run", *args)
-    try:
-        deadline = time.monotonic() + 30
-        while checkpoint_s(out / "state.db") is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.5)
-        assert proc.poll() is None, "the run ended before it could be interrupted"
-        proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=30)
-    finally:
-        reap(proc)
-    assert proc.returncode == 0, stderr
+    code, stderr = interrupt_after_checkpoint(args, out, settle_s=0.5)
+    assert code == 0, stderr
     stopped_at = checkpoint_s(out / "state.db")
     assert stopped_at is not None
     before = _actions(out)

@@ -9,12 +9,10 @@ last day again.
 from __future__ import annotations
 
 import json
-import signal
-import time
 from pathlib import Path
 from typing import Any, cast
 
-from helpers import checkpoint_s, reap, sim_engine, sim_engine_popen
+from helpers import interrupt_after_checkpoint, sim_engine
 from sim_engine.engine.simulation import Simulation
 from sim_engine.model.population import IdentityFactory
 from sim_engine.model.records import ActionRecord
@@ -47,18 +45,8 @@ def test_an_interrupted_and_resumed_run_counts_every_sign_up_once(tmp_path: Path
     out = tmp_path / "run"
     args = ["--target", "inprocess", "--speed", "max", "--duration", "4d", "--users", "40"]
     args += ["--seed", "5", "--start", START, "-q", "--out", str(out)]
-    proc = sim_engine_popen("run", *args)
-    try:
-        deadline = time.monotonic() + 30
-        while checkpoint_s(out / "state.db") is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.4)
-        assert proc.poll() is None, "the run ended before it could be interrupted"
-        proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=30)
-    finally:
-        reap(proc)
-    assert proc.returncode == 0, stderr
+    code, stderr = interrupt_after_checkpoint(args, out, settle_s=0.4)
+    assert code == 0, stderr
     resumed = sim_engine("run", "--resume", str(out), "-q", timeout=120)
     assert resumed.returncode == 0, resumed.stderr
     _consistent(out)
