@@ -7,7 +7,9 @@ imported by name (``from helpers import sim_engine``).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import heapq
 import itertools
 import json
 import signal
@@ -242,3 +244,44 @@ DEMO_LOGIN: dict[str, Any] = {
     "body": {"username": "{user.username}", "password": "{user.password}"},
     "expect": [200],
 }
+
+
+# -- a wall clock for resilience tests ----------------------------------------------------
+
+
+class FakeClock:
+    """Manual wall clock with autojump: when every task sleeps, time jumps to the next wake-up."""
+
+    def __init__(self, epoch_s: float = 0.0) -> None:
+        self.t = 0.0
+        self._epoch_s = epoch_s
+        self.slept: list[float] = []
+        self._timers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._seq = 0
+        self._driver: asyncio.Task[None] | None = None
+
+    def __call__(self) -> float:
+        return self.t
+
+    def epoch(self) -> float:
+        """The current time as epoch seconds (from ``epoch_s``)."""
+        return self._epoch_s + self.t
+
+    async def sleep(self, delay_s: float) -> None:
+        self.slept.append(delay_s)
+        loop = asyncio.get_running_loop()
+        wake: asyncio.Future[None] = loop.create_future()
+        self._seq += 1
+        heapq.heappush(self._timers, (self.t + max(0.0, delay_s), self._seq, wake))
+        if self._driver is None:
+            self._driver = loop.create_task(self._drive())
+        await wake
+
+    async def _drive(self) -> None:
+        while self._timers:
+            for _ in range(20):  # let every runnable task reach its next sleep
+                await asyncio.sleep(0)
+            due_s, _, wake = heapq.heappop(self._timers)
+            self.t = max(self.t, due_s)
+            wake.set_result(None)
+        self._driver = None

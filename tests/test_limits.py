@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import heapq
 import json
 import random
 from pathlib import Path
@@ -22,7 +21,7 @@ from fastapi.responses import Response as AsgiResponse
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
-from helpers import Starter, sim_engine
+from helpers import FakeClock, Starter, sim_engine
 from sim_engine.cli.run import _exit_if_all_failed
 from sim_engine.model.scenario import LimitsSpec
 from sim_engine.model.settings_spec import DEFAULT_MAX_RESPONSE_BYTES
@@ -228,41 +227,10 @@ async def test_inprocess_body_over_the_limit_fails_with_its_size(
 # -- releases after a 429 are spread ---------------------------------------------------------
 
 
-class ManualClock:
-    """Wall seconds that jump: when every task sleeps, time moves to the next wake-up."""
-
-    def __init__(self) -> None:
-        self.t = 0.0
-        self._timers: list[tuple[float, int, asyncio.Future[None]]] = []
-        self._seq = 0
-        self._driver: asyncio.Task[None] | None = None
-
-    def __call__(self) -> float:
-        return self.t
-
-    async def sleep(self, delay_s: float) -> None:
-        loop = asyncio.get_running_loop()
-        wake: asyncio.Future[None] = loop.create_future()
-        self._seq += 1
-        heapq.heappush(self._timers, (self.t + max(0.0, delay_s), self._seq, wake))
-        if self._driver is None:
-            self._driver = loop.create_task(self._drive())
-        await wake
-
-    async def _drive(self) -> None:
-        while self._timers:
-            for _ in range(20):  # let every runnable task reach its next sleep
-                await asyncio.sleep(0)
-            due_s, _, wake = heapq.heappop(self._timers)
-            self.t = max(self.t, due_s)
-            wake.set_result(None)
-        self._driver = None
-
-
 class Throttling:
     """Answers the first request 429 ``Retry-After: 2``, then 200; records send times."""
 
-    def __init__(self, clock: ManualClock) -> None:
+    def __init__(self, clock: FakeClock) -> None:
         self.clock = clock
         self.sent: list[float] = []
 
@@ -284,7 +252,7 @@ class Throttling:
 
 async def _releases(jitter: str, seed: int, waiting: int) -> list[float]:
     """Send times of ``waiting`` callers held by one 429 (``Retry-After: 2``, at t=0)."""
-    clock = ManualClock()
+    clock = FakeClock()
     inner = Throttling(clock)
     limits = LimitsSpec.model_validate(
         {"max_retries": 0, "backoff": {"base_s": 0.5, "max_s": 30.0, "jitter": jitter}}

@@ -7,7 +7,6 @@ against a small aiohttp server on 127.0.0.1.
 from __future__ import annotations
 
 import asyncio
-import heapq
 import itertools
 import random
 import time
@@ -18,7 +17,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from helpers import Starter
+from helpers import FakeClock, Starter
 from sim_engine.model.scenario import BackoffSpec, CircuitBreakerSpec, LimitsSpec
 from sim_engine.targets.http import AiohttpTransport
 from sim_engine.targets.resilience import (
@@ -34,42 +33,6 @@ from sim_engine.targets.resilient import ResilientTransport
 from sim_engine.targets.transport import Response
 
 EPOCH = 1_700_000_000.0
-
-
-class FakeClock:
-    """Manual wall clock with autojump: when every task sleeps, time jumps to the next wake-up."""
-
-    def __init__(self) -> None:
-        self.t = 0.0
-        self.slept: list[float] = []
-        self._timers: list[tuple[float, int, asyncio.Future[None]]] = []
-        self._seq = 0
-        self._driver: asyncio.Task[None] | None = None
-
-    def __call__(self) -> float:
-        return self.t
-
-    def epoch(self) -> float:
-        return EPOCH + self.t
-
-    async def sleep(self, delay_s: float) -> None:
-        self.slept.append(delay_s)
-        loop = asyncio.get_running_loop()
-        wake: asyncio.Future[None] = loop.create_future()
-        self._seq += 1
-        heapq.heappush(self._timers, (self.t + max(0.0, delay_s), self._seq, wake))
-        if self._driver is None:
-            self._driver = loop.create_task(self._drive())
-        await wake
-
-    async def _drive(self) -> None:
-        while self._timers:
-            for _ in range(20):  # let every runnable task reach its next sleep
-                await asyncio.sleep(0)
-            due_s, _, wake = heapq.heappop(self._timers)
-            self.t = max(self.t, due_s)
-            wake.set_result(None)
-        self._driver = None
 
 
 class ScriptedTransport:
@@ -121,7 +84,7 @@ def limits(**changes: Any) -> LimitsSpec:
 def resilient(
     spec: LimitsSpec | None = None,
 ) -> tuple[ResilientTransport, ScriptedTransport, FakeClock]:
-    clock = FakeClock()
+    clock = FakeClock(EPOCH)
     inner = ScriptedTransport(clock)
     transport = ResilientTransport(
         inner,
@@ -138,7 +101,7 @@ def resilient(
 
 
 def test_token_bucket_allows_a_burst_then_the_rate() -> None:
-    clock = FakeClock()
+    clock = FakeClock(EPOCH)
     bucket = TokenBucket(rate_per_s=5.0, burst=3, now=clock)
     assert [bucket.take() for _ in range(3)] == [0.0, 0.0, 0.0]
     assert bucket.delay_s() == pytest.approx(0.2)
@@ -151,7 +114,7 @@ def test_token_bucket_allows_a_burst_then_the_rate() -> None:
 
 
 def test_token_bucket_rate_over_time() -> None:
-    clock = FakeClock()
+    clock = FakeClock(EPOCH)
     bucket = TokenBucket(rate_per_s=10.0, burst=1, now=clock)
     sends: list[float] = []
     for _ in range(100):
@@ -165,9 +128,9 @@ def test_token_bucket_rate_over_time() -> None:
 
 def test_token_bucket_rejects_bad_arguments() -> None:
     with pytest.raises(ValueError):
-        TokenBucket(0.0, 1, FakeClock())
+        TokenBucket(0.0, 1, FakeClock(EPOCH))
     with pytest.raises(ValueError):
-        TokenBucket(1.0, 0, FakeClock())
+        TokenBucket(1.0, 0, FakeClock(EPOCH))
 
 
 # -- Retry-After and Backoff headers ------------------------------------------------------------
@@ -256,7 +219,7 @@ def breaker(clock: FakeClock, **changes: Any) -> CircuitBreaker:
 
 
 def test_breaker_opens_after_consecutive_failures() -> None:
-    clock = FakeClock()
+    clock = FakeClock(EPOCH)
     b = breaker(clock, error_rate=1.0)  # only the consecutive rule can open it
     for _ in range(2):
         assert b.allow()
@@ -271,7 +234,7 @@ def test_breaker_opens_after_consecutive_failures() -> None:
 
 
 def test_breaker_opens_on_error_rate() -> None:
-    clock = FakeClock()
+    clock = FakeClock(EPOCH)
     b = breaker(clock, failure_threshold=100, error_rate=0.5, window=10, min_calls=6)
     for ok in (True, False, True, False, False):  # 60 % failures, but only 5 calls
         b.record(ok)
@@ -281,7 +244,7 @@ def test_breaker_opens_on_error_rate() -> None:
 
 
 def test_breaker_error_rate_at_threshold_stays_closed() -> None:
-    clock = FakeClock()
+    clock = FakeClock(EPOCH)
     b = breaker(clock, failure_threshold=100, error_rate=0.5, window=4, min_calls=4)
     for ok in (True, False, True, False, True, False):  # window of 4: exactly 50 %
         b.record(ok)
@@ -289,7 +252,7 @@ def test_breaker_error_rate_at_threshold_stays_closed() -> None:
 
 
 def test_breaker_half_open_probe_closes_on_success() -> None:
-    clock = FakeClock()
+    clock = FakeClock(EPOCH)
     b = breaker(clock, half_open_probes=1)
     for _ in range(3):
         b.record(False)
@@ -305,7 +268,7 @@ def test_breaker_half_open_probe_closes_on_success() -> None:
 
 
 def test_breaker_failed_probe_reopens() -> None:
-    clock = FakeClock()
+    clock = FakeClock(EPOCH)
     b = breaker(clock)
     for _ in range(3):
         b.record(False)
@@ -320,7 +283,7 @@ def test_breaker_failed_probe_reopens() -> None:
 
 
 def test_breaker_release_returns_the_probe_slot() -> None:
-    clock = FakeClock()
+    clock = FakeClock(EPOCH)
     b = breaker(clock)
     for _ in range(3):
         b.record(False)
@@ -598,7 +561,7 @@ class ChaosTransport:
 
 
 async def test_surviving_faults_storm_outage_and_recovery() -> None:
-    clock = FakeClock()
+    clock = FakeClock(EPOCH)
     inner = ChaosTransport(clock, random.Random(5))
     spec = limits(backoff={"base_s": 0.5, "max_s": 4.0, "jitter": "full"})
     transport = ResilientTransport(

@@ -16,6 +16,7 @@ from typing import Any
 
 from rich.console import Console
 
+from helpers import FakeClock
 from sim_engine.observe.dashboard.snapshot import target_statistics
 from sim_engine.observe.dashboard.view import render
 from sim_engine.observe.starvation import StarvationWatch, starvation_of, starvation_summary
@@ -23,7 +24,7 @@ from sim_engine.targets.resilient import ResilientTransport
 from sim_engine.targets.starvation import HoldBackMeter, describe
 from sim_engine.targets.transport import Response
 from test_dashboard import snapshot
-from test_resilience import FakeClock, ScriptedTransport, limits, resilient, throttled
+from test_resilience import EPOCH, ScriptedTransport, limits, resilient, throttled
 
 
 def backoff(seconds: str) -> Response:
@@ -88,7 +89,7 @@ async def test_retry_after_on_429_counts_and_a_minority_held_back_is_no_starvati
 
 
 def test_the_window_slides_on_the_injected_clock() -> None:
-    clock = FakeClock()
+    clock = FakeClock(EPOCH)
     meter = HoldBackMeter(clock, window_s=10.0, min_requests=4)
     for _ in range(4):
         meter.wait("GET /a", delay_s=2.0)
