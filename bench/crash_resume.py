@@ -125,7 +125,17 @@ def _finished(out: Path) -> bool:
 
 @dataclass(frozen=True)
 class Figures:
-    """What the target holds after a run, and what the run's files say about it."""
+    """What the target holds after a run, and what the run's files say about it.
+
+    Attributes:
+        target_users: accounts on the target; ``lost``: users ``state.db`` says joined
+            that the target lacks; ``duplicated``: simulated users twice on the target.
+        posts, views: rows in ``posts`` and the sum of their ``view_count``.
+        forgotten: posts no user's memory holds; ``posts_resent``: posts dated before
+            an earlier post of the same author.
+        actions, resent: lines of ``actions.jsonl``, and those dated before an earlier
+            action of the same user (all counts).
+    """
 
     target_users: int
     lost: int
