@@ -241,3 +241,11 @@ def test_distances_between_two_logs() -> None:
     assert distances(a, bursty).burstiness_median == pytest.approx(
         (bursty.burstiness_median or 0.0) - (a.burstiness_median or 0.0)
     )
+
+
+def test_large_or_negative_user_ids_give_the_same_facts() -> None:
+    rng = np.random.default_rng(8)
+    user, t = _renewal(rng.exponential(900.0, size=(40, 100)))
+    small = facts(user, t)
+    assert facts(user * 7_919 + 10**12, t) == small
+    assert facts(-user - 1, t).users == small.users == 40

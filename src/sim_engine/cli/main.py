@@ -11,6 +11,7 @@ registers them on the :data:`cli` group.
 from __future__ import annotations
 
 from sim_engine.cli import generate as _generate_command  # noqa: F401  (registers ``generate``)
+from sim_engine.cli import realism as _realism_command  # noqa: F401  (registers ``realism``)
 from sim_engine.cli import run as _run_commands  # noqa: F401  (registers ``run``)
 from sim_engine.cli import tools as _tool_commands  # noqa: F401  (registers the others)
 from sim_engine.cli.common import _use_dashboard, cli

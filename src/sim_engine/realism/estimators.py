@@ -137,6 +137,26 @@ def _validate(t: npt.NDArray[np.float64], users: int) -> None:
         raise RealismInputError("the log has one user only; realism needs at least two")
 
 
+def _dense_codes(ids: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], int]:
+    """Codes 0..users-1 for user ids (in id order); O(n) for small non-negative ids."""
+    if ids.size and ids.min() >= 0 and ids.max() < 4 * ids.size + 1024:
+        present = np.bincount(ids) > 0
+        mapping = np.cumsum(present) - 1
+        return mapping[ids].astype(np.int64), int(present.sum())
+    uniq, codes = np.unique(ids, return_inverse=True)
+    return codes.reshape(-1).astype(np.int64), int(uniq.size)
+
+
+def _by_user_then_time(
+    codes: npt.NDArray[np.int64], times: npt.NDArray[np.float64]
+) -> npt.NDArray[np.intp]:
+    """The permutation sorting events by user, then time (stable sorts; one if time-sorted)."""
+    if times.size > 1 and bool(np.all(times[1:] >= times[:-1])):
+        return np.argsort(codes, kind="stable")
+    order = np.argsort(times, kind="stable")
+    return order[np.argsort(codes[order], kind="stable")]
+
+
 def _optional_median(values: npt.NDArray[np.float64]) -> float | None:
     return float(np.median(values)) if values.size else None
 
@@ -229,17 +249,16 @@ def facts(
     offsets = None if offset_s is None else _as_array("offset", offset_s, np.float64, n)
     writes = None if is_write is None else _as_array("is_write", is_write, np.bool_, n)
     reads = None if is_read is None else _as_array("is_read", is_read, np.bool_, n)
-    uniq, codes = np.unique(ids, return_inverse=True)
-    codes = codes.reshape(-1).astype(np.int64)
-    _validate(times, int(uniq.size))
+    codes, users = _dense_codes(ids)
+    _validate(times, users)
     if offsets is not None and not np.all(np.isfinite(offsets)):
         raise RealismInputError("offset: not every local offset is a finite number")
-    order = np.lexsort((times, codes))
+    order = _by_user_then_time(codes, times)
     code, ts = codes[order], times[order]
     return _measure(
         code,
         ts,
-        int(uniq.size),
+        users,
         None if offsets is None else offsets[order],
         None if writes is None else writes[order],
         None if reads is None else reads[order],

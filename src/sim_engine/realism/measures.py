@@ -257,7 +257,8 @@ def retention_curve(
     rel = np.floor((t - first[code]) / DAY_S).astype(np.int64)
     keep = (rel >= 1) & (rel <= max_day)
     width = max_day + 1
-    pairs = np.unique(code[keep] * width + rel[keep])
+    keys = code[keep] * width + rel[keep]  # ascending: events are sorted by (code, t)
+    pairs = keys[np.r_[True, keys[1:] != keys[:-1]]] if keys.size else keys
     owner, day = pairs // width, pairs % width
     inside = first[owner] + (day + 1) * DAY_S <= span_end_s
     active = np.bincount(day[inside], minlength=width)
