@@ -94,7 +94,7 @@ def _show(
     else:
         Console().print(terminal_table(measured, dist))
     if html_path is not None:
-        from sim_engine.realism.charts import html_report
+        from sim_engine.observe.report.realism_page import html_report
 
         try:
             Path(html_path).write_text(html_report(measured, dist), encoding="utf-8")

@@ -1,4 +1,7 @@
-"""The realism report as one self-contained HTML page with Plotly charts.
+"""The realism report (``sim-engine realism --html``) as one self-contained HTML page.
+
+The table and the facts come from :mod:`sim_engine.realism`; the charts use the run
+report's Plotly style (:mod:`sim_engine.observe.report.plots`).
 
 Charts: hourly shares in local time, weekday shares, and the retention curve on
 log-log axes with its power-law fit, one trace per log; above them the facts table.
@@ -10,6 +13,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from sim_engine.observe.report.plots import div, figure
 from sim_engine.realism.estimators import FactDistances
 from sim_engine.realism.report import NamedFacts, row_values
 
@@ -25,31 +29,10 @@ h2 { font-size: 16px; margin: 22px 0 4px; }
 _WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 
 
-def _figure(traces: list[Any], **layout: Any) -> Any:
-    import plotly.graph_objects as go
-
-    base: dict[str, Any] = {
-        "template": "plotly_white",
-        "height": 360,
-        "margin": {"l": 60, "r": 20, "t": 20, "b": 50},
-        "legend": {"orientation": "h", "y": -0.25},
-    }
-    base.update(layout)
-    return go.Figure(data=traces, layout=base)
-
-
-def _div(fig: Any, chart_id: str) -> str:
-    import plotly.io as pio
-
-    return str(
-        pio.to_html(fig, include_plotlyjs=False, full_html=False, div_id=f"chart-{chart_id}")
-    )
-
-
 def _rhythm_charts(logs: list[NamedFacts]) -> list[str]:
     import plotly.graph_objects as go
 
-    hourly = _figure(
+    hourly = figure(
         [
             go.Scatter(x=list(range(24)), y=list(f.hourly_shares), mode="lines+markers", name=n)
             for n, f in logs
@@ -57,14 +40,14 @@ def _rhythm_charts(logs: list[NamedFacts]) -> list[str]:
         xaxis={"title": "local hour of day", "dtick": 2},
         yaxis={"title": "share of events", "tickformat": ".0%"},
     )
-    weekly = _figure(
+    weekly = figure(
         [go.Bar(x=_WEEKDAYS, y=list(f.weekday_shares), name=n) for n, f in logs],
         yaxis={"title": "share of events", "tickformat": ".0%"},
         barmode="group",
     )
     return [
-        "<h2>Hourly shares in local time</h2>" + _div(hourly, "hourly"),
-        "<h2>Weekday shares</h2>" + _div(weekly, "weekday"),
+        "<h2>Hourly shares in local time</h2>" + div(hourly, "hourly"),
+        "<h2>Weekday shares</h2>" + div(weekly, "weekday"),
     ]
 
 
@@ -88,12 +71,12 @@ def _retention_chart(logs: list[NamedFacts]) -> str:
             traces.append(
                 go.Scatter(x=xs, y=ys, mode="lines", name=f"{name}: N^-{f.retention_exponent:.2f}")
             )
-    fig = _figure(
+    fig = figure(
         traces,
         xaxis={"title": "day N after the first event", "type": "log"},
         yaxis={"title": "share active on day N", "type": "log"},
     )
-    return "<h2>Retention curve (log-log) and power-law fit</h2>" + _div(fig, "retention")
+    return "<h2>Retention curve (log-log) and power-law fit</h2>" + div(fig, "retention")
 
 
 def _log(x: float) -> float:
