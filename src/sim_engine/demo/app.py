@@ -21,6 +21,8 @@ Design notes:
   placed outside every other layer, so a dropped connection closes the real socket. Its
   :class:`FaultController` is ``app.state.faults``; ``GET/PUT/DELETE /admin/faults`` read
   and replace its config at run time.
+* Server-rendered web pages of the same data (:mod:`sim_engine.demo.pages`, Jinja2
+  templates in ``demo/templates/``) are served next to the API for browser sessions.
 
 Layout: the request and response bodies are in :mod:`sim_engine.demo.schemas`, the SQLite
 store and password hashing in :mod:`sim_engine.demo.store`, the FastAPI dependencies in
@@ -42,6 +44,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp
 
 from sim_engine.demo.faults import FaultConfig, FaultController, FaultInjector
+from sim_engine.demo.pages import pages_router
 from sim_engine.demo.routes_admin import admin_router
 from sim_engine.demo.routes_social import router
 from sim_engine.demo.schemas import (
@@ -143,6 +146,7 @@ def create_app(
     app.state.store = DemoStore(db_path)
     app.include_router(router)
     app.include_router(admin_router)
+    app.include_router(pages_router)
     return app
 
 

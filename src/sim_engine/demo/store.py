@@ -321,6 +321,10 @@ class DemoStore:
         ).fetchall()
         return [self._post(r) for r in rows], int(total)
 
+    def select_posts(self, sql: str, params: tuple[object, ...]) -> list[PostOut]:
+        """Run ``sql`` (a ``SELECT * FROM posts ...``) and return its rows as posts."""
+        return [self._post(r) for r in self.conn.execute(sql, params).fetchall()]
+
     def update_post(self, post_id: int, data: PostUpdate, *, now: str) -> PostOut:
         """Apply the fields set in ``data`` and bump ``updated_at``."""
         sets: list[str] = ["updated_at = ?"]
