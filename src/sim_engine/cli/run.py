@@ -49,6 +49,13 @@ __all__ = ["run"]
 )
 @_seed_option
 @click.option(
+    "--browser-share",
+    type=click.FloatRange(0.0, 1.0),
+    metavar="SHARE",
+    help="Share of users (0-1) acting through web pages in Chromium (docs/browser.md); "
+    "the built-in demo's flows unless the scenario has a browser section.",
+)
+@click.option(
     "--out",
     "out_dir",
     type=click.Path(file_okay=False),
@@ -97,6 +104,7 @@ def run(
     duration: float | None,
     users: int | None,
     seed: int | None,
+    browser_share: float | None,
     out_dir: str | None,
     start: datetime | None,
     quiet: bool,
@@ -120,6 +128,7 @@ def run(
         click.echo("sim-engine: kill switch: safety.enabled is false in the scenario; nothing runs")
         return
     scenario = _with_overrides(scenario, users, seed, resumed=resume is not None)
+    scenario = _with_browser_share(scenario, browser_share, resumed=resume is not None)
     clock = scenario.clock
     if speed == "scenario":
         speed = None if clock.speed == "max" else float(clock.speed)
@@ -229,6 +238,32 @@ def _with_overrides(
         _fail("--users and --seed cannot change a resumed run", 2)
     try:
         return scenario.with_overrides(**overrides) if overrides else scenario
+    except ScenarioError as exc:
+        _fail(str(exc), 2)
+
+
+def _with_browser_share(scenario: Scenario, share: float | None, resumed: bool) -> Scenario:
+    """Apply ``--browser-share``: the scenario's ``browser`` section with that share, or
+    the built-in demo's flows (exit 2 on a resumed run, or for a scenario with its own
+    ``api`` section and no ``browser`` section: the demo's pages would not fit it)."""
+    from sim_engine.model.browser_spec import demo_browser_data
+
+    if share is None:
+        return scenario
+    if resumed:
+        _fail("--browser-share cannot change a resumed run", 2)
+    if scenario.browser is not None:
+        change: dict[str, Any] = {"browser.share": share}
+    elif scenario.api is None:
+        change = {"browser": {**demo_browser_data(), "share": share}}
+    else:
+        _fail(
+            "--browser-share: the scenario has its own api section but no browser section "
+            "(docs/browser.md)",
+            2,
+        )
+    try:
+        return scenario.with_overrides(**change)
     except ScenarioError as exc:
         _fail(str(exc), 2)
 

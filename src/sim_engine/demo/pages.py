@@ -235,11 +235,21 @@ async def compose(
     me = _me(store, session)
     if me is None:
         return _login_first(request)
-    try:
-        data = PostCreate(title=title.strip(), body=body, tags=_tags(tags))
-    except ValidationError as exc:
-        return _page(request, "compose.html", me, 400, post=None, error=_first_error(exc))
+    data = _post_form(PostCreate, title, body, tags)
+    if isinstance(data, str):
+        return _page(request, "compose.html", me, 400, post=None, error=data)
+    assert isinstance(data, PostCreate)
     return _to(f"/p/{store.create_post(me.id, data, now=now).id}")
+
+
+def _post_form(
+    model: type[PostCreate] | type[PostUpdate], title: str, body: str, tags: str
+) -> PostCreate | PostUpdate | str:
+    """The form's post, or the first problem with it (one line)."""
+    try:
+        return model(title=title.strip(), body=body, tags=_tags(tags))
+    except ValidationError as exc:
+        return _first_error(exc)
 
 
 async def _own(store: DemoStore, post_id: int, session: str | None) -> tuple[UserOut, Any]:
@@ -280,10 +290,10 @@ async def edit(
     if _me(store, session) is None:
         return _login_first(request)
     me, post = await _own(store, post_id, session)
-    try:
-        data = PostUpdate(title=title.strip(), body=body, tags=_tags(tags))
-    except ValidationError as exc:
-        return _page(request, "compose.html", me, 400, post=post, error=_first_error(exc))
+    data = _post_form(PostUpdate, title, body, tags)
+    if isinstance(data, str):
+        return _page(request, "compose.html", me, 400, post=post, error=data)
+    assert isinstance(data, PostUpdate)
     store.update_post(post_id, data, now=now)
     return _to(f"/p/{post_id}")
 

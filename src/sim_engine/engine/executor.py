@@ -216,7 +216,15 @@ class Executor:
         outcome: Outcome,
     ) -> None:
         """Count the action and emit its record, its error (text the target may have
-        sent: a body excerpt) passed through the redactor."""
+        sent: a body excerpt) passed through the redactor; a browser flow emits one
+        record per step instead (:func:`page_records`)."""
+        if outcome.pages:
+            for record in page_records(user, persona.name, state, request, outcome):
+                self._ledger.actions += 1
+                if not record.ok:
+                    self._ledger.failed += 1
+                self._ledger.emit(record)
+            return
         self._ledger.actions += 1
         if not outcome.ok and not outcome.intended:
             self._ledger.failed += 1
@@ -241,6 +249,44 @@ class Executor:
                 intended=outcome.intended,
             )
         )
+
+
+def page_records(
+    user: SimUser, persona: str, state: str, request: ActionRequest, outcome: Outcome
+) -> list[ActionRecord]:
+    """One :class:`ActionRecord` per step of a browser flow: the action's name, the step's
+    status, success and wall latency, ``endpoint`` ``PAGE <step>``, and the step's
+    measures in ``page`` (errors and messages passed through the redactor)."""
+    records = []
+    for step in outcome.pages:
+        error = step.error and masked_error(step.error, user, request, outcome)
+        page = {
+            "step": step.step,
+            "url": step.url,
+            "ttfb_ms": step.ttfb_ms,
+            "dcl_ms": step.dcl_ms,
+            "load_ms": step.load_ms,
+            "console_errors": [redact_text(m) for m in step.console_errors],
+            "failed_requests": list(step.failed_requests),
+        }
+        records.append(
+            ActionRecord(
+                sim_time=request.sim_time_iso,
+                sim_ts=request.sim_time,
+                user_id=user.user_id,
+                persona=persona,
+                state=state,
+                action=request.action,
+                status=step.status,
+                ok=step.ok,
+                latency_ms=round(step.latency_ms, 3),
+                session_id=user.session_id,
+                error=error,
+                endpoint=f"PAGE {step.step}",
+                page=page,
+            )
+        )
+    return records
 
 
 def masked_error(error: str, user: SimUser, request: ActionRequest, outcome: Outcome) -> str:

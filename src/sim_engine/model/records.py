@@ -18,6 +18,7 @@ __all__ = [
     "DaySnapshot",
     "LifecycleRecord",
     "Outcome",
+    "PageStep",
     "Record",
     "Sink",
     "Store",
@@ -57,6 +58,39 @@ class ActionRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class PageStep:
+    """One step of a browser flow (a page view, a click, a fill...), as measured.
+
+    Attributes:
+        step: what the step did (``goto /popular``, ``click test_id=post-link``).
+        url: the page's URL after the step.
+        status: HTTP status of the page's document (0: none, the step failed first).
+        ok: the step did what it meant to.
+        latency_ms: wall milliseconds the step took.
+        ttfb_ms / dcl_ms / load_ms: Navigation Timing of the document the step opened
+            (wall milliseconds from its start to ``responseStart``, to
+            ``domContentLoadedEventEnd``, to ``loadEventEnd``); None when the step
+            opened no new document.
+        console_errors: ``console.error`` messages and uncaught page errors during the step.
+        failed_requests: requests that failed during the step (network error, blocked
+            by the loopback guard), as ``METHOD URL: reason``.
+        error: one-line reason when not ok.
+    """
+
+    step: str
+    url: str
+    status: int
+    ok: bool
+    latency_ms: float
+    ttfb_ms: float | None = None
+    dcl_ms: float | None = None
+    load_ms: float | None = None
+    console_errors: tuple[str, ...] = ()
+    failed_requests: tuple[str, ...] = ()
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """What a target answered.
 
@@ -76,6 +110,7 @@ class Outcome:
         retries: how many times it was retried before this outcome.
         intended: a deliberate error (error simulation, seed 004): counted apart
             from real failures.
+        pages: a browser flow's steps (one record each); empty for API calls.
     """
 
     status: int
@@ -91,6 +126,7 @@ class Outcome:
     skipped: bool = False
     retries: int = 0
     intended: bool = False
+    pages: tuple[PageStep, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +150,9 @@ class ActionRecord:
         skipped: not sent (circuit open, kill switch).
         retries: retries before this outcome.
         intended: a deliberate error (error simulation), not a real failure.
+        page: for a browser step, its measures: ``step``, ``url``, ``ttfb_ms``,
+            ``dcl_ms``, ``load_ms``, ``console_errors`` and ``failed_requests`` (lists
+            of one-line messages); None (and left out of the dict) for API calls.
     """
 
     sim_time: str
@@ -132,11 +171,15 @@ class ActionRecord:
     skipped: bool = False
     retries: int = 0
     intended: bool = False
+    page: dict[str, Any] | None = None
     kind: str = field(default="action", init=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready dict."""
-        return asdict(self)
+        """Return a JSON-ready dict (without ``page`` when None: API records keep their shape)."""
+        data = asdict(self)
+        if data["page"] is None:
+            del data["page"]
+        return data
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ from pydantic import PrivateAttr, ValidationError, ValidationInfo, model_validat
 
 from sim_engine.model.analytics_spec import AnalyticsSpec
 from sim_engine.model.api_spec import ApiSpec
+from sim_engine.model.browser_spec import BrowserSpec, check_browser
 from sim_engine.model.builtin import social_api
 from sim_engine.model.lifecycle import LifecycleSpec
 from sim_engine.model.personas_spec import (
@@ -126,6 +127,7 @@ class Scenario(_Frozen):
     state: StateSpec = StateSpec()
     output: OutputSpec = OutputSpec()
     analytics: AnalyticsSpec | None = None
+    browser: BrowserSpec | None = None
     plugins: tuple[str, ...] = ()
 
     _registry: PluginCatalog | None = PrivateAttr(default=None)
@@ -164,6 +166,8 @@ class Scenario(_Frozen):
     def _analytics_covers(self) -> Scenario:
         if self.analytics is not None:
             self.analytics.check_covers(self.recorded_actions())
+        if self.browser is not None:
+            check_browser(self.browser, self.recorded_actions(), self._registry)
         return self
 
     def _check_persona_actions(self, name: str, persona: PersonaSpec, known: set[str]) -> None:

@@ -42,7 +42,7 @@ from sim_engine.runs.runstate import (
     write_scenario_copy,
 )
 from sim_engine.runs.signals import install_stop_signals, remove_stop_signals
-from sim_engine.runs.targets import bind_target
+from sim_engine.runs.targets import bind_target, with_browser
 from sim_engine.sinks import ConsoleSink, JsonlSink
 from sim_engine.sinks.metrics import DailyMetrics, MetricsCollector
 from sim_engine.targets.plugin import plugin_runtime
@@ -266,7 +266,8 @@ async def open_target(options: RunOptions, url: str) -> tuple[Target, list[Any],
     try:
         await transport.check()
         scenario = options.scenario
-        target, hooks = plugin_runtime(scenario, build_target(scenario, transport), transport)
+        bound = with_browser(scenario, build_target(scenario, transport), url, _headers(options))
+        target, hooks = plugin_runtime(scenario, bound, transport)
     except BaseException:
         await transport.aclose()
         raise

@@ -2,16 +2,20 @@
 
 :func:`demo_target` gives the built-in demo API called in this process (no
 sockets, deterministic), bound by the scenario: the built-in social API, or the
-scenario's ``api`` section.
+scenario's ``api`` section. :func:`with_browser` adds the ``browser`` tier.
 """
 
 from __future__ import annotations
 
-from sim_engine.model.records import Target
-from sim_engine.model.scenario import Scenario
-from sim_engine.targets.transport import Transport
+import os
+from collections.abc import Mapping
 
-__all__ = ["bind_target", "demo_target"]
+from sim_engine.model.records import Target
+from sim_engine.model.safety import check_target_allowed
+from sim_engine.model.scenario import Scenario, ScenarioError
+from sim_engine.targets.transport import TargetUnreachableError, Transport
+
+__all__ = ["bind_target", "demo_target", "with_browser"]
 
 
 def bind_target(scenario: Scenario, transport: Transport) -> Target:
@@ -43,3 +47,40 @@ def demo_target(scenario: Scenario, db_path: str = ":memory:") -> Target:
     from sim_engine.targets.inprocess import AsgiTransport
 
     return bind_target(scenario, AsgiTransport(create_app(db_path)))
+
+
+def with_browser(
+    scenario: Scenario, inner: Target, url: str, headers: Mapping[str, str] | None = None
+) -> Target:
+    """Wrap ``inner`` in the browser tier when the scenario's ``browser.share`` is above 0
+    (else return it unchanged): browser users' mapped actions run page flows at ``url``
+    (or ``browser.base_url``) in Chromium, under the loopback guard, carrying ``headers``
+    (the synthetic marker) and the marker cookie.
+
+    Raises:
+        ScenarioError: the target has no pages to open (``inprocess``).
+        TargetUnreachableError: Chromium is not at ``browser.executable_path``.
+    """
+    spec = scenario.browser
+    if spec is None or spec.share <= 0:
+        return inner
+    base = spec.base_url or url
+    if not base.startswith(("http://", "https://")):
+        raise ScenarioError(
+            f"browser: the browser tier needs an HTTP target with pages, not {url!r}"
+        )
+    check_target_allowed(base, scenario.safety.allow_hosts)
+    if not os.access(spec.executable_path, os.X_OK):
+        raise TargetUnreachableError(
+            f"browser: no Chromium at {spec.executable_path} (apt-get install chromium)"
+        )
+    from sim_engine.targets.browser import BrowserPool, BrowserTarget
+
+    pool = BrowserPool(
+        spec.executable_path,
+        spec.max_contexts,
+        scenario.safety.allow_hosts,
+        headers=headers,
+        marker_url=base,
+    )
+    return BrowserTarget(inner, spec, base, pool, seed=scenario.seed, registry=scenario.registry)
