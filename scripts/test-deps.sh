@@ -6,7 +6,8 @@
 # - swagger2openapi 7, locked in tools/swagger2openapi/package-lock.json, which
 #   `init --from-openapi` runs to convert Swagger 2.0 (tests/test_openapi_real.py);
 # - Kinto and Jupyter Server from PyPI, each in a virtualenv of its own (their pins clash
-#   with ours: Kinto wants setuptools<82), for tests/test_kinto.py and tests/test_jupyter.py.
+#   with ours: Kinto wants setuptools<82), for tests/test_kinto.py and tests/test_jupyter.py;
+#   Trac with TracAccountManager likewise, for tests/test_browser_trac.py (Chromium too).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sudo_() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -20,7 +21,7 @@ if ! command -v npm >/dev/null; then
 fi
 (cd examples/json-server && npm ci --no-audit --no-fund --silent)
 (cd tools/swagger2openapi && npm ci --no-audit --no-fund --silent)
-for api in kinto jupyter; do
+for api in kinto jupyter trac; do
   if [ ! -x "examples/$api/.venv/bin/python" ]; then python3 -m venv "examples/$api/.venv"; fi
   "examples/$api/.venv/bin/pip" install -q --disable-pip-version-check -r "examples/$api/requirements.txt"
 done

@@ -30,6 +30,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from sim_engine._version import __version__
 from sim_engine.model.lifecycle import LifecycleState
 from sim_engine.model.records import ActionRecord, LifecycleRecord, Record, Sink, UserRecord
+from sim_engine.observe.page_metrics import PageMetrics
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -174,6 +175,7 @@ class PrometheusExporter:
         self._define_event_metrics()
         self._define_run_gauges()
         self._define_control_gauges()
+        self._pages = PageMetrics(self.registry)  # browser steps (docs/browser.md)
         # label children cached by label values: the sink path runs once per action
         self._request_children: dict[tuple[str, str, int], Any] = {}
         self._action_children: dict[str, tuple[Any, Any]] = {}
@@ -386,6 +388,8 @@ class PrometheusExporter:
         """Nothing to flush (the server closes in :meth:`stop`)."""
 
     def _on_action(self, rec: ActionRecord) -> None:
+        if rec.page is not None:
+            self._pages.observe(rec.page, rec.ok)
         children = self._action_children.get(rec.action)
         if children is None:
             children = self._action_children[rec.action] = (

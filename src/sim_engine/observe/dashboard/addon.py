@@ -71,6 +71,8 @@ class Dashboard:
         self.rate_limited = 0
         self.retries = 0
         self._latency = HdrHistogram(1, _MAX_LATENCY_US, 3)
+        self.page_steps = 0  # browser steps; their documents' load times (wall us):
+        self._page_load = HdrHistogram(1, _MAX_LATENCY_US, 3)
         self._recent: deque[Record] = deque(maxlen=recent)
         # rates: (wall_s, sim_s, actions) samples over the last _RATE_WINDOW_S
         self._samples: deque[tuple[float, float, int]] = deque()
@@ -107,10 +109,25 @@ class Dashboard:
                 latency_us = max(1, min(int(record.latency_ms * 1000), _MAX_LATENCY_US))
                 self._latency.record_value(latency_us)
             self._recent.append(record)
+            if record.page is not None:
+                self._on_page(record.page)
         elif isinstance(record, UserRecord) or (
             isinstance(record, LifecycleRecord) and record.change == "state"
         ):
             self._recent.append(record)
+
+    def _on_page(self, page: dict[str, Any]) -> None:
+        self.page_steps += 1
+        load = page.get("load_ms")
+        if load is not None:
+            self._page_load.record_value(max(1, min(int(float(load) * 1000), _MAX_LATENCY_US)))
+
+    def page_load_ms(self) -> float | None:
+        """Median load time (wall ms, Navigation Timing) of the documents browser steps
+        opened so far; None before the first."""
+        if self._page_load.get_total_count() == 0:
+            return None
+        return float(self._page_load.get_value_at_percentile(50)) / 1000.0
 
     def close(self) -> None:
         """Nothing to release (the display ends in :meth:`stop`)."""
@@ -206,11 +223,7 @@ class Dashboard:
         per_s, per_hour, effective = self.rates(now, stats.sim_now)
         speed = sim.speed
         state = sim.state
-        eta = None
-        if math.isfinite(sim.end_s) and state == "running":
-            rate = speed if speed is not None else effective
-            if rate:
-                eta = max(0.0, sim.end_s - stats.sim_now) / rate
+        eta = _eta(sim.end_s, stats.sim_now, speed if speed is not None else effective, state)
         target = target_statistics(sim.target)
         breakdown = self._breakdown
         recent = tuple(a for a in map(activity_of, self._recent) if a is not None)
@@ -237,6 +250,8 @@ class Dashboard:
             eta_wall_s=eta,
             success_rate=(self.actions - self.failed) / self.actions if self.actions else None,
             latency_ms=self.latency_ms(),
+            page_steps=self.page_steps,
+            page_load_ms=self.page_load_ms(),
             rate_limited=int(target.get("rate_limited", self.rate_limited)),
             retries=int(target.get("retries", self.retries)),
             breakers=target.get("breakers", {}),
@@ -334,3 +349,11 @@ class Dashboard:
             import termios
 
             termios.tcsetattr(fd, termios.TCSADRAIN, self._saved_tty)
+
+
+def _eta(end_s: float, sim_now: float, rate: float | None, state: str) -> float | None:
+    """Wall seconds left until ``end_s`` at ``rate`` simulated seconds per wall second
+    (None: open-ended, not running, or no rate yet)."""
+    if not math.isfinite(end_s) or state != "running" or not rate:
+        return None
+    return max(0.0, end_s - sim_now) / rate

@@ -69,6 +69,8 @@ class DashboardSnapshot:
     ``inf`` when open-ended) or wall seconds (``wall_elapsed_s``, ``eta_wall_s``).
     ``starving`` is the warning line while the target's ``Backoff`` / ``Retry-After``
     holds back most requests (:func:`sim_engine.targets.starvation.describe`), else "".
+    ``page_steps`` counts browser steps so far and ``page_load_ms`` is the median load
+    time (wall ms, Navigation Timing) of the documents they opened (None before one).
     """
 
     sim_now: float
@@ -95,6 +97,8 @@ class DashboardSnapshot:
     latency_ms: Mapping[str, float] = field(default_factory=dict)
     rate_limited: int = 0
     retries: int = 0
+    page_steps: int = 0
+    page_load_ms: float | None = None
     breakers: Mapping[str, str] = field(default_factory=dict)
     starving: str = ""
     recent: tuple[Activity, ...] = ()
@@ -156,6 +160,8 @@ def activity_of(record: Record) -> Activity | None:
         what = SHORT_NAMES.get(record.action, record.action)
         if record.post_id is not None:
             what += f" {record.post_id}"
+        if record.page is not None:
+            what += f" · {record.page.get('step', '')}"
         if record.skipped:
             note = "skipped" + (f": {record.error}" if record.error else "")
         else:

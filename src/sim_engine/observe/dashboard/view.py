@@ -199,6 +199,9 @@ def _health(s: DashboardSnapshot, height: int | None = None, compact: bool = Fal
         ("retries", _num(s.retries)),
         ("breakers", breakers),
     ]
+    if s.page_steps:  # a browser tier runs (docs/browser.md)
+        load = "—" if s.page_load_ms is None else f"{s.page_load_ms:,.0f} ms"
+        rows += [("page steps", _num(s.page_steps)), ("page load p50", load)]
     body: list[RenderableType] = [_pairs(rows)]
     for endpoint in open_ + half:
         body.append(Text(f"  {endpoint}", style="red" if endpoint in open_ else "yellow"))
@@ -262,7 +265,8 @@ class _Panels:
                 2 + min(count_rows, max(1, len(s.lifecycle), len(s.persona), len(s.routine))),
                 5,
                 (5 if compact else 7)
-                + sum(1 for st in s.breakers.values() if st in ("open", "half_open")),
+                + sum(1 for st in s.breakers.values() if st in ("open", "half_open"))
+                + (2 if s.page_steps else 0),
             )
             h = rows + 2  # the borders
             grid.add_row(_population(s, h, count_rows), _throughput(s, h), _health(s, h, compact))

@@ -12,7 +12,14 @@ from typing import Any
 from sim_engine.observe.report.plots import figure, hours
 from sim_engine.observe.report.read import ERROR_CATEGORIES, HOUR_S, ActionStats, utc_text
 
-__all__ = ["chart_actions", "chart_errors", "chart_latency", "chart_rhythm", "chart_sessions"]
+__all__ = [
+    "chart_actions",
+    "chart_errors",
+    "chart_latency",
+    "chart_pages",
+    "chart_rhythm",
+    "chart_sessions",
+]
 
 _ACTION_COLORS = {
     "browse_feed": "#4C78A8",
@@ -109,6 +116,44 @@ def chart_latency(stats: ActionStats) -> tuple[Any, str]:
     note = (
         "Latency percentiles of the actions sent in each simulated hour "
         "(HDR histograms, wall milliseconds; skipped actions excluded)."
+    )
+    return fig, note
+
+
+def chart_pages(stats: ActionStats) -> tuple[Any, str]:
+    """Navigation Timing of browser steps per simulated hour: p50 of TTFB, DOMContentLoaded
+    and load, and p95 of load."""
+    import plotly.graph_objects as go
+
+    lines = (
+        ("ttfb", 0, "TTFB p50"),
+        ("dcl", 0, "DOMContentLoaded p50"),
+        ("load", 0, "load p50"),
+        ("load", 1, "load p95"),
+    )
+    traces = []
+    for phase, i, name in lines:
+        per_hour = stats.page_timing.get(phase, {})
+        hour_list = sorted(per_hour)
+        traces.append(
+            go.Scatter(
+                x=[utc_text(h * HOUR_S) for h in hour_list],
+                y=[per_hour[h][i] for h in hour_list],
+                name=name,
+                mode="lines",
+                line={"dash": "dot"} if i else {},
+            )
+        )
+    fig = figure(
+        traces, xaxis={"title": "simulated hour (UTC)"}, yaxis={"title": "wall milliseconds"}
+    )
+    if not stats.pages:
+        return fig, "No browser steps in this run (see docs/browser.md: --browser-share)."
+    problems = stats.page_problems
+    note = (
+        f"{stats.pages:,} browser steps; {problems['console errors']:,} console errors, "
+        f"{problems['failed requests']:,} failed requests. Navigation Timing of the "
+        "documents they opened, per simulated hour (wall milliseconds from the navigation's start)."
     )
     return fig, note
 

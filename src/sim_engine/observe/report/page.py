@@ -16,6 +16,7 @@ from sim_engine.observe.report.action_charts import (
     chart_actions,
     chart_errors,
     chart_latency,
+    chart_pages,
     chart_rhythm,
     chart_sessions,
 )
@@ -50,6 +51,9 @@ CHART_TITLES: dict[str, str] = {
     "sessions": "Session length distribution",
 }
 """Chart id -> title, in page order (each chart's div id is ``chart-<id>``)."""
+PAGES_TITLE = "Browser page timings per simulated hour"
+"""Title of the ``pages`` chart, drawn after the action charts when a run had browser
+steps (docs/browser.md), left out otherwise."""
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0;
@@ -85,8 +89,8 @@ _DISTRIBUTIONS = (
 )
 
 
-def _section(chart_id: str, note: str, body: str) -> str:
-    title = html.escape(CHART_TITLES[chart_id])
+def _section(chart_id: str, note: str, body: str, title: str | None = None) -> str:
+    title = html.escape(title or CHART_TITLES[chart_id])
     return (
         f'<section class="chart" id="{chart_id}"><h2>{title}</h2>'
         f'<p class="note">{html.escape(note)}</p>{body}</section>'
@@ -135,10 +139,14 @@ def _ranked_sections(files: RunFiles) -> list[str]:
 
 
 def _sections(files: RunFiles) -> list[str]:
-    """Every chart's section, in :data:`CHART_TITLES` order."""
+    """Every chart's section, in :data:`CHART_TITLES` order (``pages`` after the action
+    charts when the run had browser steps)."""
     fig, note = chart_users(files)
     sections = [_section("users", note, div(fig, "users"))]
     sections += _action_sections(files.actions)
+    if files.actions.pages:  # a browser tier ran
+        fig, note = chart_pages(files.actions)
+        sections.append(_section("pages", note, div(fig, "pages"), PAGES_TITLE))
     sections += [_distribution_section(files.days, *spec) for spec in _DISTRIBUTIONS]
     sections += _ranked_sections(files)
     fig, note = chart_sessions(files.actions)

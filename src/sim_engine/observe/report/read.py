@@ -209,6 +209,10 @@ class ActionStats:
         rhythm: persona -> the user's local hour of day (0-23) -> actions.
         latency: simulated hour -> (p50, p95, p99) in wall milliseconds.
         session_lengths: actions in a session -> number of sessions.
+        pages: browser steps (records with a ``page``; docs/browser.md).
+        page_timing: ``ttfb`` / ``dcl`` / ``load`` -> simulated hour -> (p50, p95, p99)
+            of the Navigation Timing of the documents browser steps opened (wall ms).
+        page_problems: ``console errors`` / ``failed requests`` -> how many steps saw.
     """
 
     actions: int = 0
@@ -218,6 +222,13 @@ class ActionStats:
     rhythm: dict[str, Counter[int]] = field(default_factory=dict)
     latency: dict[int, tuple[float, float, float]] = field(default_factory=dict)
     session_lengths: Counter[int] = field(default_factory=Counter)
+    pages: int = 0
+    page_timing: dict[str, dict[int, tuple[float, float, float]]] = field(default_factory=dict)
+    page_problems: Counter[str] = field(default_factory=Counter)
+
+
+_PAGE_PHASES = {"ttfb": "ttfb_ms", "dcl": "dcl_ms", "load": "load_ms"}
+"""Navigation Timing phases of a browser step's ``page`` -> the field holding it."""
 
 
 class _Action(NamedTuple):
@@ -235,6 +246,7 @@ class _Action(NamedTuple):
     session_id: int
     cleanup: bool
     error: Any
+    page: Any
 
 
 def _parse_action(path: Path, number: int, rec: dict[str, Any]) -> _Action:
@@ -252,6 +264,7 @@ def _parse_action(path: Path, number: int, rec: dict[str, Any]) -> _Action:
             session_id=int(rec.get("session_id") or 0),
             cleanup=rec.get("state") == "cleanup",
             error=rec.get("error"),
+            page=rec.get("page"),
         )
     except KeyError as exc:
         raise ReportError(f"{path}: line {number} has no {exc.args[0]!r} field") from None
@@ -269,6 +282,7 @@ class _ActionTotals:
         self.stats = ActionStats()
         self._latency = _HourlyLatency()
         self._sessions: dict[int, tuple[int, int]] = {}  # user -> (session_id, actions so far)
+        self._pages = {phase: _HourlyLatency() for phase in _PAGE_PHASES}
 
     def add(self, a: _Action) -> None:
         stats = self.stats
@@ -293,6 +307,20 @@ class _ActionTotals:
             self._latency.record(hour, a.latency_ms)
         if not a.cleanup and a.action not in _SESSION_EXCLUDED:
             self._session_action(a.user_id, a.session_id)
+        if isinstance(a.page, dict):
+            self._page(hour, a.page)
+
+    def _page(self, hour: int, page: dict[str, Any]) -> None:
+        self.stats.pages += 1
+        for phase, key in _PAGE_PHASES.items():
+            value = page.get(key)
+            if isinstance(value, (int, float)):
+                self._pages[phase].record(hour, float(value))
+        for problem, key in (
+            ("console errors", "console_errors"),
+            ("failed requests", "failed_requests"),
+        ):
+            self.stats.page_problems[problem] += len(page.get(key) or ())
 
     def _session_action(self, user_id: int, session_id: int) -> None:
         current = self._sessions.get(user_id)
@@ -308,6 +336,7 @@ class _ActionTotals:
             self.stats.session_lengths[length] += 1
         self._sessions.clear()
         self.stats.latency = self._latency.percentiles()
+        self.stats.page_timing = {p: h.percentiles() for p, h in self._pages.items()}
         return self.stats
 
 

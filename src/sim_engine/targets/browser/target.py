@@ -212,7 +212,8 @@ class BrowserTarget:
             return Outcome(0, False, 0.0, error=str(exc), endpoint=f"FLOW {flow}")
         steps: list[PageStep] = []
         result = FlowResult()
-        if self.spec.login is not None and await self._signed_out(user):
+        account = request.action in ("sign_up", "log_in")  # its flow signs in by itself
+        if self.spec.login is not None and not account and await self._signed_out(user):
             result = await run_flow(page, watch, self.spec.flows[self.spec.login], self._env(user))
             steps += result.steps
         if result.ok:
