@@ -3,8 +3,12 @@
 Each configuration runs ``python -m sim_engine generate`` in a subprocess (the
 default scenario, Parquet, start Monday 2026-01-05, seed 7) and is timed from
 start to exit: planning the population and every event, and writing every table.
-Peak RSS is the largest sum, sampled every 0.1 s, of the resident memory of the
-process and its worker processes (psutil).
+Two workers run on each backend in the same run: the stdlib process pool
+(``--backend processes``) and Ray (``--backend ray``: a local cluster started and
+shut down by the run, so its start-up is in the time). Peak RSS is the largest
+sum, sampled every 0.1 s, of the resident memory of the process and all its
+descendants (psutil): pool workers, or Ray's daemons (GCS, raylet, agents) and
+workers. Shared pages (Ray's object store) count once per process mapping them.
 
 In the same run, the baseline: the event engine at ``--speed max`` against an
 instant ``MockTarget`` (planning, binding and bookkeeping only; the
@@ -14,7 +18,8 @@ event: the same small dataset written as Parquet and as JSONL.
 Goals (issue 10): >= 1,000,000 events/s with 2 workers, 100,000 users x 90 days in
 <= 3 minutes, peak RSS <= 1.5 GB for 1,000,000 users.
 
-Run: ``python bench/generate.py`` (about 10 minutes on 2 cores);
+Run: ``python bench/generate.py`` (about 15 minutes on 2 cores; needs
+``sim-engine[ray]`` for the Ray rows, ``--backends processes`` without it);
 ``--quick`` for 10,000 users only.
 """
 
@@ -38,33 +43,40 @@ from _common import fmt_int, print_table, write_results
 START = "2026-01-05"
 
 
-def _tree_rss(proc: psutil.Process) -> int:
+def _tree_rss(proc: psutil.Process, cpu: dict[int, float]) -> int:
+    """Resident bytes of ``proc`` and its descendants; note each one's CPU seconds in ``cpu``."""
     total = 0
     for p in [proc, *proc.children(recursive=True)]:
         with contextlib.suppress(psutil.Error):
             total += p.memory_info().rss
+            times = p.cpu_times()
+            cpu[p.pid] = times.user + times.system
     return total
 
 
-def run_generate(users: int, days: int, workers: int, fmt: str, out: Path) -> dict[str, Any]:
+def run_generate(
+    users: int, days: int, workers: int, fmt: str, out: Path, backend: str = "processes"
+) -> dict[str, Any]:
     """Run ``generate`` once in a subprocess; return wall time, events, peak RSS, bytes."""
     cmd = [
         sys.executable, "-m", "sim_engine", "generate", "--users", str(users), "--days", str(days),
         "--start", START, "--seed", "7", "--out", str(out), "--format", fmt,
-        "--workers", str(workers), "--quiet",
+        "--workers", str(workers), "--backend", backend, "--quiet",
     ]  # fmt: skip
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     watched = psutil.Process(proc.pid)
     peak = 0
+    seen: dict[int, float] = {}
     while proc.poll() is None:
         with contextlib.suppress(psutil.Error):
-            peak = max(peak, _tree_rss(watched))
+            peak = max(peak, _tree_rss(watched, seen))
         time.sleep(0.1)
     wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the run and its workers
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the run and the workers it reaped
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    cpu = max(cpu, sum(seen.values()))  # Ray's workers are reaped by its raylet, not the run
     if proc.returncode != 0:
         raise SystemExit(
             f"generate failed ({proc.returncode}): {proc.stderr.read() if proc.stderr else ''}"
@@ -76,6 +88,7 @@ def run_generate(users: int, days: int, workers: int, fmt: str, out: Path) -> di
         "users": users,
         "days": days,
         "workers": workers,
+        "backend": backend if workers > 1 else "-",
         "format": fmt,
         "events": events,
         "wall_s": wall,
@@ -101,6 +114,7 @@ def engine_baseline(users: int, days: float) -> dict[str, Any]:
 def _row(name: str, r: dict[str, Any], base: dict[str, Any]) -> list[str]:
     return [
         name, fmt_int(r["users"]), f"{r['days']:g}", str(r.get("workers", 1)),
+        r.get("backend", "-"),
         fmt_int(r["events"]), f"{r['wall_s']:.1f}", fmt_int(r["events_per_s"]),
         f"{r['cpu_s']:.1f}", fmt_int(r["events_per_cpu_s"]),
         f"{r['events_per_s'] / base['events_per_s']:.0f}",
@@ -114,6 +128,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--million-days", type=int, default=7,
                         help="days for the 1,000,000-user memory run (0: skip)")  # fmt: skip
+    parser.add_argument("--backends", default="processes,ray",
+                        help="backends of the 2-worker rows (comma-separated)")  # fmt: skip
+    parser.add_argument("--million-backend", default="ray",
+                        help="backend of the 1,000,000-user run")  # fmt: skip
     parser.add_argument("--baseline-users", type=int, default=2_000)
     parser.add_argument("--baseline-days", type=float, default=1.0)
     return parser.parse_args(argv)
@@ -126,17 +144,21 @@ def main(argv: list[str] | None = None) -> int:
     base = engine_baseline(args.baseline_users, args.baseline_days)
     results["baseline"] = base
     sizes = [10_000] if args.quick else [10_000, 100_000]
-    plan = [(u, args.days, w) for u in sizes for w in (1, 2)]
+    backends = [b for b in args.backends.split(",") if b]
+    plan = [(u, args.days, 1, "processes") for u in sizes]
+    plan += [(u, args.days, 2, b) for u in sizes for b in backends]
+    plan.sort(key=lambda run: run[0])
     if args.million_days and not args.quick:
-        plan.append((1_000_000, args.million_days, 2))
+        plan.append((1_000_000, args.million_days, 2, args.million_backend))
     with tempfile.TemporaryDirectory(prefix="bench-generate-") as tmp:
-        for i, (users, days, workers) in enumerate(plan):
+        for i, (users, days, workers, backend) in enumerate(plan):
+            on = f" on {backend}" if workers > 1 else ""
             print(
-                f"generate: {fmt_int(users)} users x {days} days, {workers} worker(s) ...",
+                f"generate: {fmt_int(users)} users x {days} days, {workers} worker(s){on} ...",
                 flush=True,
             )
             results["runs"].append(
-                run_generate(users, days, workers, "parquet", Path(tmp) / f"p{i}")
+                run_generate(users, days, workers, "parquet", Path(tmp) / f"p{i}", backend)
             )
         for fmt in ("parquet", "jsonl"):
             print(f"bytes/event: {fmt}, 2,000 users x 7 days ...", flush=True)
@@ -144,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [_row("event engine (MockTarget)", base, base)]
     rows += [_row("generate (parquet)", r, base) for r in results["runs"]]
     print_table(
-        ["run", "users", "days", "workers", "events", "wall s", "events/s", "CPU s",
+        ["run", "users", "days", "workers", "backend", "events", "wall s", "events/s", "CPU s",
          "events/CPU-s", "x engine", "peak RSS MB"],
         rows,
         "events per second, end to end (x engine: events per wall second over the engine's)",

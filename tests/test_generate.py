@@ -1,9 +1,10 @@
 """``sim-engine generate``: deterministic datasets in every format, a manifest, resume, errors.
 
 Determinism: the rows (and a hash of their content) are the same for two chunk sizes
-and for one and two worker processes. DuckDB queries the Parquet output. An
-interrupted run keeps its complete chunks with a manifest saying the dataset is
-incomplete, and ``resume`` finishes it into the same dataset as an uninterrupted run.
+and for one and two worker processes (the process pool; Ray: test_generate_ray.py).
+DuckDB queries the Parquet output. An interrupted run keeps its complete chunks with a
+manifest saying the dataset is incomplete, and ``resume`` finishes it into the same
+dataset as an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -68,7 +69,10 @@ def test_rows_do_not_depend_on_chunk_size_or_workers(reference: Path, tmp_path: 
     small = generate(default_scenario(), _options(tmp_path / "small", chunk_users=37))
     assert small.chunks == 5  # 174 users: 120 initial and 54 sign-ups
     assert _digests(tmp_path / "small") == want
-    two = generate(default_scenario(), _options(tmp_path / "two", chunk_users=50, workers=2))
+    two = generate(
+        default_scenario(),
+        _options(tmp_path / "two", chunk_users=50, workers=2, backend="processes"),
+    )
     assert two.chunks == 4
     assert _digests(tmp_path / "two") == want
     generate(default_scenario(), _options(tmp_path / "seed", seed=4))
@@ -185,6 +189,9 @@ def test_cli_generates_a_dataset(tmp_path: Path) -> None:
         (["--start", "2026-13-01"], 2, "--start"),
         (["--workers", "0"], 2, "--workers"),
         (["--chunk-users", "0"], 2, "--chunk-users"),
+        (["--backend", "threads"], 2, "--backend"),
+        (["--ray-address", "nowhere"], 2, "--ray-address"),
+        (["--ray-address", "127.0.0.1:1", "--backend", "processes"], 2, "--ray-address"),
         (["--resume"], 2, "nothing to resume"),
         (["--scenario", "/nonexistent.yaml"], 2, "nonexistent"),
     ],

@@ -1,9 +1,10 @@
 """``sim-engine generate``: a dataset of months of product data, planned in bulk.
 
 Exit codes: 0 complete; 1 runtime failure (output not writable, disk full, a
-worker failed); 2 bad input (option, scenario, a used or mismatched output
-directory); 130 interrupted (complete chunks and a manifest saying the dataset
-is incomplete are kept: run again with ``--resume``).
+worker failed, a Ray cluster that cannot be started or joined); 2 bad input
+(option, scenario, a used or mismatched output directory, more than one worker
+without Ray or ``--backend processes``); 130 interrupted (complete chunks and a
+manifest saying the dataset is incomplete are kept: run again with ``--resume``).
 """
 
 from __future__ import annotations
@@ -106,8 +107,17 @@ def _summary(summary: GenerateSummary, out: Path, fmt: str) -> None:
 @click.option(
     "--format", "fmt", default="parquet", show_default=True, help="parquet|duckdb|csv|jsonl"
 )
-@click.option("--workers", type=int, default=1, show_default=True, help="Processes.")
+@click.option(
+    "--workers", type=int, default=1, show_default=True, help="Processes (Ray CPUs) planning."
+)
 @click.option("--chunk-users", type=int, default=None, help="Users per chunk.")
+@click.option(
+    "--backend",
+    default="auto",
+    show_default=True,
+    help="What runs chunks for --workers > 1: ray|processes|auto (Ray if installed).",
+)
+@click.option("--ray-address", default=None, help="Join a running Ray cluster (HOST:PORT).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted dataset in --out.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
 def generate_command(
@@ -120,11 +130,13 @@ def generate_command(
     fmt: str,
     workers: int,
     chunk_users: int | None,
+    backend: str,
+    ray_address: str | None,
     resume: bool,
     quiet: bool,
 ) -> None:
     """Generate a dataset: events, sessions, users, lifecycle changes, daily metrics."""
-    from sim_engine.runs.generate import GenerateError, GenerateOptions, generate
+    from sim_engine.runs.generate import GenerateError, GenerateOptions, ShardError, generate
 
     scenario = _load(scenario_path)
     options = GenerateOptions(
@@ -137,6 +149,8 @@ def generate_command(
         workers=workers,
         chunk_users=chunk_users,
         resume=resume,
+        backend=backend,
+        ray_address=ray_address,
     )
     bar = _Bar(not quiet and sys.stderr.isatty())
     try:
@@ -147,6 +161,9 @@ def generate_command(
     except OSError as exc:
         bar.stop()
         _fail(f"cannot write the dataset to {out}: {exc.strerror or exc}", 1)
+    except ShardError as exc:
+        bar.stop()
+        _fail(str(exc), 1)
     except KeyboardInterrupt:
         bar.stop()
         _fail(f"interrupted: complete chunks are kept in {out}; continue with --resume", 130)

@@ -2,7 +2,8 @@
 
 The run: plan the population and its lifecycle once (:func:`plan_population`,
 seconds for a million users), cut the users into chunks, plan and write each
-chunk (:func:`run_chunk`, the shard function a process pool -- or Ray -- calls)
+chunk (:func:`run_chunk`, the shard function a process pool or Ray calls:
+:mod:`sim_engine.runs.shards`)
 day by day into ``TABLE/date=YYYY-MM-DD/part-CCCCC.EXT``, then write the users,
 lifecycle changes and daily metrics. ``manifest.json`` is rewritten after every
 chunk: the chunks (and so the files) that are complete, and whether the dataset
@@ -18,15 +19,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import queue
 import shutil
-import signal
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import date
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -45,20 +42,26 @@ from sim_engine.model.bounds import MAX_USERS
 from sim_engine.model.plan.events import ChunkPlanner, PlanModel
 from sim_engine.model.plan.population import Population, plan_population
 from sim_engine.model.scenario import Scenario
+from sim_engine.runs.shards import RAY_MISSING, ShardError, import_ray, run_pool, run_ray
 
 __all__ = [
+    "BACKENDS",
     "MAX_GENERATE_DAYS",
     "ChunkJob",
     "ChunkResult",
     "GenerateError",
     "GenerateOptions",
     "GenerateSummary",
+    "ShardError",
     "generate",
     "run_chunk",
 ]
 
 MAX_GENERATE_DAYS = 3650
 """Longest dataset: ten years of local dates."""
+BACKENDS = ("auto", "ray", "processes")
+"""``--backend``: ``auto`` is Ray when it is installed (else ``processes``, which
+more than one worker then needs asked for by name)."""
 MANIFEST = "manifest.json"
 _PARTS = ".parts"  # DuckDB's staged Parquet parts
 
@@ -78,9 +81,13 @@ class GenerateOptions:
         seed: run seed (same seed, same dataset).
         out: the dataset directory (created; must be empty unless ``resume``).
         fmt: ``parquet``, ``duckdb``, ``csv`` or ``jsonl``.
-        workers: processes planning chunks (1: in this process).
+        workers: processes planning chunks (1: in this process); with Ray, the
+            CPUs of the local cluster it starts.
         chunk_users: users per chunk (None: about four chunks per worker, 1,000 to 50,000).
         resume: continue the interrupted dataset in ``out``.
+        backend: one of :data:`BACKENDS`: what runs the chunks when there is more
+            than one worker or a ``ray_address``.
+        ray_address: ``HOST:PORT`` of a running Ray cluster to join (implies Ray).
     """
 
     users: int
@@ -92,6 +99,8 @@ class GenerateOptions:
     workers: int = 1
     chunk_users: int | None = None
     resume: bool = False
+    backend: str = "auto"
+    ray_address: str | None = None
 
     def check(self) -> None:
         """Raise :class:`GenerateError` naming the first bad option."""
@@ -107,6 +116,35 @@ class GenerateOptions:
             raise GenerateError(f"--chunk-users must be from 1 to {MAX_USERS:,}")
         if self.start.year < 1970 or self.start.year >= 2200:
             raise GenerateError(f"--start must be from 1970 to 2199, got {self.start}")
+        if self.backend not in BACKENDS:
+            raise GenerateError(f"unknown --backend {self.backend!r} (use {', '.join(BACKENDS)})")
+        if self.ray_address is not None:
+            host, _, port = self.ray_address.rpartition(":")
+            if not host or not port.isdigit():
+                raise GenerateError(f"--ray-address must be HOST:PORT, got {self.ray_address!r}")
+            if self.backend == "processes":
+                raise GenerateError("--ray-address needs --backend ray (or auto)")
+
+    def runner(self) -> str:
+        """What runs the chunks: ``here`` (this process), ``processes`` or ``ray``.
+
+        Raises:
+            GenerateError: Ray is needed (more than one worker with backend
+                ``auto``, or backend ``ray``, or a ``ray_address``) but not installed.
+        """
+        wants_ray = self.backend == "ray" or self.ray_address is not None
+        if not wants_ray and self.workers == 1:
+            return "here"
+        if not wants_ray and self.backend == "processes":
+            return "processes"
+        try:
+            import_ray(self.ray_address is None)
+        except ImportError:
+            what = "--ray-address" if self.ray_address else f"--workers {self.workers}"
+            raise GenerateError(
+                f"{what} needs Ray: {RAY_MISSING} (or use --backend processes)"
+            ) from None
+        return "ray"
 
     def chunk_size(self) -> int:
         """Users per chunk."""
@@ -152,22 +190,12 @@ class ChunkResult:
         return int(self.activity[:, 2].sum())
 
 
-_progress: Any = None  # a worker's queue of (chunk, events) progress messages
-
-
-def _init_worker(progress: Any) -> None:
-    """Pool initialiser: Ctrl-C is the parent's to handle; report progress on ``progress``."""
-    global _progress
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _progress = progress
-
-
 def run_chunk(job: ChunkJob, report: Callable[[int], None] | None = None) -> ChunkResult:
     """Plan and write one chunk, day by day (the shard function).
 
     Args:
         job: the chunk.
-        report: called with each day's event count (default: the worker's queue, if any).
+        report: called with each day's event count.
 
     Raises:
         OSError: a part cannot be written.
@@ -194,8 +222,6 @@ def run_chunk(job: ChunkJob, report: Callable[[int], None] | None = None) -> Chu
         activity[day] = (len(np.unique(plan.s_user)), len(plan.session_id), plan.events)
         if report is not None:
             report(plan.events)
-        elif _progress is not None:
-            _progress.put((job.index, plan.events))
     return ChunkResult(job.index, files, activity)
 
 
@@ -313,35 +339,20 @@ class _Run:
         for job in jobs:
             self.record(run_chunk(job, lambda events: self.progress(events, 1)))
 
-    def run_pool(self, jobs: list[ChunkJob]) -> None:
-        """Plan the chunks on a pool of ``workers`` processes; on Ctrl-C keep the chunks
-        that finish and plan no more."""
-        ctx = get_context("spawn")
-        messages = ctx.Queue()
-        workers = min(self.options.workers, len(jobs))
-        with ProcessPoolExecutor(workers, ctx, _init_worker, (messages,)) as pool:
-            pending: set[Future[ChunkResult]] = {pool.submit(run_chunk, job) for job in jobs}
-            try:
-                while pending:
-                    done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                    self._drain(messages)
-                    for future in done:
-                        self.record(future.result())
-            except KeyboardInterrupt:
-                for future in pending:
-                    future.cancel()
-                for future in pending:
-                    if not future.cancelled():
-                        self.record(future.result())
-                raise
+    def run(self, jobs: list[ChunkJob], runner: str) -> None:
+        """Plan the chunks ``here``, on ``processes`` or on ``ray``."""
+        if runner == "here" or (len(jobs) < 2 and not self.options.ray_address):
+            self.run_here(jobs)
+            return
 
-    def _drain(self, messages: Any) -> None:
-        while True:
-            try:
-                _index, events = messages.get_nowait()
-            except queue.Empty:
-                return
+        def step(events: int) -> None:
             self.progress(events, 1)
+
+        if runner == "processes":
+            run_pool(run_chunk, jobs, self.options.workers, self.record, step)
+        else:
+            address = self.options.ray_address
+            run_ray(run_chunk, jobs, self.options.workers, self.record, step, address)
 
     def finish(self) -> None:
         """Write the users, lifecycle changes and daily metrics; mark the dataset complete."""
@@ -420,20 +431,20 @@ def generate(
 
     Raises:
         GenerateError: bad options, a used output directory, a manifest that does
-            not match (exit 2).
+            not match, Ray needed but not installed (exit 2).
         OSError: the output cannot be written (exit 1).
+        ShardError: a worker process died, or a Ray cluster cannot be started or
+            joined (exit 1).
         KeyboardInterrupt: interrupted; complete chunks and the manifest are kept.
     """
     options.check()
+    runner = options.runner()
     t0 = time.perf_counter()
     run = _Run(scenario, options, progress)
     jobs = run.jobs()
     if on_plan is not None:
         on_plan(run.pop.size, len(jobs) * options.days)
-    if options.workers > 1 and len(jobs) > 1:
-        run.run_pool(jobs)
-    else:
-        run.run_here(jobs)
+    run.run(jobs, runner)
     run.finish()
     return run.summary(time.perf_counter() - t0)
 
