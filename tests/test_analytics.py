@@ -124,6 +124,36 @@ def test_other_names_any_action_and_generators_render_per_event() -> None:
     assert first is not None and first["properties"]["r"] == ratings[0]  # seeded
 
 
+def test_every_kind_of_property_template_renders_like_the_api_sections() -> None:
+    """Constants, one placeholder (typed), text around placeholders, generators, nested
+    values and templated keys give what ``templates.render`` gives."""
+    spec = AnalyticsSpec.model_validate(
+        {
+            "events": {
+                "read_post": {
+                    "event": "{action.name}_seen",
+                    "properties": {
+                        "const": 5, "text": "plain", "id": "{action.post_id}",
+                        "label": "post {action.post_id} by {user.persona}",
+                        "ok": "{action.ok}", "nested": {"tz": "{user.timezone}"},
+                        "{action.state}_flag": True, "word": "{{choice:a|b}}",
+                    },
+                }
+            },
+            "common": {},
+        }
+    )  # fmt: skip
+    event = AnalyticsMapper(spec).event(record(), ANN)
+    assert event is not None and event["event"] == "read_post_seen"
+    props = event["properties"]
+    assert props == {
+        "const": 5, "text": "plain", "id": 3, "label": "post 3 by lurker", "ok": True,
+        "nested": {"tz": "Europe/Paris"}, "relaxing_flag": True, "word": props["word"],
+        "is_synthetic": True,
+    }  # fmt: skip
+    assert props["word"] in ("a", "b")
+
+
 # -- validation -----------------------------------------------------------------------------
 
 HOGFLIX_API = {

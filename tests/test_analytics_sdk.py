@@ -53,8 +53,9 @@ class Recorder:
     """An HTTP server on 127.0.0.1 that records every POST and answers 200 with
     ``{"status": 1}`` (what Mixpanel's SDK checks; PostHog's and Segment's take any 200)."""
 
-    def __init__(self, delay_s: float = 0.0) -> None:
+    def __init__(self, delay_s: float = 0.0, refuse: int = 0) -> None:
         self.requests: list[dict[str, Any]] = []
+        self.refuse = refuse  # answer the first N requests 429 (Retry-After: 0)
         recorder = self
         pause = threading.Event()  # never set: a slow host
 
@@ -68,7 +69,12 @@ class Recorder:
                 )
                 pause.wait(delay_s)
                 body = b'{"status": 1, "error": null}'
-                self.send_response(200)
+                if recorder.refuse > 0:
+                    recorder.refuse -= 1
+                    self.send_response(429)
+                    self.send_header("Retry-After", "0")
+                else:
+                    self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -127,6 +133,26 @@ def test_a_full_sdk_queue_makes_the_run_wait_instead_of_dropping_events(
         assert writer.errors.failed == 0
     finally:
         slow.close()
+
+
+@pytest.mark.parametrize("writer_class", [PosthogWriter, SegmentWriter])
+def test_a_rate_limited_batch_is_retried_by_the_sdk(writer_class: Any) -> None:
+    """The host answers 429 to the first batch: the SDK sends it again, and nothing is lost
+    or counted as failed."""
+    limited = Recorder(refuse=1)
+    try:
+        writer = writer_class(limited.url, KEY)
+        writer.track(EVENT)
+        writer.close()
+        path = "/batch/" if writer_class is PosthogWriter else "/v1/batch"
+        batches = [
+            [e["uuid" if "uuid" in e else "messageId"] for e in b["batch"]]
+            for b in limited.json_bodies(path)
+        ]
+        assert batches == [[EVENT["uuid"]], [EVENT["uuid"]]]  # refused, then sent again
+        assert writer.errors.failed == 0
+    finally:
+        limited.close()
 
 
 def sdk_fields(properties: dict[str, Any], ours: dict[str, Any]) -> set[str]:
