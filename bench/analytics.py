@@ -9,10 +9,19 @@ users in 8 time zones, repeated to ``--events``):
 * ``posthog-file`` / ``segment-file`` / ``mixpanel-file`` -- ``AnalyticsSink`` with the
   vendor's ``FileWriter``: mapping, shaping and writing a line.
 
+And for ``generate --analytics``, on the events ``generate`` plans (``--users`` users
+of the default scenario, three local days):
+
+* ``per event`` -- the baseline: each planned event made an ``ActionRecord``
+  (``planned_actions``), mapped by ``AnalyticsMapper.event``, written by the PostHog
+  ``FileWriter`` (the run's path);
+* ``columnar`` -- ``ChunkAnalytics``: the same lines built column-wise per action with
+  Arrow string joins (only the UUID 5 per event is computed in Python).
+
 Rates are per CPU second (``time.process_time``), so a busy shared machine skews
 them less; the ratio column is against the baseline of the same run.
 
-Run: ``python bench/analytics.py [--events N]``.
+Run: ``python bench/analytics.py [--events N] [--users N]``.
 """
 
 from __future__ import annotations
@@ -20,13 +29,20 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from _common import fmt_int, print_table, write_results
+from sim_engine.datasets.build import Vocab
 from sim_engine.model.analytics import AnalyticsMapper, AnalyticsUser
 from sim_engine.model.analytics_spec import AnalyticsSpec
+from sim_engine.model.plan.events import ChunkPlanner, PlanModel
+from sim_engine.model.plan.population import plan_population
 from sim_engine.model.records import ActionRecord
+from sim_engine.model.scenario import default_scenario
+from sim_engine.runs.analytics import AnalyticsOptions
+from sim_engine.runs.generate_analytics import AnalyticsJob, ChunkAnalytics, planned_actions
 from sim_engine.sinks.analytics import AnalyticsSink, file_writer
 from sim_engine.sinks.jsonl import JsonlSink
 
@@ -59,9 +75,39 @@ def timed(fn: Any, items: list[ActionRecord]) -> float:
     return len(items) / max(time.process_time() - cpu0, 1e-9)
 
 
+def generated(tmp: Path, users: int) -> tuple[int, dict[str, float]]:
+    """Planned events, and per CPU second: the per-event path and the columnar one."""
+    scenario = default_scenario()
+    pop = plan_population(scenario, users, 3, date(2026, 3, 2), 1)
+    model = PlanModel(scenario)
+    vocab = Vocab(scenario, model.names, pop.calendar.zones)
+    planner = ChunkPlanner(model, pop)
+    plans = [planner.plan_day(day) for day in range(3)]
+    events = sum(plan.events for plan in plans)
+    cpu0 = time.process_time()
+    chunk = ChunkAnalytics(AnalyticsJob(AnalyticsOptions("posthog-file"), tmp), scenario, pop,
+                           vocab, 0)  # fmt: skip
+    for plan in plans:
+        chunk.day(plan)
+    chunk.close()
+    columnar = events / max(time.process_time() - cpu0, 1e-9)
+    mapper = AnalyticsMapper(scenario.analytics_mapping())
+    writer = file_writer("posthog", tmp / "per-event")
+    cpu0 = time.process_time()
+    for plan in plans:
+        for record, user in planned_actions(plan, pop, model.names, chunk.users):
+            event = mapper.event(record, user)
+            if event is not None:
+                writer.track(event)
+    writer.close()
+    per_event = events / max(time.process_time() - cpu0, 1e-9)
+    return events, {"per event": per_event, "columnar": columnar}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000, help="records to map")
+    parser.add_argument("--users", type=int, default=5_000, help="users generate plans")
     args = parser.parse_args()
     items = records(args.events)
     users = {u: AnalyticsUser(u, PERSONAS[u % 4], "Premium", "Europe/Paris") for u in range(1, 21)}
@@ -76,10 +122,17 @@ def main() -> None:
             sink = AnalyticsSink(AnalyticsMapper(AnalyticsSpec()), file_writer(vendor, Path(tmp)))
             rates[f"{vendor}-file"] = timed(sink.emit, items)
             sink.close()
+        planned, gen = generated(Path(tmp), args.users)
     base = rates["actions.jsonl"]
     rows = [(name, fmt_int(rate), f"{rate / base:.2f}x") for name, rate in rates.items()]
     print_table(("writer", "records per CPU s", "vs actions.jsonl"), rows, "analytics events")
-    write_results("analytics", {"events": args.events, "per_cpu_s": rates})
+    rows = [(name, fmt_int(rate), f"{rate / gen['per event']:.2f}x") for name, rate in gen.items()]
+    title = f"generate --analytics posthog-file: {planned:,} planned events"
+    print_table(("path", "events per CPU s", "vs per event"), rows, title)
+    write_results(
+        "analytics",
+        {"events": args.events, "per_cpu_s": rates, "generated": {"events": planned, **gen}},
+    )
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from sim_engine.cli.analytics import analytics_choice, analytics_options_or_exit
 from sim_engine.cli.common import _fail, _load, cli
 
 if TYPE_CHECKING:  # numpy and pyarrow load when the command runs, not with every command
@@ -120,6 +121,7 @@ def _summary(summary: GenerateSummary, out: Path, fmt: str) -> None:
 @click.option("--ray-address", default=None, help="Join a running Ray cluster (HOST:PORT).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted dataset in --out.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
+@analytics_choice
 def generate_command(
     scenario_path: str | None,
     users: int,
@@ -134,8 +136,11 @@ def generate_command(
     ray_address: str | None,
     resume: bool,
     quiet: bool,
+    analytics: str | None,
+    analytics_host: str | None,
 ) -> None:
     """Generate a dataset: events, sessions, users, lifecycle changes, daily metrics."""
+    from sim_engine.runs.analytics import AnalyticsSetupError
     from sim_engine.runs.generate import GenerateError, GenerateOptions, ShardError, generate
 
     scenario = _load(scenario_path)
@@ -151,11 +156,12 @@ def generate_command(
         resume=resume,
         backend=backend,
         ray_address=ray_address,
+        analytics=analytics_options_or_exit(analytics, analytics_host, scenario),
     )
     bar = _Bar(not quiet and sys.stderr.isatty())
     try:
         summary = generate(scenario, options, bar.advance, bar.plan)
-    except GenerateError as exc:
+    except (GenerateError, AnalyticsSetupError) as exc:
         bar.stop()
         _fail(str(exc), 2)
     except OSError as exc:

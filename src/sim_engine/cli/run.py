@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from sim_engine._version import __version__
+from sim_engine.cli.analytics import analytics_choice, analytics_options_or_exit
 from sim_engine.cli.common import (
     _duration,
     _fail,
@@ -29,7 +30,6 @@ from sim_engine.model.scenario import (
     parse_duration,
 )
 from sim_engine.observe.starvation import starvation_summary
-from sim_engine.runs.analytics import KEY_ENV, KINDS
 
 __all__ = ["run"]
 
@@ -86,16 +86,13 @@ __all__ = ["run"]
     metavar="PORT",
     help="Serve Prometheus metrics on http://127.0.0.1:PORT/metrics while running.",
 )
+@analytics_choice
 @click.option(
-    "--analytics",
-    type=click.Choice(KINDS),
-    help="Also send each action as an analytics event: live through the vendor's SDK "
-    f"(key in ${KEY_ENV}) or to OUT/analytics-VENDOR.jsonl (*-file) for batch import.",
-)
-@click.option(
-    "--analytics-host",
-    metavar="URL",
-    help="The live analytics sink's host (loopback, or a host in safety.allow_hosts).",
+    "--format",
+    "dataset_format",
+    metavar="FORMAT",
+    help="Also write the dataset tables generate writes: parquet, duckdb, csv or jsonl "
+    "(OUT/events/..., OUT/users.parquet...; docs/generate.md).",
 )
 def run(
     scenario_path: str | None,
@@ -115,6 +112,7 @@ def run(
     metrics_port: int | None,
     analytics: str | None,
     analytics_host: str | None,
+    dataset_format: str | None,
 ) -> None:
     """Run a simulation and write actions.jsonl, users.jsonl and metrics.json.
 
@@ -153,7 +151,8 @@ def run(
         scenario_path=Path(scenario_path) if scenario_path else None,
         metrics_port=metrics_port,
         dashboard=_use_dashboard(dashboard, quiet, verbose),
-        analytics=_analytics(analytics, analytics_host, scenario),
+        analytics=analytics_options_or_exit(analytics, analytics_host, scenario),
+        dataset_format=_dataset_format(dataset_format, resume_dir),
     )
     if not quiet:
         _announce(options, out)
@@ -166,22 +165,21 @@ def run(
     _exit_if_all_failed(result.metrics["summary"], out)
 
 
-def _analytics(kind: str | None, host: str | None, scenario: Scenario) -> Any:
-    """``--analytics`` and ``--analytics-host`` checked (exit 2 with one line when they
-    cannot work); None without ``--analytics``."""
-    import os
+def _dataset_format(fmt: str | None, resume_dir: str | None) -> str | None:
+    """``--format`` checked (exit 2 when unknown); a resumed run keeps its dataset's."""
+    import json
 
-    from sim_engine.runs.analytics import AnalyticsSetupError, analytics_options
-    from sim_engine.runs.runstate import SafetyError
-
-    if kind is None:
-        if host is not None:
-            _fail("--analytics-host needs --analytics posthog|segment|mixpanel", 2)
+    if fmt is None and resume_dir is None:
         return None
-    try:
-        return analytics_options(kind, host, os.environ, scenario)
-    except (AnalyticsSetupError, SafetyError, ScenarioError) as exc:
-        _fail(str(exc), 2)
+    from sim_engine.datasets.writers import FORMATS
+
+    if fmt is None and resume_dir is not None:
+        manifest = Path(resume_dir) / "manifest.json"
+        if manifest.is_file():
+            fmt = json.loads(manifest.read_text()).get("format")
+    if fmt is not None and fmt not in FORMATS:
+        _fail(f"unknown --format {fmt!r} (use {', '.join(FORMATS)})", 2)
+    return fmt
 
 
 def _exit_if_all_failed(summary: dict[str, Any], out: Path) -> None:

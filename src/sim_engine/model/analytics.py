@@ -36,7 +36,17 @@ from sim_engine.model.analytics_spec import AnalyticsSpec
 from sim_engine.model.records import ActionRecord, UserRecord
 from sim_engine.model.templates import ContentPool, TemplateError, render
 
-__all__ = ["EVENT_NAMESPACE", "AnalyticsError", "AnalyticsMapper", "AnalyticsUser", "event_uuid"]
+__all__ = [
+    "CONST",
+    "EVENT_NAMESPACE",
+    "LOOKUP",
+    "RENDER",
+    "AnalyticsError",
+    "AnalyticsMapper",
+    "AnalyticsUser",
+    "compile_mapping",
+    "event_uuid",
+]
 
 EVENT_NAMESPACE = uuid.UUID("5b1c7a52-0d3e-4f8e-9a51-6b2f3f0c9d11")
 """UUID 5 namespace of event ids (sim-engine's own, fixed)."""
@@ -55,17 +65,24 @@ _NAMESPACE_BYTES = EVENT_NAMESPACE.bytes
 
 _ONE_PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\.([A-Za-z_]\w*)\}")
 
-_CONST, _LOOKUP, _RENDER = 0, 1, 2
+CONST, LOOKUP, RENDER = 0, 1, 2
+"""How a compiled property is filled: a constant, one ``{name.field}`` looked up, rendered."""
 
 _Part = tuple[str, int, Any]
 """A compiled property: its name, how to fill it, and the constant / (name, field) /
 template to fill it from."""
 
 
-def _compile(template: Any) -> tuple[_Part, ...] | None:
-    """Compile a mapping of templates so the common cases skip the renderer: a value
-    without ``{`` is a constant, a value that is exactly one ``{name.field}`` a lookup.
-    None when a key is itself a template (the whole mapping is rendered then)."""
+def compile_mapping(template: Any) -> tuple[_Part, ...] | None:
+    """Compile a mapping of templates so the common cases skip the renderer.
+
+    Returns:
+        One ``(key, how, value)`` per entry, in order: ``CONST`` and the value for a
+        value without ``{``, ``LOOKUP`` and ``(name, field)`` for a value that is
+        exactly one ``{name.field}``, ``RENDER`` and the template otherwise; None
+        when ``template`` is not a mapping or a key is itself a template (the whole
+        mapping is rendered then).
+    """
     if not isinstance(template, Mapping):
         return None
     parts: list[_Part] = []
@@ -75,13 +92,13 @@ def _compile(template: Any) -> tuple[_Part, ...] | None:
         if not isinstance(value, (str, Mapping, list, tuple)) or (
             isinstance(value, str) and "{" not in value
         ):
-            parts.append((str(key), _CONST, value))
+            parts.append((str(key), CONST, value))
             continue
         match = _ONE_PLACEHOLDER.fullmatch(value) if isinstance(value, str) else None
         if match is not None:
-            parts.append((str(key), _LOOKUP, (match.group(1), match.group(2))))
+            parts.append((str(key), LOOKUP, (match.group(1), match.group(2))))
         else:
-            parts.append((str(key), _RENDER, value))
+            parts.append((str(key), RENDER, value))
     return tuple(parts)
 
 
@@ -181,15 +198,15 @@ class AnalyticsMapper:
         """Render a mapping of templates (as :func:`render` does, faster for the common cases)."""
         key = id(template)
         if key not in self._compiled:
-            self._compiled[key] = _compile(template)
+            self._compiled[key] = compile_mapping(template)
         parts = self._compiled[key]
         if parts is None:
             return self._render(template, context, where)
         out: dict[str, Any] = {}
         for name, how, value in parts:
-            if how == _CONST:
+            if how == CONST:
                 out[name] = value
-            elif how == _LOOKUP:
+            elif how == LOOKUP:
                 try:
                     out[name] = context[value[0]][value[1]]
                 except KeyError:
@@ -208,6 +225,11 @@ class AnalyticsMapper:
         if self._fixed_id:
             self._users[user] = (context, did)
         return context, did
+
+    def reseed(self, seed: int) -> None:
+        """Seed anew the generator that fills ``{{...}}`` generators (``generate`` seeds
+        it per event, so a dataset's values do not depend on its chunks)."""
+        self._rng.seed(seed)
 
     def distinct_id(self, user: AnalyticsUser) -> str:
         """The user's distinct id (``spec.distinct_id`` rendered, as text).

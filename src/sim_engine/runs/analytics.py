@@ -29,11 +29,12 @@ __all__ = [
     "AnalyticsSetupError",
     "analytics_options",
     "analytics_sink",
+    "live_writer",
 ]
 
 LIVE = ("posthog", "segment", "mixpanel")
 KINDS = (*LIVE, *(f"{vendor}-file" for vendor in LIVE))
-"""The values of ``run --analytics``."""
+"""The values of ``run --analytics`` and ``generate --analytics``."""
 
 KEY_ENV = "SIM_ENGINE_ANALYTICS_KEY"
 """Environment variable holding the project key (PostHog), write key (Segment) or token
@@ -110,11 +111,14 @@ def analytics_options(
     return options
 
 
-def _writer(options: AnalyticsOptions, out_dir: Path, resumed: bool) -> AnalyticsWriter:
+def live_writer(options: AnalyticsOptions) -> AnalyticsWriter:
+    """The SDK writer of a live sink (options checked with :func:`analytics_options`).
+
+    Raises:
+        AnalyticsSetupError: the vendor's SDK is not installed.
+    """
     from sim_engine.sinks.analytics import live
 
-    if not options.live:
-        return file_writer(options.vendor, out_dir, append=resumed)
     assert options.host is not None and options.key is not None  # analytics_options checked
     try:
         if options.vendor == "posthog":
@@ -124,6 +128,12 @@ def _writer(options: AnalyticsOptions, out_dir: Path, resumed: bool) -> Analytic
         return live.MixpanelWriter(options.host, options.key, options.secret)
     except live.SdkMissingError as exc:
         raise AnalyticsSetupError(str(exc)) from None
+
+
+def _writer(options: AnalyticsOptions, out_dir: Path, resumed: bool) -> AnalyticsWriter:
+    if not options.live:
+        return file_writer(options.vendor, out_dir, append=resumed)
+    return live_writer(options)
 
 
 def _known_users(out_dir: Path) -> list[UserRecord]:

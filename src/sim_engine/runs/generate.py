@@ -41,7 +41,14 @@ from sim_engine.datasets.writers import EXTENSIONS, FORMATS, load_duckdb, part_f
 from sim_engine.model.bounds import MAX_USERS
 from sim_engine.model.plan.events import ChunkPlanner, PlanModel
 from sim_engine.model.plan.population import Population, plan_population
-from sim_engine.model.scenario import Scenario
+from sim_engine.model.scenario import Scenario, ScenarioError
+from sim_engine.runs.analytics import AnalyticsOptions
+from sim_engine.runs.generate_analytics import (
+    AnalyticsJob,
+    ChunkAnalytics,
+    analytics_files,
+    check_mapping,
+)
 from sim_engine.runs.shards import RAY_MISSING, ShardError, import_ray, run_pool, run_ray
 
 __all__ = [
@@ -88,6 +95,8 @@ class GenerateOptions:
         backend: one of :data:`BACKENDS`: what runs the chunks when there is more
             than one worker or a ``ray_address``.
         ray_address: ``HOST:PORT`` of a running Ray cluster to join (implies Ray).
+        analytics: also write the vendor's batch files or send live (``--analytics``;
+            :mod:`sim_engine.runs.generate_analytics`), None: no analytics events.
     """
 
     users: int
@@ -101,6 +110,7 @@ class GenerateOptions:
     resume: bool = False
     backend: str = "auto"
     ray_address: str | None = None
+    analytics: AnalyticsOptions | None = None
 
     def check(self) -> None:
         """Raise :class:`GenerateError` naming the first bad option."""
@@ -163,7 +173,7 @@ class ChunkJob:
         population: the chunk's users (:meth:`Population.slice`).
         out: the directory parts go to.
         fmt: the part format.
-        names: the event vocabulary.
+        analytics: the dataset's analytics output (None: none).
     """
 
     index: int
@@ -171,6 +181,7 @@ class ChunkJob:
     population: Population
     out: Path
     fmt: str
+    analytics: AnalyticsJob | None = None
 
 
 @dataclass
@@ -208,8 +219,15 @@ def run_chunk(job: ChunkJob, report: Callable[[int], None] | None = None) -> Chu
     days = pop.codes.shape[1]
     activity = np.zeros((days, 3), np.int64)
     files: list[str] = []
+    extra = (
+        None
+        if job.analytics is None
+        else ChunkAnalytics(job.analytics, job.scenario, pop, vocab, job.index)
+    )
     for day in range(days):
         plan = planner.plan_day(day)
+        if extra is not None:
+            extra.day(plan)
         stamp = pop.calendar.date(day).isoformat()
         for table, rows in (
             ("events", events_table(plan, pop, vocab)),
@@ -222,6 +240,8 @@ def run_chunk(job: ChunkJob, report: Callable[[int], None] | None = None) -> Chu
         activity[day] = (len(np.unique(plan.s_user)), len(plan.session_id), plan.events)
         if report is not None:
             report(plan.events)
+    if extra is not None:
+        files += extra.close()
     return ChunkResult(job.index, files, activity)
 
 
@@ -258,6 +278,7 @@ def _fingerprint(scenario: Scenario, options: GenerateOptions) -> dict[str, Any]
         "seed": options.seed,
         "format": options.fmt,
         "chunk_users": options.chunk_size(),
+        "analytics": None if options.analytics is None else options.analytics.kind,
     }
 
 
@@ -320,8 +341,10 @@ class _Run:
     def jobs(self) -> list[ChunkJob]:
         """The chunks not complete yet."""
         done = self.manifest["chunks"]
+        options = self.options
+        extra = None if options.analytics is None else AnalyticsJob(options.analytics, self.out)
         return [
-            ChunkJob(i, self.scenario, self.pop.slice(lo, hi), self.parts, self.options.fmt)
+            ChunkJob(i, self.scenario, self.pop.slice(lo, hi), self.parts, options.fmt, extra)
             for i, (lo, hi) in enumerate(self.bounds)
             if str(i) not in done
         ]
@@ -383,6 +406,7 @@ class _Run:
             load_duckdb(out, {k: [self.parts / f for f in v] for k, v in files.items()})
             shutil.rmtree(self.parts)
             files = {k: ["dataset.duckdb"] for k in files}
+        files.update(analytics_files(self.options.analytics, self.manifest["chunks"].values()))
         self.manifest["tables"] = files
         self.manifest["partitions"] = [
             pop.calendar.date(d).isoformat() for d in range(self.options.days)
@@ -439,6 +463,11 @@ def generate(
     """
     options.check()
     runner = options.runner()
+    if options.analytics is not None:
+        try:
+            check_mapping(scenario)
+        except ScenarioError as exc:
+            raise GenerateError(str(exc)) from None
     t0 = time.perf_counter()
     run = _Run(scenario, options, progress)
     jobs = run.jobs()

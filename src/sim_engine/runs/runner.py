@@ -74,6 +74,9 @@ class RunOptions:
         scenario_path: the scenario file, watched for ``safety.enabled: false``.
         analytics: where analytics events go (``run --analytics``; None: nowhere),
             checked by :func:`sim_engine.runs.analytics.analytics_options`.
+        dataset_format: also write the dataset tables ``generate`` writes
+            (``run --format``: parquet, duckdb, csv, jsonl; None: no tables), see
+            :mod:`sim_engine.runs.dataset_sink`.
     """
 
     scenario: Scenario
@@ -90,6 +93,7 @@ class RunOptions:
     resume: ResumeInfo | None = None
     scenario_path: Path | None = None
     analytics: AnalyticsOptions | None = None
+    dataset_format: str | None = None
 
 
 @dataclass
@@ -299,6 +303,12 @@ def _outputs(options: RunOptions, span: _Span) -> _Outputs:
     sinks: list[Sink] = [jsonl, collector, daily]
     if options.analytics is not None:
         sinks.append(analytics_sink(options.analytics, options.scenario, options.out_dir, resumed))
+    if options.dataset_format is not None:
+        from sim_engine.runs.dataset_sink import DatasetSink
+
+        sinks.append(
+            DatasetSink(options.out_dir, options.dataset_format, options.scenario, resumed)
+        )
     if options.console is not None and not options.dashboard:
         sinks.append(ConsoleSink(options.console, options.per_action))
     return _Outputs(jsonl, collector, daily, sinks)

@@ -25,7 +25,7 @@ from sim_engine.sinks.analytics.formats import (
     segment_identify,
 )
 
-__all__ = ["FILE_FORMATS", "FileWriter", "file_writer"]
+__all__ = ["FILE_FORMATS", "FileWriter", "file_writer", "json_line"]
 
 Shape = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -40,6 +40,11 @@ FILE_FORMATS: dict[str, tuple[str, Shape, str, Shape]] = {
     ),
 }
 """Vendor -> (events file, event shape, identify file or "" for the same, identify shape)."""
+
+
+def json_line(message: dict[str, Any]) -> str:
+    """One batch-file line (without its newline): compact JSON, non-ASCII kept."""
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
 
 
 class FileWriter:
@@ -78,7 +83,7 @@ class FileWriter:
         self._flush_every, self._pending = flush_every, 0
 
     def _write(self, handle: IO[str], message: dict[str, Any]) -> None:
-        handle.write(json.dumps(message, separators=(",", ":"), ensure_ascii=False) + "\n")
+        handle.write(json_line(message) + "\n")
         self._pending += 1
         if self._pending >= self._flush_every:
             self._events.flush()
