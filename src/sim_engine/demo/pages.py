@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote
 
-from fastapi import APIRouter, Cookie, Form, Header, HTTPException, Request
+from fastapi import APIRouter, Cookie, Depends, Header, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
@@ -45,7 +45,16 @@ pages_router = APIRouter(include_in_schema=False)
 _templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 
 SessionCookie = Annotated[str | None, Cookie(alias=SESSION_COOKIE)]
-Text = Annotated[str, Form()]
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """The ``application/x-www-form-urlencoded`` body of a POST: field -> its last value
+    (read with the standard library, so the pages need no multipart parser)."""
+    text = (await request.body()).decode("utf-8", "replace")
+    return {k: v[-1] for k, v in parse_qs(text, keep_blank_values=True).items()}
+
+
+FormDep = Annotated[dict[str, str], Depends(_form)]
 
 
 def _me(store: DemoStore, token: str | None) -> UserOut | None:
@@ -189,12 +198,13 @@ async def post_page(
 async def comment(
     request: Request,
     post_id: int,
-    body: Text,
+    form: FormDep,
     store: StoreDep,
     now: NowDep,
     session: SessionCookie = None,
 ) -> Response:
     """Comment on a post as the signed-in user, then show the post at the comment."""
+    body = form.get("body", "")
     me = _me(store, session)
     if me is None:
         return _login_first(request)
@@ -224,18 +234,16 @@ async def compose_form(
 @pages_router.post("/compose", response_class=HTMLResponse)
 async def compose(
     request: Request,
-    title: Text,
+    form: FormDep,
     store: StoreDep,
     now: NowDep,
-    body: Annotated[str, Form()] = "",
-    tags: Annotated[str, Form()] = "",
     session: SessionCookie = None,
 ) -> Response:
     """Publish a post; a bad title shows the form again with 400."""
     me = _me(store, session)
     if me is None:
         return _login_first(request)
-    data = _post_form(PostCreate, title, body, tags)
+    data = _post_form(PostCreate, form)
     if isinstance(data, str):
         return _page(request, "compose.html", me, 400, post=None, error=data)
     assert isinstance(data, PostCreate)
@@ -243,9 +251,11 @@ async def compose(
 
 
 def _post_form(
-    model: type[PostCreate] | type[PostUpdate], title: str, body: str, tags: str
+    model: type[PostCreate] | type[PostUpdate], form: dict[str, str]
 ) -> PostCreate | PostUpdate | str:
-    """The form's post, or the first problem with it (one line)."""
+    """The form's post (``title``, ``body``, ``tags`` separated by commas), or the first
+    problem with it (one line)."""
+    title, body, tags = (form.get(k, "") for k in ("title", "body", "tags"))
     try:
         return model(title=title.strip(), body=body, tags=_tags(tags))
     except ValidationError as exc:
@@ -279,18 +289,16 @@ async def edit_form(
 async def edit(
     request: Request,
     post_id: int,
-    title: Text,
+    form: FormDep,
     store: StoreDep,
     now: NowDep,
-    body: Annotated[str, Form()] = "",
-    tags: Annotated[str, Form()] = "",
     session: SessionCookie = None,
 ) -> Response:
     """Save an edit of your own post (sets ``updated_at``)."""
     if _me(store, session) is None:
         return _login_first(request)
     me, post = await _own(store, post_id, session)
-    data = _post_form(PostUpdate, title, body, tags)
+    data = _post_form(PostUpdate, form)
     if isinstance(data, str):
         return _page(request, "compose.html", me, 400, post=post, error=data)
     assert isinstance(data, PostUpdate)
@@ -318,15 +326,14 @@ async def signup_form(request: Request) -> HTMLResponse:
 @pages_router.post("/signup", response_class=HTMLResponse)
 async def signup(
     request: Request,
-    username: Text,
-    email: Text,
-    password: Text,
+    form: FormDep,
     store: StoreDep,
     now: NowDep,
     x_synthetic: Annotated[str | None, Header()] = None,
     marker: Annotated[str | None, Cookie(alias=SYNTHETIC_COOKIE)] = None,
 ) -> Response:
     """Create an account (flagged synthetic by the header or cookie marker) and sign in."""
+    username, email, password = (form.get(k, "") for k in ("username", "email", "password"))
     try:
         data = UserCreate(username=username.strip(), email=email.strip(), password=password)
         store.create_user(data, synthetic=is_synthetic(x_synthetic, marker), now=now)
@@ -348,13 +355,13 @@ async def login_form(request: Request, next: str = "/") -> HTMLResponse:
 @pages_router.post("/login", response_class=HTMLResponse)
 async def login(
     request: Request,
-    username: Text,
-    password: Text,
+    form: FormDep,
     store: StoreDep,
     now: NowDep,
-    next: Annotated[str, Form()] = "/",
 ) -> Response:
     """Check the credentials, set the session cookie and go on to ``next``."""
+    username, password, next = (form.get(k, "") for k in ("username", "password", "next"))
+    next = next or "/"
     token = store.login(username.strip(), password, now=now)
     if token is None:
         return _page(

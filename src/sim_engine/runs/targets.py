@@ -7,6 +7,7 @@ scenario's ``api`` section. :func:`with_browser` adds the ``browser`` tier.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Mapping
 
@@ -59,7 +60,8 @@ def with_browser(
 
     Raises:
         ScenarioError: the target has no pages to open (``inprocess``).
-        TargetUnreachableError: Chromium is not at ``browser.executable_path``.
+        TargetUnreachableError: Playwright is not installed, or Chromium is not at
+            ``browser.executable_path``.
     """
     spec = scenario.browser
     if spec is None or spec.share <= 0:
@@ -70,6 +72,8 @@ def with_browser(
             f"browser: the browser tier needs an HTTP target with pages, not {url!r}"
         )
     check_target_allowed(base, scenario.safety.allow_hosts)
+    if importlib.util.find_spec("playwright") is None:
+        raise TargetUnreachableError("browser: Playwright is not installed (pip install -e .)")
     if not os.access(spec.executable_path, os.X_OK):
         raise TargetUnreachableError(
             f"browser: no Chromium at {spec.executable_path} (apt-get install chromium)"
