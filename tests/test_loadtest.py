@@ -15,8 +15,10 @@ import pytest
 
 from helpers import DEMO_LOGIN, DEMO_SIGNUP, assert_one_line_error, importable_module, sim_engine
 from sim_engine.api.plugins import load_scenario_with_plugins
-from sim_engine.demo.launcher import find_free_port
+from sim_engine.demo.faults import DEFAULT_EXEMPT_PATHS, FaultConfig
+from sim_engine.demo.launcher import DemoServer, find_free_port
 from sim_engine.model.scenario import ACTIONS, default_scenario, validate_scenario
+from sim_engine.runs.load_thresholds import parse_thresholds
 from sim_engine.runs.loadtest import (
     LoadOptions,
     LoadTestError,
@@ -87,12 +89,66 @@ def test_counts_and_figures(tmp_path: Path) -> None:
     for figures in data["by_action"].values():
         p = figures["latency_ms"]
         assert p["p50"] <= p["p95"] <= p["p99"] <= p["max"]
-    assert data["transport"]["requests_sent"] >= data["requests"] + 20
+    assert data["transport"] == {}  # raw by default: no resilient transport, no retries
+    assert data["resilient"] is False
+    assert sum(a["requests"] for a in data["by_endpoint"].values()) == data["requests"]
     assert sum(data["distribution"].values()) == pytest.approx(1.0)
 
     lines = format_summary(result)
     assert lines[0].startswith(f"Done: {result.requests} requests from 10 users")
     assert any("p50" in line and "p99" in line for line in lines)
+
+
+def _faulty_server(tmp_path: Path, **faults: Any) -> DemoServer:
+    """The demo server answering 503 at random (sign-up and log-in spared)."""
+    exempt = (*DEFAULT_EXEMPT_PATHS, "/users", "/auth/login")
+    config = FaultConfig(error_status=503, exempt_paths=exempt, seed=5, **faults)
+    return DemoServer(db_path=str(tmp_path / "faulty.db"), faults=config)
+
+
+def test_raw_by_default_resilient_on_request(tmp_path: Path) -> None:
+    with _faulty_server(tmp_path, error_rate=0.4) as server:
+        url = server.base_url
+        raw = run_load(small(tmp_path, target_url=url, users=4, min_requests=50, max_requests=50))
+        res = run_load(
+            small(
+                tmp_path, target_url=url, users=4, min_requests=50, max_requests=50, resilient=True
+            )
+        )
+    # raw: each request sent once, every 503 the server gave is a failure
+    assert raw.requests == 200 and raw.transport == {}
+    assert raw.by_status[503] == raw.failed
+    assert 0.25 < raw.failed / raw.requests < 0.55
+    assert dict(raw.total.errors) == {"http_5xx": raw.failed}
+    assert raw.by_status.get(0, 0) == 0  # nothing held back or skipped client-side
+    # resilient: GETs are retried, and circuit breakers open (requests not sent at all)
+    assert res.transport["retries"] > 0
+    assert res.total.errors["skipped"] > 0
+
+
+def test_abort_on_fail_stops_at_the_first_failed_threshold(tmp_path: Path) -> None:
+    rules = parse_thresholds(["error_rate<5%", "rps>1"])
+    with _faulty_server(tmp_path, error_rate=0.5) as server:
+        options = small(
+            tmp_path,
+            target_url=server.base_url,
+            users=3,
+            min_requests=100_000,
+            max_requests=100_000,
+            delay_min_ms=1.0,
+            delay_max_ms=3.0,
+            thresholds=rules,
+            abort_on_fail=True,
+            progress_every_s=0.3,
+        )
+        result = run_load(options)
+    assert result.aborted is not None and result.aborted.threshold.text == "error_rate<5%"
+    assert result.cut_short and result.requests < 3 * 100_000
+    assert result.wall_s < 10
+    assert [v.threshold.text for v in result.failed_verdicts] == ["error_rate<5%"]
+    assert format_summary(result)[0].startswith("Aborted (threshold failed)")
+    data = json.loads((tmp_path / "out" / "load.json").read_text("utf-8"))
+    assert data["aborted_by"] == "error_rate<5%"
 
 
 def test_min_equals_max_gives_exact_counts(tmp_path: Path) -> None:

@@ -24,6 +24,11 @@ from sim_engine.cli.common import (
     _write_html_report,
     cli,
 )
+from sim_engine.cli.load import (
+    exit_if_thresholds_failed,
+    parse_threshold_texts,
+    threshold_options,
+)
 from sim_engine.model.scenario import (
     Scenario,
     ScenarioError,
@@ -94,6 +99,7 @@ __all__ = ["run"]
     help="Also write the dataset tables generate writes: parquet, duckdb, csv or jsonl "
     "(OUT/events/..., OUT/users.parquet...; docs/generate.md).",
 )
+@threshold_options
 def run(
     scenario_path: str | None,
     target_url: str | None,
@@ -113,12 +119,19 @@ def run(
     analytics: str | None,
     analytics_host: str | None,
     dataset_format: str | None,
+    thresholds: tuple[str, ...],
+    abort_on_fail: bool,
 ) -> None:
     """Run a simulation and write actions.jsonl, users.jsonl and metrics.json.
 
-    Exits 1 (after the summary and the outputs) when every action failed.
+    Exits 1 (after the summary and the outputs) when every action failed, or when
+    a --threshold fails (one line each; over every action, sign-up and log-in included).
     """
+    from sim_engine.runs.load_thresholds import ThresholdGuard
     from sim_engine.runs.runner import RunOptions, execute
+
+    rules = parse_threshold_texts(thresholds, abort_on_fail)
+    guard = ThresholdGuard(rules, abort=abort_on_fail) if rules else None
 
     resume, out_dir, target_url, speed = _resume_context(resume_dir, out_dir, target_url, speed)
     scenario = resume.scenario if resume is not None else _load(scenario_path)
@@ -153,6 +166,7 @@ def run(
         dashboard=_use_dashboard(dashboard, quiet, verbose),
         analytics=analytics_options_or_exit(analytics, analytics_host, scenario),
         dataset_format=_dataset_format(dataset_format, resume_dir),
+        thresholds=guard,
     )
     if not quiet:
         _announce(options, out)
@@ -162,6 +176,14 @@ def run(
     _print_summary(result.metrics, out, result.wall_s, result.interrupted)
     if html_report:
         _write_html_report(out)
+    if guard is not None:
+        verdicts = guard.verdicts(result.wall_s)
+        failed = [v for v in verdicts if not v.passed]
+        if guard.aborted is not None and guard.aborted not in failed:
+            failed.insert(0, guard.aborted)
+        for verdict in verdicts:
+            click.echo(f"  {verdict.line()}")
+        exit_if_thresholds_failed(failed)
     _exit_if_all_failed(result.metrics["summary"], out)
 
 

@@ -1,11 +1,10 @@
-"""The other commands: load, init, validate, demo-server, kill, cleanup, report, ctl."""
+"""The other commands: init, validate, demo-server, kill, cleanup, report, ctl."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
 import json
-import math
 import re
 import sys
 from pathlib import Path
@@ -13,142 +12,17 @@ from typing import Any
 
 import click
 
-from sim_engine._version import __version__
 from sim_engine.cli.common import (
     _fail,
     _load,
-    _seed_option,
     _target,
-    _target_option,
-    _user_errors,
     cli,
 )
 from sim_engine.engine.clock import parse_speed
-from sim_engine.model.bounds import MAX_USERS, MAX_WAIT_S
 from sim_engine.model.safety import check_kill_file
-from sim_engine.model.scenario import (
-    ScenarioError,
-    parse_duration,
-)
 from sim_engine.model.settings_spec import check_target_url
 
-__all__ = ["cleanup", "ctl", "demo_server", "init", "kill", "load", "report", "validate"]
-
-
-def _check_load_numbers(
-    users: int, requests: tuple[int, int], delays_ms: tuple[float, float]
-) -> None:
-    """Exit 2 with one line when a load-test number is past its bound (too large, not
-    finite); the rest (negative, min above max) is checked by ``LoadOptions.check``."""
-    if users > MAX_USERS:
-        _fail(f"--users must be at most {MAX_USERS} (got {users})", 2)
-    for name, count in zip(("--min-request-count", "--max-request-count"), requests, strict=True):
-        if count > MAX_USERS:
-            _fail(f"{name} must be at most {MAX_USERS} (got {count})", 2)
-    for name, ms in zip(("--delay-min", "--delay-max"), delays_ms, strict=True):
-        if not (math.isfinite(ms) and ms <= MAX_WAIT_S * 1000):
-            _fail(f"{name} must be a number of ms at most {MAX_WAIT_S * 1000:.0f} (got {ms})", 2)
-
-
-@cli.command()
-@click.option("--users", type=int, default=100, show_default=True, help="Concurrent virtual users.")
-@click.option(
-    "--min-request-count",
-    "min_requests",
-    type=int,
-    default=10,
-    show_default=True,
-    help="Fewest requests per user.",
-)
-@click.option(
-    "--max-request-count",
-    "max_requests",
-    type=int,
-    default=1000,
-    show_default=True,
-    help="Most requests per user.",
-)
-@click.option("--duration", "duration_text", help="Wall-time limit: 90s, 5m, 1h (default: none).")
-@click.option(
-    "--delay-min", type=float, default=100.0, show_default=True, help="Shortest wait, ms."
-)
-@click.option(
-    "--delay-max", type=float, default=2000.0, show_default=True, help="Longest wait, ms."
-)
-@click.option(
-    "--scenario",
-    "scenario_path",
-    type=click.Path(dir_okay=False),
-    help="Scenario YAML file: its personas' actions, limits and safety (default: built-in).",
-)
-@_target_option
-@_seed_option
-@click.option(
-    "--out", "out_dir", type=click.Path(file_okay=False), help="Write OUT/load.json here."
-)
-@click.option("-q", "--quiet", is_flag=True, help="Print only the final summary.")
-def load(
-    users: int,
-    min_requests: int,
-    max_requests: int,
-    duration_text: str | None,
-    delay_min: float,
-    delay_max: float,
-    scenario_path: str | None,
-    target_url: str | None,
-    seed: int | None,
-    out_dir: str | None,
-    quiet: bool,
-) -> None:
-    """Load test: N concurrent users, each making a random number of requests (seed 004)."""
-    from sim_engine.runs.loadtest import LoadOptions, LoadTestError, format_summary, run_load
-
-    duration = None
-    if duration_text is not None:
-        try:
-            duration = parse_duration(duration_text)
-        except ValueError as exc:
-            _fail(f"--duration: {exc}", 2)
-    _check_load_numbers(users, (min_requests, max_requests), (delay_min, delay_max))
-    scenario = _load(scenario_path)
-    if not scenario.safety.enabled:
-        click.echo("sim-engine: kill switch: safety.enabled is false in the scenario; nothing runs")
-        return
-    if seed is not None:
-        try:
-            scenario = scenario.with_overrides(seed=seed)
-        except ScenarioError as exc:
-            _fail(str(exc), 2)
-    options = LoadOptions(
-        scenario=scenario,
-        users=users,
-        min_requests=min_requests,
-        max_requests=max_requests,
-        duration_s=duration,
-        delay_min_ms=delay_min,
-        delay_max_ms=delay_max,
-        target_url=target_url or scenario.target.url,
-        out_dir=Path(out_dir) if out_dir else None,
-        console=None if quiet else sys.stdout,
-    )
-    try:
-        options.check()
-    except LoadTestError as exc:
-        _fail(str(exc), 2)
-    if not quiet:
-        where = options.target_url or "the built-in demo API (starting it on 127.0.0.1)"
-        limit = "" if duration is None else f", at most {duration:g} s"
-        click.echo(
-            f"sim-engine {__version__} load test: {users} users, {min_requests}-{max_requests} "
-            f"requests each, delay {delay_min:g}-{delay_max:g} ms{limit}, "
-            f"seed {scenario.seed}, target {where}"
-        )
-    with _user_errors(out_dir, "load test"):
-        result = run_load(options)
-    for line in format_summary(result):
-        click.echo(line)
-    if options.out_dir is not None:
-        click.echo(f"  output: {options.out_dir / 'load.json'}")
+__all__ = ["cleanup", "ctl", "demo_server", "init", "kill", "report", "validate"]
 
 
 @cli.command()

@@ -8,6 +8,7 @@ from typing import TextIO
 
 from sim_engine.model.behaviour import compile_personas
 from sim_engine.model.scenario import Scenario
+from sim_engine.runs.load_thresholds import Threshold
 
 __all__ = ["LoadOptions", "LoadTestError", "action_distribution"]
 
@@ -33,6 +34,12 @@ class LoadOptions:
             nothing is written (a temporary directory holds the database).
         console: stream for progress lines (None: silent).
         progress_every_s: wall seconds between progress lines.
+        resilient: send through the scenario's ``limits`` (rate limit, backoff,
+            retries, circuit breakers) as ``run`` does; False (the default): raw,
+            every request sent once, overload shows as it is.
+        thresholds: pass/fail criteria checked at the end (``--threshold``).
+        abort_on_fail: also check them every ``progress_every_s`` and stop at the
+            first failure (``--abort-on-fail``).
     """
 
     scenario: Scenario
@@ -45,7 +52,10 @@ class LoadOptions:
     target_url: str | None = None
     out_dir: Path | None = None
     console: TextIO | None = None
-    progress_every_s: float = 5.0
+    progress_every_s: float = 2.0
+    resilient: bool = False
+    thresholds: tuple[Threshold, ...] = ()
+    abort_on_fail: bool = False
 
     def check(self) -> None:
         """Check the figures.

@@ -8,57 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hdrh.histogram import HdrHistogram
-
 from sim_engine._version import __version__
-from sim_engine.model.records import ActionRecord
 from sim_engine.runs.load_options import LoadOptions
+from sim_engine.runs.load_stats import LoadStats, Tally
+from sim_engine.runs.load_thresholds import Verdict
 
 __all__ = ["LoadResult", "Tally", "format_summary", "write_load_json"]
-
-_MAX_LATENCY_US = 600_000_000  # 10 wall minutes, as in metrics.py
-
-
-@dataclass
-class Tally:
-    """Counts and latencies (wall milliseconds, HDR histogram) of one kind of request."""
-
-    requests: int = 0
-    failed: int = 0
-    intended: int = 0
-    latency: HdrHistogram = field(default_factory=lambda: HdrHistogram(1, _MAX_LATENCY_US, 3))
-
-    def add(self, record: ActionRecord) -> None:
-        """Count one request's record (its latency in wall milliseconds)."""
-        self.requests += 1
-        if record.intended:
-            self.intended += 1
-        elif not record.ok:
-            self.failed += 1
-        us = max(1, min(int(record.latency_ms * 1000), _MAX_LATENCY_US))
-        self.latency.record_value(us)
-
-    def percentiles(self) -> dict[str, float]:
-        """Return ``p50``, ``p95``, ``p99``, ``mean``, ``max`` latency (wall ms; 0 when empty)."""
-        if self.requests == 0:
-            return {"p50": 0.0, "p95": 0.0, "p99": 0.0, "mean": 0.0, "max": 0.0}
-        hist = self.latency
-        return {
-            "p50": round(hist.get_value_at_percentile(50) / 1000, 3),
-            "p95": round(hist.get_value_at_percentile(95) / 1000, 3),
-            "p99": round(hist.get_value_at_percentile(99) / 1000, 3),
-            "mean": round(hist.get_mean_value() / 1000, 3),
-            "max": round(hist.get_max_value() / 1000, 3),
-        }
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return the JSON-ready counts and percentiles (a row of ``load.json``)."""
-        return {
-            "requests": self.requests,
-            "failed": self.failed,
-            "intended_errors": self.intended,
-            "latency_ms": self.percentiles(),
-        }
 
 
 @dataclass
@@ -75,7 +30,11 @@ class LoadResult:
         impossible: request slots given up because no drawn action was possible
             (``api`` guards, e.g. nothing to read yet); not counted as requests.
         distribution: the flattened action distribution (name -> probability).
-        transport: the resilient transport's counters (retries, rate limited...).
+        transport: the resilient transport's counters (retries, rate limited...;
+            empty unless ``resilient``).
+        stats: the tallies (overall, by action, by endpoint, setup, by status).
+        verdicts: the thresholds checked at the end.
+        aborted: the live threshold failure that stopped the test (``--abort-on-fail``).
     """
 
     options: LoadOptions
@@ -87,10 +46,42 @@ class LoadResult:
     impossible: int = 0
     distribution: dict[str, float] = field(default_factory=dict)
     transport: dict[str, Any] = field(default_factory=dict)
-    total: Tally = field(default_factory=Tally)
-    by_action: dict[str, Tally] = field(default_factory=dict)
-    setup: dict[str, Tally] = field(default_factory=dict)
-    by_status: Counter[int] = field(default_factory=Counter)
+    stats: LoadStats = field(default_factory=LoadStats)
+    verdicts: list[Verdict] = field(default_factory=list)
+    aborted: Verdict | None = None
+
+    @property
+    def total(self) -> Tally:
+        """Every request (sign-up and log-in excluded)."""
+        return self.stats.total
+
+    @property
+    def by_action(self) -> dict[str, Tally]:
+        """Action name -> tally."""
+        return self.stats.by_action
+
+    @property
+    def by_endpoint(self) -> dict[str, Tally]:
+        """``METHOD /path/{template}`` -> tally."""
+        return self.stats.by_endpoint
+
+    @property
+    def setup(self) -> dict[str, Tally]:
+        """Sign-up and log-in."""
+        return self.stats.setup
+
+    @property
+    def by_status(self) -> Counter[int]:
+        """HTTP status -> count (0: no answer)."""
+        return self.stats.by_status
+
+    @property
+    def failed_verdicts(self) -> list[Verdict]:
+        """The thresholds that failed (the live one that aborted the test first)."""
+        failed = [v for v in self.verdicts if not v.passed]
+        if self.aborted is not None and self.aborted.threshold not in {v.threshold for v in failed}:
+            failed.insert(0, self.aborted)
+        return failed
 
     @property
     def requests(self) -> int:
@@ -144,7 +135,18 @@ class LoadResult:
                 name: t.as_dict()
                 for name, t in sorted(self.by_action.items(), key=lambda kv: -kv[1].requests)
             },
+            "by_endpoint": {
+                name: t.as_dict()
+                for name, t in sorted(self.by_endpoint.items(), key=lambda kv: -kv[1].requests)
+            },
             "by_status": {str(k): v for k, v in sorted(self.by_status.items())},
+            "errors": dict(sorted(self.total.errors.items())),
+            "resilient": o.resilient,
+            "thresholds": [
+                {"threshold": v.threshold.text, "passed": v.passed, "value": v.value}
+                for v in self.verdicts
+            ],
+            "aborted_by": None if self.aborted is None else self.aborted.threshold.text,
             "setup": {name: t.as_dict() for name, t in self.setup.items()},
             "distribution": {k: round(v, 6) for k, v in self.distribution.items()},
             "transport": self.transport,
@@ -169,6 +171,8 @@ def format_summary(result: LoadResult) -> list[str]:
     """Return the end-of-test summary as printable lines."""
     lat = result.latency_ms()
     head = "Interrupted" if result.interrupted else "Done"
+    if result.aborted is not None:
+        head = "Aborted (threshold failed)"
     if result.cut_short and not result.interrupted:
         head += " (duration reached)"
     lines = [
@@ -197,4 +201,10 @@ def format_summary(result: LoadResult) -> list[str]:
             )
     if result.impossible:
         lines.append(f"  {result.impossible} request slots had no possible action")
+    if result.total.errors:
+        kinds = ", ".join(f"{k} {n}" for k, n in result.total.errors.most_common())
+        lines.append(f"  errors by kind: {kinds}")
+    if result.aborted is not None:
+        lines.append(f"  aborted: {result.aborted.line()}")
+    lines.extend(f"  {v.line()}" for v in result.verdicts)
     return lines

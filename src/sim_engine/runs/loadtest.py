@@ -37,13 +37,16 @@ from sim_engine.engine.clock import SimClock
 from sim_engine.engine.policies import ClosedLoopPolicy
 from sim_engine.engine.simulation import Simulation
 from sim_engine.model.population import SimUser
-from sim_engine.model.records import ActionRecord, Record, Target
+from sim_engine.model.records import Target
 from sim_engine.model.scenario import Scenario
 from sim_engine.runs.load_options import LoadOptions, LoadTestError, action_distribution
-from sim_engine.runs.load_report import LoadResult, Tally, format_summary, write_load_json
+from sim_engine.runs.load_report import LoadResult, format_summary, write_load_json
+from sim_engine.runs.load_thresholds import ThresholdGuard
 from sim_engine.runs.runner import RunOptions, open_target
 from sim_engine.runs.runstate import DEMO, check_target_allowed
 from sim_engine.runs.signals import install_stop_signals, remove_stop_signals
+
+_MAX_CONCURRENCY = 10_000  # target.concurrency's bound in the scenario schema
 
 __all__ = [
     "LoadOptions",
@@ -55,8 +58,6 @@ __all__ = [
     "run_load_async",
     "write_load_json",
 ]
-
-_SETUP = ("sign_up", "log_in")
 
 
 def run_load(options: LoadOptions) -> LoadResult:
@@ -111,6 +112,7 @@ async def run_load_async(options: LoadOptions, url: str, work_dir: Path) -> Load
         duration_s=None,
         start_s=time.time(),
         out_dir=work_dir,
+        resilient=options.resilient,
     )
     target, hooks, transport = await open_target(run_options, url)
     try:
@@ -121,30 +123,6 @@ async def run_load_async(options: LoadOptions, url: str, work_dir: Path) -> Load
     if statistics is not None:
         result.transport = statistics()
     return result
-
-
-class _Tallies:
-    """A sink of action records: the load test's figures (setup apart from requests)."""
-
-    def __init__(self, result: LoadResult) -> None:
-        self._result = result
-
-    def emit(self, record: Record) -> None:
-        """Count an action record (other records are ignored)."""
-        if not isinstance(record, ActionRecord):
-            return
-        result = self._result
-        table = result.setup if record.action in _SETUP else result.by_action
-        tally = table.get(record.action)
-        if tally is None:
-            tally = table[record.action] = Tally()
-        tally.add(record)
-        if record.action not in _SETUP:
-            result.total.add(record)
-            result.by_status[record.status] += 1
-
-    def close(self) -> None:
-        """Nothing to flush."""
 
 
 class _Finish:
@@ -179,6 +157,9 @@ def _load_scenario(options: LoadOptions) -> Scenario:
             "population.signups_per_day": 0,
             "lifecycle.enabled": False,
             "limits.min_action_interval_s": 0.0,
+            "target.concurrency": min(
+                _MAX_CONCURRENCY, max(options.users + founders, options.scenario.target.concurrency)
+            ),
         }
     )
 
@@ -201,7 +182,7 @@ def _simulation(
         scenario,
         target,
         clock,
-        [_Tallies(result)],
+        [result.stats],
         duration_s=options.duration_s,
         hooks=[*hooks, finish],
         policy=policy,
@@ -219,11 +200,20 @@ async def _drive(options: LoadOptions, target: Target, hooks: list[Any], url: st
     received = install_stop_signals(sim)
     progress = None
     started = loop.time()
+    guard = ThresholdGuard(
+        options.thresholds,
+        result.stats,
+        abort=options.abort_on_fail,
+        every_s=options.progress_every_s,
+        now=loop.time,
+    )
+    await guard.start(sim)
     if options.console is not None:
         progress = asyncio.ensure_future(_progress(options, result, finish, started))
     try:
         stats = await sim.run()
     finally:
+        await guard.stop()
         if progress is not None:
             progress.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -234,6 +224,8 @@ async def _drive(options: LoadOptions, target: Target, hooks: list[Any], url: st
     result.completed_users = finish.completed
     result.cut_short = finish.ended < finish.users
     result.impossible = stats.idle
+    result.verdicts = guard.verdicts(result.wall_s)
+    result.aborted = guard.aborted
     return result
 
 

@@ -77,6 +77,8 @@ class RunOptions:
         dataset_format: also write the dataset tables ``generate`` writes
             (``run --format``: parquet, duckdb, csv, jsonl; None: no tables), see
             :mod:`sim_engine.runs.dataset_sink`.
+        resilient: wrap the transport in the ``limits`` policies (False: raw, ``load``).
+        thresholds: an add-on judging ``--threshold`` (None: no thresholds).
     """
 
     scenario: Scenario
@@ -94,6 +96,8 @@ class RunOptions:
     scenario_path: Path | None = None
     analytics: AnalyticsOptions | None = None
     dataset_format: str | None = None
+    resilient: bool = True
+    thresholds: Addon | None = None
 
 
 @dataclass
@@ -180,7 +184,8 @@ def run_loop(coro: Any) -> RunResult:
 
 
 def build_transport(url: str, options: RunOptions) -> Transport:
-    """Build the run's transport, wrapped in rate limits, backoff, retries and breakers."""
+    """Build the run's transport, wrapped in rate limits, backoff, retries and breakers
+    (unless ``options.resilient`` is False)."""
     import random
 
     from sim_engine.targets.resilient import ResilientTransport
@@ -195,7 +200,7 @@ def build_transport(url: str, options: RunOptions) -> Transport:
         inproc = AsgiTransport(
             app, headers=_headers(options), max_response_bytes=limits.max_response_bytes
         )
-        return ResilientTransport(inproc, limits, rng=rng)
+        return ResilientTransport(inproc, limits, rng=rng) if options.resilient else inproc
     from sim_engine.targets.http import AiohttpTransport
 
     spec = options.scenario.target
@@ -209,7 +214,7 @@ def build_transport(url: str, options: RunOptions) -> Transport:
         allow_hosts=options.scenario.safety.allow_hosts,
         max_response_bytes=limits.max_response_bytes,
     )
-    return ResilientTransport(inner, limits, rng=rng)
+    return ResilientTransport(inner, limits, rng=rng) if options.resilient else inner
 
 
 def build_target(scenario: Scenario, transport: Transport) -> Target:
@@ -443,6 +448,8 @@ def _addons(options: RunOptions) -> list[Addon]:
         addons.append(_control(options))
     if options.dashboard:
         addons.append(_dashboard(options))
+    if options.thresholds is not None:
+        addons.append(options.thresholds)
     # always: a warning when the target's backoff holds back most requests
     addons.append(StarvationWatch(None if options.dashboard else options.console))
     return addons
