@@ -14,6 +14,12 @@ subprocess pinned to CPU 0 with ``taskset`` for the same duration:
   action path) running flat out at its concurrency cap against the same
   nginx, which also answers the other social API routes with static JSON;
   a feed/read/post mix rather than ``GET /posts`` alone;
+* ``sim-load`` -- ``sim-engine load`` itself, run as a command: the whole load
+  path (scenario -> virtual users on the scheduler -> bound request -> send ->
+  record into the figures) with a one-persona scenario that only browses the
+  feed (``GET /posts``), ``--users`` virtual users, no delay, raw (no retries),
+  for ``--duration``; requests/s and CPU from its ``load.json`` (the test's
+  own window: process start-up and sign-ups left out);
 * ``aiohttp-raw`` -- a bare ``aiohttp.ClientSession.get`` loop on uvloop (the
   ceiling of what the transport could reach);
 * ``locust-fast`` -- Locust ``FastHttpUser`` (geventhttpclient), headless,
@@ -56,13 +62,22 @@ CLIENTS = (
     "sim-transport",
     "sim-action",
     "sim-engine",
+    "sim-load",
     "aiohttp-raw",
     "locust-fast",
     "locust-http",
 )
-DEFAULT_CLIENTS = ("sim-transport", "sim-action", "sim-engine", "aiohttp-raw", "locust-fast")
+DEFAULT_CLIENTS = (
+    "sim-transport",
+    "sim-action",
+    "sim-engine",
+    "sim-load",
+    "aiohttp-raw",
+    "locust-fast",
+)
 LOCUST_CLASSES = {"locust-fast": "FastHttpUser", "locust-http": "HttpUser"}
 GOAL_RATIO = 1.5
+RAW_GOAL = 0.85  # sim-load >= 85% of a bare aiohttp loop
 
 FEED_PAGE = {
     "items": [
@@ -478,6 +493,47 @@ def run_locust(name: str, url: str, args: argparse.Namespace, workdir: Path) -> 
     return result
 
 
+def _reader_scenario(path: Path) -> Path:
+    """A scenario whose one persona only browses the feed (``GET /posts``), as Locust does."""
+    import yaml
+
+    from sim_engine.model.scenario import default_scenario
+
+    data = default_scenario().model_dump(mode="json", exclude_none=True)
+    lurker = data["personas"]["lurker"]
+    lurker["actions"] = {"working": {"browse_feed": 1.0}, "relaxing": {"browse_feed": 1.0}}
+    lurker["share"] = 1.0
+    data["personas"] = {"reader": lurker}
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def run_sim_load(url: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """Run ``sim-engine load`` pinned to ``--client-cpu``; read its ``load.json``."""
+    scenario = _reader_scenario(workdir / "sim-load.yaml")
+    out = workdir / "sim-load-out"
+    cmd = [
+        *_taskset(args.client_cpu),
+        sys.executable, "-m", "sim_engine", "load",
+        "--target", url, "--scenario", str(scenario),
+        "--users", str(args.users), "--duration", f"{args.duration:g}s",
+        "--delay-min", "0", "--delay-max", "0", "--out", str(out), "-q",
+    ]  # fmt: skip
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=args.duration + 120, check=False
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"sim-load failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+    data = json.loads((out / "load.json").read_text(encoding="utf-8"))
+    return {
+        "requests": data["requests"] - data["failed"],
+        "errors": data["failed"],
+        "seconds": data["wall_seconds"],
+        "cpu_s": data["cpu_seconds"],
+        "latency_ms": data["latency_ms"],
+    }
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per client")
@@ -562,6 +618,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  round {rnd + 1}: {name} ...", flush=True)
                 if name.startswith("locust"):
                     result = run_locust(name, server.url, args, workdir)
+                elif name == "sim-load":
+                    result = run_sim_load(server.url, args, workdir)
+                    result["rps"] = result["requests"] / result["seconds"]
                 else:
                     result = run_sim_client(name, server.url, args)
                     result["rps"] = result["requests"] / result["seconds"]
@@ -617,7 +676,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     verdict: dict[str, Any] = {"goal_ratio": GOAL_RATIO}
     if base_rps:
-        for name in ("sim-transport", "sim-action"):
+        for name in ("sim-transport", "sim-action", "sim-load"):
             if name in results:
                 ratio = results[name]["ratio_vs_locust_fast"]
                 met = ratio >= GOAL_RATIO
@@ -632,6 +691,14 @@ def main(argv: list[str] | None = None) -> int:
                     f"goal {name} >= {GOAL_RATIO}x Locust FastHttpUser req/s: "
                     f"{'MET' if met else 'NOT MET'} ({ratio:.2f}x{per_cpu})"
                 )
+    raw = results.get("aiohttp-raw", {}).get("rps")
+    if raw and "sim-load" in results:
+        share = results["sim-load"]["rps"] / raw
+        verdict["sim-load-vs-aiohttp-raw"] = {"share": share, "met": share >= RAW_GOAL}
+        print(
+            f"goal sim-load >= {RAW_GOAL:.0%} of aiohttp-raw req/s: "
+            f"{'MET' if share >= RAW_GOAL else 'NOT MET'} ({share:.0%})"
+        )
     write_results(
         "throughput",
         {

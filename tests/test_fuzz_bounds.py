@@ -355,13 +355,13 @@ def test_urls_of_init_and_cleanup_give_one_line_errors(
 def _invoke_load(args: list[str]) -> tuple[Result, Any]:
     """``load ARGS`` with the load test stubbed after it built its scenario (which may
     refuse the options); return the result and the options it got."""
-    from sim_engine.runs import loadtest
+    from sim_engine.runs import load_engine, loadtest
 
     seen: list[Any] = []
 
     def fake_run_load(options: Any) -> Any:
         seen.append(options)
-        loadtest._load_scenario(options)  # the override it makes first
+        load_engine.load_scenario(options)  # the override it makes first
         raise _Started
 
     with mock.patch.object(loadtest, "run_load", fake_run_load):

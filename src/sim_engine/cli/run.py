@@ -24,11 +24,7 @@ from sim_engine.cli.common import (
     _write_html_report,
     cli,
 )
-from sim_engine.cli.load import (
-    exit_if_thresholds_failed,
-    parse_threshold_texts,
-    threshold_options,
-)
+from sim_engine.cli.load import parse_threshold_texts, report_thresholds, threshold_options
 from sim_engine.model.scenario import (
     Scenario,
     ScenarioError,
@@ -176,14 +172,7 @@ def run(
     _print_summary(result.metrics, out, result.wall_s, result.interrupted)
     if html_report:
         _write_html_report(out)
-    if guard is not None:
-        verdicts = guard.verdicts(result.wall_s)
-        failed = [v for v in verdicts if not v.passed]
-        if guard.aborted is not None and guard.aborted not in failed:
-            failed.insert(0, guard.aborted)
-        for verdict in verdicts:
-            click.echo(f"  {verdict.line()}")
-        exit_if_thresholds_failed(failed)
+    report_thresholds(guard, result.wall_s)
     _exit_if_all_failed(result.metrics["summary"], out)
 
 

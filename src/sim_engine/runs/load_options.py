@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 from sim_engine.model.behaviour import compile_personas
 from sim_engine.model.scenario import Scenario
+from sim_engine.runs.load_shapes import Profile
 from sim_engine.runs.load_thresholds import Threshold
 
 __all__ = ["LoadOptions", "LoadTestError", "action_distribution"]
+
+_MAX_PROCESSES = 64
 
 
 class LoadTestError(ValueError):
@@ -40,6 +44,20 @@ class LoadOptions:
         thresholds: pass/fail criteria checked at the end (``--threshold``).
         abort_on_fail: also check them every ``progress_every_s`` and stop at the
             first failure (``--abort-on-fail``).
+        stages: ``(wall seconds, target)`` ramps (``--stages``): virtual users in the
+            closed model, iterations per second in the open one; the test lasts
+            their total. Empty: no stages.
+        arrival_rate: the open model's rate in iterations per wall second
+            (``--arrival-rate``): constant for ``duration_s``, or the start of the
+            ``stages`` ramps; ``users`` virtual users share the arrivals. None:
+            the closed model.
+        csv_prefix: write Locust-compatible ``PREFIX_stats.csv``,
+            ``PREFIX_stats_history.csv`` and ``PREFIX_failures.csv`` (None: no CSV).
+        csv_every_s: wall seconds between history rows (``--csv-interval``).
+        metrics_port: serve Prometheus metrics on 127.0.0.1:PORT while the test
+            runs (None: off).
+        processes: worker processes sharing the test (``--processes``; see
+            :mod:`sim_engine.runs.load_workers`).
     """
 
     scenario: Scenario
@@ -56,6 +74,33 @@ class LoadOptions:
     resilient: bool = False
     thresholds: tuple[Threshold, ...] = ()
     abort_on_fail: bool = False
+    stages: tuple[tuple[float, float], ...] = ()
+    arrival_rate: float | None = None
+    csv_prefix: str | None = None
+    csv_every_s: float = 1.0
+    metrics_port: int | None = None
+    processes: int = 1
+
+    @property
+    def model(self) -> str:
+        """``open`` (arrival rate), ``closed-stages`` (ramping users) or ``closed`` (counts)."""
+        if self.arrival_rate is not None:
+            return "open"
+        return "closed-stages" if self.stages else "closed"
+
+    def profile(self) -> Profile | None:
+        """The stages or the constant rate as a profile over wall seconds (None: counts)."""
+        if self.arrival_rate is not None:
+            if self.stages:
+                return Profile.of(self.arrival_rate, self.stages)
+            return Profile.constant(self.arrival_rate, self.duration_s or 0.0)
+        return Profile.of(0.0, self.stages) if self.stages else None
+
+    def virtual_users(self) -> int:
+        """Virtual users made: the stages' peak in the closed model with stages, else ``users``."""
+        if self.stages and self.arrival_rate is None:
+            return max(1, math.ceil(max(target for _, target in self.stages) - 1e-9))
+        return self.users
 
     def check(self) -> None:
         """Check the figures.
@@ -81,8 +126,41 @@ class LoadOptions:
             )
         if self.duration_s is not None and not self.duration_s > 0:
             raise LoadTestError(f"--duration must be positive (got {self.duration_s:g} s)")
+        self._check_shape()
+        self._check_processes()
+        if not (math.isfinite(self.csv_every_s) and self.csv_every_s > 0):
+            raise LoadTestError(f"--csv-interval must be positive (got {self.csv_every_s:g} s)")
         if not action_distribution(self.scenario):
             raise LoadTestError("the scenario's personas give no action a positive weight")
+
+    def _check_processes(self) -> None:
+        if not 1 <= self.processes <= _MAX_PROCESSES:
+            raise LoadTestError(
+                f"--processes must be from 1 to {_MAX_PROCESSES} (got {self.processes})"
+            )
+        if self.processes == 1:
+            return
+        if self.abort_on_fail or self.metrics_port is not None:
+            raise LoadTestError("--abort-on-fail and --metrics-port need one process")
+        if self.arrival_rate is not None and self.users < self.processes:
+            raise LoadTestError(f"--processes {self.processes} needs at least that many --users")
+
+    def _check_shape(self) -> None:
+        if self.stages and self.duration_s is not None:
+            raise LoadTestError("--stages set the test's length: drop --duration")
+        if self.stages and sum(d for d, _ in self.stages) <= 0:
+            raise LoadTestError("--stages last no time at all")
+        rate = self.arrival_rate
+        if rate is None:
+            return
+        if not (math.isfinite(rate) and rate >= 0):
+            raise LoadTestError(f"--arrival-rate must be a number >= 0 (got {rate})")
+        if not self.stages and self.duration_s is None:
+            raise LoadTestError(
+                "--arrival-rate needs --duration (a constant rate) or --stages (ramping rates)"
+            )
+        if not self.stages and rate <= 0:
+            raise LoadTestError("--arrival-rate must be positive without --stages")
 
 
 def action_distribution(scenario: Scenario) -> dict[str, float]:

@@ -11,7 +11,7 @@ from typing import Any
 from sim_engine._version import __version__
 from sim_engine.runs.load_options import LoadOptions
 from sim_engine.runs.load_stats import LoadStats, Tally
-from sim_engine.runs.load_thresholds import Verdict
+from sim_engine.runs.load_thresholds import Verdict, failed_of
 
 __all__ = ["LoadResult", "Tally", "format_summary", "write_load_json"]
 
@@ -35,6 +35,10 @@ class LoadResult:
         stats: the tallies (overall, by action, by endpoint, setup, by status).
         verdicts: the thresholds checked at the end.
         aborted: the live threshold failure that stopped the test (``--abort-on-fail``).
+        cpu_s: CPU seconds this process used over ``wall_s`` (its cost per request).
+        dropped_iterations: open model: arrivals whose virtual user was still busy
+            (or signing up) at their time, not sent; their wait is in the latency
+            through the coordinated-omission correction.
     """
 
     options: LoadOptions
@@ -44,6 +48,8 @@ class LoadResult:
     cut_short: bool = False
     interrupted: bool = False
     impossible: int = 0
+    dropped_iterations: int = 0
+    cpu_s: float = 0.0
     distribution: dict[str, float] = field(default_factory=dict)
     transport: dict[str, Any] = field(default_factory=dict)
     stats: LoadStats = field(default_factory=LoadStats)
@@ -78,10 +84,7 @@ class LoadResult:
     @property
     def failed_verdicts(self) -> list[Verdict]:
         """The thresholds that failed (the live one that aborted the test first)."""
-        failed = [v for v in self.verdicts if not v.passed]
-        if self.aborted is not None and self.aborted.threshold not in {v.threshold for v in failed}:
-            failed.insert(0, self.aborted)
-        return failed
+        return failed_of(self.verdicts, self.aborted)
 
     @property
     def requests(self) -> int:
@@ -115,7 +118,14 @@ class LoadResult:
             "scenario": o.scenario.name,
             "seed": o.scenario.seed,
             "target": self.target,
-            "users": o.users,
+            "model": o.model,
+            "processes": o.processes,
+            "users": o.virtual_users(),
+            "stages": [list(stage) for stage in o.stages],
+            "arrival_rate": o.arrival_rate,
+            "dropped_iterations": self.dropped_iterations,
+            "latency_corrected": o.arrival_rate is not None,
+            "corrected_samples": self.total.corrected,
             "min_request_count": o.min_requests,
             "max_request_count": o.max_requests,
             "delay_ms": [o.delay_min_ms, o.delay_max_ms],
@@ -127,6 +137,7 @@ class LoadResult:
             "latency_ms": self.latency_ms(),
             "requests_per_second": round(self.requests_per_second, 3),
             "wall_seconds": round(self.wall_s, 3),
+            "cpu_seconds": round(self.cpu_s, 3),
             "completed_users": self.completed_users,
             "cut_short": self.cut_short,
             "interrupted": self.interrupted,
@@ -176,7 +187,7 @@ def format_summary(result: LoadResult) -> list[str]:
     if result.cut_short and not result.interrupted:
         head += " (duration reached)"
     lines = [
-        f"{head}: {result.requests} requests from {result.options.users} users "
+        f"{head}: {result.requests} requests from {result.options.virtual_users()} users "
         f"in {result.wall_s:.1f} s, {result.requests_per_second:.1f} requests/s",
         f"  success {100 * result.success_rate:.1f}% ({result.failed} failed"
         + (f", {result.total.intended} deliberate errors" if result.total.intended else "")
@@ -184,6 +195,7 @@ def format_summary(result: LoadResult) -> list[str]:
         f"  latency p50 {lat['p50']:.1f} / p95 {lat['p95']:.1f} / p99 {lat['p99']:.1f} ms "
         f"(max {lat['max']:.1f})",
     ]
+    lines.extend(_shape_lines(result))
     if result.setup:
         setup = ", ".join(
             f"{name} {t.requests} ({t.failed} failed)" for name, t in result.setup.items()
@@ -199,6 +211,7 @@ def format_summary(result: LoadResult) -> list[str]:
                 f"    {name:<{width}}  {t.requests:>7} requests  {t.failed:>6} failed  "
                 f"p50 {p['p50']:.1f} / p95 {p['p95']:.1f} ms"
             )
+    lines.extend(_endpoint_lines(result))
     if result.impossible:
         lines.append(f"  {result.impossible} request slots had no possible action")
     if result.total.errors:
@@ -207,4 +220,41 @@ def format_summary(result: LoadResult) -> list[str]:
     if result.aborted is not None:
         lines.append(f"  aborted: {result.aborted.line()}")
     lines.extend(f"  {v.line()}" for v in result.verdicts)
+    return lines
+
+
+def _shape_lines(result: LoadResult) -> list[str]:
+    """What the open model and the stages did: the rate, drops, the latency correction."""
+    o = result.options
+    lines = []
+    if o.stages:
+        unit = " users" if o.arrival_rate is None else "/s"
+        ramps = ", ".join(f"{d:g}s:{target:g}{unit}" for d, target in o.stages)
+        lines.append(f"  stages: {ramps}")
+    if o.arrival_rate is not None:
+        lines.append(
+            f"  open model: {result.dropped_iterations} iterations dropped (virtual user "
+            f"busy); latency corrected for coordinated omission (HdrHistogram, expected "
+            f"interval per user; {result.total.corrected} samples added)"
+        )
+    return lines
+
+
+def _endpoint_lines(result: LoadResult) -> list[str]:
+    """The final per-endpoint table: requests, req/s, failures, p50/p95/p99, errors."""
+    rows = sorted(result.by_endpoint.items(), key=lambda kv: -kv[1].requests)
+    if not rows:
+        return []
+    width = max(len(name) for name, _ in rows)
+    wall = result.wall_s
+    lines = ["  by endpoint:"]
+    for name, t in rows:
+        p = t.percentiles()
+        rps = t.requests / wall if wall > 0 else 0.0
+        errors = ", ".join(f"{k} {n}" for k, n in t.errors.most_common(3))
+        lines.append(
+            f"    {name:<{width}}  {t.requests:>7} req  {rps:>8.1f}/s  {t.failed:>6} failed  "
+            f"p50 {p['p50']:.1f} / p95 {p['p95']:.1f} / p99 {p['p99']:.1f} ms"
+            + (f"  ({errors})" if errors else "")
+        )
     return lines

@@ -10,6 +10,7 @@ files and the thresholds all read it.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,9 @@ __all__ = ["ERROR_KINDS", "LoadStats", "Tally", "error_kind"]
 
 MAX_LATENCY_US = 600_000_000  # 10 wall minutes, as in metrics.py
 """The longest latency a histogram holds (wall microseconds); longer ones count as this."""
+
+MAX_MESSAGES = 100
+"""Distinct error messages a tally keeps (bounded memory whatever the target answers)."""
 
 SETUP_ACTIONS = ("sign_up", "log_in")
 """Actions a load test counts apart, as ``setup``."""
@@ -88,6 +92,8 @@ class Tally:
         failed: requests that failed (deliberate errors excluded).
         intended: deliberate errors (the ``api`` section's error simulation).
         errors: failed requests by :func:`error_kind`.
+        messages: failed requests by error (``HTTP 503``, or the network error's
+            text), at most :data:`MAX_MESSAGES` distinct ones (then ``other errors``).
         latency: the HDR histogram, wall microseconds (3 significant digits).
         corrected: samples the coordinated-omission correction added (open model).
     """
@@ -96,6 +102,7 @@ class Tally:
     failed: int = 0
     intended: int = 0
     errors: Counter[str] = field(default_factory=Counter)
+    messages: Counter[str] = field(default_factory=Counter)
     latency: HdrHistogram = field(default_factory=_histogram)
     corrected: int = 0
 
@@ -115,6 +122,10 @@ class Tally:
         elif not record.ok:
             self.failed += 1
             self.errors[error_kind(record.status, record.error)] += 1
+            message = f"HTTP {record.status}" if record.status else (record.error or "no answer")
+            if message not in self.messages and len(self.messages) >= MAX_MESSAGES:
+                message = "other errors"
+            self.messages[message] += 1
         us = max(1, min(int(record.latency_ms * 1000), MAX_LATENCY_US))
         if expected_interval_us > 0 and us > expected_interval_us:
             before = self.latency.get_total_count()
@@ -170,7 +181,8 @@ class LoadStats:
 
     Attributes:
         split_setup: keep sign-up and log-in apart from the requests.
-        expected_interval_us: the coordinated-omission interval (see :meth:`Tally.add`).
+        interval_us: the coordinated-omission interval at a record's simulated time
+            (wall microseconds; see :meth:`Tally.add`); None: no correction.
         total: every request (setup excluded when split).
         by_action: action name -> tally.
         by_endpoint: ``METHOD /path/{template}`` (the action name when the target
@@ -180,7 +192,7 @@ class LoadStats:
     """
 
     split_setup: bool = True
-    expected_interval_us: int = 0
+    interval_us: Callable[[float], int] | None = None
     total: Tally = field(default_factory=Tally)
     by_action: dict[str, Tally] = field(default_factory=dict)
     by_endpoint: dict[str, Tally] = field(default_factory=dict)
@@ -195,7 +207,7 @@ class LoadStats:
         if self.split_setup and action in SETUP_ACTIONS:
             _tally(self.setup, action).add(record)
             return
-        interval = self.expected_interval_us
+        interval = 0 if self.interval_us is None else self.interval_us(record.sim_ts)
         _tally(self.by_action, action).add(record, interval)
         _tally(self.by_endpoint, record.endpoint or action).add(record, interval)
         self.total.add(record, interval)

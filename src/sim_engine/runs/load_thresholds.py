@@ -41,6 +41,7 @@ __all__ = [
     "ThresholdGuard",
     "Verdict",
     "evaluate",
+    "failed_of",
     "parse_threshold",
     "parse_thresholds",
 ]
@@ -209,6 +210,14 @@ def evaluate(
         passed = math.isfinite(value) and _OPS[t.op](value, t.limit)
         verdicts.append(Verdict(t, passed, value))
     return verdicts
+
+
+def failed_of(verdicts: list[Verdict], aborted: Verdict | None) -> list[Verdict]:
+    """The failed verdicts, the live one that aborted the test first (once)."""
+    failed = [v for v in verdicts if not v.passed]
+    if aborted is not None and aborted.threshold not in {v.threshold for v in failed}:
+        failed.insert(0, aborted)
+    return failed
 
 
 class ThresholdGuard:
