@@ -20,6 +20,8 @@ subprocess pinned to CPU 0 with ``taskset`` for the same duration:
   feed (``GET /posts``), ``--users`` virtual users, no delay, raw (no retries),
   for ``--duration``; requests/s and CPU from its ``load.json`` (the test's
   own window: process start-up and sign-ups left out);
+* ``sim-load-2`` -- the same with ``--processes 2``, on both CPUs (nginx's too:
+  the two-process scaling figure; on a 2-core machine the target then shares a core);
 * ``aiohttp-raw`` -- a bare ``aiohttp.ClientSession.get`` loop on uvloop (the
   ceiling of what the transport could reach);
 * ``locust-fast`` -- Locust ``FastHttpUser`` (geventhttpclient), headless,
@@ -63,6 +65,7 @@ CLIENTS = (
     "sim-action",
     "sim-engine",
     "sim-load",
+    "sim-load-2",
     "aiohttp-raw",
     "locust-fast",
     "locust-http",
@@ -508,13 +511,19 @@ def _reader_scenario(path: Path) -> Path:
     return path
 
 
-def run_sim_load(url: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    """Run ``sim-engine load`` pinned to ``--client-cpu``; read its ``load.json``."""
+def run_sim_load(
+    url: str, args: argparse.Namespace, workdir: Path, processes: int = 1
+) -> dict[str, Any]:
+    """Run ``sim-engine load`` pinned to ``--client-cpu`` (with 2 processes: to both CPUs);
+    read its ``load.json``."""
     scenario = _reader_scenario(workdir / "sim-load.yaml")
-    out = workdir / "sim-load-out"
+    out = workdir / f"sim-load-{processes}-out"
+    pin = _taskset(args.client_cpu)
+    if processes > 1 and pin:
+        pin = ["taskset", "-c", f"{args.client_cpu},{args.server_cpu}"]
     cmd = [
-        *_taskset(args.client_cpu),
-        sys.executable, "-m", "sim_engine", "load",
+        *pin,
+        sys.executable, "-m", "sim_engine", "load", "--processes", str(processes),
         "--target", url, "--scenario", str(scenario),
         "--users", str(args.users), "--duration", f"{args.duration:g}s",
         "--delay-min", "0", "--delay-max", "0", "--out", str(out), "-q",
@@ -618,8 +627,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  round {rnd + 1}: {name} ...", flush=True)
                 if name.startswith("locust"):
                     result = run_locust(name, server.url, args, workdir)
-                elif name == "sim-load":
-                    result = run_sim_load(server.url, args, workdir)
+                elif name.startswith("sim-load"):
+                    processes = 2 if name == "sim-load-2" else 1
+                    result = run_sim_load(server.url, args, workdir, processes)
                     result["rps"] = result["requests"] / result["seconds"]
                 else:
                     result = run_sim_client(name, server.url, args)
@@ -691,6 +701,13 @@ def main(argv: list[str] | None = None) -> int:
                     f"goal {name} >= {GOAL_RATIO}x Locust FastHttpUser req/s: "
                     f"{'MET' if met else 'NOT MET'} ({ratio:.2f}x{per_cpu})"
                 )
+    if "sim-load" in results and "sim-load-2" in results:
+        scale = results["sim-load-2"]["rps"] / results["sim-load"]["rps"]
+        verdict["sim-load-2-vs-sim-load"] = {"ratio": scale, "met": scale >= 1.8}
+        print(
+            f"goal --processes 2 >= 1.8x one process: {'MET' if scale >= 1.8 else 'NOT MET'} "
+            f"({scale:.2f}x; nginx shares the second core)"
+        )
     raw = results.get("aiohttp-raw", {}).get("rps")
     if raw and "sim-load" in results:
         share = results["sim-load"]["rps"] / raw

@@ -10,8 +10,9 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
-from helpers import sim_engine
+from helpers import Starter, sim_engine
 from sim_engine.demo.launcher import find_free_port
 from sim_engine.model.records import ActionRecord
 from sim_engine.model.scenario import default_scenario
@@ -205,3 +206,94 @@ def test_cli_csv_and_summary(tmp_path: Path) -> None:
     assert f"csv: {prefix}_stats.csv" in proc.stdout
     assert "by endpoint:" in proc.stdout
     assert Path(f"{prefix}_stats.csv").read_text("utf-8").count("\n") >= 3  # header, rows
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_monitor_on_a_terminal_draws_a_per_endpoint_table() -> None:
+    now = [0.0]
+    stats = LoadStats()
+    console = _Terminal()
+    monitor = LoadMonitor(stats, lambda: 5, console, every_s=2.0, now=lambda: now[0])
+    monitor.start()
+    for _ in range(30):
+        stats.emit(record(3.0, "GET /posts"))
+    for _ in range(4):
+        stats.emit(record(7.0, "POST /posts", status=503))
+    now[0] = 2.0
+    monitor.show()
+    monitor.stop()
+    screen = console.getvalue()
+    for text in ("endpoint", "req/s", "fail/s", "p95", "errors", "GET /posts", "POST /posts"):
+        assert text in screen, text
+    assert "15.0" in screen and "2.0" in screen  # 30 and 4 requests over 2 s
+    assert "http_5xx 4" in screen
+    assert "req/s now" not in screen  # the table, not the plain line
+
+
+def _bad_api(garbage: bool) -> web.Application:
+    """Sign-up and log-in work; every other route answers 200 with a body that is not JSON
+    (``garbage``) or JSON."""
+
+    async def sign_up(request: web.Request) -> web.Response:
+        return web.json_response({"id": 1, "username": "u", "name": "n"}, status=201)
+
+    async def log_in(request: web.Request) -> web.Response:
+        return web.json_response({"token": "t", "user_id": 1})
+
+    async def other(request: web.Request) -> web.Response:
+        if garbage:
+            return web.Response(text="<html>not json", content_type="application/json")
+        return web.json_response({"items": [], "total": 0, "limit": 20, "offset": 0})
+
+    app = web.Application()
+    app.router.add_post("/users", sign_up)
+    app.router.add_post("/auth/login", log_in)
+    app.router.add_route("*", "/{tail:.*}", other)
+    return app
+
+
+async def test_garbage_bodies_and_a_dead_target_are_errors_of_their_kind(
+    serve: Starter, tmp_path: Path
+) -> None:
+    options = LoadOptions(
+        default_scenario(),
+        users=3,
+        min_requests=40,
+        max_requests=40,
+        delay_min_ms=5.0,
+        delay_max_ms=10.0,
+    )
+    garbage = await run_load_async(options, await serve(_bad_api(True)), tmp_path)
+    assert garbage.requests == 120  # never stopped
+    assert garbage.total.errors["garbage_body"] == garbage.failed > 0
+
+    # a target that goes away in the middle of the test (after 20 answers): refused
+    # connections, counted, and the test goes on
+    seen: list[int] = []
+
+    @web.middleware
+    async def count(request: web.Request, handler: Any) -> web.StreamResponse:
+        seen.append(1)
+        if len(seen) == 20:
+            asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(stop()))
+        return await handler(request)
+
+    app = _bad_api(False)
+    app.middlewares.append(count)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def stop() -> None:
+        await runner.cleanup()
+
+    dead = await run_load_async(options, f"http://127.0.0.1:{port}", tmp_path)
+    assert dead.requests == 120  # every user made its count
+    assert dead.total.errors["refused"] > 0, dead.total.errors
+    assert dead.failed == sum(dead.total.errors.values())

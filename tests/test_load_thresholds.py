@@ -145,9 +145,14 @@ def test_error_rate_scopes_and_missing_scope() -> None:
 
 
 def test_error_kinds() -> None:
-    assert error_kind(0, "Cannot connect to host 127.0.0.1:9 [Connect call failed]") == "refused"
+    refused = (
+        "Cannot connect to host 127.0.0.1:9 ssl:default [Connect call failed ('127.0.0.1', 9)]"
+    )
+    assert error_kind(0, refused) == "refused"
     assert (
-        error_kind(0, "Cannot connect to host nowhere.invalid:80 [Name or service not known]")
+        error_kind(
+            0, "Cannot connect to host nowhere.invalid:80 ssl:default [Name or service not known]"
+        )
         == "dns"
     )
     assert (

@@ -65,10 +65,12 @@ def rows_of(stats: LoadStats, before: dict[str, tuple[int, int]], elapsed: float
 def _table(rows: list[Row], seconds: float, users: int) -> Table:
     from rich.table import Table
 
-    table = Table(title=f"{seconds:.0f} s, {users} users", title_justify="left")
-    for column in ("endpoint", "requests", "req/s", "fail/s", "p50 ms", "p95 ms", "p99 ms"):
-        table.add_column(column, justify="left" if column == "endpoint" else "right")
-    table.add_column("errors")
+    title = f"{seconds:.0f} s, {users} users; req/s and fail/s now, latency (ms) so far"
+    table = Table(title=title, title_justify="left")
+    table.add_column("endpoint", no_wrap=True)
+    for column in ("requests", "req/s", "fail/s", "p50", "p95", "p99"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("errors", no_wrap=True, overflow="ellipsis", min_width=12)
     for r in rows:
         table.add_row(
             r.name, str(r.requests), f"{r.rps:.1f}", f"{r.fps:.1f}",

@@ -45,14 +45,15 @@ ERROR_KINDS = (
 )
 """The kinds :func:`error_kind` sorts a failed request into."""
 
-_NETWORK_PATTERNS = (
-    ("tls", ("ssl", "certificate", "tls")),
+_NETWORK_PATTERNS = (  # in this order: aiohttp says "ssl:default" in every connect error
     ("dns", ("name or service not known", "nodename nor servname", "name resolution", "dns")),
-    ("refused", ("connect call failed", "connection refused", "cannot connect")),
+    ("refused", ("connect call failed", "connection refused")),
+    ("tls", ("certificate", "[ssl", "sslerror", "ssl error", "sslcert", "tls", "ssl:true")),
     ("timeout", ("timeout", "timed out")),
     ("too_large", ("response too large",)),
     ("skipped", ("circuit open", "backed off", "rate limited")),
     ("disconnected", ("disconnected", "reset by peer", "connection reset", "broken pipe")),
+    ("refused", ("cannot connect",)),
 )
 
 
