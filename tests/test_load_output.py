@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -276,7 +277,9 @@ async def test_garbage_bodies_and_a_dead_target_are_errors_of_their_kind(
     seen: list[int] = []
 
     @web.middleware
-    async def count(request: web.Request, handler: Any) -> web.StreamResponse:
+    async def count(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
         seen.append(1)
         if len(seen) == 20:
             asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(stop()))

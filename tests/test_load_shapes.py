@@ -237,3 +237,32 @@ def test_processes_refuse_live_only_options() -> None:
     args = ["--processes", "2", "--threshold", "p95<1s", "--abort-on-fail"]
     line = assert_one_line_error(sim_engine("load", "-q", "--target", "inprocess", *args), 2)
     assert "--abort-on-fail and --metrics-port need one process" in line
+
+
+def test_coordinated_omission_correction() -> None:
+    from sim_engine.model.records import ActionRecord
+    from sim_engine.runs.load_stats import LoadStats
+
+    def rec(ms: float) -> ActionRecord:
+        return ActionRecord(
+            sim_time="2026-01-01T00:00:00+00:00", sim_ts=START + 1, user_id=1, persona="p",
+            state="relaxing", action="browse_feed", status=200, ok=True, latency_ms=ms,
+            session_id=1, endpoint="GET /posts",
+        )  # fmt: skip
+
+    # one user's slots are 100 ms apart: a 1 s answer held up 9 more arrivals, which
+    # would have waited 900, 800, ... 100 ms: the histogram gets those too
+    policy = ArrivalRatePolicy(Profile.constant(10.0, 60.0), START, users=1)
+    stats = LoadStats(interval_us=policy.interval_us)
+    for _ in range(90):
+        stats.emit(rec(5.0))
+    stats.emit(rec(1000.0))
+    assert stats.total.requests == 91  # requests are requests...
+    assert stats.total.latency.get_total_count() == 100  # ...the latency sees 100 arrivals
+    assert stats.total.corrected == 9
+    assert stats.total.percentile_ms(95) == pytest.approx(500, rel=0.01)
+    uncorrected = LoadStats()
+    for _ in range(90):
+        uncorrected.emit(rec(5.0))
+    uncorrected.emit(rec(1000.0))
+    assert uncorrected.total.percentile_ms(95) == pytest.approx(5.0, rel=0.01)

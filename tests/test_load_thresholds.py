@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -262,3 +263,19 @@ def test_run_takes_thresholds_too(tmp_path: Path) -> None:
     failed = sim_engine(*args, str(tmp_path / "b"), "--threshold", "requests<1")
     assert failed.returncode == 1
     assert failed.stderr.startswith("sim-engine: threshold failed: requests<1 (requests was ")
+
+
+def test_run_abort_on_fail_stops_the_run_early(tmp_path: Path) -> None:
+    # a simulated day at 60x would take 24 wall minutes; the first live check stops it
+    started = time.monotonic()
+    proc = sim_engine(
+        "run", "--target", "inprocess", "--speed", "60", "--duration", "1d",
+        "--start", BUSY_START, "--users", "20", "--seed", "4", "-q",
+        "--out", str(tmp_path / "run"), "--threshold", "p50<0.001ms", "--abort-on-fail",
+        timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert time.monotonic() - started < 90
+    assert proc.stderr.startswith("sim-engine: threshold failed: p50<0.001ms (p50 was ")
+    assert "Interrupted" in proc.stdout  # outputs still written, the summary printed
+    assert (tmp_path / "run" / "metrics.json").exists()
