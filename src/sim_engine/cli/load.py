@@ -20,6 +20,7 @@ __all__ = [
     "load",
     "parse_threshold_texts",
     "report_thresholds",
+    "threshold_guard",
     "threshold_options",
 ]
 
@@ -54,6 +55,15 @@ def parse_threshold_texts(texts: Sequence[str], abort_on_fail: bool) -> Any:
         return parse_thresholds(list(texts))
     except ThresholdError as exc:
         _fail(str(exc), 2)
+
+
+def threshold_guard(texts: Sequence[str], abort_on_fail: bool) -> Any:
+    """A ``ThresholdGuard`` add-on for ``run`` (None without thresholds); exit 2 with one
+    line when a threshold cannot be read."""
+    from sim_engine.runs.load_thresholds import ThresholdGuard
+
+    rules = parse_threshold_texts(texts, abort_on_fail)
+    return ThresholdGuard(rules, abort=abort_on_fail) if rules else None
 
 
 def exit_if_thresholds_failed(failed: Sequence[Any]) -> None:

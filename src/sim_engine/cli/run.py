@@ -24,7 +24,7 @@ from sim_engine.cli.common import (
     _write_html_report,
     cli,
 )
-from sim_engine.cli.load import parse_threshold_texts, report_thresholds, threshold_options
+from sim_engine.cli.load import report_thresholds, threshold_guard, threshold_options
 from sim_engine.model.scenario import (
     Scenario,
     ScenarioError,
@@ -123,11 +123,9 @@ def run(
     Exits 1 (after the summary and the outputs) when every action failed, or when
     a --threshold fails (one line each; over every action, sign-up and log-in included).
     """
-    from sim_engine.runs.load_thresholds import ThresholdGuard
     from sim_engine.runs.runner import RunOptions, execute
 
-    rules = parse_threshold_texts(thresholds, abort_on_fail)
-    guard = ThresholdGuard(rules, abort=abort_on_fail) if rules else None
+    guard = threshold_guard(thresholds, abort_on_fail)
 
     resume, out_dir, target_url, speed = _resume_context(resume_dir, out_dir, target_url, speed)
     scenario = resume.scenario if resume is not None else _load(scenario_path)
