@@ -2,11 +2,13 @@
 
 The log is synthetic and written once to a temporary directory as CSV and as Parquet:
 20,000 users with log-normal activity (heavy-tailed), bursty gaps, a local offset
-column (seconds) and an action column (5 % writes), over 60 days. Timed end to end
+column (seconds) and an action column (5 % writes), over 60 days; and the same rows
+as a run's ``actions.jsonl`` (every field of an action record, ISO times with the
+local offset; about 300 MB). Timed end to end
 in a subprocess, as a user runs it: ``python -m sim_engine realism LOG --json``
 (interpreter start, imports, reading, every estimator, the JSON). Baseline in the
 same run: reading the same file alone with pyarrow (``pyarrow.csv.read_csv`` /
-``pyarrow.parquet.read_table``), in process.
+``pyarrow.parquet.read_table`` / ``pyarrow.json.read_json``), in process.
 
 Goal (issue 11): under 10 s for 1,000,000 events on the 2-core machine.
 
@@ -23,9 +25,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from _common import fmt_int, print_table, write_results
@@ -45,6 +49,26 @@ def make_log(events: int, seed: int = 1) -> pa.Table:
     offset = rng.choice([-18_000, 0, 3_600, 32_400], size=users)[user]
     action = np.where(rng.random(events) < 0.05, "create_post", "browse_feed")
     return pa.table({"user_id": user, "timestamp": np.round(t, 3), "tz": offset, "action": action})
+
+
+def write_actions_jsonl(table: pa.Table, path: Path) -> None:
+    """The rows as a run's ``actions.jsonl`` (every field an action record has), by DuckDB."""
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.register("log", table)
+    sign = "CASE WHEN tz < 0 THEN '-' ELSE '+' END"
+    offset = f"printf('%s%02d:%02d', {sign}, abs(tz) // 3600, (abs(tz) % 3600) // 60)"
+    local = (
+        "strftime(make_timestamp(CAST((timestamp + tz) * 1e6 AS BIGINT)), '%Y-%m-%dT%H:%M:%S.%g')"
+    )
+    con.execute(
+        f"""COPY (SELECT {local} || {offset} AS sim_time, timestamp AS sim_ts, user_id,
+        'lurker' AS persona, 'relaxing' AS state, action, 200 AS status, true AS ok,
+        10.5 AS latency_ms, NULL AS post_id, 1 AS session_id, NULL AS error,
+        'GET /posts' AS endpoint, false AS skipped, 0 AS retries, false AS intended,
+        'action' AS kind FROM log) TO '{path}' (FORMAT JSON)"""
+    )
+    con.close()
 
 
 def _timed_cli(path: Path) -> float:
@@ -75,11 +99,14 @@ def main() -> None:
     rows, results = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         csv_path, parquet_path = Path(tmp) / "log.csv", Path(tmp) / "log.parquet"
+        jsonl_path = Path(tmp) / "actions.jsonl"
         pacsv.write_csv(table, csv_path)
         pq.write_table(table, parquet_path)
+        write_actions_jsonl(table, jsonl_path)
         for name, path, read in (
             ("CSV", csv_path, pacsv.read_csv),
             ("Parquet", parquet_path, pq.read_table),
+            ("actions.jsonl", jsonl_path, pajson.read_json),
         ):
             baseline = min(_timed(read, path) for _ in range(3))
             realism = min(_timed_cli(path) for _ in range(2))

@@ -165,6 +165,7 @@ def test_hourly_shares_are_in_local_time() -> None:
     assert local.hourly_shares[7] == pytest.approx(0.5)
     utc = facts(user, t)
     assert utc.hourly_shares[11] == pytest.approx(0.5) and utc.hourly_shares[12] == 0.5
+    assert local.local_time and not utc.local_time
 
 
 def test_weekday_is_the_local_date() -> None:

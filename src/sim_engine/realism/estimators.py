@@ -53,6 +53,8 @@ class RealismFacts:
     N = 1..60 where the cohort has at least 10 users; ``d1``, ``d7``, ``d30`` pick
     those days (None when absent); ``retention_exponent`` and ``retention_r2`` fit
     share ≈ a·N^−exponent over N = 1..30 (None under 3 points).
+
+    ``local_time``: True when local offsets were given (else the rhythm is in UTC).
     """
 
     events: int
@@ -87,6 +89,7 @@ class RealismFacts:
     d30: float | None
     retention_exponent: float | None
     retention_r2: float | None
+    local_time: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The facts as JSON-ready values (tuples become lists)."""
@@ -281,6 +284,7 @@ def _measure(
     return RealismFacts(
         events=int(t.size),
         users=users,
+        local_time=offsets is not None,
         span_days=float((t.max() - t.min()) / m.DAY_S),
         hourly_shares=tuple(rhythm.hourly.tolist()),
         weekday_shares=tuple(rhythm.weekday.tolist()),

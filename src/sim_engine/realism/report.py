@@ -53,7 +53,8 @@ def sparkline(shares: tuple[float, ...]) -> str:
 def _hours(f: RealismFacts) -> str:
     shares = f.hourly_shares
     peak, trough = shares.index(max(shares)), shares.index(min(shares))
-    return f"{sparkline(shares)} peak {peak:02d}h, trough {trough:02d}h"
+    zone = "" if f.local_time else " (UTC: no time zone in the log)"
+    return f"{sparkline(shares)} peak {peak:02d}h, trough {trough:02d}h{zone}"
 
 
 def _weekdays(f: RealismFacts) -> str:
