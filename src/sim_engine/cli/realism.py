@@ -31,7 +31,7 @@ def _names(text: str | None) -> list[str] | None:
 
 
 @cli.command("realism")
-@click.argument("logs", nargs=-1, required=True)
+@click.argument("logs", nargs=-1, required=True, metavar="LOG [LOG2]")
 @click.option("--user-col", help="User column: a name, or a 1-based position without a header.")
 @click.option("--time-col", help="Timestamp column: a name or a 1-based position.")
 @click.option("--action-col", help="Action column (optional): a name or a 1-based position.")
