@@ -9,13 +9,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from openapi_docs import conduit
+import pytest
+
+from openapi_docs import conduit, kinto
 from sim_engine.api.openapi import build_scenario, scenario_from_openapi
+from sim_engine.api.openapi.swagger import find_converter
 from sim_engine.model.api_spec import ApiSpec
 from sim_engine.model.scenario import validate_scenario
 from sim_engine.targets.declarative._created import CreationPlan
 
 _INT = {"type": "integer"}
+
+
+@pytest.fixture(scope="module")
+def converter() -> str:
+    """swagger2openapi, as ``scripts/test-deps.sh`` installs it (the test installs nothing)."""
+    found = find_converter()
+    if found is None:
+        pytest.fail("swagger2openapi is not installed: run `bash scripts/test-deps.sh`")
+    return found
+
+
 _STR = {"type": "string"}
 
 
@@ -168,13 +182,50 @@ def test_parent_and_child_ids_come_from_the_same_picked_item() -> None:
         assert fields == {"id": "id", "thread_id": "thread_id"}, producer
 
 
-def test_children_without_their_parent_key_are_picked_apart_and_say_so() -> None:
-    scenario = build_scenario(conduit())
-    delete = _actions(scenario.scenario)["delete_article_comment"]
-    assert delete["pick"] == {"comment": "memory.own_comments", "article": "memory.seen_articles"}
-    assert any(
-        "picked apart from the comment" in n for n in scenario.notes["delete_article_comment"]
+def test_children_copy_the_parent_key_their_path_used() -> None:
+    """Conduit's comments do not hold their article's slug: the producers copy it from the
+    article they picked (``copy``), and deleting a comment picks the comment alone."""
+    scenario = scenario_from_openapi(conduit())
+    validate_scenario(scenario)
+    actions = _actions(scenario)
+    for producer in ("get_article_comments", "create_article_comment"):
+        assert actions[producer]["extract"][0]["copy"] == {"article_slug": "article.slug"}
+    delete = actions["delete_article_comment"]
+    assert delete["path"] == "/api/articles/{comment.article_slug}/comments/{comment.id}"
+    assert (delete["pick"], delete["forget"]) == ({"comment": "memory.own_comments"}, "comment")
+
+
+def test_grandchildren_carry_every_ancestor(converter: str) -> None:
+    scenario = scenario_from_openapi(kinto())
+    validate_scenario(scenario)
+    actions = _actions(scenario)
+    assert actions["get_records"]["path"] == (
+        "/v1/buckets/{collection.bucket_id}/collections/{collection.id}/records"
     )
+    assert actions["get_records"]["pick"] == {"collection": "memory.seen_collections"}
+    assert actions["get_records"]["extract"][0]["copy"] == {
+        "bucket_id": "collection.bucket_id",
+        "collection_id": "collection.id",
+    }
+    assert actions["delete_record"]["path"] == (
+        "/v1/buckets/{record.bucket_id}/collections/{record.collection_id}/records/{record.id}"
+    )
+    assert actions["delete_record"]["pick"] == {"record": "memory.own_records"}
+
+
+def test_children_some_answer_lists_without_their_parent_are_picked_apart() -> None:
+    doc = conduit()
+    comments = doc["paths"]["/articles/{slug}/comments"]["get"]["responses"]
+    doc["paths"]["/comments"] = {"get": {"operationId": "ListAllComments", "responses": comments}}
+    doc["paths"]["/articles/{slug}/comments/{id}"]["get"] = {
+        "operationId": "GetArticleComment",
+        "parameters": doc["paths"]["/articles/{slug}/comments/{id}"]["delete"]["parameters"],
+        "responses": comments,
+    }
+    result = build_scenario(doc)
+    read = _actions(result.scenario)["get_article_comment"]
+    assert read["pick"] == {"comment": "memory.seen_comments", "article": "memory.seen_articles"}
+    assert any("picked apart from the comment" in n for n in result.notes["get_article_comment"])
 
 
 # -- names ---------------------------------------------------------------------------------------
@@ -273,3 +324,18 @@ def test_an_id_is_assumed_only_for_objects_that_say_they_are_open() -> None:
         )
         actions = _actions(scenario_from_openapi(doc))
         assert ("extract" in actions["get_terms"]) is assumed
+
+
+def test_actions_on_another_user_never_pick_oneself() -> None:
+    """Following oneself is refused (the demo answers 400): writes on a picked user, or
+    on a profile picked by username, filter oneself out with ``where``; reads do not."""
+    from sim_engine.demo import create_app
+
+    demo = _actions(scenario_from_openapi(create_app().openapi()))
+    assert demo["follow_user"]["where"] == {"other_user": {"id": {"ne": "{user.id}"}}}
+    assert "where" not in demo["get_user"]
+    actions = _actions(scenario_from_openapi(conduit()))
+    assert actions["follow_user_by_username"]["where"] == {
+        "profile": {"username": {"ne": "{user.username}"}}
+    }
+    assert "where" not in actions["get_article"] and "where" not in actions["delete_article"]

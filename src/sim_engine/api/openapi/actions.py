@@ -123,6 +123,7 @@ class _ActionSteps(_PathSteps):
         name = self._name(op)
         op.name = name
         self.field_problems = []
+        self.not_mine = {}
         picks: dict[str, str] = {}
         notes: list[str] = [
             f"{op.label}" + (f": {op.spec['summary']}" if op.spec.get("summary") else "")
@@ -141,6 +142,9 @@ class _ActionSteps(_PathSteps):
         action["expect"] = op.expect()
         if picks:
             action["pick"] = picks
+        where = {n: {f: {"ne": f"{{user.{f}}}"}} for n, f in self.not_mine.items() if n in picks}
+        if where and op.method != "GET":
+            action["where"] = where  # following, messaging...: another user, not oneself
         extract = self._extract(op)
         if extract:
             action["extract"] = extract

@@ -14,10 +14,11 @@ which fields, and how each path parameter is filled from them.
   answers: ``post_id`` fields, and objects carrying a key field (an article's
   ``author: {username}`` fills ``seen_profiles`` for ``/profiles/{username}``).
 * **Parents travel with their children.** A producer on a nested path
-  (``GET /posts/{post_id}/comments``) stores the parent key its items hold
-  (``post_id``); an action on ``/posts/{post_id}/comments/{id}`` then picks one comment
-  and takes the post from it (``{comment.post_id}``), so parent and child always belong
-  together. Items without their parent's key are picked apart from it, with a comment.
+  (``GET /buckets/{bucket_id}/collections``) stores the parent key its items hold, or
+  copies the value its path used (``copy: {bucket_id: bucket.id}``); an action on
+  ``/buckets/{bucket_id}/collections/{id}`` then picks one collection and takes the
+  bucket from it (``{collection.bucket_id}``), so parent and child always belong
+  together.
 
 Part of :mod:`sim_engine.api.openapi` (internal).
 """
@@ -243,12 +244,21 @@ class _LinkSteps(_State):
         return list(self.seen_from.get(name) or self.refs_from.get(name, []))
 
     def stored_fields(self, key: str) -> set[str]:
-        """The fields every item of ``key`` has: those every producer stores (empty:
-        nothing fills the key)."""
+        """The fields every item of ``key`` has: those every producer stores, with the
+        parent keys it copies (empty: nothing fills the key)."""
         producers = self.producers(key)
         if not producers:
             return set()
-        return set.intersection(*(set(p.fields) for p in producers))
+        return set.intersection(*(set(p.fields) | self.copied_fields(p.op) for p in producers))
+
+    def copied_fields(self, op: _Op) -> set[str]:
+        """The parent keys a producer copies into its items: one per path parameter
+        (``extract.copy``, from the values its path used)."""
+        return {
+            parent_field(_resource_of(op.segments, i), s[1:-1])
+            for i, s in enumerate(op.segments)
+            if is_param(s)
+        }
 
     def stores(self, key: str, field: str) -> bool:
         """Whether every item of ``key`` has ``field`` (see :meth:`stored_fields`)."""

@@ -12,6 +12,8 @@ from sim_engine.api.openapi.links import _USER_KEYS, _LinkSteps, id_param, is_pa
 from sim_engine.api.openapi.schemas import _id_like, _norm, _Op, _resource_of, _singular, _snake
 from sim_engine.api.openapi.values import _Values
 
+_PLACEHOLDER = re.compile(r"^\{[A-Za-z_]\w*\.[A-Za-z_][\w.]*\}$")
+
 
 class _Pick:
     """One item an action picks, and what it fills a path parameter with."""
@@ -52,6 +54,7 @@ class _PathSteps(_LinkSteps):
             else:
                 refs.append((index, name))
         forget = self._fill_refs(op, refs, picks, notes, filled) if refs else None
+        self.path_values[op.label] = {i: v for i, v in filled.items() if _PLACEHOLDER.match(v)}
         segments = [filled.get(i, s) for i, s in enumerate(op.segments)]
         path = self.prefix + "/" + "/".join(segments)
         if op.path.endswith("/") and segments:
@@ -129,6 +132,8 @@ class _PathSteps(_LinkSteps):
                 f"nothing this API returns gives the {param} of {resource} ({key} holds "
                 f"{', '.join(sorted(stored))}): never filled with another field"
             )
+        if resource == self.user_resource or field in _USER_KEYS:
+            self.not_mine[name] = "username" if field in _USER_KEYS else "id"
         return _Pick(f"{{{name}.{field}}}", name, key)
 
     def _key_for(self, resource: str, mode: str, strict: bool, notes: list[str]) -> str:
@@ -147,18 +152,25 @@ class _PathSteps(_LinkSteps):
         return own
 
     def _extract(self, op: _Op) -> list[dict[str, Any]]:
-        """The extraction rules of a producer: its key fields and the parent keys its
-        items hold."""
+        """The extraction rules of a producer: its key fields, the parent keys its items
+        hold, and the others its path used copied into each item (``copy``)."""
+        copy = {
+            parent_field(_resource_of(op.segments, i), op.segments[i][1:-1]): value[1:-1]
+            for i, value in sorted(self.path_values.get(op.label, {}).items())
+        }
         rules: list[dict[str, Any]] = []
         for table, prefix in ((self.own_from, "own"), (self.seen_from, "seen")):
             for resource, producers in table.items():
                 for producer in producers:
                     if producer.op is op:
-                        rule = {
+                        rule: dict[str, Any] = {
                             "path": producer.where,
                             "to": f"memory.{prefix}_{resource}",
                             "fields": dict(producer.fields),
                         }
+                        copied = {k: v for k, v in copy.items() if k not in producer.fields}
+                        if copied:
+                            rule["copy"] = copied
                         rules.append(rule)
         for resource, producers in self.refs_from.items():
             if self.seen_from.get(resource):

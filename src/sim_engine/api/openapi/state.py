@@ -155,11 +155,13 @@ class _State:
         self.seen_from: dict[str, list[Producer]] = {}  # R -> list operations
         self.own_from: dict[str, list[Producer]] = {}  # R -> create operations
         self.refs_from: dict[str, list[Producer]] = {}  # R -> answers referring to R
+        self.path_values: dict[str, dict[int, str]] = {}  # op label -> segment -> placeholder
         self.memory: dict[str, int] = {}
         self.actions: dict[str, dict[str, Any]] = {}
         self.kinds: dict[str, str] = {}
         self.impossible: set[str] = set()
         self.field_problems: list[str] = []  # why the action being built cannot be filled
+        self.not_mine: dict[str, str] = {}  # pick of another user -> the field that is not ours
 
     def users_known(self) -> bool:
         """Whether the simulated users have ids on the target (a user resource or a sign-up)."""
