@@ -38,7 +38,7 @@ from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any, TypeAlias
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, unquote, urlencode
 
 from mimesis import Address, Person, Text
 from mimesis.locales import Locale
@@ -55,6 +55,7 @@ __all__ = [
     "field",
     "find",
     "format_value",
+    "match_path",
     "path_problem",
     "render",
     "render_path",
@@ -390,6 +391,43 @@ def render_path(
     """
     pool = pool if pool is not None else default_pool()
     return str(_render_str(template, context, rng, pool, url_quote=True, registry=registry))
+
+
+def match_path(template: str, path: str) -> dict[str, dict[str, str]] | None:
+    """The reverse of :func:`render_path`: whether ``path`` is ``template`` filled in.
+
+    The query strings of both are ignored; a generator (``{{uuid}}``) matches any text
+    within one segment. ``match_path("/posts/{post.id}/likes", "/posts/7/likes")`` gives
+    ``{"post": {"id": "7"}}``.
+
+    Returns:
+        each placeholder's value, URL-unquoted (strings), by name and field; None when
+        ``path`` is not of that shape.
+    """
+    pattern, names = _path_pattern(template.split("?", 1)[0])
+    found = pattern.fullmatch(path.split("?", 1)[0])
+    if found is None:
+        return None
+    values: dict[str, dict[str, str]] = {}
+    for (name, key), value in zip(names, found.groups(), strict=True):
+        values.setdefault(name, {})[key] = unquote(value)
+    return values
+
+
+@lru_cache(maxsize=512)
+def _path_pattern(template: str) -> tuple[re.Pattern[str], tuple[tuple[str, str], ...]]:
+    """A path template as a regular expression: one group per placeholder (cached)."""
+    regex: list[str] = []
+    names: list[tuple[str, str]] = []
+    for part in _parse(template):
+        if isinstance(part, str):
+            regex.append(re.escape(part))
+        elif part[0] == "g":
+            regex.append("[^/]*")
+        else:
+            regex.append("([^/]+)")
+            names.append((part[1], str(part[2])))
+    return re.compile("".join(regex)), tuple(names)
 
 
 def render_query(

@@ -22,11 +22,12 @@ from typing import Any, Protocol
 
 from sim_engine.model.api_spec import ActionSpec, ApiSpec
 from sim_engine.model.records import ActionRequest, Outcome
+from sim_engine.model.templates import match_path
 from sim_engine.targets.declarative._base import TargetBase
 from sim_engine.targets.declarative._memory import UserState
 from sim_engine.targets.transport import Response
 
-__all__ = ["CreatedLog", "CreatedMixin", "CreationPlan", "item_id"]
+__all__ = ["CreatedLog", "CreatedMixin", "CreationPlan", "item_id", "match_call"]
 
 Picks = dict[str, tuple[str, dict[str, Any]]]
 """An action's picks: name -> (key picked from, item)."""
@@ -71,6 +72,21 @@ def _save(
 ) -> None:
     data = {"action": request.action, "sim_time": request.sim_time, "item": item}
     log.save_created(request.user_id, kind, key, {**data, "delete": handle, "why": why})
+
+
+def match_call(api: ApiSpec, method: str, path: str) -> tuple[str, Picks] | None:
+    """The action of ``api`` a plugin's request is: the first of its ``method`` whose path
+    template ``path`` fills (:func:`~sim_engine.model.templates.match_path`), with the
+    items its path names (``/posts/7/comments`` -> ``{"post": ("memory.seen_posts",
+    {"id": "7"})}``, values as strings); None when no action matches."""
+    for name, action in api.actions.items():
+        if action.method != method:
+            continue
+        values = match_path(action.path, path)
+        if values is not None:
+            picks = {p: (action.pick[p], dict(v)) for p, v in values.items() if p in action.pick}
+            return name, picks
+    return None
 
 
 def kind_name(key: str) -> str:
@@ -197,15 +213,33 @@ class CreatedMixin(TargetBase):
         rule = plan.creates.get(request.action)
         if rule is None:
             if resp.status == 201 and self.api.actions[request.action].method == "POST":
-                item = _answer_item(resp.body)
-                key = item_id(item) if "id" in item else f"{request.user_id}:{request.sim_time}"
                 lost = f"{request.action} keeps nothing of its answer"
-                _save(log, request, request.action, key, item, None, lost)
+                self._record_stray(request, request.action, resp, lost)
             return
         key, items = found[rule[0]]
         for item in items:
             handle, why = plan.handle(request.action, key, item, picks)
             _save(log, request, plan.kind(key), item_id(item), item, handle, why)
+
+    def _record_stray(self, request: ActionRequest, kind: str, resp: Response, why: str) -> None:
+        """Write a resource an answer created that nothing says how to delete (it stays)."""
+        if self.created_log is None:
+            return
+        item = _answer_item(resp.body)
+        key = item_id(item) if "id" in item else f"{request.user_id}:{request.sim_time}"
+        _save(self.created_log, request, kind, key, item, None, why)
+
+    def _forget_deleted(self, picks: Picks, name: str) -> None:
+        """A plugin's request deleted the item ``name`` (its fields from the path, strings):
+        it no longer needs cleaning up, whether it was recorded with a number or a string."""
+        if self.created_log is None:
+            return
+        key, item = picks[name]
+        kind = self.creation_plan.kind(key)
+        self.created_log.remove_created(kind, item_id(item))
+        value = item.get("id")
+        if isinstance(value, str) and value.lstrip("-").isdigit():
+            self.created_log.remove_created(kind, item_id({**item, "id": int(value)}))
 
     def _forget(self, user: UserState, picks: Picks, name: str | None) -> None:
         """An action deleted the item it picked as ``name`` (None: it deletes nothing):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,7 +17,7 @@ from sim_engine.targets.declarative._answers import (
     unbuildable,
 )
 from sim_engine.targets.declarative._auth import TOKEN_SCHEMES
-from sim_engine.targets.declarative._created import CreatedMixin
+from sim_engine.targets.declarative._created import CreatedMixin, match_call
 from sim_engine.targets.declarative._errors import ErrorsMixin
 from sim_engine.targets.declarative._memory import UserState
 from sim_engine.targets.transport import Response
@@ -171,12 +172,54 @@ class DeclarativeTarget(ErrorsMixin, CreatedMixin):
         ``ctx.call`` does): ``X-Sim-Time`` and the scheme's credentials added, the token
         renewed when expired or on a 401 (then sent once more); ``headers`` win.
 
+        What the request creates or deletes is recorded for ``sim-engine cleanup`` as
+        the action of the section it matches would record it (see :meth:`_record_call`).
+
         Returns:
             the response (status 0 when none arrived); never raises for network trouble.
         """
         user = self._memory.user(request.user_id)
+        method = method.upper()
         resp, _ = await self._send_authed(user, request, method, path, body, dict(headers or {}))
+        if self.created_log is not None and method in ("POST", "PUT", "DELETE"):
+            self._record_call(user, request, method, path, resp)
         return resp
+
+    def _record_call(
+        self, user: UserState, request: ActionRequest, method: str, path: str, resp: Response
+    ) -> None:
+        """A plugin's request was answered: record what it created, with the delete handle
+        of the ``api`` action whose method and path it matches (:func:`match_call`: the
+        items in its path are that action's picks, its ``extract`` finds the new item), or
+        forget what it deleted. A ``POST`` or ``PUT`` answered ``201 Created`` that matches
+        no action, or whose answer does not fit the action's ``extract``, is recorded
+        without a handle: cleanup reports it as staying."""
+        matched = match_call(self.api, method, path)
+        if matched is None:
+            if method != "DELETE" and resp.status == 201:
+                kind = path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1] or path
+                why = f"no action of the api section is {method} {path.split('?', 1)[0]}"
+                self._record_stray(request, kind, resp, why)
+            return
+        name, picks = matched
+        action = self.api.actions[name]
+        if method == "DELETE":
+            done = 200 <= resp.status < 300 or resp.status in (404, 410)
+            if done and action.forget is not None and action.forget in picks:
+                self._forget_deleted(picks, action.forget)
+            return
+        if not 200 <= resp.status < 300:
+            return
+        as_action = dataclasses.replace(request, action=name)
+        found: list[tuple[str, list[dict[str, Any]]]] | Outcome = []
+        if action.extract and resp.status != 204:
+            context = self._context(user, as_action, picks)
+            found = self._extract(action, resp, endpoint(action), None, context)
+        if isinstance(found, Outcome):
+            if resp.status == 201:
+                self._record_stray(as_action, name, resp, f"its answer did not fit {name}")
+            return
+        self._record_created(as_action, resp, found, picks)
 
     def request_headers(self, request: ActionRequest) -> dict[str, str]:
         """``X-Sim-Time`` and ``request``'s user's credentials under ``api.auth``."""
@@ -334,11 +377,11 @@ class DeclarativeTarget(ErrorsMixin, CreatedMixin):
                 return self._bad(resp, f"missing field {exc}", where, post_id)
             except TemplateError as exc:
                 return self._bad(resp, str(exc), where, post_id)
-            if rule.copy_:  # PICK.FIELD / user.FIELD, validated: the names are in the context
-                copied = {
-                    name: field(context[source.split(".", 1)[0]], source.split(".", 1)[1], None)
-                    for name, source in rule.copy_.items()
-                }
+            if rule.copy_:  # PICK.FIELD / user.FIELD (a plugin's request may lack a pick)
+                copied = {}
+                for name, source in rule.copy_.items():
+                    whose, _, dotted = source.partition(".")
+                    copied[name] = field(context.get(whose, {}), dotted, None)
                 items = [{**item, **copied} for item in items]
             found.append((rule.to, items))
         return found
