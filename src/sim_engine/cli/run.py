@@ -205,6 +205,16 @@ def _exit_if_all_failed(summary: dict[str, Any], out: Path) -> None:
     _fail(f"every action failed ({counted} of {counted}; status {common}); see {out}", 1)
 
 
+def _say_unanswered(run_dir: Path) -> None:
+    """Say which creations the stopped run sent and got no answer for (in doubt)."""
+    from sim_engine.engine.journal import JOURNAL_NAME, read_unanswered
+    from sim_engine.runs.created import in_doubt_lines
+
+    for line in in_doubt_lines(read_unanswered(run_dir / JOURNAL_NAME)):
+        click.echo(f"sim-engine: in doubt, sent with no answer before the stop: {line}; "
+                   "`sim-engine cleanup` reports them")  # fmt: skip
+
+
 def _resume_context(
     resume_dir: str | None, out_dir: str | None, target_url: str | None, speed: Any
 ) -> tuple[Any, str | None, str | None, Any]:
@@ -224,6 +234,7 @@ def _resume_context(
     if kill_file.exists():
         kill_file.unlink()
         click.echo(f"sim-engine: removed the kill file {kill_file} to resume")
+    _say_unanswered(Path(resume_dir))
     saved = resume.run
     target_url = None if saved["target"] == "demo" else saved["target"]
     if speed == "scenario":

@@ -13,15 +13,32 @@ left), any other plans its next session after it, not after the checkpoint.
 Each checkpoint empties the file (what it recorded is then in ``state.db``).
 Lines are ``<user id> <sim time> <next step's sim time> <actions left>`` (simulated
 epoch seconds); a torn last line from a kill is ignored.
+
+A request that may create something on the target (the declarative target's
+``POST`` and ``PUT``) adds a line of its own before it goes out, ``c <key> <user id>
+<sim time> <action> <METHOD> <client-named: 0|1> <path>``, and ``a <key>`` once its
+answer is in (the key is unique to the request) (and, with it, the resource in ``state.db``'s
+``created`` table). A ``c`` line without its ``a`` is a creation *in doubt*: sent,
+never answered (the process was killed mid-request). :func:`read_unanswered` lists
+them; a checkpoint keeps those still waiting for their answer in the emptied file.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 from typing import NamedTuple
 
-__all__ = ["JOURNAL_NAME", "DispatchJournal", "Progress", "read_journal"]
+__all__ = [
+    "JOURNAL_NAME",
+    "DispatchJournal",
+    "Progress",
+    "Unanswered",
+    "mark_answered",
+    "read_journal",
+    "read_unanswered",
+]
 
 JOURNAL_NAME = "dispatched.log"
 """The journal's file name inside the run directory."""
@@ -41,6 +58,31 @@ class Progress(NamedTuple):
     left: int
 
 
+class Unanswered(NamedTuple):
+    """A request that may have created something and got no answer (see the module
+    docstring).
+
+    Attributes:
+        user_id: the engine's id of the user who sent it.
+        sim_t: when it was sent (simulated epoch seconds).
+        action: the action's name (a plugin's ``ctx.call``: the action it matched,
+            else ``ctx.call``).
+        method: ``POST`` or ``PUT``.
+        path: the path it was sent to (with its query).
+        named: the request named the resource itself (a ``PUT`` to a path no picked
+            item gave): deleting that path deletes it, if it was created.
+        key: its key in the journal (:func:`mark_answered` settles it).
+    """
+
+    key: str
+    user_id: int
+    sim_t: float
+    action: str
+    method: str
+    path: str
+    named: bool
+
+
 class DispatchJournal:
     """Appends one line per dispatched action to ``path`` (see the module docstring).
 
@@ -56,6 +98,9 @@ class DispatchJournal:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self._waiting: dict[bytes, bytes] = {}  # key -> line: creations sent, not answered
+        self._keys = itertools.count()
+        self._prefix = os.urandom(4).hex().encode()  # keys unique across resumed processes
 
     def dispatched(self, user_id: int, sim_t: float, next_s: float, left: int) -> None:
         """Record, before the request goes out, that ``user_id`` sends an action at
@@ -63,15 +108,78 @@ class DispatchJournal:
         actions left in its session."""
         os.write(self._fd, b"%d %r %r %d\n" % (user_id, sim_t, next_s, left))
 
+    def sending(self, user_id: int, sim_t: float, action: str, method: str, path: str,
+                named: bool) -> bytes:  # fmt: skip
+        """Record, before it goes out, a request that may create something (see
+        :class:`Unanswered` for the fields); return its key for :meth:`answered`."""
+        key = b"%s.%d" % (self._prefix, next(self._keys))
+        line = b"c %s %d %r %s %s %d %s\n" % (
+            key, user_id, sim_t, action.encode(), method.encode(), named, path.encode()
+        )  # fmt: skip
+        self._waiting[key] = line
+        os.write(self._fd, line)
+        return key
+
+    def answered(self, key: bytes) -> None:
+        """The answer to the request :meth:`sending` gave ``key`` arrived (and what it
+        created is recorded): it is no longer in doubt."""
+        if self._waiting.pop(key, None) is not None:
+            os.write(self._fd, b"a %s\n" % key)
+
     def reset(self) -> None:
-        """Empty the journal (called once a checkpoint has committed)."""
+        """Empty the journal (called once a checkpoint has committed), but for the
+        creations still waiting for their answer."""
         os.ftruncate(self._fd, 0)
+        if self._waiting:
+            os.write(self._fd, b"".join(self._waiting.values()))
 
     def close(self) -> None:
         """Close the file (idempotent)."""
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+def _lines(path: str | Path) -> list[bytes]:
+    """The journal's complete lines (none when the file is missing; a torn last one dropped)."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        return []
+    if not data.endswith(b"\n"):
+        data = data[: data.rfind(b"\n") + 1]  # a torn last line from a kill
+    return data.splitlines()
+
+
+def read_unanswered(path: str | Path) -> list[Unanswered]:
+    """Return the creations in doubt the journal at ``path`` holds: sent, never answered
+    (oldest first; malformed lines skipped)."""
+    sent: dict[bytes, Unanswered] = {}
+    for line in _lines(path):
+        parts = line.split(maxsplit=7)
+        try:
+            if len(parts) == 8 and parts[0] == b"c":
+                action, method, named, where = (p.decode() for p in parts[4:])
+                user_id, sim_t = int(parts[2]), float(parts[3])
+                key = parts[1].decode()
+                sent[parts[1]] = Unanswered(
+                    key, user_id, sim_t, action, method, where, named == "1"
+                )
+            elif len(parts) == 2 and parts[0] == b"a":
+                sent.pop(parts[1], None)
+        except (ValueError, UnicodeDecodeError):
+            continue
+    return sorted(sent.values(), key=lambda u: (u.sim_t, u.user_id))
+
+
+def mark_answered(path: str | Path, keys: list[str]) -> None:
+    """Note in the journal at ``path`` that the creations in doubt with these ``keys`` are
+    settled (``sim-engine cleanup`` deleted them, or found them never made): they are no
+    longer reported. Nothing happens when the file is missing."""
+    if not keys or not Path(path).exists():
+        return
+    with Path(path).open("ab") as journal:
+        journal.write(b"".join(b"a %s\n" % key.encode() for key in keys))
 
 
 def read_journal(path: str | Path) -> dict[int, Progress]:
@@ -81,13 +189,7 @@ def read_journal(path: str | Path) -> dict[int, Progress]:
     line (a kill during a write) and malformed lines are skipped.
     """
     last: dict[int, Progress] = {}
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        return last
-    if not data.endswith(b"\n"):
-        data = data[: data.rfind(b"\n") + 1]  # a torn last line from a kill
-    for line in data.splitlines():
+    for line in _lines(path):
         parts = line.split()
         if len(parts) != 4:
             continue

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from sim_engine.api.binding import signup_requests, user_password
+from sim_engine.engine.journal import JOURNAL_NAME, mark_answered
 from sim_engine.engine.simulation import effective_api
 from sim_engine.engine.store import NO_OWNER, SqliteStore, StateError
 from sim_engine.model.api_spec import ApiSpec
@@ -42,6 +43,7 @@ from sim_engine.model.records import ActionRequest
 from sim_engine.model.scenario import Scenario, ScenarioError
 from sim_engine.model.settings_spec import SafetySpec
 from sim_engine.runs.cleanup_report import CleanupReport, Tally
+from sim_engine.runs.created import record_unanswered
 from sim_engine.runs.runstate import DEMO, SafetyError, check_target_allowed, load_resume
 from sim_engine.targets.declarative import DeclarativeTarget
 from sim_engine.targets.transport import TargetUnreachableError, Transport
@@ -72,6 +74,8 @@ class _Row:
     item_id: str
     handle: dict[str, Any] | None
     why: str
+    sent: tuple[str, str] | None = None  # in doubt: (its action, "METHOD path")
+    key: str = ""  # in doubt: its key in the journal
 
 
 @dataclass
@@ -122,13 +126,14 @@ def cleanup_run(
         secret = info.store.get_meta("secret")
         if info.engine_state is not None:
             secret = info.engine_state["secret"]
+        record_unanswered(info.store, run_dir / JOURNAL_NAME, api)  # creations in doubt
         report = CleanupReport()
         work = _plan(api, info.store, report)
         if dry_run or not (work.rows or work.accounts):
             return _dry(work, report)
         if not isinstance(secret, str):
             raise CleanupError(f"{run_dir}: no run secret saved: cannot log the users in")
-        run = _Run(info.store, secret, info.scenario, api)
+        run = _Run(info.store, secret, info.scenario, api, run_dir / JOURNAL_NAME)
         with _transport(target, run_dir, info.scenario.safety) as transport:
             return asyncio.run(_cleanup(transport, run, work, report))
     except (SafetyError, StateError) as exc:
@@ -150,6 +155,9 @@ def _plan(api: ApiSpec, store: SqliteStore, report: CleanupReport) -> _Work:
     for seq, owner, kind, item_id, data in reversed(store.created()):
         handle = data.get("delete")
         row = _Row(seq, owner, kind, item_id, handle, str(data.get("why") or ""))
+        if isinstance(data.get("in_doubt"), dict):
+            _plan_unanswered(work, row, data, report)
+            continue
         report.tally(kind)
         goes = kind in with_account and can_delete_account
         if owner == NO_OWNER or (owner not in work.users and not goes):
@@ -176,9 +184,24 @@ def _plan(api: ApiSpec, store: SqliteStore, report: CleanupReport) -> _Work:
     return work
 
 
+def _plan_unanswered(work: _Work, row: _Row, data: dict[str, Any], report: CleanupReport) -> None:
+    """A creation in doubt: deleted by the path it named (its handle) when its creator can
+    log in, else reported as staying in doubt."""
+    sent = data["in_doubt"]
+    row.sent = (str(data.get("action")), f"{sent.get('method')} {sent.get('path')}")
+    row.key = str(sent.get("key", ""))
+    if row.handle is not None and row.owner in work.users:
+        work.rows.append(row)
+    else:
+        report.unsure(*row.sent)
+
+
 def _dry(work: _Work, report: CleanupReport) -> CleanupReport:
     """Count what would be deleted (and what would go with the accounts); send nothing."""
     for row in work.rows:
+        if row.sent is not None:
+            report.unsure(*row.sent, fixable=True)
+            continue
         report.tally(row.kind).deleted += 1
     for rows in work.with_account.values():
         for row in rows:
@@ -228,9 +251,11 @@ class _Run:
     secret: str
     scenario: Scenario
     api: ApiSpec
+    journal: Path  # the run's journal (creations in doubt)
     tokens: dict[int, str | None] = field(default_factory=dict)  # None: cannot log in
     gone: list[_Row] = field(default_factory=list)  # their delete answered 404 or 410
     gone_users: list[int] = field(default_factory=list)  # likewise
+    settled: list[str] = field(default_factory=list)  # journal keys of creations in doubt
 
 
 async def _cleanup(
@@ -266,6 +291,7 @@ async def _cleanup(
             run.store.remove_created(row.kind, row.item_id)
     for user_id in run.gone_users if "users" not in doubted else ():
         run.store.remove_user(user_id)
+    mark_answered(run.journal, run.settled)  # settled: not in doubt any more
     return report
 
 
@@ -291,14 +317,25 @@ async def _delete_row(
     target: DeclarativeTarget, run: _Run, user: SimUser, row: _Row, report: CleanupReport
 ) -> bool:
     """Delete one resource by its handle; return False when it stays."""
-    tally = report.tally(row.kind)
     token = await _token(target, user, run)
     if token is None:
-        report.stay(row.kind, "its creator could not log in")
+        if row.sent is not None:
+            report.unsure(*row.sent)
+        else:
+            report.stay(row.kind, "its creator could not log in")
         return False
     assert row.handle is not None
     request = _request(str(row.handle.get("action")), user, token=token or None)
     outcome = await target.delete_created(request, row.handle)
+    if row.sent is not None:  # in doubt: deleted, or never made (404, 410)
+        if not (outcome.ok or outcome.status in (404, 410)):
+            report.unsure(*row.sent)
+            return False
+        report.settled["deleted" if outcome.ok else "never made"] += 1
+        run.store.remove_created(row.kind, row.item_id)
+        run.settled.append(row.key)
+        return True
+    tally = report.tally(row.kind)
     if outcome.ok or outcome.status in (404, 410):
         tally.deleted += outcome.ok
         tally.gone += not outcome.ok

@@ -5,11 +5,17 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-__all__ = ["DOUBT_MIN", "CleanupReport", "Tally"]
+__all__ = ["DOUBT_MIN", "CleanupReport", "Tally", "requests_text"]
 
 DOUBT_MIN = 3
 """A kind whose deletes all answered 404 or 410, this many or more, is in doubt: a wrong
 delete path answers 404 too, and the old cleanup called that "already gone" (issue 12)."""
+
+
+def requests_text(requests: Counter[str]) -> str:
+    """The three most frequent requests, ``POST /posts, POST /posts/7/comments, ...``."""
+    shown = ", ".join(r for r, _ in requests.most_common(3))
+    return shown + (", ..." if len(requests) > 3 else "")
 
 
 @dataclass
@@ -38,11 +44,20 @@ class CleanupReport:
         users: the run's users (accounts signed up; founders are kept, not counted).
         stays: (what, why) -> how many stay on the target: nothing could delete them
             (no delete handle, the creator could not log in, a delete refused).
+        unanswered: creations in doubt that remain so (sent, never answered: a kill
+            mid-request; see :mod:`sim_engine.engine.journal`): action -> ``"METHOD
+            path"`` -> how many; ``fixable`` the same for those cleanup deletes by
+            the path they named (a dry run).
+        settled: creations in doubt cleanup settled: ``deleted`` (they had been made),
+            ``never made`` (their delete answered 404 or 410).
     """
 
     kinds: dict[str, Tally] = field(default_factory=dict)
     users: Tally = field(default_factory=Tally)
     stays: Counter[tuple[str, str]] = field(default_factory=Counter)
+    unanswered: dict[str, Counter[str]] = field(default_factory=dict)
+    fixable: dict[str, Counter[str]] = field(default_factory=dict)
+    settled: Counter[str] = field(default_factory=Counter)
 
     def tally(self, kind: str) -> Tally:
         """Return the :class:`Tally` of ``kind`` (created empty)."""
@@ -51,6 +66,12 @@ class CleanupReport:
     def stay(self, what: str, why: str, count: int = 1) -> None:
         """Note that ``count`` of ``what`` (a kind, or ``users``) stay on the target, and why."""
         self.stays[(what, why)] += count
+
+    def unsure(self, action: str, request: str, fixable: bool = False) -> None:
+        """Note a creation in doubt of ``action`` sent as ``request`` (``"POST /posts"``)
+        that stays so (``fixable``: cleanup would delete it by its path)."""
+        into = self.fixable if fixable else self.unanswered
+        into.setdefault(action, Counter())[request] += 1
 
     def doubted(self) -> list[str]:
         """Kinds (and ``users``) none of whose deletes worked and at least :data:`DOUBT_MIN`
@@ -73,7 +94,7 @@ class CleanupReport:
     @property
     def complete(self) -> bool:
         """True when nothing the run created stays on the target, nor may (:attr:`doubts`)."""
-        return not self.stays and not self.doubts
+        return not self.stays and not self.doubts and not self.unanswered and not self.fixable
 
     def lines(self, dry_run: bool) -> list[str]:
         """The lines ``sim-engine cleanup`` prints: a summary, one line per kind, what stays.
@@ -102,4 +123,14 @@ class CleanupReport:
         for (what, why), count in sorted(self.stays.items()):
             lines.append(f"stays on the target: {count} {what} ({why})")
         lines.extend(f"in doubt: {doubt}" for doubt in self.doubts)
+        for into, then in (
+            (self.unanswered, "made or not, nothing names them: check the target"),
+            (self.fixable, "cleanup deletes them if they were made"),
+        ):
+            for action, requests in into.items():
+                lines.append(f"in doubt: {requests.total()} {action} sent with no answer "
+                             f"({requests_text(requests)}): {then}")  # fmt: skip
+        if self.settled:
+            done = ", ".join(f"{n} {what}" for what, n in sorted(self.settled.items()))
+            lines.append(f"sent with no answer before: {done}")
         return lines

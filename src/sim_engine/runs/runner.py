@@ -386,15 +386,16 @@ async def _run(options: RunOptions, url: str, store: SqliteStore) -> RunResult:
     clock.pause()  # setting up and populating take wall time, not simulated time
     outputs = _outputs(options, span)
     addons, kill = _all_addons(options, outputs)
+    progress = read_journal(options.out_dir / JOURNAL_NAME) if span.saved is not None else {}
+    journal = DispatchJournal(options.out_dir / JOURNAL_NAME)
     secret = keep_created(
         target,
         store,
         _inprocess_secret(scenario) if url == INPROCESS else None,
         fresh=span.saved is None,
         restart=resume is not None and span.saved is None,
+        journal=journal,
     )
-    progress = read_journal(options.out_dir / JOURNAL_NAME) if span.saved is not None else {}
-    journal = DispatchJournal(options.out_dir / JOURNAL_NAME)
     sim = Simulation(
         scenario, target, clock, outputs.sinks, span.duration_s, secret, store, hooks,
         journal=journal, stall=None if url == INPROCESS else StallMeter.adaptive(),

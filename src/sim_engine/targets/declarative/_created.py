@@ -27,7 +27,14 @@ from sim_engine.targets.declarative._base import TargetBase
 from sim_engine.targets.declarative._memory import UserState
 from sim_engine.targets.transport import Response
 
-__all__ = ["CreatedLog", "CreatedMixin", "CreationPlan", "item_id", "match_call"]
+__all__ = [
+    "CreatedLog",
+    "CreatedMixin",
+    "CreationPlan",
+    "SendLog",
+    "item_id",
+    "match_call",
+]
 
 Picks = dict[str, tuple[str, dict[str, Any]]]
 """An action's picks: name -> (key picked from, item)."""
@@ -42,6 +49,21 @@ class CreatedLog(Protocol):
 
     def remove_created(self, kind: str, item_id: str) -> None:
         """Forget one resource (deleted)."""
+        ...
+
+
+class SendLog(Protocol):
+    """Where requests that may create something are written before they go out, and
+    their answers noted (:class:`~sim_engine.engine.journal.DispatchJournal`)."""
+
+    def sending(
+        self, user_id: int, sim_t: float, action: str, method: str, path: str, named: bool
+    ) -> bytes:
+        """Record a request about to go out; return its key."""
+        ...
+
+    def answered(self, key: bytes) -> None:
+        """Its answer arrived, and what it created is recorded."""
         ...
 
 
@@ -181,6 +203,7 @@ class CreatedMixin(TargetBase):
     """
 
     created_log: CreatedLog | None = None
+    send_log: SendLog | None = None
     _plan: CreationPlan | None = None
 
     @property
@@ -220,6 +243,23 @@ class CreatedMixin(TargetBase):
         for item in items:
             handle, why = plan.handle(request.action, key, item, picks)
             _save(log, request, plan.kind(key), item_id(item), item, handle, why)
+
+    def _sending(
+        self, request: ActionRequest, action: ActionSpec, method: str, path: str
+    ) -> bytes | None:
+        """Write ahead a request that may create something (see :class:`SendLog`): a
+        ``POST`` that creates (or keeps nothing of its answer), a ``PUT`` that names a
+        new resource (it picks nothing, or its path has a generator). Returns the key
+        for :meth:`SendLog.answered`, None when nothing was written."""
+        log = self.send_log
+        if log is None or method not in ("POST", "PUT"):
+            return None
+        if method == "PUT" and action.pick and "{{" not in action.path:
+            return None  # it changes the item it picked
+        if method == "POST" and action.extract and request.action not in self.creation_plan.creates:
+            return None  # it answers a list (a search)
+        put = method == "PUT"
+        return log.sending(request.user_id, request.sim_time, request.action, method, path, put)
 
     def _record_stray(self, request: ActionRequest, kind: str, resp: Response, why: str) -> None:
         """Write a resource an answer created that nothing says how to delete (it stays)."""

@@ -180,9 +180,19 @@ class DeclarativeTarget(ErrorsMixin, CreatedMixin):
         """
         user = self._memory.user(request.user_id)
         method = method.upper()
+        log = self.send_log if method in ("POST", "PUT") else None
+        key = None
+        if log is not None:
+            matched = match_call(self.api, method, path)
+            name = matched[0] if matched is not None else "ctx.call"
+            key = log.sending(
+                request.user_id, request.sim_time, name, method, path, method == "PUT"
+            )
         resp, _ = await self._send_authed(user, request, method, path, body, dict(headers or {}))
         if self.created_log is not None and method in ("POST", "PUT", "DELETE"):
             self._record_call(user, request, method, path, resp)
+        if log is not None and key is not None:
+            log.answered(key)
         return resp
 
     def _record_call(
@@ -295,8 +305,12 @@ class DeclarativeTarget(ErrorsMixin, CreatedMixin):
         if action.page is not None:  # the next page of a listing (this session)
             offset = user.pages.get(request.action, 0)
             path += f"{'&' if '?' in path else '?'}{action.page.param}={offset}"
+        key = self._sending(request, action, method, path)
         resp, retried = await self._send_authed(user, request, method, path, body, headers)
-        return self._settle(request, action, user, picks, context, resp, retried)
+        outcome = self._settle(request, action, user, picks, context, resp, retried)
+        if key is not None and self.send_log is not None:  # what it created is recorded
+            self.send_log.answered(key)
+        return outcome
 
     def _settle(
         self,
