@@ -67,7 +67,8 @@ __all__ = ["cleanup", "ctl", "demo_server", "init", "kill", "report", "validate"
 @click.option(
     "--include-ops",
     is_flag=True,
-    help="Keep operational endpoints (health, heartbeat, version, metadata, __api__...).",
+    help="Keep operational endpoints (health, version, metadata, __api__...) and what "
+    "starts or stops server processes (kernels, terminals...).",
 )
 def init(
     source: str,

@@ -42,6 +42,12 @@ _OPS_FIRST = re.compile(
 _DUNDER = re.compile(r"__\w+__")
 _API_PREFIX = re.compile(r"api|rest|v\d+(\.\d+)*")  # /api/v1/... : the root is below them
 _WIPE = re.compile(r"_*(flush|purge|reset|wipe|truncate|drop|nuke)(_all)?_*", re.I)
+_PROCESSES = frozenset(
+    {"kernels", "terminals", "processes", "workers", "runners", "containers", "pods", "vms",
+     "machines", "instances", "executors"}
+)  # fmt: skip
+"""Collections whose items are processes the server starts (Jupyter's kernels and
+terminals): creating, restarting or stopping one is operating the server."""
 _ADMIN_SEGMENTS = (
     "admin", "internal", "debug", "_internal", "permissions", "permission", "roles", "acl",
     "acls", "grants", "policies", "superuser", "sudo",
@@ -57,7 +63,10 @@ class _ActionSteps(_PathSteps):
         Categories: ``destructive`` (kept by ``include_destructive``): a ``DELETE`` on a
         collection, flush/purge/reset endpoints, admin and permission endpoints;
         ``ops`` (kept by ``include_ops``): health, heartbeat, version, metadata, the API
-        root, ``__dunder__`` endpoints, batch.
+        root, ``__dunder__`` endpoints, batch; ``processes`` (kept by ``include_ops``
+        too): what starts, restarts or stops a process on the server (any method but
+        ``GET`` under ``kernels``, ``terminals``, ``containers``...; and ``sessions``
+        in a document that has such processes: Jupyter's sessions start kernels).
         """
         lower = [s.lower() for s in op.segments]
         if not self.options.include_destructive:
@@ -74,7 +83,17 @@ class _ActionSteps(_PathSteps):
             first = meaningful[0].strip("_")
             if _OPS_FIRST.fullmatch(first) or any(_DUNDER.fullmatch(s) for s in lower):
                 return "ops", "operational endpoint, not user behaviour"
+            if op.method != "GET" and self._starts_processes(lower):
+                return "processes", "starts, restarts or stops a process on the server"
         return None
+
+    def _starts_processes(self, segments: list[str]) -> bool:
+        """Whether a path is under a collection of server processes (see ``_excluded``)."""
+        if any(s in _PROCESSES for s in segments):
+            return True
+        if "sessions" not in segments:
+            return False
+        return any(s.lower() in _PROCESSES for o in self.ops for s in o.segments)
 
     def _whole_collection(self, op: _Op) -> bool:
         """Whether a ``DELETE`` acts on a collection: its path ends with a literal segment that

@@ -26,7 +26,8 @@ class ImportResult:
         notes: action name -> comment lines written above it.
         header_notes: comment lines for the header (auth, target).
         left_out: category -> labels of the skipped operations: ``destructive`` (kept
-            with ``include_destructive``), ``ops`` (kept with ``include_ops``), ``other``.
+            with ``include_destructive``), ``ops`` and ``processes`` (kept with
+            ``include_ops``), ``other``.
     """
 
     scenario: dict[str, Any]
@@ -98,7 +99,8 @@ class ImportOptions:
             (``DELETE /records``), flush or reset data, and admin and permission
             endpoints.
         include_ops: keep operational endpoints (health, heartbeat, version, metadata,
-            ``__api__``, the API root...).
+            ``__api__``, the API root...) and what starts or stops server processes
+            (kernels, terminals...).
         api_key: a key every request sends (``scheme: api_key``), whatever the document
             says (Jupyter Server's ``token T``; None: inferred).
         api_key_header: the header it goes in (None: the document's ``apiKey`` scheme's,
@@ -115,6 +117,7 @@ class ImportOptions:
 _CATEGORY = {
     "destructive": "destructive or admin ({n}; --include-destructive keeps them)",
     "ops": "operational ({n}; --include-ops keeps them)",
+    "processes": "starting or stopping server processes ({n}; --include-ops keeps them)",
     "other": "not simulated ({n}; reasons in the file's header)",
 }
 
