@@ -20,6 +20,7 @@ from typing import Any
 
 import helpers
 from forum_app import Forum, serve
+from helpers import signup_payload
 from sim_engine.engine.journal import DispatchJournal, read_journal, read_unanswered
 from sim_engine.engine.store import SqliteStore
 from sim_engine.model.api_spec import ApiSpec
@@ -75,6 +76,10 @@ def answers(call: Call) -> tuple[int, Any]:
     return 201, {"id": 9}
 
 
+def no_answer(error: str, call: Call) -> Response:
+    return Response(0, b"", 1.0, error)
+
+
 def test_the_journal_keeps_creations_waiting_for_their_answer_across_a_checkpoint(
     tmp_path: Path,
 ) -> None:
@@ -118,6 +123,24 @@ async def test_the_target_writes_ahead_what_may_create_and_marks_it_answered(
             held.set()
             await asyncio.sleep(3600)
             raise AssertionError("unreachable")
+
+    for error, in_doubt in (("timeout", True), ("Cannot connect to host 127.0.0.1:9", False)):
+        target.transport = FakeTransport(functools.partial(no_answer, error))
+        assert not (await target.send(req("write", 2))).ok
+        assert bool(read_unanswered(tmp_path / "dispatched.log")) is in_doubt, error
+        journal.reset()
+        journal._waiting.clear()  # (the timed-out one, written again at each checkpoint)
+        journal.reset()
+    # a sign-up that timed out may have made the account (Kinto's slow bcrypt did)
+    api = ApiSpec.model_validate({"auth": {"signup": {"method": "POST", "path": "/accounts"}},
+                                  "actions": {"me": {"path": "/me"}}})  # fmt: skip
+    signing = DeclarativeTarget(FakeTransport(functools.partial(no_answer, "timeout")), api)
+    signing.send_log = journal
+    assert not (await signing.send(req("sign_up", 7, payload=signup_payload("bo")))).ok
+    [account] = read_unanswered(tmp_path / "dispatched.log")
+    assert (account.user_id, account.action, account.path) == (7, "sign_up", "/accounts")
+    journal._waiting.clear()
+    journal.reset()
 
     target.transport = Hanging()  # type: ignore[assignment]
     task = asyncio.ensure_future(target.send(req("put_page", 2)))
@@ -185,3 +208,26 @@ def test_cleanup_reports_creations_in_doubt_and_deletes_those_that_named_their_p
         assert again.returncode == 1
         assert "sent with no answer before" not in again.stdout  # settled ones stay settled
         assert "in doubt: 1 start_thread sent with no answer" in again.stdout
+
+
+def test_a_resume_names_creations_in_doubt_and_keeps_them_for_cleanup(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["--target", "inprocess", "--speed", "max", "--duration", "3d", "--users", "10"]
+    args += ["--seed", "3", "-q", "--out", str(out)]
+    code, stderr = helpers.interrupt_after_checkpoint(args, out, settle_s=0.2)
+    assert code == 0, stderr
+    with (out / "dispatched.log").open("ab") as log:  # as if killed mid-request
+        log.write(b"c zz.1 1 1.5 create_post POST 0 /posts\n")
+    resumed = sim_engine("run", "--resume", str(out), "-q")
+    assert resumed.returncode == 0, resumed.stderr
+    assert (
+        "sim-engine: in doubt, sent with no answer before the stop: 1 create_post "
+        "(POST /posts); `sim-engine cleanup` reports them"
+    ) in resumed.stdout.splitlines(), resumed.stdout
+    store = SqliteStore(out / "state.db", create=False)
+    try:
+        doubts = [r for r in store.created() if r[2] == IN_DOUBT_KIND + "create_post"]
+    finally:
+        store.close()
+    assert [(r[1], r[4]["in_doubt"]["path"]) for r in doubts] == [(1, "/posts")]
+    assert read_unanswered(out / "dispatched.log") == []  # the resumed run's checkpoints

@@ -15,12 +15,13 @@ Lines are ``<user id> <sim time> <next step's sim time> <actions left>`` (simula
 epoch seconds); a torn last line from a kill is ignored.
 
 A request that may create something on the target (the declarative target's
-``POST`` and ``PUT``) adds a line of its own before it goes out, ``c <key> <user id>
+``POST`` and ``PUT``, sign-ups) adds a line of its own before it goes out, ``c <key> <user id>
 <sim time> <action> <METHOD> <client-named: 0|1> <path>``, and ``a <key>`` once its
-answer is in (the key is unique to the request) (and, with it, the resource in ``state.db``'s
-``created`` table). A ``c`` line without its ``a`` is a creation *in doubt*: sent,
-never answered (the process was killed mid-request). :func:`read_unanswered` lists
-them; a checkpoint keeps those still waiting for their answer in the emptied file.
+answer is in, and with it the resource in ``state.db``'s ``created`` table (the key is
+unique to the request). A ``c`` line without its ``a`` is a creation *in doubt*: sent,
+never answered (the process was killed mid-request, or the request timed out).
+:func:`read_unanswered` lists them; a checkpoint keeps those still waiting for their
+answer in the emptied file.
 """
 
 from __future__ import annotations

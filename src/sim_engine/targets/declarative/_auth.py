@@ -15,7 +15,7 @@ from sim_engine.targets.declarative._answers import (
     unbuildable,
     valid_path,
 )
-from sim_engine.targets.declarative._base import TargetBase
+from sim_engine.targets.declarative._base import TargetBase, settled
 from sim_engine.targets.declarative._memory import UserState
 from sim_engine.targets.transport import Response
 
@@ -40,7 +40,12 @@ class AuthMixin(TargetBase):
         except TemplateError as exc:
             return unbuildable(exc, where)
         headers = {**self._base_headers(request), **self._key_header(), **headers}
+        log = self.send_log  # an account made with no answer is in doubt (see _created)
+        key = log.sending(request.user_id, request.sim_time, "sign_up", method, path, False) \
+            if log is not None else None  # fmt: skip
         resp = await self.transport.request(method, path, body, headers)
+        if log is not None and key is not None and settled(resp):
+            log.answered(key)
         bad = failed(resp, template.expect, where)
         if bad is not None:
             return bad

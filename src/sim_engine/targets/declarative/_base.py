@@ -6,7 +6,7 @@ import json
 import random
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from sim_engine.model.api_spec import ApiSpec, RequestTemplate
 from sim_engine.model.plugin_spec import PluginCatalog
@@ -27,7 +27,30 @@ from sim_engine.targets.declarative._memory import (
 )
 from sim_engine.targets.transport import Form, Response, Transport
 
-__all__ = ["TargetBase"]
+__all__ = ["SendLog", "TargetBase", "settled"]
+
+
+class SendLog(Protocol):
+    """Where requests that may create something are written before they go out, and
+    their answers noted (:class:`~sim_engine.engine.journal.DispatchJournal`)."""
+
+    def sending(
+        self, user_id: int, sim_t: float, action: str, method: str, path: str, named: bool
+    ) -> bytes:
+        """Record a request about to go out; return its key."""
+        ...
+
+    def answered(self, key: bytes) -> None:
+        """Its answer arrived, and what it created is recorded."""
+        ...
+
+
+def settled(resp: Response) -> bool:
+    """Whether an answer settles what a request created: any status, or no answer because
+    nothing was sent (circuit open) or nothing connected; a timeout or a cut connection
+    leaves the request in doubt (the target may have made it: Kinto's slow sign-ups and
+    creates went on after the client gave up)."""
+    return resp.status != 0 or resp.skipped or (resp.error or "").startswith("Cannot connect")
 
 
 class TargetBase:
@@ -46,7 +69,11 @@ class TargetBase:
     Attributes:
         transport: the transport (the dashboard and exporter read its ``statistics()``).
         api: the ``api`` section.
+        send_log: where requests that may create something are written ahead (None:
+            nowhere; the run sets its journal, see :mod:`sim_engine.engine.journal`).
     """
+
+    send_log: SendLog | None = None
 
     def __init__(
         self,

@@ -31,7 +31,6 @@ __all__ = [
     "CreatedLog",
     "CreatedMixin",
     "CreationPlan",
-    "SendLog",
     "item_id",
     "match_call",
 ]
@@ -49,21 +48,6 @@ class CreatedLog(Protocol):
 
     def remove_created(self, kind: str, item_id: str) -> None:
         """Forget one resource (deleted)."""
-        ...
-
-
-class SendLog(Protocol):
-    """Where requests that may create something are written before they go out, and
-    their answers noted (:class:`~sim_engine.engine.journal.DispatchJournal`)."""
-
-    def sending(
-        self, user_id: int, sim_t: float, action: str, method: str, path: str, named: bool
-    ) -> bytes:
-        """Record a request about to go out; return its key."""
-        ...
-
-    def answered(self, key: bytes) -> None:
-        """Its answer arrived, and what it created is recorded."""
         ...
 
 
@@ -203,7 +187,6 @@ class CreatedMixin(TargetBase):
     """
 
     created_log: CreatedLog | None = None
-    send_log: SendLog | None = None
     _plan: CreationPlan | None = None
 
     @property

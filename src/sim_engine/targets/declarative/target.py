@@ -17,6 +17,7 @@ from sim_engine.targets.declarative._answers import (
     unbuildable,
 )
 from sim_engine.targets.declarative._auth import TOKEN_SCHEMES
+from sim_engine.targets.declarative._base import settled
 from sim_engine.targets.declarative._created import CreatedMixin, match_call
 from sim_engine.targets.declarative._errors import ErrorsMixin
 from sim_engine.targets.declarative._memory import UserState
@@ -191,7 +192,7 @@ class DeclarativeTarget(ErrorsMixin, CreatedMixin):
         resp, _ = await self._send_authed(user, request, method, path, body, dict(headers or {}))
         if self.created_log is not None and method in ("POST", "PUT", "DELETE"):
             self._record_call(user, request, method, path, resp)
-        if log is not None and key is not None:
+        if log is not None and key is not None and settled(resp):
             log.answered(key)
         return resp
 
@@ -308,8 +309,8 @@ class DeclarativeTarget(ErrorsMixin, CreatedMixin):
         key = self._sending(request, action, method, path)
         resp, retried = await self._send_authed(user, request, method, path, body, headers)
         outcome = self._settle(request, action, user, picks, context, resp, retried)
-        if key is not None and self.send_log is not None:  # what it created is recorded
-            self.send_log.answered(key)
+        if key is not None and self.send_log is not None and settled(resp):
+            self.send_log.answered(key)  # what it created is recorded
         return outcome
 
     def _settle(
