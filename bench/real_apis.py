@@ -33,7 +33,14 @@ sys.path.insert(0, str(ROOT / "tests"))
 import test_jupyter as jupyter  # noqa: E402
 import test_kinto as kinto  # noqa: E402
 from helpers import installed_command, sim_engine, terminate  # noqa: E402
-from realapi import Http, read_records, run_day, start_server, success_rate  # noqa: E402
+from realapi import (  # noqa: E402
+    Http,
+    failures,
+    read_records,
+    run_day,
+    start_server,
+    success_rate,
+)
 from sim_engine.demo.launcher import find_free_port  # noqa: E402
 
 Counts = Callable[[], dict[str, int]]
@@ -41,7 +48,10 @@ Counts = Callable[[], dict[str, int]]
 
 def _rate(out: Path) -> str:
     actions = read_records(out / "actions.jsonl")
-    return f"{success_rate(actions):.1%} of {len(actions)} actions"
+    top = ", ".join(f"{a} {s} x{n}" for (a, s), n in failures(actions).most_common(3))
+    return f"{success_rate(actions):.1%} of {len(actions)} actions" + (
+        f" (failed: {top})" if top else ""
+    )
 
 
 def _import(spec: str, work: Path, *options: str) -> Path:
