@@ -73,10 +73,12 @@ def _day_and_cleanup(scenario: Path, base_url: str, work: Path, counts: Counts, 
         "cleanup", str(work / "out"), timeout=300, command=installed_command(), cwd=ROOT
     )
     cleaned = counts()
-    summary = proc.stdout.splitlines()[0] if proc.stdout else proc.stderr.strip()
+    lines = proc.stdout.splitlines()
+    summary = lines[0] if lines else proc.stderr.strip()
+    left = "".join(f"\n    {line}" for line in lines if line.startswith(("stays", "in doubt")))
     return (
         f"success {_rate(work / 'out')}; counts before {before}, after the day {after}, "
-        f"after cleanup {cleaned} (exit {proc.returncode}: {summary})"
+        f"after cleanup {cleaned} (exit {proc.returncode}: {summary}){left}"
     )
 
 
