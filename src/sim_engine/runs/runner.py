@@ -388,13 +388,10 @@ async def _run(options: RunOptions, url: str, store: SqliteStore) -> RunResult:
     addons, kill = _all_addons(options, outputs)
     progress = read_journal(options.out_dir / JOURNAL_NAME) if span.saved is not None else {}
     journal = DispatchJournal(options.out_dir / JOURNAL_NAME)
+    fixed = _inprocess_secret(scenario) if url == INPROCESS else None
+    restart = resume is not None and span.saved is None
     secret = keep_created(
-        target,
-        store,
-        _inprocess_secret(scenario) if url == INPROCESS else None,
-        fresh=span.saved is None,
-        restart=resume is not None and span.saved is None,
-        journal=journal,
+        target, store, fixed, fresh=span.saved is None, restart=restart, journal=journal
     )
     sim = Simulation(
         scenario, target, clock, outputs.sinks, span.duration_s, secret, store, hooks,
