@@ -141,6 +141,7 @@ def test_cli_joins_a_running_cluster(head: str, reference: Path, tmp_path: Path)
         timeout=180,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""  # Ray says nothing
     assert _digests(out) == _digests(reference)
 
 
@@ -185,6 +186,7 @@ def test_ctrl_c_on_a_local_cluster_keeps_chunks_and_leaves_no_ray_process(
     assert _daemons() - before == set()
     resumed = sim_engine(*args, "--resume", timeout=300)
     assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stderr == ""  # Ray says nothing
     assert _daemons() - before == set()
     whole = tmp_path / "whole"
     generate(

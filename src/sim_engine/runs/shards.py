@@ -148,8 +148,7 @@ def is_loopback_address(address: str) -> bool:
 def import_ray(loopback: bool) -> Any:
     """Import Ray, configured before its first import.
 
-    Ray's usage statistics are off (no traffic leaves the machine), its C++ core
-    logs errors only (its connection retries would print a line a second), and with
+    Ray's usage statistics are off (no traffic leaves the machine), and with
     ``loopback`` Ray advertises 127.0.0.1 instead of the machine's address (its
     ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` switch), so a local cluster talks over
     loopback only. Variables already set in the environment win.
@@ -158,7 +157,6 @@ def import_ray(loopback: bool) -> Any:
         ImportError: Ray is not installed.
     """
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
     if loopback:
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     import ray
