@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,11 +53,13 @@ ray.shutdown()
 """
 
 
-def _daemons() -> set[int]:
-    """Ray's daemons on this machine (pids)."""
+def _daemons(ray_tmp: Path) -> set[int]:
+    """Ray's daemons of clusters whose files are under ``ray_tmp`` (pids); other
+    sessions' clusters on the machine are not counted."""
     found = set()
-    for proc in psutil.process_iter(["name"]):
-        if proc.info["name"] in RAY_DAEMONS:
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        command = " ".join(proc.info["cmdline"] or ())
+        if proc.info["name"] in RAY_DAEMONS and str(ray_tmp) in command:
             found.add(proc.pid)
     return found
 
@@ -160,7 +164,8 @@ def _wait_for_a_chunk(proc: subprocess.Popen[str], manifest: Path) -> None:
 def test_ctrl_c_on_a_local_cluster_keeps_chunks_and_leaves_no_ray_process(
     tmp_path: Path,
 ) -> None:
-    before = _daemons()
+    ray_tmp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # short: Ray's socket paths
+    env = {**os.environ, "RAY_TMPDIR": str(ray_tmp)}
     out = tmp_path / "local"
     args = [
         "generate", "--users", "3000", "--days", "30", "--start", "2026-03-02", "--seed", "3",
@@ -173,6 +178,7 @@ def test_ctrl_c_on_a_local_cluster_keeps_chunks_and_leaves_no_ray_process(
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        env=env,
     )
     try:
         _wait_for_a_chunk(proc, out / "manifest.json")
@@ -183,11 +189,15 @@ def test_ctrl_c_on_a_local_cluster_keeps_chunks_and_leaves_no_ray_process(
     assert proc.returncode == 130, stderr
     assert "--resume" in stderr and "Traceback" not in stderr
     assert 0 < len(_started_chunks_all_recorded(out)) < 20
-    assert _daemons() - before == set()
-    resumed = sim_engine(*args, "--resume", timeout=300)
+    assert _daemons(ray_tmp) == set()
+    resumed = subprocess.run(
+        [*SIM_ENGINE, *args, "--resume"],
+        capture_output=True, text=True, env=env, timeout=300, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stderr == ""  # Ray says nothing
-    assert _daemons() - before == set()
+    assert _daemons(ray_tmp) == set()
+    shutil.rmtree(ray_tmp, ignore_errors=True)
     whole = tmp_path / "whole"
     generate(
         default_scenario(),
