@@ -12,6 +12,8 @@ tolerance:
 * sessions per active user-day and actions per session (within 12 %);
 * share of single-action sessions (within 2 points);
 * retention: share of users acting on day 1, 7 and 14 after their first action day;
+* per-user heterogeneity: Gini of actions per acting user and the share of acting
+  users who never write (create, update or delete a post), within 0.05 each;
 * lifecycle state shares at the end of day 14.
 
 Two deliberately wrong planners fail it: one placing sessions in UTC instead of the
@@ -38,13 +40,14 @@ from sim_engine.model.plan.calendar import ZoneCalendar
 from sim_engine.model.plan.events import ChunkPlanner, PlanModel
 from sim_engine.model.plan.population import plan_population
 from sim_engine.model.plan.tables import ROUTINE_CODES, ActionTable
-from sim_engine.model.records import DaySnapshot
+from sim_engine.model.records import DaySnapshot, LifecycleRecord
 from sim_engine.model.scenario import Scenario, default_scenario
 
 USERS, DAYS, SEED = 800, 21, 11
 START = date(2026, 3, 2)
 START_TS = datetime(2026, 3, 2, tzinfo=timezone.utc).timestamp()
 SIGNUP = ("sign_up", "log_in")
+WRITES = ("create_post", "update_post", "delete_post")
 
 # (user, local date ordinal, local hour, persona, state, action, session)
 Row = tuple[int, int, int, str, str, str, int]
@@ -75,7 +78,14 @@ def simulated() -> tuple[list[Row], dict[str, float]]:
             day = local.date().toordinal()
             rows.append((r.user_id, day, local.hour, r.persona, r.state, r.action, r.session_id))
     snaps = [r for r in sink.records if isinstance(r, DaySnapshot)]
-    dist = snaps[14].state_distribution
+    dist = dict(snaps[14].state_distribution)
+    # The snapshot counts users the engine still holds; churned users it deleted from
+    # the target (and forgot) count as CHURNED too, as the planner keeps them.
+    dist["CHURNED"] = dist.get("CHURNED", 0) + sum(
+        1
+        for r in sink.records
+        if isinstance(r, LifecycleRecord) and r.new == "DELETED" and r.sim_ts < snaps[14].day_end_ts
+    )
     total = sum(dist.values())
     return rows, {k: v / total for k, v in dist.items()}
 
@@ -150,6 +160,23 @@ def _retention(rows: list[Row]) -> dict[str, float]:
     return out
 
 
+def _gini(x: np.ndarray) -> float:
+    s = np.sort(x)
+    cum = np.cumsum(s)
+    return float((len(s) + 1 - 2 * (cum / cum[-1]).sum()) / len(s))
+
+
+def _heterogeneity(rows: list[Row], ref: list[Row]) -> dict[str, tuple[float, float]]:
+    """Gini of actions per acting user, share of acting users who never write: (got, want)."""
+    out: dict[str, list[float]] = defaultdict(list)
+    for r in (rows, ref):
+        actions = Counter(u for u, *_ in r)
+        writers = {u for u, *_, a, _s in r if a in WRITES}
+        out["Gini of actions per user"].append(_gini(np.asarray(list(actions.values()))))
+        out["users who never write"].append(1 - len(writers) / len(actions))
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
 def _compare(
     got: tuple[list[Row], dict[str, float]], want: tuple[list[Row], dict[str, float]]
 ) -> list[str]:
@@ -174,6 +201,9 @@ def _compare(
     for k in rr:
         if abs(r[k] - rr[k]) > 0.07:  # 800 users: about 3.5 standard errors of a difference
             bad.append(f"{k}: {r[k]:.3f} vs {rr[k]:.3f}")
+    for k, (a, b) in _heterogeneity(rows, ref).items():
+        if abs(a - b) > 0.05:
+            bad.append(f"{k}: {a:.3f} vs {b:.3f}")
     for k in ref_states:
         if abs(states.get(k, 0.0) - ref_states[k]) > 0.07:
             bad.append(f"state {k} at day 14: {states.get(k, 0.0):.3f} vs {ref_states[k]:.3f}")
@@ -198,7 +228,11 @@ def test_uniform_action_weights_fail_parity(
     engine: tuple[list[Row], dict[str, float]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def uniform(
-        self: ActionTable, persona: np.ndarray, state: np.ndarray, u: np.ndarray
+        self: ActionTable,
+        persona: np.ndarray,
+        state: np.ndarray,
+        u: np.ndarray,
+        posting: np.ndarray | None = None,
     ) -> np.ndarray:
         return (u * 5).astype(np.int16)
 

@@ -100,15 +100,21 @@ def days_from(start: date, n: int) -> list[date]:
 
 def test_allowed_transitions_are_the_issue_s_state_machine() -> None:
     expected = {
-        S.NEW: {S.ACTIVE, S.CASUAL, S.DORMANT},
-        S.ACTIVE: {S.CASUAL, S.DORMANT},
-        S.CASUAL: {S.ACTIVE, S.DORMANT},
+        S.NEW: {S.ACTIVE, S.CASUAL, S.DORMANT, S.CHURNED},
+        S.ACTIVE: {S.CASUAL, S.DORMANT, S.CHURNED},
+        S.CASUAL: {S.ACTIVE, S.DORMANT, S.CHURNED},
         S.DORMANT: {S.ACTIVE, S.CHURNED},
         S.CHURNED: set(),
     }
     assert expected == ALLOWED_TRANSITIONS
-    # CHURNED is reachable from DORMANT only, and is final.
-    assert [s for s, nxt in ALLOWED_TRANSITIONS.items() if S.CHURNED in nxt] == [S.DORMANT]
+    # CHURNED is reachable from every other state (DORMANT after long inactivity, any
+    # state by the churn hazard), and is final.
+    assert [s for s, nxt in ALLOWED_TRANSITIONS.items() if S.CHURNED in nxt] == [
+        S.NEW,
+        S.ACTIVE,
+        S.CASUAL,
+        S.DORMANT,
+    ]
 
 
 def test_defaults_are_seed_003s_figures() -> None:

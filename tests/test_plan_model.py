@@ -29,6 +29,7 @@ from sim_engine.model.lifecycle import (
     LifecycleState,
     decide_day,
     depth_range,
+    geometric_depth,
     new_status,
 )
 from sim_engine.model.plan import events as plan_events
@@ -97,7 +98,7 @@ def _scalar_day(
     t = persona.session_start_within(start, end, offset, rng)
     session = 0
     while t < end:
-        length = min(rng.randint(low, high), persona.session.max_actions)
+        length = min(geometric_depth(low, high, rng.random()), persona.session.max_actions)
         now = last = t
         for step in range(length):
             state = persona.state_at(now, _offset(zone, now))
@@ -239,7 +240,11 @@ def test_action_mix_per_persona_and_state_follows_the_weights() -> None:
 
 def test_uniform_action_weights_are_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
     def uniform(
-        self: ActionTable, persona: np.ndarray, state: np.ndarray, u: np.ndarray
+        self: ActionTable,
+        persona: np.ndarray,
+        state: np.ndarray,
+        u: np.ndarray,
+        posting: np.ndarray | None = None,
     ) -> np.ndarray:
         return (u * 5).astype(np.int16)
 

@@ -100,7 +100,9 @@ class ApiBinder:
         steps = self._steps.get(user.user_id)
         drew = not steps
         if not steps:
-            name = persona.choose_action(state, rng, self._affinity(user, persona))
+            name = persona.choose_action(
+                state, rng, self._affinity(user, persona), posting=user.posting
+            )
             workflow = self._api.workflows.get(name)
             if workflow is None:
                 return Planned(api_request(self._resolver, name, user, sim_t))

@@ -163,8 +163,10 @@ class Routine(Protocol):
         sim_t: float,
         offset_s: float,
         rng: random.Random,
+        ended: bool = False,
     ) -> float:
-        """Return the user's next session start after ``sim_t`` (``inf``: none)."""
+        """Return the user's next session start after ``sim_t`` (``inf``: none);
+        ``ended``: a session of the user just ended at ``sim_t``."""
         ...
 
 

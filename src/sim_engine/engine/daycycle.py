@@ -126,7 +126,15 @@ class DayCycle:
         local = datetime.fromtimestamp(sim_t + 1.0, user.tz)
         rng = user_rng(user)
         self._ledger.touch(user)  # its lifecycle status changes: the next checkpoint saves it
-        decision = decide_day(spec, life, local.date(), rng, churnable=not user.founder)
+        persona = self._personas[user.persona]
+        decision = decide_day(
+            spec,
+            life,
+            local.date(),
+            rng,
+            churnable=not user.founder,
+            day_weight=persona.day_weight(local.date().weekday()),
+        )
         iso = datetime.fromtimestamp(sim_t, user.tz).isoformat(timespec="milliseconds")
         for change in decision.transitions:
             self._ledger.emit(
@@ -141,7 +149,6 @@ class DayCycle:
         user.day_end = next_midnight(local)
         self._scheduler.push(user.day_end, DAY, user)
         if decision.active and not user.pending and user.session_left == 0:
-            persona = self._personas[user.persona]
             first = persona.session_start_within(sim_t, user.day_end, offset_of(local), rng)
             if math.isfinite(first):
                 self._scheduler.push(max(first, sim_t + self._lookahead_s), SESSION, user)

@@ -19,6 +19,7 @@ from sim_engine.engine.ledger import Ledger
 from sim_engine.engine.scheduler import Scheduler
 from sim_engine.model.behaviour import CompiledPersona
 from sim_engine.model.lifecycle import new_status
+from sim_engine.model.plan.propensity import user_propensities
 from sim_engine.model.population import IdentityFactory, SimUser, save_rng, user_rng
 from sim_engine.model.scenario import FounderSpec, Scenario
 
@@ -88,6 +89,10 @@ class Growth:
         return self._admit(self.factory.create(sim_t), sim_t)
 
     def _admit(self, user: SimUser, sim_t: float) -> SimUser:
+        spec = self._personas[user.persona].spec
+        user.activity, user.posting = user_propensities(
+            self._scenario.seed, user.user_id, spec.activity_sigma, spec.posting_sigma
+        )
         self._ledger.add(user)
         rng = user_rng(user)
         local = datetime.fromtimestamp(sim_t, user.tz)

@@ -187,7 +187,7 @@ class Persistence:
             self._scheduler.push(max(now, done.next_s), NEXT, user)
             return
         persona = self._personas[user.persona]
-        first = persona.next_session_start(now, offset_of(local), rng)
+        first = persona.next_session_start(now, offset_of(local), rng, user.activity)
         save_rng(user, rng)
         if math.isfinite(first) and (user.life is None or first < user.day_end):
             self._scheduler.push(first, SESSION, user)

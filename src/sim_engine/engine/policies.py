@@ -42,9 +42,13 @@ class PersonaPolicy:
         sim_t: float,
         offset_s: float,
         rng: random.Random,
+        ended: bool = False,
     ) -> float:
-        """The next session start, drawn from the routine's intensity."""
-        return persona.next_session_start(sim_t, offset_s, rng)
+        """The next session start, drawn from the routine's intensity (times the user's
+        activity multiplier); after a session (``ended``), the earlier of that and a
+        follow-up (:meth:`CompiledPersona.follow_up_start`)."""
+        nxt = persona.next_session_start(sim_t, offset_s, rng, user.activity)
+        return min(nxt, persona.follow_up_start(sim_t, rng)) if ended else nxt
 
     def length(self, persona: CompiledPersona, user: SimUser, rng: random.Random) -> int:
         """Geometric by the persona's mean, or the lifecycle's session depth."""
@@ -96,6 +100,7 @@ class ClosedLoopPolicy:
         sim_t: float,
         offset_s: float,
         rng: random.Random,
+        ended: bool = False,
     ) -> float:
         """The first session starts at once; a user is done after it (``inf``)."""
         return sim_t if user.session_id == 0 else math.inf

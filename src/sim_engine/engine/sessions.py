@@ -182,7 +182,7 @@ class Sessions:
         """End the session and plan the next one (today's, or none: midnight plans more)."""
         self.session_ended(user, sim_t)
         self._close(user)
-        nxt = self._policy.next_start(persona, user, sim_t, offset, rng)
+        nxt = self._policy.next_start(persona, user, sim_t, offset, rng, ended=True)
         life = user.life
         if (
             life is not None

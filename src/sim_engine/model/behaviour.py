@@ -22,6 +22,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from itertools import accumulate
 
+from sim_engine.model.builtin import social_api
 from sim_engine.model.scenario import ACTIONS, PersonaSpec, RoutineSpec, Scenario, SessionSpec
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "WeekTable",
     "compile_personas",
     "compile_week",
+    "write_actions",
 ]
 
 MINUTES_PER_WEEK = 7 * 24 * 60
@@ -45,11 +47,14 @@ class WeekTable:
         starts_s: segment start, seconds after local Monday 00:00 (ascending, first is 0).
         rates: session-start rate per simulated second in each segment.
         states: routine state name in each segment.
+        day_weights: each weekday's routine intensity (0 = Monday) over the mean
+            weekday's: about 0.8 on the default routine's weekend days.
     """
 
     starts_s: tuple[float, ...]
     rates: tuple[float, ...]
     states: tuple[str, ...]
+    day_weights: tuple[float, ...] = (1.0,) * 7
 
     def index(self, week_s: float) -> int:
         """Return the segment holding ``week_s`` seconds after local Monday 00:00."""
@@ -89,6 +94,9 @@ def compile_week(routine: RoutineSpec, persona: PersonaSpec) -> WeekTable:
         minute_levels.append((state, level * weights[local_hour]))
     weekday_mass = sum(level for _, level in minute_levels[: 5 * 1440]) / 5 * 60.0  # per day, s
     per_s = persona.sessions_per_day / weekday_mass if weekday_mass > 0 else 0.0
+    day_mass = [sum(lv for _, lv in minute_levels[d * 1440 : (d + 1) * 1440]) for d in range(7)]
+    mean_weekday = sum(day_mass[:5]) / 5
+    weights_by_day = tuple(m / mean_weekday if mean_weekday > 0 else 1.0 for m in day_mass)
     starts: list[float] = []
     rates: list[float] = []
     states: list[str] = []
@@ -98,12 +106,13 @@ def compile_week(routine: RoutineSpec, persona: PersonaSpec) -> WeekTable:
             starts.append(minute * 60.0)
             rates.append(rate)
             states.append(state)
-    return WeekTable(tuple(starts), tuple(rates), tuple(states))
+    return WeekTable(tuple(starts), tuple(rates), tuple(states), weights_by_day)
 
 
 def _cumulative(
     weights: dict[str, float], spec: PersonaSpec
 ) -> tuple[tuple[str, ...], tuple[float, ...]]:
+    """Action names and cumulative weights (``post_frequency``/``update_frequency`` applied)."""
     # The social API's actions in their canonical order, then any others (``api``
     # section) in the scenario's order.
     names = tuple(a for a in ACTIONS if weights.get(a, 0.0) > 0) + tuple(
@@ -127,14 +136,25 @@ class CompiledPersona:
         name: persona name.
         spec: the persona's scenario entry.
         routine: the scenario's routine.
+        index: the persona's position in the scenario.
+        writes: the action names a user's posting multiplier applies to (the API's
+            actions whose method is not GET).
     """
 
-    __slots__ = ("_cum", "index", "name", "session", "spec", "week")
+    __slots__ = ("_cum", "index", "name", "session", "spec", "week", "writes")
 
-    def __init__(self, name: str, spec: PersonaSpec, routine: RoutineSpec, index: int = 0) -> None:
+    def __init__(
+        self,
+        name: str,
+        spec: PersonaSpec,
+        routine: RoutineSpec,
+        index: int = 0,
+        writes: frozenset[str] = frozenset(),
+    ) -> None:
         self.name = name
         self.index = index
         self.spec = spec
+        self.writes = writes
         self.session: SessionSpec = spec.session
         self.week = compile_week(routine, spec)
         self._cum: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {
@@ -155,15 +175,22 @@ class CompiledPersona:
         """Return the session-start rate (per simulated second) at ``sim_t``."""
         return self.week.rates[self.week.index(self._week_s(sim_t, utc_offset_s))]
 
-    def next_session_start(self, sim_t: float, utc_offset_s: float, rng: random.Random) -> float:
+    def day_weight(self, weekday: int) -> float:
+        """The routine's intensity on ``weekday`` (0 = Monday) over a mean weekday's."""
+        return self.week.day_weights[weekday]
+
+    def next_session_start(
+        self, sim_t: float, utc_offset_s: float, rng: random.Random, activity: float = 1.0
+    ) -> float:
         """Draw the next session start after ``sim_t`` (simulated epoch seconds).
 
         Exact inversion of the cumulative hazard over the weekly table: draw
-        ``E ~ Exp(1)`` and walk segments, spending ``rate * length`` of it.
+        ``E ~ Exp(1)`` and walk segments, spending ``rate * activity * length`` of it
+        (``activity``: the user's multiplier, :mod:`sim_engine.model.plan.propensity`).
         Returns ``math.inf`` when the persona never acts.
         """
         week = self.week
-        budget = rng.expovariate(1.0)
+        budget = rng.expovariate(1.0) / activity
         pos = self._week_s(sim_t, utc_offset_s)
         i = week.index(pos)
         elapsed = 0.0
@@ -182,7 +209,18 @@ class CompiledPersona:
         if all(r == 0 for r in week.rates):
             return math.inf
         # Very long gap (tiny rates): keep walking from the new point.
-        return self.next_session_start(sim_t + elapsed, utc_offset_s, rng)
+        return self.next_session_start(sim_t + elapsed, utc_offset_s, rng, activity)
+
+    def follow_up_start(self, sim_t: float, rng: random.Random) -> float:
+        """After a session ending at ``sim_t``: a follow-up session's start, or ``inf``.
+
+        With chance ``session.follow_up.probability``, ``sim_t`` plus a log-normal delay
+        (no draw at all when the chance is 0, so other scenarios' draws are unchanged).
+        """
+        spec = self.session.follow_up
+        if spec.probability <= 0 or rng.random() >= spec.probability:
+            return math.inf
+        return sim_t + rng.lognormvariate(math.log(spec.median_s), spec.sigma)
 
     def session_start_within(
         self, sim_t: float, end_t: float, utc_offset_s: float, rng: random.Random
@@ -234,7 +272,11 @@ class CompiledPersona:
         return max(tt.min_s, rng.lognormvariate(math.log(tt.median_s), tt.sigma))
 
     def choose_action(
-        self, state: str, rng: random.Random, multipliers: dict[str, float] | None = None
+        self,
+        state: str,
+        rng: random.Random,
+        multipliers: dict[str, float] | None = None,
+        posting: float = 1.0,
     ) -> str:
         """Draw an action name from the weight matrix of routine ``state``.
 
@@ -242,11 +284,17 @@ class CompiledPersona:
             state: ``working`` or ``relaxing``.
             rng: the user's generator.
             multipliers: action -> factor on its weight (session affinity, seed 001).
+            posting: the user's posting multiplier on the weights of :attr:`writes`.
 
         Raises:
             KeyError: ``state`` has no weights (``sleeping`` never acts).
         """
         names, cum = self._cum[state]
+        if posting != 1.0 and self.writes:
+            factors = dict.fromkeys(self.writes, posting)
+            for name, f in (multipliers or {}).items():
+                factors[name] = factors.get(name, 1.0) * f
+            multipliers = factors
         if multipliers:
             weights = [c - (cum[i - 1] if i else 0.0) for i, c in enumerate(cum)]
             scaled = [w * multipliers.get(n, 1.0) for n, w in zip(names, weights, strict=True)]
@@ -264,9 +312,17 @@ class CompiledPersona:
         return out
 
 
+def write_actions(scenario: Scenario) -> frozenset[str]:
+    """The scenario's write actions: those of its API description (the ``api`` section,
+    else the demo API's) whose method is not GET."""
+    api = scenario.api if scenario.api is not None else social_api()
+    return frozenset(n for n, a in api.actions.items() if a.method.upper() != "GET")
+
+
 def compile_personas(scenario: Scenario) -> list[CompiledPersona]:
     """Compile every persona of a scenario, in file order (index = position)."""
+    writes = write_actions(scenario)
     return [
-        CompiledPersona(name, spec, scenario.routine, index=i)
+        CompiledPersona(name, spec, scenario.routine, index=i, writes=writes)
         for i, (name, spec) in enumerate(scenario.personas.items())
     ]

@@ -35,6 +35,7 @@ The scenario's lifecycle section (:class:`LifecycleSpec` and its parts, with the
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 from datetime import date
@@ -43,6 +44,7 @@ from typing import Any
 
 from sim_engine.model.lifecycle_spec import (
     ActivityPattern,
+    ChurnHazardSpec,
     CleanupSpec,
     DayRange,
     EngagementSpec,
@@ -58,6 +60,7 @@ __all__ = [
     "ALLOWED_TRANSITIONS",
     "REFERENCE_MEAN_ACTIONS",
     "ActivityPattern",
+    "ChurnHazardSpec",
     "CleanupSpec",
     "DayDecision",
     "DayRange",
@@ -73,6 +76,7 @@ __all__ = [
     "Transition",
     "decide_day",
     "depth_range",
+    "geometric_depth",
     "lifecycle_from_dict",
     "lifecycle_to_dict",
     "new_status",
@@ -92,10 +96,19 @@ class LifecycleState(str, Enum):
 
 ALLOWED_TRANSITIONS: dict[LifecycleState, frozenset[LifecycleState]] = {
     LifecycleState.NEW: frozenset(
-        {LifecycleState.ACTIVE, LifecycleState.CASUAL, LifecycleState.DORMANT}
+        {
+            LifecycleState.ACTIVE,
+            LifecycleState.CASUAL,
+            LifecycleState.DORMANT,
+            LifecycleState.CHURNED,
+        }
     ),
-    LifecycleState.ACTIVE: frozenset({LifecycleState.CASUAL, LifecycleState.DORMANT}),
-    LifecycleState.CASUAL: frozenset({LifecycleState.ACTIVE, LifecycleState.DORMANT}),
+    LifecycleState.ACTIVE: frozenset(
+        {LifecycleState.CASUAL, LifecycleState.DORMANT, LifecycleState.CHURNED}
+    ),
+    LifecycleState.CASUAL: frozenset(
+        {LifecycleState.ACTIVE, LifecycleState.DORMANT, LifecycleState.CHURNED}
+    ),
     LifecycleState.DORMANT: frozenset({LifecycleState.ACTIVE, LifecycleState.CHURNED}),
     LifecycleState.CHURNED: frozenset(),
 }
@@ -196,16 +209,32 @@ def depth_range(spec: LifecycleSpec, key: str, scale: float = 1.0) -> tuple[int,
     return low, max(low, round(depth.high * scale))
 
 
+def geometric_depth(low: int, high: int, u: float) -> int:
+    """Return a session length from a uniform ``u`` in [0, 1): geometric from ``low``.
+
+    ``low`` plus a geometric count (0, 1, 2, ...) whose mean is ``(high - low) / 2``,
+    capped at ``high``: most sessions are as short as the range allows and a few run
+    long, as observed sessions do (DESIGN.md: about 60 % single-action sessions in a
+    messaging data set), instead of every length in the range being equally likely.
+    """
+    if high <= low:
+        return low
+    q = 1.0 / (1.0 + (high - low) / 2.0)  # success chance of the geometric count
+    extra = int(math.log1p(-u) / math.log1p(-q))
+    return min(high, low + extra)
+
+
 def session_depth(
     spec: LifecycleSpec, status: LifecycleStatus, rng: random.Random, scale: float = 1.0
 ) -> int:
     """Draw the number of actions of a session from the state's (or binge's) range.
 
-    ``scale`` stretches the range's ends (a persona's depth factor) before the
-    uniform draw, so every length in the scaled range can occur.
+    ``scale`` stretches the range's ends (a persona's depth factor); the length is
+    :func:`geometric_depth` in the scaled range.
     """
     binging = status.pattern is ActivityPattern.BINGE and status.binge_left > 0
-    return rng.randint(*depth_range(spec, "BINGE" if binging else status.state.value, scale))
+    low, high = depth_range(spec, "BINGE" if binging else status.state.value, scale)
+    return geometric_depth(low, high, rng.random())
 
 
 def _advance_binge(spec: PatternsSpec, status: LifecycleStatus, rng: random.Random) -> None:
@@ -240,10 +269,12 @@ def _life_event(
             return
 
 
-def _return_probability(spec: LifecycleSpec, status: LifecycleStatus, today: date) -> float:
+def _return_probability(
+    spec: LifecycleSpec, status: LifecycleStatus, today: date, day_weight: float
+) -> float:
     if status.event is not None:
-        return spec.events[status.event].return_probability
-    p = pattern_probability(spec.patterns, status, status.pattern, today)
+        return min(1.0, spec.events[status.event].return_probability * day_weight)
+    p = pattern_probability(spec.patterns, status, status.pattern, today) * day_weight
     st = spec.streak
     p += min(st.max_bonus, (status.streak // st.every_days) * st.bonus)
     if spec.engagement.enabled:
@@ -266,13 +297,15 @@ def decide_day(
     today: date,
     rng: random.Random,
     churnable: bool = True,
+    day_weight: float = 1.0,
 ) -> DayDecision:
     """Decide whether the user is active on local day ``today`` and apply the day's changes.
 
-    In order: life events end or start; the binge cycle advances; the return
-    probability is computed (an event overrides the pattern; otherwise the
-    pattern's base, the streak bonus, the engagement shift and the DORMANT
-    multiplier); activity is drawn; streak and engagement are updated; then
+    In order: the churn hazard may end the user's life for good (CHURNED, inactive);
+    life events end or start; the binge cycle advances; the return
+    probability is computed (an event's times ``day_weight``, or the pattern's base
+    times ``day_weight``, plus the streak bonus and the engagement shift, times the
+    DORMANT multiplier); activity is drawn; streak and engagement are updated; then
     the lifecycle transitions and the pattern assignment are applied.
     A CHURNED user is never active and never changes.
 
@@ -282,6 +315,9 @@ def decide_day(
         today: the user's local date.
         rng: the user's generator.
         churnable: False for accounts that never churn (founders).
+        day_weight: how much of a weekday's routine intensity the user's persona has
+            on ``today`` (``CompiledPersona.day_weight``: about 0.8 on a weekend day of
+            the default routine), so lighter days are also days fewer users come.
 
     Returns:
         The decision, with every transition and its reason.
@@ -291,10 +327,16 @@ def decide_day(
         return DayDecision(False, 0.0)
     day = today.toordinal()
     out: list[Transition] = []
+    age = day - status.signup_day
+    hazard = spec.churn_hazard.probability(age) if churnable else 0.0
+    if hazard > 0 and rng.random() < hazard:
+        _move(status, LifecycleState.CHURNED, f"quit on day {age} after sign-up (hazard)", out)
+        status.active_today = False
+        return DayDecision(False, 0.0, tuple(out))
     _life_event(spec, status, day, rng, out)
     if status.pattern is ActivityPattern.BINGE:
         _advance_binge(spec.patterns, status, rng)
-    p = _return_probability(spec, status, today)
+    p = _return_probability(spec, status, today, day_weight)
     active = rng.random() < p
     _update_habits(spec, status, active)
     _transitions(spec, status, day, active, rng, out, churnable)

@@ -17,6 +17,7 @@ from sim_engine.model.bounds import MAX_DAYS, MAX_USERS, MAX_WEIGHT, Weight
 
 __all__ = [
     "ActivityPattern",
+    "ChurnHazardSpec",
     "CleanupSpec",
     "DayRange",
     "EngagementSpec",
@@ -114,6 +115,30 @@ class PatternsSpec(_Frozen):
     monthly_spike_days: DayRange = _r(1, 3)
 
 
+class ChurnHazardSpec(_Frozen):
+    """A churn hazard that falls with tenure: quitting for good, whatever the state.
+
+    On the ``a``-th day after sign-up (``a >= 1``) a churnable user quits (becomes
+    CHURNED, inactive that day) with probability ``first_day * a ** -decay``. With
+    ``decay`` 1 the share of a cohort still there on day ``N`` falls roughly like
+    ``N ** -first_day``: a power law, as consumer-app retention curves do (about 77 %
+    of daily users lost by day 3 and 90 % by day 30, DESIGN.md).
+
+    Attributes:
+        first_day: the chance on the first day after sign-up (0: no hazard).
+        decay: how fast the chance falls with tenure (power of the day number).
+    """
+
+    first_day: float = Field(0.0, ge=0, le=1)
+    decay: float = Field(1.0, ge=0, le=4)
+
+    def probability(self, age_days: int) -> float:
+        """The chance of quitting on day ``age_days`` after sign-up (0 before day 1)."""
+        if self.first_day <= 0 or age_days < 1:
+            return 0.0
+        return float(self.first_day * age_days**-self.decay)
+
+
 class EventSpec(_Frozen):
     """One life event: daily chance to start, duration, return probability while it lasts."""
 
@@ -202,6 +227,8 @@ class LifecycleSpec(_Frozen):
         dormant_after_days: inactive days that make a user DORMANT.
         churn_after_days: inactive days after which a DORMANT user may churn.
         churn_daily_probability: that daily chance.
+        churn_hazard: the chance, each day, that a user quits for good whatever its
+            state, falling with tenure (see :class:`ChurnHazardSpec`; off by default).
         dormant_return_multiplier: multiplies a DORMANT user's return probability.
         casual_below / active_above: engagement thresholds ACTIVE -> CASUAL -> ACTIVE.
         segments: user segment (seed 003's plan) -> share of users.
@@ -218,6 +245,7 @@ class LifecycleSpec(_Frozen):
     dormant_after_days: int = Field(14, ge=1, le=MAX_DAYS)
     churn_after_days: int = Field(30, ge=1, le=MAX_DAYS)
     churn_daily_probability: float = Field(0.03, ge=0, le=1)
+    churn_hazard: ChurnHazardSpec = ChurnHazardSpec()
     dormant_return_multiplier: float = Field(0.3, ge=0, le=1)
     casual_below: float = Field(50.0, ge=0, le=100)
     active_above: float = Field(65.0, ge=0, le=100)

@@ -18,6 +18,7 @@ from sim_engine.model.workflow_spec import AffinitySpec
 __all__ = [
     "ACTIONS",
     "ROUTINE_STATES",
+    "FollowUpSpec",
     "PersonaSpec",
     "RoutineBlock",
     "RoutineSpec",
@@ -50,6 +51,27 @@ class ThinkTimeSpec(_Frozen):
     min_s: float = Field(1.0, gt=0, le=MAX_WAIT_S)
 
 
+class FollowUpSpec(_Frozen):
+    """Bursty returns: a session may bring the user back soon (a self-exciting cascade).
+
+    When a session ends, with chance ``probability`` a follow-up session is due a
+    log-normal delay later (median ``median_s``, shape ``sigma``; simulated seconds);
+    the next session is the earlier of it and the routine's own next start. Returns
+    cluster, as real users' do (gaps between a person's actions are heavy-tailed with
+    burstiness B of 0.3-0.6, Goh & Barabasi 2008), instead of arriving as a Poisson
+    process (B = 0).
+
+    Attributes:
+        probability: chance that a session is followed up (0: off).
+        median_s: median delay after the session's last action (simulated seconds).
+        sigma: log-normal shape of the delay.
+    """
+
+    probability: float = Field(0.0, ge=0, le=1)
+    median_s: float = Field(3600.0, gt=0, le=MAX_WAIT_S)
+    sigma: float = Field(1.0, ge=0, le=4)
+
+
 class SessionSpec(_Frozen):
     """A persona's session model.
 
@@ -60,12 +82,14 @@ class SessionSpec(_Frozen):
         think_time: gap between actions.
         inactivity_timeout_s: a gap longer than this ends the session instead
             (30 simulated minutes: the analytics convention, DESIGN.md).
+        follow_up: bursty returns after a session (see :class:`FollowUpSpec`).
     """
 
     mean_actions: float = Field(4.0, ge=1, le=10_000)
     max_actions: int = Field(30, ge=1, le=10_000)
     think_time: ThinkTimeSpec = ThinkTimeSpec()
     inactivity_timeout_s: float = Field(1800.0, gt=0, le=7 * MAX_WAIT_S)
+    follow_up: FollowUpSpec = FollowUpSpec()
 
 
 def _known_actions(weights: dict[str, float]) -> dict[str, float]:
@@ -101,6 +125,12 @@ class PersonaSpec(_Frozen):
         post_frequency: multiplier on ``create_post`` weights.
         update_frequency: multiplier on ``update_post`` weights.
         session: session length and think-time model.
+        activity_sigma: log-normal shape of each user's activity multiplier (mean 1)
+            on ``sessions_per_day``: 0 makes every user of the persona alike, 1.5 makes
+            the top tenth of users start several times the median's sessions.
+        posting_sigma: log-normal shape of each user's posting multiplier (mean 1) on
+            the weights of write actions (methods other than GET), for 90-9-1
+            participation (see :mod:`sim_engine.model.plan.propensity`).
         affinity: session-affinity modifiers (seed 001), e.g. double the weight of
             ``accept_offer`` while ``memory.open_requests`` is non-empty (``api`` only).
     """
@@ -114,6 +144,8 @@ class PersonaSpec(_Frozen):
     post_frequency: float = Field(1.0, ge=0, le=1000)
     update_frequency: float = Field(1.0, ge=0, le=1000)
     session: SessionSpec = SessionSpec()
+    activity_sigma: float = Field(0.0, ge=0, le=4)
+    posting_sigma: float = Field(0.0, ge=0, le=4)
     affinity: tuple[AffinitySpec, ...] = ()
 
     @field_validator("sessions_per_day")

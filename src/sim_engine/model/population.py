@@ -60,9 +60,12 @@ class SimUser:
         joined: the sign-up succeeded (an API without accounts gives no remote id).
         memory: what the target keeps for the user (an ``api`` section's token and
             lists), as JSON-ready data, refreshed whenever the user is saved.
+        activity, posting: the user's propensities, multipliers on its persona's session
+            rate and write weights (1 until set; :mod:`sim_engine.model.plan.propensity`).
     """
 
     __slots__ = (
+        "activity",
         "avatar",
         "created_ts",
         "day_end",
@@ -74,6 +77,7 @@ class SimUser:
         "name",
         "pending",
         "persona",
+        "posting",
         "remote_id",
         "rng_state",
         "session_id",
@@ -115,6 +119,8 @@ class SimUser:
         self.founder = False
         self.joined = False
         self.memory: dict[str, Any] | None = None
+        self.activity = 1.0
+        self.posting = 1.0
 
     @property
     def username(self) -> str:
@@ -167,6 +173,8 @@ def user_from_dict(data: dict[str, Any]) -> SimUser:
     user.session_id = int(data.get("session_id", 0))
     user.day_end = float(data.get("day_end", 0.0))
     user.founder = bool(data.get("founder", False))
+    user.activity = float(data.get("activity", 1.0))
+    user.posting = float(data.get("posting", 1.0))
     user.joined = bool(data.get("joined", user.remote_id is not None))
     memory = data.get("memory")
     user.memory = dict(memory) if isinstance(memory, dict) else None

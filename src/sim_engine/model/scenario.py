@@ -39,6 +39,7 @@ from sim_engine.model.lifecycle import LifecycleSpec
 from sim_engine.model.personas_spec import (
     ACTIONS,
     ROUTINE_STATES,
+    FollowUpSpec,
     PersonaSpec,
     RoutineBlock,
     RoutineSpec,
@@ -69,6 +70,7 @@ __all__ = [
     "BackoffSpec",
     "CircuitBreakerSpec",
     "ClockSpec",
+    "FollowUpSpec",
     "FounderSpec",
     "LimitsSpec",
     "OutputSpec",

@@ -44,7 +44,8 @@ from sim_engine.model.plan.population import (
     STATE_MASK,
     Population,
 )
-from sim_engine.model.plan.rand import U64, bounded, exponential, hash64, uniform, user_keys
+from sim_engine.model.plan.propensity import propensities
+from sim_engine.model.plan.rand import U64, exponential, hash64, normal, uniform, user_keys
 from sim_engine.model.plan.tables import ActionTable, WeekTables
 from sim_engine.model.scenario import ACTIONS, Scenario
 
@@ -53,7 +54,7 @@ __all__ = ["SIGNUP_EVENTS", "ChunkPlanner", "DayPlan", "PlanModel", "event_names
 SIGNUP_EVENTS = ("sign_up", "log_in")
 """A user's first session starts with these two events (as the engine's sign-up does)."""
 MAX_ROUNDS = 4095
-_FIRST, _GAP, _LEN, _STEP = 300, 301, 302, 303
+_FIRST, _GAP, _LEN, _STEP, _FOLLOW = 300, 301, 302, 303, 304
 _SESSION_BITS, _STEP_BITS, _DAY_BITS = 26, 14, 12
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -101,6 +102,12 @@ class PlanModel:
             for x in s
         ]
         self.depth = np.asarray(ranges, dtype=np.int64)  # (personas, 6, 2)
+        self.activity_sigma = np.asarray([p.spec.activity_sigma for p in personas])
+        self.posting_sigma = np.asarray([p.spec.posting_sigma for p in personas])
+        follow = [x.follow_up for x in s]
+        self.follow_p = np.asarray([f.probability for f in follow])
+        self.follow_mu = np.log([f.median_s for f in follow])
+        self.follow_sigma = np.asarray([f.sigma for f in follow])
         self.sign_up = self.names.index("sign_up")
 
 
@@ -148,12 +155,14 @@ class _Rows:
     key: U64
     base: F64  # week position minus epoch time (offset - shift + epoch Monday)
     end: F64  # cumulative intensity at the next local midnight
+    activity: F64  # the user's activity multiplier (session rate)
+    posting: F64  # the user's posting multiplier (write weights)
 
     def take(self, sel: I64) -> _Rows:
         return _Rows(*(getattr(self, f)[sel] for f in _ROW_FIELDS))
 
 
-_ROW_FIELDS = ("user", "persona", "zone", "code", "key", "base", "end")
+_ROW_FIELDS = ("user", "persona", "zone", "code", "key", "base", "end", "activity", "posting")
 
 
 class ChunkPlanner:
@@ -169,6 +178,10 @@ class ChunkPlanner:
         self.lo, self.hi = population.first, population.first + population.size
         self.keys = user_keys(population.key, np.arange(self.lo, self.hi, dtype=np.int64))
         self.signed = np.zeros(population.size, np.bool_)
+        persona = population.persona.astype(np.int64)
+        self.activity, self.posting = propensities(
+            self.keys, model.activity_sigma[persona], model.posting_sigma[persona]
+        )
 
     def _rows(self, day: int) -> tuple[_Rows, F64, npt.NDArray[np.bool_]]:
         pop, week = self.pop, self.model.week
@@ -186,13 +199,16 @@ class ChunkPlanner:
         base = week_position(np.zeros(len(user)), offset, week.shift_h[persona])
         end = week.cumulative(persona, mid[zone, day + 1] + base)
         key = hash64(self.keys[local], day)
-        rows = _Rows(user, persona, zone, codes[local], key, base, end)
+        rows = _Rows(
+            user, persona, zone, codes[local], key, base, end,
+            self.activity[local], self.posting[local],
+        )  # fmt: skip
         return rows, week.cumulative(persona, m0 + base), join
 
     def _first_starts(self, rows: _Rows, g0: F64, join: npt.NDArray[np.bool_]) -> tuple[I64, F64]:
         forced = ~join if self.model.life else np.zeros(len(join), np.bool_)
         within = g0 + uniform(rows.key, _FIRST) * (rows.end - g0)
-        y = np.where(forced, within, g0 + exponential(rows.key, _GAP, 0))
+        y = np.where(forced, within, g0 + exponential(rows.key, _GAP, 0) / rows.activity)
         alive = np.where(forced, rows.end > g0, y < rows.end)
         sel = np.flatnonzero(alive)
         return sel, self.model.week.inverse(rows.persona[sel], y[sel]) - rows.base[sel]
@@ -211,12 +227,27 @@ class ChunkPlanner:
             sub = rows.take(sel)
             part, last = self._round(sub, start, k, day)
             parts.append(part)
-            y = self.model.week.cumulative(sub.persona, last + sub.base)
-            y += exponential(sub.key, _GAP, k + 1)
-            ok = y < sub.end
-            sel, start = sel[ok], self.model.week.inverse(sub.persona[ok], y[ok]) - sub.base[ok]
+            ok, nxt = self._next_starts(sub, last, k)
+            sel, start = sel[ok], nxt[ok]
             k += 1
         return _assemble(day, parts)
+
+    def _next_starts(self, rows: _Rows, last: F64, k: int) -> tuple[npt.NDArray[np.bool_], F64]:
+        """After sessions ending at ``last``: whether another starts before local midnight,
+        and when (the routine's next point, or an earlier follow-up)."""
+        m, week = self.model, self.model.week
+        y = week.cumulative(rows.persona, last + rows.base)
+        y += exponential(rows.key, _GAP, k + 1) / rows.activity
+        ok = y < rows.end
+        nxt = np.full(len(y), np.inf)
+        nxt[ok] = week.inverse(rows.persona[ok], y[ok]) - rows.base[ok]
+        p = rows.persona
+        if not (m.follow_p[p] > 0).any():
+            return ok, nxt
+        fire = uniform(rows.key, _FOLLOW, k) < m.follow_p[p]
+        later = last + np.exp(m.follow_mu[p] + m.follow_sigma[p] * normal(rows.key, _FOLLOW, k))
+        fire &= week.cumulative(p, later + rows.base) < rows.end
+        return ok | fire, np.where(fire, np.minimum(nxt, later), nxt)
 
     def _lengths(self, rows: _Rows, k: int) -> I64:
         m = self.model
@@ -224,7 +255,7 @@ class ChunkPlanner:
         if m.life:
             row = np.where((rows.code & BINGE_BIT) != 0, 5, rows.code & STATE_MASK).astype(np.int64)
             rng = m.depth[p, row]
-            length = bounded(rows.key, rng[:, 0], rng[:, 1], _LEN, k)
+            length = geometric_depths(rng[:, 0], rng[:, 1], uniform(rows.key, _LEN, k))
         else:
             mean = m.mean[p]
             q = 1.0 / np.maximum(mean, 1.0 + 1e-12)
@@ -271,7 +302,7 @@ class ChunkPlanner:
         count = np.add.reduceat(acted.astype(np.int32), first)
         last = np.where(count > 0, ts[first + np.maximum(count, 1) - 1], start)
         self.signed[local[signup & (count > 0)]] = True
-        action = m.actions.draw(p, routine, uniform(sk, 3))
+        action = m.actions.draw(p, routine, uniform(sk, 3), rows.posting[sidx])
         up = signup[sidx] & (j < 2)
         action = np.where(up, m.sign_up + j, action).astype(np.int16)
         uid = rows.user + 1
@@ -294,6 +325,16 @@ class ChunkPlanner:
             "count": count[count > 0],
             "s_state": state[count > 0],
         }, last
+
+
+def geometric_depths(low: I64, high: I64, u: F64) -> I64:
+    """:func:`~sim_engine.model.lifecycle.geometric_depth` over arrays (``u`` uniform)."""
+    q = 1.0 / (1.0 + np.maximum(high - low, 0) / 2.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        extra = np.floor(np.log1p(-u) / np.log1p(-q))
+    extra = np.where(high > low, extra, 0.0)
+    out: I64 = np.minimum(high, low + extra.astype(np.int64))
+    return out
 
 
 _EVENT_COLS = ("event_id", "user", "ts", "offset", "action", "routine", "state", "session")

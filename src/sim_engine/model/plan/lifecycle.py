@@ -40,7 +40,7 @@ _BINGE = PATTERNS.index(ActivityPattern.BINGE)
 _DAILY = PATTERNS.index(ActivityPattern.DAILY)
 # Hash streams of the lifecycle's draws.
 _EV_START, _EV_LEN, _COOL, _BINGE_LEN, _ACTIVE_S, _CHURN, _PATTERN = range(100, 107)
-_SEGMENT, _ENGAGE, _COOL0 = 110, 111, 112
+_SEGMENT, _ENGAGE, _COOL0, _QUIT = 110, 111, 112, 113
 
 B = npt.NDArray[np.bool_]
 I64 = npt.NDArray[np.int64]
@@ -113,21 +113,43 @@ class LifeArrays:
         self.churnable[idx] = ~founder
 
     def decide(
-        self, idx: npt.NDArray[np.int64], keys: U64, day: int, today: date
+        self,
+        idx: npt.NDArray[np.int64],
+        keys: U64,
+        day: int,
+        today: date,
+        day_weight: F64 | None = None,
     ) -> tuple[B, Changes]:
         """Decide day ``day`` (local date ``today``) for users ``idx`` (none CHURNED).
 
         Returns whether each is active, and the day's transitions. ``keys`` are the
-        users' keys (:func:`~sim_engine.model.plan.rand.user_keys`), aligned with ``idx``.
+        users' keys (:func:`~sim_engine.model.plan.rand.user_keys`), aligned with ``idx``;
+        ``day_weight`` each user's persona's routine weight of the day (default 1).
         """
         out: list[tuple[npt.NDArray[np.int64], int, npt.ArrayLike, npt.ArrayLike]] = []
+        weight = np.ones(len(idx)) if day_weight is None else day_weight
+        stay = ~self._quit(idx, keys, day, out)
+        active = np.zeros(len(idx), np.bool_)
+        idx, keys, weight = idx[stay], keys[stay], weight[stay]
         self._events(idx, keys, day, out)
         self._binge(idx, keys, day)
-        p = self._return_probability(idx, today)
-        active = uniform(keys, day, _ACTIVE_S) < p
-        self._habits(idx, active)
-        self._transitions(idx, keys, day, active, out)
+        p = self._return_probability(idx, today, weight)
+        active[stay] = act = uniform(keys, day, _ACTIVE_S) < p
+        self._habits(idx, act)
+        self._transitions(idx, keys, day, act, out)
         return active, _changes(out)
+
+    def _quit(self, idx: I64, keys: U64, day: int, out: _Out) -> B:
+        """The churn hazard: users quitting for good today (CHURNED, not active)."""
+        hazard = self.spec.churn_hazard
+        if hazard.first_day <= 0:
+            return np.zeros(len(idx), np.bool_)
+        age = (day - self.signup_day[idx]).astype(np.float64)
+        p = np.where(age >= 1, hazard.first_day * np.maximum(age, 1.0) ** -hazard.decay, 0.0)
+        quit = self.churnable[idx] & (uniform(keys, day, _QUIT) < p)
+        out.append((idx[quit], 0, self.state[idx[quit]], CHURNED))
+        self.state[idx[quit]] = CHURNED
+        return quit
 
     def _events(self, idx: I64, keys: U64, day: int, out: _Out) -> None:
         ev = self.event[idx]
@@ -164,7 +186,7 @@ class LifeArrays:
         left = np.where(start, _draw(pats.binge_days, keys, day, _BINGE_LEN), left)
         self.binge_left[idx], self.cooldown[idx] = left, cool
 
-    def _return_probability(self, idx: I64, today: date) -> F64:
+    def _return_probability(self, idx: I64, today: date, weight: F64) -> F64:
         spec = self.spec
         pat = self.pattern[idx]
         base = np.zeros(len(idx))
@@ -179,6 +201,7 @@ class LifeArrays:
             else:
                 base = np.where(mask, pattern_probability(spec.patterns, _PROBE, kind, today), base)
         st = spec.streak
+        base = base * weight
         p = base + np.minimum(st.max_bonus, (self.streak[idx] // st.every_days) * st.bonus)
         if spec.engagement.enabled:
             p = p + (self.engagement[idx] - 50.0) / spec.engagement.divisor
@@ -187,7 +210,7 @@ class LifeArrays:
         ev_p = np.asarray(
             [spec.events[k].return_probability if k in spec.events else 0.0 for k in EVENTS]
         )
-        p = np.where(ev >= 0, ev_p[np.maximum(ev, 0)], p)
+        p = np.where(ev >= 0, ev_p[np.maximum(ev, 0)] * weight, p)
         clipped: F64 = np.clip(p, 0.0, 1.0)
         return clipped
 

@@ -22,6 +22,7 @@ from datetime import date
 import numpy as np
 import numpy.typing as npt
 
+from sim_engine.model.behaviour import compile_personas
 from sim_engine.model.plan.calendar import ZoneCalendar
 from sim_engine.model.plan.lifecycle import ACTIVE, CHURNED, STATES, Changes, LifeArrays
 from sim_engine.model.plan.rand import run_key, uniform, user_keys
@@ -135,6 +136,7 @@ class _Pass:
         zones = list(pop.timezones.values())
         self._zone_cum = np.cumsum(zones) / sum(zones)
         self._persona_names = names
+        self._day_weights = np.asarray([p.week.day_weights for p in compile_personas(scenario)])
         self.changes: list[Changes] = []
 
     def _replacing(self) -> bool:
@@ -180,7 +182,8 @@ class _Pass:
         life = self.arrays
         idx = idx[life.state[idx] != CHURNED]
         keys = user_keys(self.key, idx)
-        active, changes = life.decide(idx, keys, day, self.calendar.date(day))
+        weight = self._day_weights[self.persona[idx], self.calendar.weekday(day)]
+        active, changes = life.decide(idx, keys, day, self.calendar.date(day), weight)
         codes = life.state[idx].astype(np.uint8) | np.where(active, 0x08, 0).astype(np.uint8)
         codes |= np.where(life.binging(idx), 0x10, 0).astype(np.uint8)
         self.codes[idx, day] = codes

@@ -116,7 +116,10 @@ class ActionTable:
         names: the event vocabulary (every action a persona can draw must be in it).
 
     The draw is :meth:`CompiledPersona.choose_action`'s: an action's probability is
-    its weight (times ``post_frequency`` / ``update_frequency``) over the state's total.
+    its weight (times ``post_frequency`` / ``update_frequency``, and the user's posting
+    multiplier for write actions) over the state's total. Each table lists reads
+    first, then writes, and keeps its write share, so a posting multiplier is applied
+    by stretching the uniform draw instead of building a table per user.
     """
 
     def __init__(self, personas: Sequence[CompiledPersona], names: Sequence[str]) -> None:
@@ -125,11 +128,14 @@ class ActionTable:
         codes: list[int] = []
         bfirst: list[int] = []
         cfirst: list[int] = []
+        writes: list[float] = []
         for p in personas:
             for state in ROUTINE_CODES:
                 probs = p.action_probabilities(state) if state in p.spec.actions else {}
                 bfirst.append(len(bounds))
                 cfirst.append(len(codes))
+                probs = dict(sorted(probs.items(), key=lambda kv: kv[0] in p.writes))
+                writes.append(sum(v for k, v in probs.items() if k in p.writes))
                 if not probs:
                     codes.append(-1)
                     continue
@@ -141,12 +147,33 @@ class ActionTable:
         self._codes = np.asarray(codes, dtype=np.int16)
         self._bfirst = np.asarray(bfirst, dtype=np.int64)
         self._cfirst = np.asarray(cfirst, dtype=np.int64)
+        self._writes = np.asarray(writes, dtype=np.float64)
 
-    def draw(self, persona: I64, state: npt.NDArray[np.integer], u: F64) -> npt.NDArray[np.int16]:
+    def draw(
+        self,
+        persona: I64,
+        state: npt.NDArray[np.integer],
+        u: F64,
+        posting: F64 | None = None,
+    ) -> npt.NDArray[np.int16]:
         """Return action codes for uniforms ``u`` in each ``persona`` and routine ``state``.
 
+        ``posting``: each draw's user's posting multiplier on write weights (default 1).
         A state without weights (``sleeping``) gives ``-1``.
         """
         table = persona * len(ROUTINE_CODES) + state.astype(np.int64)
+        if posting is not None:
+            u = _stretch(u, self._writes[table], posting)
         pos = np.searchsorted(self._bounds, table + u, "right") - self._bfirst[table]
         return self._codes[self._cfirst[table] + pos]
+
+
+def _stretch(u: F64, w: F64, m: F64) -> F64:
+    """Map uniforms for a table with write share ``w`` (reads first) to one whose writes
+    weigh ``m`` times more: reads keep ``[0, 1 - w)``, now hit with chance ``r``."""
+    reads = 1.0 - w
+    r = reads / np.maximum(reads + m * w, 1e-300)
+    low = np.divide(u * reads, r, out=np.zeros_like(u), where=r > 0)
+    high = reads + np.divide((u - r) * w, 1.0 - r, out=np.zeros_like(u), where=r < 1)
+    out: F64 = np.where(u < r, low, high)
+    return np.minimum(out, np.nextafter(1.0, 0.0))
