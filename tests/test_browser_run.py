@@ -68,7 +68,7 @@ def test_a_run_with_every_user_in_a_browser_records_page_steps(tmp_path: Path) -
 def test_browser_users_stay_signed_in_across_resume(tmp_path: Path) -> None:
     out = tmp_path / "run"
     code, stderr = interrupt_after_checkpoint(
-        [*ARGS, "--duration", "8h", "-q", "--out", str(out)], out, settle_s=2.0
+        [*ARGS, "--duration", "30h", "-q", "--out", str(out)], out, settle_s=2.0
     )
     assert code == 0, stderr
     signed_in = {
