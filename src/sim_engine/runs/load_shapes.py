@@ -211,7 +211,7 @@ class StagedUsersPolicy:
 
     def next_start(
         self, persona: CompiledPersona, user: SimUser, sim_t: float, offset_s: float,
-        rng: random.Random,
+        rng: random.Random, ended: bool = False,
     ) -> float:  # fmt: skip
         """The next iteration: after a uniform delay, once the profile reaches this user
         (``inf`` when it never does again)."""
@@ -267,7 +267,7 @@ class ArrivalRatePolicy:
 
     def next_start(
         self, persona: CompiledPersona, user: SimUser, sim_t: float, offset_s: float,
-        rng: random.Random,
+        rng: random.Random, ended: bool = False,
     ) -> float:  # fmt: skip
         """At once for the sign-up; then this user's next arrival slot not yet past
         (slots missed while its iteration ran are dropped)."""
