@@ -220,16 +220,17 @@ def test_demo_reads_far_exceed_writes(demo_scenario: dict[str, Any]) -> None:
 
 def test_self_deletion_gets_weight_zero(demo_doc: dict[str, Any]) -> None:
     result = build_scenario(demo_doc)
-    delete_user = result.scenario["api"]["actions"]["delete_user"]
+    # the engine's delete_account: churn clean-up and `cleanup` delete users with it
+    delete_user = result.scenario["api"]["actions"]["delete_account"]
     assert delete_user["path"] == "/users/{user.id}"
     for persona in result.scenario["personas"].values():
-        assert all(w["delete_user"] == 0 for w in persona["actions"].values())
-    assert any("own account" in note for note in result.notes["delete_user"])
+        assert all(w["delete_account"] == 0 for w in persona["actions"].values())
+    assert any("own account" in note for note in result.notes["delete_account"])
 
 
 def test_action_names_drop_fastapi_suffixes(demo_scenario: dict[str, Any]) -> None:
     assert set(demo_scenario["api"]["actions"]) == {
-        "stats", "get_user", "delete_user", "follow_user", "unfollow_user", "list_posts",
+        "stats", "get_user", "delete_account", "follow_user", "unfollow_user", "list_posts",
         "create_post", "get_post", "update_post", "delete_post", "list_comments",
         "create_comment",
     }  # fmt: skip

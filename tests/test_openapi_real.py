@@ -400,3 +400,21 @@ def test_cli_api_key_options(tmp_path: Path) -> None:
             "init", "--from-openapi", str(source), "-o", str(tmp_path / "b.yaml"), *args
         )
         assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and message in bad.stderr, args
+
+
+def test_deleting_ones_own_account_is_the_engines_delete_account(converter: str) -> None:
+    """Kinto's ``DELETE /accounts/{id}`` (operationId ``delete_account``) deletes the
+    signed-up user: it becomes ``delete_account``, which churn clean-up and ``cleanup``
+    use to delete users, never drawn by a persona (issue #12, must-have 1)."""
+    result = build_scenario(kinto())
+    actions = _actions(result.scenario)
+    assert actions["delete_account"] == {
+        "method": "DELETE",
+        "path": "/v1/accounts/{user.id}",
+        "expect": [200],
+    }
+    assert "delete_account_op" not in actions
+    validate_scenario(result.scenario)
+    for persona in result.scenario["personas"].values():
+        for weights in persona["actions"].values():
+            assert weights["delete_account"] == 0

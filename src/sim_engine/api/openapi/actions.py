@@ -139,8 +139,6 @@ class _ActionSteps(_PathSteps):
                 category = excluded[0] if excluded else "other"
                 self.result.left_out.setdefault(category, []).append(op.label)
             return
-        name = self._name(op)
-        op.name = name
         self.field_problems = []
         self.not_mine = {}
         picks: dict[str, str] = {}
@@ -149,6 +147,7 @@ class _ActionSteps(_PathSteps):
         ]
         values = _Values(self, picks)
         path, forget = self._action_path(op, values, picks, notes)
+        name = op.name = self._action_name(op, path)
         action: dict[str, Any] = {"method": op.method, "path": path}
         if op.method in ("PUT", "PATCH") and "{user.id}" in path:
             values.user_fields = True  # the user's own profile: keep the identity it logs in with
@@ -174,6 +173,13 @@ class _ActionSteps(_PathSteps):
         self.kinds[name] = op.kind
         self.result.notes[name] = notes
 
+    def _action_name(self, op: _Op, path: str) -> str:
+        """The action's name: ``delete_account`` for the ``DELETE`` of the user's own
+        account (churn clean-up and ``cleanup`` delete users with it), else ``_name``."""
+        if _deletes_own_account(op, path) and "delete_account" not in self.actions:
+            return "delete_account"
+        return self._name(op)
+
     def _note_impossible(
         self, name: str, op: _Op, action: dict[str, Any], notes: list[str]
     ) -> None:
@@ -189,7 +195,7 @@ class _ActionSteps(_PathSteps):
         elif self.field_problems:
             self.impossible.add(name)
             notes += [f"never possible as generated: {p} (weight 0)" for p in self.field_problems]
-        elif op.method == "DELETE" and "{user.id}" in action["path"] and op.kind == "delete":
+        elif _deletes_own_account(op, action["path"]):
             self.impossible.add(name)
             notes.append("deletes the simulated user's own account: weight 0 on purpose")
 
@@ -275,3 +281,9 @@ def _add_body(action: dict[str, Any], op: _Op, values: _Values) -> None:
         action["body"] = body
     elif required:
         action["body"] = {}
+
+
+def _deletes_own_account(op: _Op, path: str) -> bool:
+    """Whether an operation deletes the simulated user's own account (``DELETE`` of an
+    item whose path the user's id fills)."""
+    return op.method == "DELETE" and op.kind == "delete" and "{user.id}" in path
