@@ -53,7 +53,7 @@ from sim_engine.observe.control import (
 BUSY_START = datetime(2024, 5, 15, 18, 0, tzinfo=timezone.utc).timestamp()
 STATUS_LINE = re.compile(
     r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00  speed (\d+x|max)  (running|paused|stopping)"
-    r"  users \d+  actions \d+$"
+    r"  users \d+ known, \d+ joined, \d+ active  actions \d+$"
 )
 
 
@@ -277,11 +277,16 @@ def test_format_speed_and_status() -> None:
             "sim_time": "2026-03-02T14:05:00+00:00",
             "speed": 3600.0,
             "state": "running",
-            "users": 120,
+            "known": 120,
+            "joined": 100,
+            "active": 7,
             "actions": 5230,
         }
     )
-    assert line == "2026-03-02T14:05:00+00:00  speed 3600x  running  users 120  actions 5230"
+    assert line == (
+        "2026-03-02T14:05:00+00:00  speed 3600x  running  users 120 known, 100 joined, "
+        "7 active  actions 5230"
+    )
 
 
 # -- the command line against a real run ---------------------------------------------------
@@ -310,7 +315,7 @@ def test_ctl_command_against_a_real_run(tmp_path: Path) -> None:
         status = sim_engine("ctl", str(out), "status", timeout=30)
         assert status.returncode == 0, status.stderr
         assert STATUS_LINE.match(status.stdout.strip()), status.stdout
-        assert "speed 60x  running  users 20" in status.stdout
+        assert "speed 60x  running  users 20 known" in status.stdout
 
         code, output = ctl(str(out), "pause")
         assert code == 0 and output.startswith("pause: ") and "  paused  " in output, output

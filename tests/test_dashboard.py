@@ -108,7 +108,7 @@ def test_render_shows_every_section_and_figure(width: int) -> None:
     # users by lifecycle state, persona and routine state
     for name, n in (("ACTIVE", "800"), ("lurker", "500"), ("working", "600"), ("sleeping", "300")):
         assert any(name in line and n in line for line in out.splitlines()), name
-    assert "1,200" in out and "1,180" in out and "in a session 42" in out
+    assert "1,200" in out and "1,180" in out and "active 42" in out
     # throughput, success, latency, rate limits and breakers
     assert "5,230" in out and "43.5" in out and "1,234" in out
     assert "99.4%" in out

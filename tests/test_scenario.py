@@ -250,7 +250,7 @@ def test_unknown_persona_in_population_override(tmp_path: Path) -> None:
 
 
 def test_bad_clock_values(tmp_path: Path) -> None:
-    assert "clock.duration" in error_of(write(tmp_path, "clock:\n  duration: forever\n"))
+    assert "clock.duration" in error_of(write(tmp_path, "clock:\n  duration: always\n"))
     assert "clock.speed" in error_of(write(tmp_path, "clock:\n  speed: 0\n", "s2.yaml"))
 
 

@@ -8,6 +8,7 @@ failed, output not writable); 2 bad input (malformed scenario, bad option);
 from __future__ import annotations
 
 import contextlib
+import math
 import shutil
 import sys
 from collections.abc import Iterator
@@ -25,9 +26,8 @@ from sim_engine.model.scenario import (
     Scenario,
     ScenarioError,
     default_scenario,
-    parse_duration,
 )
-from sim_engine.model.settings_spec import check_target_url
+from sim_engine.model.settings_spec import check_target_url, parse_run_duration
 
 __all__ = ["cli"]
 
@@ -47,10 +47,12 @@ def _speed(_ctx: Any, _param: Any, value: str | None) -> float | str | None:
 
 
 def _duration(_ctx: Any, _param: Any, value: str | None) -> float | None:
+    """A simulated duration in seconds; ``math.inf`` for ``forever``; None when not given."""
     if value is None:
         return None
     try:
-        return parse_duration(value)
+        seconds = parse_run_duration(value)
+        return math.inf if seconds is None else seconds
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
 

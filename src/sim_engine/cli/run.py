@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,7 +29,7 @@ from sim_engine.cli.load import report_thresholds, threshold_guard, threshold_op
 from sim_engine.model.scenario import (
     Scenario,
     ScenarioError,
-    parse_duration,
+    parse_run_duration,
 )
 from sim_engine.observe.starvation import starvation_summary
 
@@ -44,7 +45,11 @@ __all__ = ["run"]
 )
 @_target_option
 @click.option("--speed", callback=_speed, help="1 (real time), any factor N (60, 3600), or max.")
-@click.option("--duration", callback=_duration, help="Simulated time to run: 90s, 30m, 2h, 3d, 1w.")
+@click.option(
+    "--duration",
+    callback=_duration,
+    help="Simulated time to run: 90s, 30m, 2h, 3d, 1w, or forever (until stopped).",
+)
 @click.option(
     "--users", type=click.IntRange(min=0), help="Initial population (overrides the scenario)."
 )
@@ -137,8 +142,10 @@ def run(
     clock = scenario.clock
     if speed == "scenario":
         speed = None if clock.speed == "max" else float(clock.speed)
-    if duration is None and clock.duration is not None:
-        duration = parse_duration(clock.duration)
+    if duration is None:
+        duration = parse_run_duration(clock.duration)  # None: forever
+    elif math.isinf(duration):
+        duration = None  # --duration forever
     start_dt = start or clock.start or datetime.now(timezone.utc)
     if start_dt.tzinfo is None:
         start_dt = start_dt.replace(tzinfo=timezone.utc)
@@ -300,6 +307,12 @@ def _announce(options: Any, out: Path) -> None:
     )
 
 
+def _users_text(metrics: dict[str, Any]) -> str:
+    """``32 joined, 50 known, 3 active`` (the words of :mod:`sim_engine.observe.counts`)."""
+    users = metrics.get("users") or {"joined": metrics["summary"]["users"]}
+    return ", ".join(f"{users[k]} {k}" for k in ("joined", "known", "active") if k in users)
+
+
 def _print_summary(metrics: dict[str, Any], out: Path, wall_s: float, interrupted: bool) -> None:
     s = metrics["summary"]
     lat = s["latency_ms"]
@@ -309,7 +322,8 @@ def _print_summary(metrics: dict[str, Any], out: Path, wall_s: float, interrupte
         f"\n{head}: {run_info['simulated_seconds'] / 3600:.1f} simulated hours in {wall_s:.1f} s"
     )
     click.echo(
-        f"  users {s['users']}, actions {s['actions']}, success {100 * s['success_rate']:.1f}%, "
+        f"  users {_users_text(metrics)}, actions {s['actions']}, "
+        f"success {100 * s['success_rate']:.1f}%, "
         f"latency p50 {lat['p50']:.1f} / p95 {lat['p95']:.1f} / p99 {lat['p99']:.1f} ms"
     )
     click.echo("  by type: " + ", ".join(f"{k} {v}" for k, v in s["actions_by_type"].items()))

@@ -189,14 +189,18 @@ class SimClock:
     """
 
     def __init__(
-        self, start: float, speed: float | None = 1.0, wall: Callable[[], float] = time.monotonic
+        self,
+        start: float,
+        speed: float | None = 1.0,
+        wall: Callable[[], float] = time.monotonic,
+        paused: bool = False,
     ) -> None:
         _check_speed(speed)
         self._wall = wall
         self._speed = None if speed is None else float(speed)
         self._sim_anchor = float(start)
         self._wall_anchor = wall()
-        self._paused = False
+        self._paused = paused  # created paused: exactly ``start`` until resume()
         self._changed: asyncio.Event | None = None
 
     @property
@@ -309,11 +313,13 @@ def _check_speed(speed: float | None) -> None:
         raise ValueError("speed must be positive (or None for max)")
 
 
-def make_clock(speed: float | None, start: float) -> SimClock:
+def make_clock(speed: float | None, start: float, paused: bool = False) -> SimClock:
     """Build the clock for a run.
 
     Args:
         speed: simulated seconds per wall second, or None for ``max``.
         start: simulated start, in simulated epoch seconds.
+        paused: start paused (the runner: setting up takes no simulated time, not even
+            the microseconds between building the clock and pausing it).
     """
-    return SimClock(start, speed)
+    return SimClock(start, speed, paused=paused)

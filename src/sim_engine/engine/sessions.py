@@ -25,6 +25,7 @@ from sim_engine.model.lifecycle import LifecycleState
 from sim_engine.model.population import SimUser, save_rng, user_rng
 from sim_engine.model.records import ActionRequest
 from sim_engine.model.scenario import Scenario
+from sim_engine.model.schedule_spec import Schedule
 
 __all__ = ["Dispatch", "Sessions"]
 
@@ -78,6 +79,8 @@ class Sessions:
         self._alive = alive
         self._policy = policy
         self._floor_s = scenario.limits.min_action_interval_s
+        spec = scenario.schedule
+        self._schedule = Schedule(spec) if spec is not None else None
         self._hooked: set[int] = set()  # users whose session start the hooks saw
         self._workflow: set[int] = set()  # users with workflow steps left
         self.open_sessions = 0
@@ -97,6 +100,9 @@ class Sessions:
             self._close(user)
             return None
         rng = user_rng(user)
+        if kind == SESSION and self._closed(user, sim_t, rng):
+            save_rng(user, rng)
+            return None
         if kind == SESSION and not self._start(user, persona, sim_t, rng):
             save_rng(user, rng)
             return None
@@ -107,6 +113,18 @@ class Sessions:
         dispatch = self._step(user, persona, state, sim_t, rng)
         save_rng(user, rng)
         return dispatch
+
+    def _closed(self, user: SimUser, sim_t: float, rng: random.Random) -> bool:
+        """True when the ``schedule`` is closed at ``sim_t``: the session moves to the next
+        opening (spread over its first hour), or -- with lifecycles, when that is past the
+        user's day -- is dropped, and the user's next local midnight plans more."""
+        schedule = self._schedule
+        if schedule is None or schedule.is_open(sim_t):
+            return False
+        later = schedule.next_open(sim_t) + rng.uniform(0.0, schedule.spread_s())
+        if user.life is None or user.token is None or later < user.day_end:
+            self._scheduler.push(max(later, sim_t + self._lookahead_s), SESSION, user)
+        return True
 
     def _start(
         self, user: SimUser, persona: CompiledPersona, sim_t: float, rng: random.Random

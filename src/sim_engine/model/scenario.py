@@ -48,6 +48,7 @@ from sim_engine.model.personas_spec import (
     _Frozen,
 )
 from sim_engine.model.plugin_spec import CONTEXT_KEY, PluginCatalog, catalog_of, merge_plugin_specs
+from sim_engine.model.schedule_spec import ScheduleSpec
 from sim_engine.model.settings_spec import (
     BackoffSpec,
     CircuitBreakerSpec,
@@ -60,6 +61,7 @@ from sim_engine.model.settings_spec import (
     StateSpec,
     TargetSpec,
     parse_duration,
+    parse_run_duration,
 )
 
 __all__ = [
@@ -81,6 +83,7 @@ __all__ = [
     "SafetySpec",
     "Scenario",
     "ScenarioError",
+    "ScheduleSpec",
     "SessionSpec",
     "StateSpec",
     "TargetSpec",
@@ -88,6 +91,7 @@ __all__ = [
     "default_scenario",
     "load_scenario",
     "parse_duration",
+    "parse_run_duration",
     "read_scenario_data",
     "validate_scenario",
 ]
@@ -118,6 +122,7 @@ class Scenario(_Frozen):
     name: str = "scenario"
     seed: int = 0
     clock: ClockSpec = ClockSpec()
+    schedule: ScheduleSpec | None = None
     target: TargetSpec = TargetSpec()
     population: PopulationSpec = PopulationSpec()
     routine: RoutineSpec

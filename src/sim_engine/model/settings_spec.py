@@ -36,6 +36,7 @@ from sim_engine.model.safety import check_kill_file
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
+    "FOREVER",
     "BackoffSpec",
     "CircuitBreakerSpec",
     "ClockSpec",
@@ -48,6 +49,7 @@ __all__ = [
     "TargetSpec",
     "check_target_url",
     "parse_duration",
+    "parse_run_duration",
 ]
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)?\s*$")
@@ -79,6 +81,24 @@ def parse_duration(text: str | int | float) -> float:
     if not value <= MAX_DURATION_S:  # also NaN
         raise ValueError(f"a duration must be at most 3650d (ten years), got {text!r}")
     return value
+
+
+FOREVER = "forever"
+"""The duration of a run without an end (``--duration forever``, ``clock.duration: forever``)."""
+
+
+def parse_run_duration(text: str | int | float | None) -> float | None:
+    """A run's duration in simulated seconds; None (no end) for ``forever`` or None.
+
+    Raises:
+        ValueError: neither ``forever`` nor a duration :func:`parse_duration` takes.
+    """
+    if text is None or (isinstance(text, str) and text.strip().lower() == FOREVER):
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise ValueError(f"{exc}; or {FOREVER} to run until stopped") from None
 
 
 def check_target_url(url: str) -> str:
@@ -209,7 +229,8 @@ class ClockSpec(_Frozen):
     Attributes:
         start: simulated start (ISO date or date-time; default: now).
         speed: ``max`` or simulated seconds per wall second.
-        duration: how much simulated time to run (``2h``, ``3d``); None runs until stopped.
+        duration: how much simulated time to run (``2h``, ``3d``); ``forever`` or null
+            runs until stopped (``ctl stop``, the kill switch, a signal). Left out: ``1d``.
     """
 
     start: datetime | None = None
@@ -239,8 +260,7 @@ class ClockSpec(_Frozen):
     @field_validator("duration")
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_duration(value)
+        parse_run_duration(value)
         return value
 
 

@@ -37,6 +37,7 @@ from aiohttp import web
 
 from sim_engine.engine.clock import parse_speed
 from sim_engine.model.records import Sink
+from sim_engine.observe.counts import user_counts
 from sim_engine.observe.protocols import RunControl, RunStatus
 
 __all__ = [
@@ -79,13 +80,16 @@ def run_status(sim: RunStatus) -> dict[str, Any]:
     stats = sim.statistics()
     speed = sim.speed
     state = sim.state
+    counts = user_counts(stats, sim.breakdown())
     return {
         "sim_time": _iso(stats.sim_now),
         "sim_ts": stats.sim_now,
         "speed": "max" if speed is None else speed,
         "state": state,
-        "users": stats.users,
-        "signed_up": stats.signed_up,
+        "users": counts.known,  # the name before the three counts; kept for scripts
+        "signed_up": counts.joined,
+        **counts.as_dict(),
+        "simulated_seconds": round(stats.sim_now - sim.start_s, 3),
         "actions": stats.actions,
         "failed": stats.failed,
         "in_flight": stats.in_flight,
@@ -104,11 +108,14 @@ def format_speed(speed: object) -> str:
 def format_status(status: dict[str, Any]) -> str:
     """Return a status as one line.
 
-    For example ``2026-03-02T14:05:00+00:00  speed 3600x  running  users 120  actions 5230``.
+    For example ``2026-03-02T14:05:00+00:00  speed 3600x  running  users 120 known,
+    100 joined, 7 active  actions 5230`` (the words of :mod:`sim_engine.observe.counts`).
     """
     return (
         f"{status.get('sim_time')}  speed {format_speed(status.get('speed'))}  "
-        f"{status.get('state')}  users {status.get('users')}  actions {status.get('actions')}"
+        f"{status.get('state')}  users {status.get('known', status.get('users'))} known, "
+        f"{status.get('joined', status.get('signed_up'))} joined, {status.get('active', 0)} "
+        f"active  actions {status.get('actions')}"
     )
 
 

@@ -30,6 +30,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from sim_engine._version import __version__
 from sim_engine.model.lifecycle import LifecycleState
 from sim_engine.model.records import ActionRecord, LifecycleRecord, Record, Sink, UserRecord
+from sim_engine.observe.counts import user_counts
 from sim_engine.observe.page_metrics import PageMetrics
 
 if TYPE_CHECKING:
@@ -266,9 +267,14 @@ class PrometheusExporter:
             "Users the engine knows (created and not forgotten, churned-but-kept included).",
             registry=registry,
         )
+        self._joined_users = Gauge(
+            "sim_engine_joined_users",
+            "Users who signed up on the target so far (churned ones included).",
+            registry=registry,
+        )
         self._sessions = Gauge(
             "sim_engine_active_sessions",
-            "Users in a session now.",
+            "Users in a session now (the 'active' users of ctl status and the summary).",
             registry=registry,
         )
         self._in_flight = Gauge(
@@ -423,14 +429,16 @@ class PrometheusExporter:
         if sim is None:
             return
         stats = sim.statistics()
+        breakdown = sim.breakdown()
+        counts = user_counts(stats, breakdown)
         self._sim_time.set(stats.sim_now)
-        self._known_users.set(stats.users)
+        self._known_users.set(counts.known)
+        self._joined_users.set(counts.joined)
+        self._sessions.set(counts.active)
         self._in_flight.set(stats.in_flight)
         speed = sim.speed
         self._speed.set(math.inf if speed is None else speed)
         self._paused.set(1 if sim.paused else 0)
-        breakdown = sim.breakdown()
-        self._sessions.set(breakdown.get("session", {}).get("in_session", 0))
         _set_all(self._users, self._seen_states, breakdown.get("lifecycle", {}))
         _set_all(self._users_by_persona, self._seen_personas, breakdown.get("persona", {}))
         states = breaker_states(sim.target)

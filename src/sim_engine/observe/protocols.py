@@ -42,6 +42,10 @@ class RunStatus(Protocol):
         """Return the run's counters now (simulated time, users, actions...)."""
         ...
 
+    def breakdown(self) -> dict[str, dict[str, int]]:
+        """Count users by lifecycle state, persona, routine state and session."""
+        ...
+
 
 class RunControl(RunStatus, Protocol):
     """Steering a run: pause, resume, change the speed, stop."""

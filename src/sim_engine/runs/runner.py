@@ -26,6 +26,7 @@ from sim_engine.engine.store import SqliteStore
 from sim_engine.model.behaviour import compile_personas
 from sim_engine.model.records import Sink, Target
 from sim_engine.model.scenario import Scenario
+from sim_engine.observe.counts import user_counts
 from sim_engine.observe.starvation import StarvationWatch, starvation_of
 from sim_engine.runs.analytics import AnalyticsOptions, analytics_sink
 from sim_engine.runs.created import keep_created
@@ -382,8 +383,8 @@ async def _run(options: RunOptions, url: str, store: SqliteStore) -> RunResult:
     scenario, resume = options.scenario, options.resume
     span = _span(options, store)
     target, hooks, _ = await open_target(options, url)
-    clock = make_clock(options.speed, span.now_s)
-    clock.pause()  # setting up and populating take wall time, not simulated time
+    # Created paused: setting up and populating take wall time, not simulated time.
+    clock = make_clock(options.speed, span.now_s, paused=True)
     outputs = _outputs(options, span)
     addons, kill = _all_addons(options, outputs)
     progress = read_journal(options.out_dir / JOURNAL_NAME) if span.saved is not None else {}
@@ -407,6 +408,7 @@ async def _run(options: RunOptions, url: str, store: SqliteStore) -> RunResult:
     interrupted = signalled or kill.reason is not None or end_s < sim.end_s
     store.set_meta("finished", not interrupted)
     metrics = outputs.collector.snapshot(end_s)
+    metrics["users"] = user_counts(sim.statistics(), sim.breakdown()).as_dict()
     metrics["run"] = {
         "scenario": scenario.name,
         "seed": scenario.seed,

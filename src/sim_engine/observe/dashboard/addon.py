@@ -20,6 +20,7 @@ from rich.console import Console, RenderableType
 from rich.live import Live
 
 from sim_engine.model.records import ActionRecord, LifecycleRecord, Record, Sink, UserRecord
+from sim_engine.observe.counts import user_counts
 from sim_engine.observe.dashboard.snapshot import DashboardSnapshot, activity_of, target_statistics
 from sim_engine.observe.dashboard.view import fit, speed_text
 
@@ -226,6 +227,7 @@ class Dashboard:
         eta = _eta(sim.end_s, stats.sim_now, speed if speed is not None else effective, state)
         target = target_statistics(sim.target)
         breakdown = self._breakdown
+        counts = user_counts(stats, breakdown)
         recent = tuple(a for a in map(activity_of, self._recent) if a is not None)
         return DashboardSnapshot(
             sim_now=stats.sim_now,
@@ -235,15 +237,15 @@ class Dashboard:
             state=state,
             title=f"sim-engine · {sim.scenario.name} · seed {sim.scenario.seed}",
             wall_elapsed_s=now - self._started_wall,
-            users=stats.users,
-            signed_up=stats.signed_up,
+            users=counts.known,
+            signed_up=counts.joined,
             actions=stats.actions,
             failed=stats.failed,
             in_flight=stats.in_flight,
             lifecycle=dict(breakdown.get("lifecycle", {})),
             persona=dict(breakdown.get("persona", {})),
             routine=dict(breakdown.get("routine", {})),
-            in_session=int(breakdown.get("session", {}).get("in_session", 0)),
+            in_session=counts.active,
             actions_per_s=per_s,
             actions_per_sim_hour=per_hour,
             effective_speed=effective,

@@ -121,11 +121,11 @@ def _counts(title: str, counts: Mapping[str, int], rows: int) -> Table:
 
 def _population(s: DashboardSnapshot, height: int | None = None, rows: int = _COUNT_ROWS) -> Panel:
     summary = Text.assemble(
-        ("users ", "dim"),
+        ("users known ", "dim"),
         (_num(s.users), "bold"),
-        ("   signed up ", "dim"),
+        ("   joined ", "dim"),
         _num(s.signed_up),
-        ("   in a session ", "dim"),
+        ("   active ", "dim"),
         _num(s.in_session),
     )
     grid = Table.grid(expand=True, padding=(0, 2))

@@ -1,0 +1,93 @@
+"""Always-on runs (issue 15): ``--duration forever`` and one truth for the counts.
+
+A real ``sim-engine run`` subprocess runs without an end, is paused through ``ctl``,
+and then ``ctl status``, Prometheus, the summary line and ``metrics.json`` must report
+the same users (known, joined, active) and the same simulated span.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from helpers import sim_engine_popen, terminate
+from sim_engine.demo.launcher import find_free_port
+from sim_engine.observe.control import CONTROL_FILE, send_command
+from test_prometheus import scrape, value
+
+DAY_S = 86400.0
+
+
+def _wait_for(path: Path, proc: Any, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+def _settled_status(out: Path) -> dict[str, Any]:
+    """The status once the paused run has no action in flight and its counts stand still."""
+    deadline = time.monotonic() + 30
+    last: dict[str, Any] | None = None
+    while True:
+        status = send_command(out, "status")
+        if last is not None and status["in_flight"] == 0 and status == last:
+            return status
+        assert time.monotonic() < deadline, status
+        last = status
+        time.sleep(0.5)
+
+
+def test_forever_run_and_one_truth_for_counts(tmp_path: Path) -> None:
+    out, port = tmp_path / "run", find_free_port()
+    proc = sim_engine_popen(
+        "run", "--users", "40", "--speed", "86400", "--duration", "forever",
+        "--start", "2026-03-02T00:00:00+00:00", "--out", str(out),
+        "--metrics-port", str(port), "--no-dashboard", "-q",
+    )  # fmt: skip
+    try:
+        _wait_for(out / CONTROL_FILE, proc)
+        time.sleep(3.0)  # past the scenario's default of one day (a day per wall second)
+        send_command(out, "pause")
+        status = _settled_status(out)
+        assert status["state"] == "paused" and status["end"] is None
+        assert status["simulated_seconds"] > 1.5 * DAY_S  # forever: not stopped at 1d
+        assert status["known"] == status["users"] >= 40
+        assert 0 < status["joined"] <= status["known"]
+        time.sleep(2.5)  # the exporter refreshes its gauges every wall second
+        text = scrape(f"http://127.0.0.1:{port}/metrics")
+        assert value(text, "sim_engine_known_users") == status["known"]
+        assert value(text, "sim_engine_joined_users") == status["joined"]
+        assert value(text, "sim_engine_active_sessions") == status["active"]
+        start = value(text, "sim_engine_simulated_start_time_seconds")
+        now = value(text, "sim_engine_simulated_time_seconds")
+        assert start is not None and now is not None
+        assert abs((now - start) - status["simulated_seconds"]) < 0.01
+        send_command(out, "stop")
+        stdout, _ = proc.communicate(timeout=60)
+    finally:
+        terminate(proc)
+    assert proc.returncode == 0, stdout
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    counts = {k: status[k] for k in ("known", "joined", "active")}
+    assert metrics["users"] == counts
+    assert metrics["summary"]["users"] == status["joined"]
+    assert abs(metrics["run"]["simulated_seconds"] - status["simulated_seconds"]) < 0.01
+    assert metrics["run"]["interrupted"]  # ctl stop
+    line = f"users {counts['joined']} joined, {counts['known']} known, {counts['active']} active"
+    assert line in stdout, stdout
+    assert json.loads((out / "run.json").read_text(encoding="utf-8"))["end_s"] is None
+
+
+def test_duration_words(tmp_path: Path) -> None:
+    """``forever`` is a duration (any case); other words are a one-line error, exit 2."""
+    from helpers import sim_engine
+
+    bad = sim_engine("run", "--duration", "always", "--out", str(tmp_path / "x"), timeout=60)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert "Invalid value for '--duration': not a duration: 'always'" in bad.stderr
+    assert "or forever to run until stopped" in bad.stderr
+    assert not (tmp_path / "x").exists()

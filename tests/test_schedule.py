@@ -1,0 +1,108 @@
+"""The ``schedule:`` section (issue 15, must-have 1): business hours in a time zone,
+weekdays, or a cron expression gate session starts on top of the routines."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from helpers import ListSink, always_ok_api
+from sim_engine import ActionRecord, Simulation
+from sim_engine.engine.clock import FastForwardClock
+from sim_engine.model.scenario import Scenario, ScenarioError, default_scenario
+from sim_engine.model.schedule_spec import Schedule, ScheduleSpec
+
+LA = ZoneInfo("America/Los_Angeles")
+# Monday 2026-03-02 00:00 in Los Angeles (08:00 UTC).
+MONDAY_LA = datetime(2026, 3, 2, tzinfo=LA).timestamp()
+
+
+def _at(day: int, hour: int, minute: int = 0) -> float:
+    return datetime(2026, 3, 2 + day, hour, minute, tzinfo=LA).timestamp()
+
+
+def test_business_hours_open_and_next_opening() -> None:
+    s = Schedule(ScheduleSpec(timezone="America/Los_Angeles", hours="09:00-21:00",
+                              days=("mon", "tue", "wed", "thu", "fri")))  # fmt: skip
+    assert not s.is_open(_at(0, 8, 59))
+    assert s.is_open(_at(0, 9, 0))
+    assert s.is_open(_at(0, 20, 59))
+    assert not s.is_open(_at(0, 21, 0))
+    assert s.next_open(_at(0, 22)) == _at(1, 9)
+    # Friday night -> Monday 09:00 (Saturday 7 March, Sunday 8 March is closed)
+    assert s.next_open(_at(4, 21, 30)) == _at(7, 9)
+    assert not s.is_open(_at(5, 12))
+    assert s.next_open(_at(0, 10)) == _at(0, 10)  # open: now
+
+
+def test_overnight_hours_belong_to_the_day_they_start() -> None:
+    s = Schedule(ScheduleSpec(hours="22:00-06:00", days=("fri",)))
+    fri_utc = datetime(2026, 3, 6, tzinfo=timezone.utc).timestamp()
+    assert s.is_open(fri_utc + 23 * 3600)
+    assert s.is_open(fri_utc + 86400 + 5 * 3600)  # Saturday 05:00: Friday's night
+    assert not s.is_open(fri_utc + 5 * 3600)  # Friday 05:00: Thursday's night, closed
+
+
+def test_cron_windows() -> None:
+    s = Schedule(ScheduleSpec(cron="*/30 * * * *", window="5m"))
+    t0 = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc).timestamp()
+    assert s.is_open(t0)
+    assert s.is_open(t0 + 299)
+    assert not s.is_open(t0 + 300)
+    assert s.next_open(t0 + 300) == t0 + 1800
+    assert s.spread_s() == 300
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"timezone": "Mars/Olympus"}, "unknown time zone"),
+        ({"hours": "9-21"}, "hours must look like"),
+        ({"hours": "09:00-09:00"}, "same time"),
+        ({"cron": "every day"}, "not a cron expression"),
+        ({"cron": "0 * * * *", "hours": "09:00-10:00"}, "either cron or hours"),
+        ({"days": []}, "never open"),
+        ({"days": ["someday"]}, "schedule.days"),
+    ],
+)
+def test_bad_schedules_are_one_line_errors(section: dict[str, object], message: str) -> None:
+    data = default_scenario().model_dump(mode="json")
+    data["schedule"] = section
+    with pytest.raises(ScenarioError, match=message):
+        from sim_engine.model.scenario import validate_scenario
+
+        validate_scenario(data)
+
+
+async def _actions(scenario: Scenario, days: float) -> list[ActionRecord]:
+    sink = ListSink()
+    sim = Simulation(scenario, always_ok_api(), FastForwardClock(MONDAY_LA), sinks=[sink],
+                     duration_s=days * 86400, secret="x")  # fmt: skip
+    await sim.run()
+    return [r for r in sink.records if isinstance(r, ActionRecord)]
+
+
+async def test_business_hours_gate_every_session_start() -> None:
+    """Seed 000: 9-21 in Los Angeles on weekdays. Without the schedule, a third of the
+    default population's actions fall outside those hours (the control), so a gate that
+    did nothing fails; with it, no session starts outside (sessions running at 21:00 may
+    finish, so actions may run a little past the close, never before the opening)."""
+    base = default_scenario().with_overrides(**{"population.initial": 60, "seed": 3})
+    gated = base.model_copy(update={"schedule": ScheduleSpec(
+        timezone="America/Los_Angeles", hours="09:00-21:00",
+        days=("mon", "tue", "wed", "thu", "fri"))})  # fmt: skip
+    free = await _actions(base, 7)
+    outside = [a for a in free if not 9 <= datetime.fromtimestamp(a.sim_ts, LA).hour < 21]
+    assert len(outside) > 0.15 * len(free)
+    actions = await _actions(gated, 7)
+    assert len(actions) > 200
+    hours = Counter(datetime.fromtimestamp(a.sim_ts, LA).hour for a in actions)
+    days = Counter(datetime.fromtimestamp(a.sim_ts, LA).weekday() for a in actions)
+    assert all(h >= 9 for h in hours), hours
+    late = sum(n for h, n in hours.items() if h >= 22)
+    assert late < 0.02 * len(actions), hours  # at most a session's tail past 21:00
+    weekend = sum(days[d] for d in (5, 6))
+    assert weekend < 0.01 * len(actions), days
