@@ -51,10 +51,12 @@ def sim_engine(
     timeout: float = 60,
     command: Sequence[str] = SIM_ENGINE,
     cwd: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``command`` (``python -m sim_engine`` unless told) with ``args`` to its end.
 
-    Stdin is closed; stdout and stderr are captured as text.
+    Stdin is closed; stdout and stderr are captured as text; ``env``: the whole
+    environment (default: this process's).
     """
     return subprocess.run(
         [*command, *args],
@@ -63,6 +65,7 @@ def sim_engine(
         timeout=timeout,
         stdin=subprocess.DEVNULL,
         cwd=cwd,
+        env=env,
     )
 
 

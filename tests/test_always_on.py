@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 from helpers import sim_engine_popen, terminate
 from sim_engine.demo.launcher import find_free_port
 from sim_engine.observe.control import CONTROL_FILE, send_command
+from sim_engine.observe.health import HealthState
 from test_prometheus import scrape, value
 
 DAY_S = 86400.0
@@ -26,6 +29,30 @@ def _wait_for(path: Path, proc: Any, timeout_s: float = 60) -> None:
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, f"{path} never appeared"
         time.sleep(0.05)
+
+
+def _get(url: str) -> tuple[int, dict[str, Any]]:
+    """Status and JSON body of a GET (``seconds_since_refresh`` left out: it varies)."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            code, body = resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        code, body = exc.code, json.loads(exc.read())
+    body.pop("seconds_since_refresh", None)
+    return code, body
+
+
+def test_health_goes_stale_when_the_loop_stops_beating() -> None:
+    clock = [100.0]
+    health = HealthState(stale_s=10.0, clock=lambda: clock[0])
+    assert health.readiness() == (503, {"ready": False, "state": "starting"})
+    health.beat("running")
+    clock[0] += 9.9
+    assert health.health()[0] == 200 and health.readiness()[0] == 200
+    clock[0] += 0.2
+    assert health.health() == (503, {"status": "stale", "seconds_since_refresh": 10.1})
+    health.beat("stopping")
+    assert health.health()[0] == 200 and health.readiness()[0] == 503
 
 
 def _settled_status(out: Path) -> dict[str, Any]:
@@ -50,6 +77,8 @@ def test_forever_run_and_one_truth_for_counts(tmp_path: Path) -> None:
     )  # fmt: skip
     try:
         _wait_for(out / CONTROL_FILE, proc)
+        assert _get(f"http://127.0.0.1:{port}/healthz") == (200, {"status": "ok"})
+        assert _get(f"http://127.0.0.1:{port}/readyz") == (200, {"ready": True, "state": "running"})
         time.sleep(3.0)  # past the scenario's default of one day (a day per wall second)
         send_command(out, "pause")
         status = _settled_status(out)
@@ -66,6 +95,7 @@ def test_forever_run_and_one_truth_for_counts(tmp_path: Path) -> None:
         now = value(text, "sim_engine_simulated_time_seconds")
         assert start is not None and now is not None
         assert abs((now - start) - status["simulated_seconds"]) < 0.01
+        assert _get(f"http://127.0.0.1:{port}/readyz") == (200, {"ready": True, "state": "paused"})
         send_command(out, "stop")
         stdout, _ = proc.communicate(timeout=60)
     finally:

@@ -14,6 +14,7 @@ from sim_engine.cli import generate as _generate_command  # noqa: F401  (registe
 from sim_engine.cli import load as _load_command  # noqa: F401  (registers ``load``)
 from sim_engine.cli import realism as _realism_command  # noqa: F401  (registers ``realism``)
 from sim_engine.cli import run as _run_commands  # noqa: F401  (registers ``run``)
+from sim_engine.cli import schema as _schema_command  # noqa: F401  (registers ``schema``)
 from sim_engine.cli import tools as _tool_commands  # noqa: F401  (registers the others)
 from sim_engine.cli.common import _use_dashboard, cli
 

@@ -15,7 +15,6 @@ from sim_engine.cli.analytics import analytics_choice, analytics_options_or_exit
 from sim_engine.cli.common import (
     _duration,
     _fail,
-    _load,
     _seed_option,
     _speed,
     _start,
@@ -36,7 +35,7 @@ from sim_engine.observe.starvation import starvation_summary
 __all__ = ["run"]
 
 
-@cli.command()
+@cli.command(context_settings={"auto_envvar_prefix": "SIM_ENGINE"})
 @click.option(
     "--scenario",
     "scenario_path",
@@ -90,7 +89,15 @@ __all__ = ["run"]
     "--metrics-port",
     type=click.IntRange(0, 65535),
     metavar="PORT",
-    help="Serve Prometheus metrics on http://127.0.0.1:PORT/metrics while running.",
+    help="Serve Prometheus metrics on http://HOST:PORT/metrics (and /healthz, /readyz).",
+)
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    metavar="HOST",
+    help="Address the metrics/health server and the control endpoint bind "
+    "(0.0.0.0: reachable from other containers; the control endpoint needs its token).",
 )
 @analytics_choice
 @click.option(
@@ -117,6 +124,7 @@ def run(
     html_report: bool,
     resume_dir: str | None,
     metrics_port: int | None,
+    metrics_host: str,
     analytics: str | None,
     analytics_host: str | None,
     dataset_format: str | None,
@@ -124,6 +132,11 @@ def run(
     abort_on_fail: bool,
 ) -> None:
     """Run a simulation and write actions.jsonl, users.jsonl and metrics.json.
+
+    Every option can come from the environment as SIM_ENGINE_<OPTION> (SIM_ENGINE_SPEED=60,
+    SIM_ENGINE_DURATION=forever) and any scenario field as SIM_ENGINE__SECTION__FIELD
+    (SIM_ENGINE__POPULATION__INITIAL=500); a flag beats its variable, which beats the
+    scenario's variables, the file and the defaults (docs/always-on.md).
 
     Exits 1 (after the summary and the outputs) when every action failed, or when
     a --threshold fails (one line each; over every action, sign-up and log-in included).
@@ -133,7 +146,7 @@ def run(
     guard = threshold_guard(thresholds, abort_on_fail)
 
     resume, out_dir, target_url, speed = _resume_context(resume_dir, out_dir, target_url, speed)
-    scenario = resume.scenario if resume is not None else _load(scenario_path)
+    scenario = resume.scenario if resume is not None else _load_with_env(scenario_path)
     if not scenario.safety.enabled:
         click.echo("sim-engine: kill switch: safety.enabled is false in the scenario; nothing runs")
         return
@@ -164,6 +177,7 @@ def run(
         resume=resume,
         scenario_path=Path(scenario_path) if scenario_path else None,
         metrics_port=metrics_port,
+        metrics_host=metrics_host,
         dashboard=_use_dashboard(dashboard, quiet, verbose),
         analytics=analytics_options_or_exit(analytics, analytics_host, scenario),
         dataset_format=_dataset_format(dataset_format, resume_dir),
@@ -179,6 +193,18 @@ def run(
         _write_html_report(out)
     report_thresholds(guard, result.wall_s)
     _exit_if_all_failed(result.metrics["summary"], out)
+
+
+def _load_with_env(path: str | None) -> Scenario:
+    """The scenario with its ``SIM_ENGINE__`` variables applied (exit 2 when invalid)."""
+    import os
+
+    from sim_engine.runs.envconfig import load_scenario_env
+
+    try:
+        return load_scenario_env(path, os.environ)
+    except ScenarioError as exc:
+        _fail(str(exc), 2)
 
 
 def _dataset_format(fmt: str | None, resume_dir: str | None) -> str | None:

@@ -22,15 +22,17 @@ import errno
 import logging
 import math
 import threading
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 
 from sim_engine._version import __version__
 from sim_engine.model.lifecycle import LifecycleState
 from sim_engine.model.records import ActionRecord, LifecycleRecord, Record, Sink, UserRecord
 from sim_engine.observe.counts import user_counts
+from sim_engine.observe.health import HealthState, health_app, serve_wsgi
 from sim_engine.observe.page_metrics import PageMetrics
 
 if TYPE_CHECKING:
@@ -168,6 +170,7 @@ class PrometheusExporter:
         self._thread: threading.Thread | None = None
         self._task: asyncio.Task[None] | None = None
         self._refresh_failed = False
+        self.health = HealthState(max(10.0, 5 * refresh_s), time.monotonic)
         self._seen_states: dict[str, None] = {}  # ordered sets: series appear in a stable order
         self._seen_personas: dict[str, None] = {}
         self._seen_breakers: set[str] = set()
@@ -351,7 +354,8 @@ class PrometheusExporter:
         self._seen_personas.update(dict.fromkeys(p.name for p in sim.personas))
         self._safe_refresh()
         try:
-            server, thread = start_http_server(self.port, addr=self.host, registry=self.registry)
+            app = health_app(self.health, make_wsgi_app(self.registry))
+            server, thread = serve_wsgi(app, self.host, self.port)
         except OSError as exc:
             reason = "already in use" if exc.errno == errno.EADDRINUSE else exc.strerror or exc
             raise MetricsPortError(
@@ -363,6 +367,7 @@ class PrometheusExporter:
 
     async def stop(self) -> None:
         """Stop refreshing and close the HTTP server (the port is free on return)."""
+        self.health.state = "stopping"
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -428,6 +433,7 @@ class PrometheusExporter:
         sim = self._sim
         if sim is None:
             return
+        self.health.beat("stopping" if sim.stopping else sim.state)
         stats = sim.statistics()
         breakdown = sim.breakdown()
         counts = user_counts(stats, breakdown)

@@ -68,7 +68,9 @@ class RunOptions:
         out_dir: where ``actions.jsonl``, ``users.jsonl`` and ``metrics.json`` go.
         console: stream for progress lines (None: silent).
         per_action: one console line per action instead of one per simulated hour.
-        metrics_port: serve Prometheus metrics on 127.0.0.1:PORT (None: off).
+        metrics_port: serve Prometheus metrics (and ``/healthz``, ``/readyz``) on
+            ``metrics_host:PORT`` (None: off).
+        metrics_host: the address the metrics server and the control endpoint bind.
         dashboard: show the live terminal dashboard instead of console lines.
         control: open the control endpoint (``sim-engine ctl DIR ...``).
         resume: what a crashed run left (``run --resume DIR``); None for a new run.
@@ -91,6 +93,7 @@ class RunOptions:
     console: TextIO | None = None
     per_action: bool = False
     metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
     dashboard: bool = False
     control: bool = True
     resume: ResumeInfo | None = None
@@ -443,7 +446,7 @@ def _addons(options: RunOptions) -> list[Addon]:
     # One line per add-on, in the order they start:
     addons.append(_json_log(options))  # always: DIR/log.jsonl
     if options.metrics_port is not None:
-        addons.append(_prometheus(options.metrics_port))
+        addons.append(_prometheus(options.metrics_port, options.metrics_host))
     if options.control:
         addons.append(_control(options))
     if options.dashboard:
@@ -464,7 +467,7 @@ def _json_log(options: RunOptions) -> Addon:
 def _control(options: RunOptions) -> Addon:
     from sim_engine.observe.control import ControlServer
 
-    return ControlServer(options.out_dir)
+    return ControlServer(options.out_dir, options.metrics_host)
 
 
 def _dashboard(options: RunOptions) -> Addon:
@@ -475,10 +478,10 @@ def _dashboard(options: RunOptions) -> Addon:
     return Dashboard(Console(file=options.console) if options.console is not None else None)
 
 
-def _prometheus(port: int) -> Addon:
+def _prometheus(port: int, host: str) -> Addon:
     from sim_engine.observe.prometheus import PrometheusExporter
 
-    return PrometheusExporter(port)
+    return PrometheusExporter(port, host)
 
 
 def _write_daily(out_dir: Path, days: list[dict[str, Any]]) -> Path:
