@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from helpers import sim_engine_popen, terminate
+from helpers import interrupt_after_checkpoint, sim_engine, sim_engine_popen, terminate
 from sim_engine.demo.launcher import find_free_port
 from sim_engine.observe.control import CONTROL_FILE, send_command
 from sim_engine.observe.health import HealthState
@@ -121,3 +121,40 @@ def test_duration_words(tmp_path: Path) -> None:
     assert "Invalid value for '--duration': not a duration: 'always'" in bad.stderr
     assert "or forever to run until stopped" in bad.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_resume_if_exists_starts_resumes_and_respects_the_end(tmp_path: Path) -> None:
+    """A service restarting ``run --out DIR --resume-if-exists``: the first start makes
+    the run, a restart after a crash resumes it (``--users`` of the unit is ignored: it
+    shaped the run when it started), a restart after the end does nothing."""
+    out = tmp_path / "run"
+    args = ["--target", "inprocess", "--users", "20", "--speed", "43200", "--duration", "2d",
+            "--start", "2026-03-02", "--out", str(out), "-q", "--resume-if-exists"]  # fmt: skip
+    code, stderr = interrupt_after_checkpoint(args, out, settle_s=0.5)
+    assert code == 0, stderr
+    again = sim_engine("run", *args[:-2], "--users", "99", "-q", "--resume-if-exists",
+                       timeout=300)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert "holds an unfinished run: resuming it" in again.stdout
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["run"]["resumed"] and not metrics["run"]["interrupted"]
+    assert abs(metrics["run"]["simulated_seconds"] - 2 * DAY_S) < 1
+    assert metrics["users"]["known"] < 99
+    before = (out / "metrics.json").stat().st_mtime_ns
+    done = sim_engine("run", *args, timeout=120)
+    assert done.returncode == 0 and "holds a finished run; nothing to resume" in done.stdout
+    assert (out / "metrics.json").stat().st_mtime_ns == before
+
+
+def test_resume_if_exists_keeps_the_kill_switch(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["--target", "inprocess", "--users", "20", "--speed", "43200", "--duration", "2d",
+            "--out", str(out), "-q", "--resume-if-exists"]  # fmt: skip
+    code, stderr = interrupt_after_checkpoint(args, out, settle_s=0.2)
+    assert code == 0, stderr
+    assert sim_engine("kill", str(out), timeout=60).returncode == 0
+    kill_files = list(out.glob("*KILL*")) + list(out.glob("*kill*"))
+    proc = sim_engine("run", *args, timeout=120)
+    assert proc.returncode == 0 and "kill switch" in proc.stdout, proc.stdout + proc.stderr
+    assert kill_files and all(p.exists() for p in kill_files)  # still there: still stopped
+    assert sim_engine("run", "--resume-if-exists", timeout=60).returncode == 2  # needs --out

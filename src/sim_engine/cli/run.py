@@ -86,6 +86,12 @@ __all__ = ["run"]
     help="Continue a run that was stopped or killed, from its last checkpoint in DIR.",
 )
 @click.option(
+    "--resume-if-exists",
+    is_flag=True,
+    help="With --out DIR: resume the run in DIR when it is unfinished, else start one "
+    "(a service that restarts goes on where it was; a finished run or a kill file stops it).",
+)
+@click.option(
     "--metrics-port",
     type=click.IntRange(0, 65535),
     metavar="PORT",
@@ -123,6 +129,7 @@ def run(
     dashboard: bool | None,
     html_report: bool,
     resume_dir: str | None,
+    resume_if_exists: bool,
     metrics_port: int | None,
     metrics_host: str,
     analytics: str | None,
@@ -144,7 +151,10 @@ def run(
     from sim_engine.runs.runner import RunOptions, execute
 
     guard = threshold_guard(thresholds, abort_on_fail)
-
+    if resume_if_exists:
+        resume_dir = _existing_run(out_dir, resume_dir)
+        if resume_dir is not None:
+            users = seed = None  # they shaped the run when it started
     resume, out_dir, target_url, speed = _resume_context(resume_dir, out_dir, target_url, speed)
     scenario = resume.scenario if resume is not None else _load_with_env(scenario_path)
     if not scenario.safety.enabled:
@@ -246,6 +256,42 @@ def _say_unanswered(run_dir: Path) -> None:
     for line in in_doubt_lines(read_unanswered(run_dir / JOURNAL_NAME)):
         click.echo(f"sim-engine: in doubt, sent with no answer before the stop: {line}; "
                    "`sim-engine cleanup` reports them")  # fmt: skip
+
+
+def _existing_run(out_dir: str | None, resume_dir: str | None) -> str | None:
+    """``--resume-if-exists``: DIR when it holds an unfinished run, None for a new run.
+
+    Exits 0 with one line when DIR's run finished or its kill file is there (a service
+    restarted after a stop must not start again), 2 without ``--out`` or with
+    ``--resume``.
+    """
+    from sim_engine.engine.store import SqliteStore, StateError
+    from sim_engine.runs.runstate import load_resume
+
+    if out_dir is None or resume_dir is not None:
+        _fail("--resume-if-exists needs --out DIR (and no --resume)", 2)
+    state = Path(out_dir) / "state.db"
+    if not state.exists():
+        return None
+    try:
+        store = SqliteStore(state, create=False)
+        try:
+            finished = store.get_meta("finished")
+        finally:
+            store.close()
+        resume = load_resume(Path(out_dir))
+        resume.store.close()
+    except (StateError, ScenarioError) as exc:
+        _fail(str(exc), 2)
+    kill_file = Path(out_dir) / resume.scenario.safety.kill_file
+    if finished:
+        click.echo(f"sim-engine: {out_dir} holds a finished run; nothing to resume")
+        sys.exit(0)
+    if kill_file.exists():
+        click.echo(f"sim-engine: kill switch: {kill_file} exists; nothing runs")
+        sys.exit(0)
+    click.echo(f"sim-engine: {out_dir} holds an unfinished run: resuming it")
+    return out_dir
 
 
 def _resume_context(

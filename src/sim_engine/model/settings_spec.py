@@ -44,6 +44,7 @@ __all__ = [
     "LimitsSpec",
     "OutputSpec",
     "PopulationSpec",
+    "RotationSpec",
     "SafetySpec",
     "StateSpec",
     "TargetSpec",
@@ -401,6 +402,33 @@ class StateSpec(_Frozen):
     checkpoint_every_actions: int = Field(5000, ge=1, le=100_000_000)
 
 
+class RotationSpec(_Frozen):
+    """Rotation of ``actions.jsonl`` and ``log.jsonl`` for runs that go on for months.
+
+    Give ``max_bytes`` (rotate when the live file would grow past it) or ``every``
+    (rotate every so much wall time: ``1h``, ``1d``). Rotated files are gzipped
+    (``compress``) and the newest ``keep`` of each are kept (``sinks/rotation.py``).
+    """
+
+    max_bytes: int | None = Field(None, ge=1024, le=2**40)
+    every: str | None = None
+    keep: int = Field(7, ge=1, le=10_000)
+    compress: bool = True
+
+    @field_validator("every")
+    @classmethod
+    def _every(cls, value: str | None) -> str | None:
+        if value is not None and not parse_duration(value) >= 1:
+            raise ValueError(f"every must be at least 1s, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_trigger(self) -> RotationSpec:
+        if (self.max_bytes is None) == (self.every is None):
+            raise ValueError("give one of max_bytes (size) or every (wall time)")
+        return self
+
+
 class OutputSpec(_Frozen):
     """What the run reports.
 
@@ -412,9 +440,11 @@ class OutputSpec(_Frozen):
         log_actions: which actions ``log.jsonl`` repeats: ``failed`` (default; the
             actions that did not succeed), ``all`` or ``none``. ``actions.jsonl``
             holds every action whatever this says.
+        rotate: rotation of ``actions.jsonl`` and ``log.jsonl`` (None: they grow).
     """
 
     latest_actions: int = Field(50, ge=0, le=10_000)
     top_n: int = Field(10, ge=1, le=1000)
     users_sample_s: float = Field(3600.0, ge=1, le=MAX_WAIT_S)
     log_actions: Literal["failed", "all", "none"] = "failed"
+    rotate: RotationSpec | None = None

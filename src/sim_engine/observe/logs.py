@@ -39,7 +39,9 @@ from sim_engine.model.records import (
     Sink,
     UserRecord,
 )
+from sim_engine.model.settings_spec import RotationSpec
 from sim_engine.observe.redact import redact, redact_text
+from sim_engine.sinks.rotation import LineWriter, open_lines
 
 if TYPE_CHECKING:
     from sim_engine.engine.simulation import Simulation
@@ -112,6 +114,8 @@ class JsonLogSink:
         wall: the wall-clock source (``time.time``); injectable for tests.
         actions: which actions get a line: ``failed`` (the default: the ones that
             did not succeed, intended errors included), ``all`` or ``none``.
+        rotation: rotate the file by size or wall time, gzipped, a number kept
+            (``output.rotate``; None: it grows).
 
     Raises:
         OSError: the file cannot be opened.
@@ -124,6 +128,7 @@ class JsonLogSink:
         flush_every: int = 1000,
         wall: Callable[[], float] = time.time,
         actions: str = "failed",
+        rotation: RotationSpec | None = None,
     ) -> None:
         if actions not in ACTION_LINES:
             raise ValueError(f"actions: {actions!r} is not one of {', '.join(ACTION_LINES)}")
@@ -133,7 +138,7 @@ class JsonLogSink:
             path = path / LOG_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._file: IO[str] = open(path, "a", encoding="utf-8")  # noqa: SIM115
+        self._file: LineWriter | IO[str] = open_lines(path, rotation, append=True)
         self._flush_every = flush_every
         self._pending = 0
         self._wall = wall
@@ -324,10 +329,13 @@ class LogAddon:
         out_dir: the run directory.
         actions: which actions get a line (``failed``, ``all``, ``none``; see
             :class:`JsonLogSink`).
+        rotation: ``output.rotate`` (None: the file grows).
     """
 
-    def __init__(self, out_dir: str | Path, actions: str = "failed") -> None:
-        self.sink = JsonLogSink(Path(out_dir) / LOG_FILE, actions=actions)
+    def __init__(
+        self, out_dir: str | Path, actions: str = "failed", rotation: RotationSpec | None = None
+    ) -> None:
+        self.sink = JsonLogSink(Path(out_dir) / LOG_FILE, actions=actions, rotation=rotation)
         self._handler: logging.Handler | None = None
         self._sim: Simulation | None = None
 

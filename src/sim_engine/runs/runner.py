@@ -308,7 +308,8 @@ def _outputs(options: RunOptions, span: _Span) -> _Outputs:
         complete_users(options.out_dir, options.resume.users, personas)
         day_start_s = float(span.saved["day_start_s"])
         replay_outputs(options.out_dir, collector, daily, day_start_s)
-    jsonl = JsonlSink(options.out_dir, flush_every=1, append=resumed)  # a kill loses no line
+    # flush_every=1: a kill loses no line
+    jsonl = JsonlSink(options.out_dir, flush_every=1, append=resumed, rotation=out.rotate)
     sinks: list[Sink] = [jsonl, collector, daily]
     if options.analytics is not None:
         sinks.append(analytics_sink(options.analytics, options.scenario, options.out_dir, resumed))
@@ -461,7 +462,8 @@ def _addons(options: RunOptions) -> list[Addon]:
 def _json_log(options: RunOptions) -> Addon:
     from sim_engine.observe.logs import LogAddon
 
-    return LogAddon(options.out_dir, options.scenario.output.log_actions)
+    output = options.scenario.output
+    return LogAddon(options.out_dir, output.log_actions, output.rotate)
 
 
 def _control(options: RunOptions) -> Addon:

@@ -29,6 +29,7 @@ from sim_engine.model.records import ActionRecord, LifecycleRecord, Record, Sink
 from sim_engine.model.safety import DEMO, SafetyError, check_target_allowed
 from sim_engine.model.scenario import Scenario, ScenarioError
 from sim_engine.sinks.metrics import DailyMetrics, MetricsCollector
+from sim_engine.sinks.rotation import read_lines, rotated_files
 
 if TYPE_CHECKING:
     from sim_engine.engine.simulation import Simulation
@@ -142,6 +143,11 @@ def repair_jsonl(path: Path) -> None:
 
 
 def _records(path: Path) -> Any:
+    """The records of a JSON-lines file, after those of its rotated files still on disk."""
+    for rotated in rotated_files(path):
+        for line in read_lines(rotated):
+            if line.strip():
+                yield json.loads(line)
     if not path.exists():
         return
     with path.open(encoding="utf-8") as handle:

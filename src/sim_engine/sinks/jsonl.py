@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import IO
 
 from sim_engine.model.records import ActionRecord, LifecycleRecord, Record, UserRecord
+from sim_engine.model.settings_spec import RotationSpec
+from sim_engine.sinks.rotation import open_lines
 
 __all__ = ["JsonlSink"]
 
@@ -22,16 +24,24 @@ class JsonlSink:
         out_dir: output directory (created if missing).
         flush_every: records between flushes.
         append: append to existing files (a resumed run) instead of starting them anew.
+        rotation: rotate ``actions.jsonl`` by size or wall time, gzipped, a number kept
+            (``output.rotate``; :mod:`sim_engine.sinks.rotation`); None: it grows.
 
     Raises:
         OSError: the directory or files cannot be created.
     """
 
-    def __init__(self, out_dir: str | Path, flush_every: int = 1000, append: bool = False) -> None:
+    def __init__(
+        self,
+        out_dir: str | Path,
+        flush_every: int = 1000,
+        append: bool = False,
+        rotation: RotationSpec | None = None,
+    ) -> None:
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         mode = "a" if append else "w"
-        self._actions: IO[str] = self._open("actions.jsonl", mode)
+        self._actions = open_lines(self.out_dir / "actions.jsonl", rotation, append)
         self._users: IO[str] = self._open("users.jsonl", mode)
         self._lifecycle: IO[str] = self._open("lifecycle.jsonl", mode)
         self._flush_every = flush_every

@@ -226,8 +226,7 @@ class Dashboard:
         state = sim.state
         eta = _eta(sim.end_s, stats.sim_now, speed if speed is not None else effective, state)
         target = target_statistics(sim.target)
-        breakdown = self._breakdown
-        counts = user_counts(stats, breakdown)
+        breakdown, counts = self._breakdown, user_counts(stats, self._breakdown)
         recent = tuple(a for a in map(activity_of, self._recent) if a is not None)
         return DashboardSnapshot(
             sim_now=stats.sim_now,
