@@ -63,11 +63,12 @@ def test_only_prefixed_variables_count() -> None:
 
 
 def _run(tmp_path: Path, env: dict[str, str], *args: str) -> dict[str, Any]:
+    """A short run configured by the environment alone (plus ``args``)."""
     out = tmp_path / f"run{len(list(tmp_path.iterdir()))}"
-    proc = sim_engine(
-        "run", "--target", "inprocess", "--speed", "max", "--duration", "2h", "-q",
-        "--out", str(out), *args, env={**os.environ, **env}, timeout=300,
-    )  # fmt: skip
+    options = {"SIM_ENGINE_TARGET": "inprocess", "SIM_ENGINE_SPEED": "max",
+               "SIM_ENGINE_DURATION": "2h", "SIM_ENGINE_QUIET": "true",
+               "SIM_ENGINE_OUT": str(out)}  # fmt: skip
+    proc = sim_engine("run", *args, env={**os.environ, **options, **env}, timeout=300)
     assert proc.returncode == 0, proc.stderr
     return json.loads((out / "scenario.json").read_text(encoding="utf-8"))  # type: ignore[no-any-return]
 

@@ -82,6 +82,7 @@ def _target(_ctx: Any, _param: Any, value: str | None) -> str | None:
 _target_option = click.option(
     "--target",
     "target_url",
+    envvar="SIM_ENGINE_TARGET",  # named after the option, not the parameter
     callback=_target,
     help="Base URL of the API, or 'inprocess'. Default: start the built-in demo API.",
 )

@@ -39,6 +39,7 @@ __all__ = ["run"]
 @click.option(
     "--scenario",
     "scenario_path",
+    envvar="SIM_ENGINE_SCENARIO",  # SIM_ENGINE_<OPTION>, not the parameter's name
     type=click.Path(dir_okay=False),
     help="Scenario YAML file (default: the built-in one).",
 )
@@ -63,6 +64,7 @@ __all__ = ["run"]
 @click.option(
     "--out",
     "out_dir",
+    envvar="SIM_ENGINE_OUT",
     type=click.Path(file_okay=False),
     help="Output directory (default: sim-runs/<timestamp>).",
 )
@@ -77,11 +79,16 @@ __all__ = ["run"]
     help="Live terminal dashboard (default: on when stdout is a terminal, unless -q or -v).",
 )
 @click.option(
-    "--html", "html_report", is_flag=True, help="Also write OUT/report.html (charts) at the end."
+    "--html",
+    "html_report",
+    is_flag=True,
+    envvar="SIM_ENGINE_HTML",
+    help="Also write OUT/report.html (charts) at the end.",
 )
 @click.option(
     "--resume",
     "resume_dir",
+    envvar="SIM_ENGINE_RESUME",
     type=click.Path(file_okay=False),
     help="Continue a run that was stopped or killed, from its last checkpoint in DIR.",
 )
