@@ -105,6 +105,14 @@ __all__ = ["run"]
     help="Serve Prometheus metrics on http://HOST:PORT/metrics (and /healthz, /readyz).",
 )
 @click.option(
+    "--control-port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    metavar="PORT",
+    help="Port of the control endpoint and the run's web page, /ui/ (default: a free one; "
+    "the URL and token are in OUT/control.json).",
+)
+@click.option(
     "--metrics-host",
     default="127.0.0.1",
     show_default=True,
@@ -138,6 +146,7 @@ def run(
     resume_dir: str | None,
     resume_if_exists: bool,
     metrics_port: int | None,
+    control_port: int,
     metrics_host: str,
     analytics: str | None,
     analytics_host: str | None,
@@ -195,6 +204,7 @@ def run(
         scenario_path=Path(scenario_path) if scenario_path else None,
         metrics_port=metrics_port,
         metrics_host=metrics_host,
+        control_port=control_port,
         dashboard=_use_dashboard(dashboard, quiet, verbose),
         analytics=analytics_options_or_exit(analytics, analytics_host, scenario),
         dataset_format=_dataset_format(dataset_format, resume_dir),

@@ -312,12 +312,22 @@ def report(run_dir: str) -> None:
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
-@click.argument("command", type=click.Choice(["pause", "resume", "stop", "status", "speed"]))
+@click.argument(
+    "command", type=click.Choice(["pause", "resume", "stop", "status", "speed", "page"])
+)
 @click.argument("value", required=False)
 def ctl(run_dir: str, command: str, value: str | None) -> None:
-    """Control the run writing to RUN_DIR: pause, resume, stop, status, or speed N (or max)."""
-    from sim_engine.observe.control import ControlError, format_status, send_command
+    """Control the run writing to RUN_DIR: pause, resume, stop, status, or speed N (or max);
+    page prints the URL of the run's web page (with its token)."""
+    from sim_engine.observe.control import ControlError, format_status, page_url, send_command
 
+    if command == "page":
+        try:
+            send_command(Path(run_dir), "status")  # the run answers: the page is there
+            click.echo(page_url(Path(run_dir)))
+        except ControlError as exc:
+            _fail(str(exc), 1)
+        return
     if command == "speed":
         if value is None:
             _fail("speed needs a value: a positive number (60, 3600) or max", 2)

@@ -13,6 +13,9 @@ POST /pause    no more actions; the simulated clock stands still
 POST /resume   time runs and actions flow again
 POST /stop     end the run gracefully (in-flight actions finish, outputs are written)
 POST /speed    body ``{"speed": N}`` or ``{"speed": "max"}``; 400 on a bad value
+GET /ui/       the run's web page (:mod:`sim_engine.observe.webpage`); ``?token=T``
+               stands for the header on GETs under ``/ui/`` (a browser's address bar);
+               ``/ui/plotly.min.js`` (the public library) needs no token
 =============  ==================================================================
 
 :func:`send_command` is the client the CLI uses.
@@ -39,6 +42,7 @@ from sim_engine.engine.clock import parse_speed
 from sim_engine.model.records import Sink
 from sim_engine.observe.counts import user_counts
 from sim_engine.observe.protocols import RunControl, RunStatus
+from sim_engine.observe.webpage import PUBLIC_ASSET, WebPage
 
 __all__ = [
     "COMMANDS",
@@ -47,6 +51,7 @@ __all__ = [
     "ControlServer",
     "format_speed",
     "format_status",
+    "page_url",
     "run_status",
     "send_command",
 ]
@@ -125,14 +130,24 @@ class ControlServer:
     Args:
         run_dir: the run directory, where ``control.json`` is written.
         host: the address to bind (loopback: the endpoint is for this machine only).
+        port: the port to bind (0: a free one, written to ``control.json``).
+        page: the run's web page, served under ``/ui/`` (None: no page).
 
     Attributes:
         url: ``http://127.0.0.1:PORT`` once started (None before).
         path: the control file.
     """
 
-    def __init__(self, run_dir: str | Path, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        run_dir: str | Path,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        page: WebPage | None = None,
+    ) -> None:
         self.run_dir = Path(run_dir)
+        self._port = port
+        self._page = page
         self.path = self.run_dir / CONTROL_FILE
         self.url: str | None = None
         self._host = host
@@ -141,8 +156,8 @@ class ControlServer:
         self._runner: web.AppRunner | None = None
 
     def sinks(self) -> list[Sink]:
-        """No sinks: the endpoint reads the simulation's statistics."""
-        return []
+        """The web page's counters (the endpoint itself reads the simulation)."""
+        return [] if self._page is None else [self._page]
 
     async def start(self, sim: RunControl) -> None:
         """Listen on a free loopback port and write ``control.json`` (mode 0600).
@@ -157,10 +172,13 @@ class ControlServer:
         app.router.add_post("/resume", self._resume)
         app.router.add_post("/stop", self._stop)
         app.router.add_post("/speed", self._speed)
+        if self._page is not None:
+            await self._page.start(sim)
+            self._page.add_routes(app)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=_SHUTDOWN_S)
         await runner.setup()
         try:
-            site = web.TCPSite(runner, self._host, 0)
+            site = web.TCPSite(runner, self._host, self._port)
             await site.start()
             host, port = runner.addresses[0][:2]
             self.url = f"http://{host}:{port}"
@@ -196,7 +214,12 @@ class ControlServer:
         # Read the (small) body first: one left unread makes the server linger on
         # the connection at shutdown, holding up the end of the run.
         await request.read()
+        if request.path == PUBLIC_ASSET:  # plotly.js itself: public, and a <script> sends no header
+            response: web.StreamResponse = await handler(request)
+            return response
         given = request.headers.get("Authorization", "")
+        if not given and request.method == "GET" and request.path.startswith("/ui"):
+            given = "Bearer " + request.query.get("token", "")  # a browser's address bar
         scheme, _, token = given.partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(
             token.strip().encode(), self._token.encode()
@@ -206,8 +229,8 @@ class ControlServer:
                 extra={"path": request.path},
             )
             return web.json_response({"error": "unauthorized"}, status=401)
-        response: web.StreamResponse = await handler(request)
-        return response
+        answer: web.StreamResponse = await handler(request)
+        return answer
 
     def _answer(self) -> web.Response:
         assert self._sim is not None
@@ -290,6 +313,16 @@ def _read_control_file(run_dir: Path) -> tuple[str, str, int | None]:
         raise ControlError(f"{path} is not a control file")
     pid = data.get("pid")
     return str(data["url"]), str(data["token"]), pid if isinstance(pid, int) else None
+
+
+def page_url(run_dir: str | Path) -> str:
+    """The URL of the run's web page, with its token (``http://HOST:PORT/ui/?token=T``).
+
+    Raises:
+        ControlError: no control file in ``run_dir``, or not one.
+    """
+    url, token, _ = _read_control_file(Path(run_dir))
+    return f"{url}/ui/?token={token}"
 
 
 def _process_gone(pid: int | None) -> bool:

@@ -71,6 +71,7 @@ class RunOptions:
         metrics_port: serve Prometheus metrics (and ``/healthz``, ``/readyz``) on
             ``metrics_host:PORT`` (None: off).
         metrics_host: the address the metrics server and the control endpoint bind.
+        control_port: the control endpoint's port (0: a free one), where the web page is.
         dashboard: show the live terminal dashboard instead of console lines.
         control: open the control endpoint (``sim-engine ctl DIR ...``).
         resume: what a crashed run left (``run --resume DIR``); None for a new run.
@@ -94,6 +95,7 @@ class RunOptions:
     per_action: bool = False
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
+    control_port: int = 0
     dashboard: bool = False
     control: bool = True
     resume: ResumeInfo | None = None
@@ -468,8 +470,9 @@ def _json_log(options: RunOptions) -> Addon:
 
 def _control(options: RunOptions) -> Addon:
     from sim_engine.observe.control import ControlServer
+    from sim_engine.observe.webpage import WebPage
 
-    return ControlServer(options.out_dir, options.metrics_host)
+    return ControlServer(options.out_dir, options.metrics_host, options.control_port, WebPage())
 
 
 def _dashboard(options: RunOptions) -> Addon:
