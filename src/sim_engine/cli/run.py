@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +105,13 @@ __all__ = ["run"]
     help="Serve Prometheus metrics on http://HOST:PORT/metrics (and /healthz, /readyz).",
 )
 @click.option(
+    "--backfill",
+    callback=_duration,
+    metavar="DURATION",
+    help="Start DURATION ago (90d) at max speed, then go on at 1x from now with the same "
+    "users (the demo API stores the simulated times; docs/always-on.md).",
+)
+@click.option(
     "--control-port",
     type=click.IntRange(0, 65535),
     default=0,
@@ -146,6 +153,7 @@ def run(
     resume_dir: str | None,
     resume_if_exists: bool,
     metrics_port: int | None,
+    backfill: float | None,
     control_port: int,
     metrics_host: str,
     analytics: str | None,
@@ -172,22 +180,15 @@ def run(
         if resume_dir is not None:
             users = seed = None  # they shaped the run when it started
     resume, out_dir, target_url, speed = _resume_context(resume_dir, out_dir, target_url, speed)
+    if backfill is not None:
+        start, speed = _backfill(backfill, start, resume)
     scenario = resume.scenario if resume is not None else _load_with_env(scenario_path)
     if not scenario.safety.enabled:
         click.echo("sim-engine: kill switch: safety.enabled is false in the scenario; nothing runs")
         return
     scenario = _with_overrides(scenario, users, seed, resumed=resume is not None)
     scenario = _with_browser_share(scenario, browser_share, resumed=resume is not None)
-    clock = scenario.clock
-    if speed == "scenario":
-        speed = None if clock.speed == "max" else float(clock.speed)
-    if duration is None:
-        duration = parse_run_duration(clock.duration)  # None: forever
-    elif math.isinf(duration):
-        duration = None  # --duration forever
-    start_dt = start or clock.start or datetime.now(timezone.utc)
-    if start_dt.tzinfo is None:
-        start_dt = start_dt.replace(tzinfo=timezone.utc)
+    speed, duration, start_dt = _timing(scenario, speed, duration, start)
     out = Path(out_dir or f"sim-runs/{datetime.now().strftime('%Y%m%d-%H%M%S')}")
     assert not isinstance(speed, str)
     per_action = verbose or (speed is not None and speed <= 60)
@@ -205,6 +206,7 @@ def run(
         metrics_port=metrics_port,
         metrics_host=metrics_host,
         control_port=control_port,
+        go_live=backfill is not None,
         dashboard=_use_dashboard(dashboard, quiet, verbose),
         analytics=analytics_options_or_exit(analytics, analytics_host, scenario),
         dataset_format=_dataset_format(dataset_format, resume_dir),
@@ -273,6 +275,36 @@ def _say_unanswered(run_dir: Path) -> None:
     for line in in_doubt_lines(read_unanswered(run_dir / JOURNAL_NAME)):
         click.echo(f"sim-engine: in doubt, sent with no answer before the stop: {line}; "
                    "`sim-engine cleanup` reports them")  # fmt: skip
+
+
+def _timing(
+    scenario: Scenario, speed: Any, duration: float | None, start: datetime | None
+) -> tuple[float | None, float | None, datetime]:
+    """Speed (None: max), duration (None: forever) and start: the options', else the
+    scenario's clock's, else now."""
+    clock = scenario.clock
+    if speed == "scenario":
+        speed = None if clock.speed == "max" else float(clock.speed)
+    if duration is None:
+        duration = parse_run_duration(clock.duration)  # None: forever
+    elif math.isinf(duration):
+        duration = None  # --duration forever
+    start_dt = start or clock.start or datetime.now(timezone.utc)
+    if start_dt.tzinfo is None:
+        start_dt = start_dt.replace(tzinfo=timezone.utc)
+    return speed, duration, start_dt
+
+
+def _backfill(seconds: float, start: datetime | None, resume: Any) -> tuple[datetime, None]:
+    """``--backfill``: the start (that long ago) and the speed to begin with (max).
+
+    Exits 2 with ``--start`` (the backfill sets the start), ``forever`` (no start) or a
+    resumed run (it goes live again by itself)."""
+    if start is not None or resume is not None:
+        _fail("--backfill sets the start: it goes with neither --start nor a resumed run", 2)
+    if math.isinf(seconds) or seconds <= 0:
+        _fail("--backfill needs a duration such as 90d", 2)
+    return datetime.now(timezone.utc) - timedelta(seconds=seconds), None
 
 
 def _existing_run(out_dir: str | None, resume_dir: str | None) -> str | None:

@@ -29,6 +29,7 @@ from sim_engine.model.scenario import Scenario
 from sim_engine.observe.counts import user_counts
 from sim_engine.observe.starvation import StarvationWatch, starvation_of
 from sim_engine.runs.analytics import AnalyticsOptions, analytics_sink
+from sim_engine.runs.backfill import GoLive
 from sim_engine.runs.created import keep_created
 from sim_engine.runs.runstate import (
     DEMO,
@@ -72,6 +73,8 @@ class RunOptions:
             ``metrics_host:PORT`` (None: off).
         metrics_host: the address the metrics server and the control endpoint bind.
         control_port: the control endpoint's port (0: a free one), where the web page is.
+        go_live: switch to 1x once simulated time reaches the wall clock (``--backfill``;
+            :mod:`sim_engine.runs.backfill`); kept for a resumed run.
         dashboard: show the live terminal dashboard instead of console lines.
         control: open the control endpoint (``sim-engine ctl DIR ...``).
         resume: what a crashed run left (``run --resume DIR``); None for a new run.
@@ -96,6 +99,7 @@ class RunOptions:
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
     control_port: int = 0
+    go_live: bool = False
     dashboard: bool = False
     control: bool = True
     resume: ResumeInfo | None = None
@@ -145,6 +149,7 @@ def execute(options: RunOptions) -> RunResult:
             "speed": "max" if options.speed is None else options.speed,
             "start_s": options.start_s,
             "end_s": None if options.duration_s is None else options.start_s + options.duration_s,
+            "go_live": options.go_live,
             "version": __version__,
         }
         store = start_state(options.out_dir, options.scenario, run_info)
@@ -456,6 +461,8 @@ def _addons(options: RunOptions) -> list[Addon]:
         addons.append(_dashboard(options))
     if options.thresholds is not None:
         addons.append(options.thresholds)
+    if options.go_live or (options.resume is not None and options.resume.run.get("go_live")):
+        addons.append(GoLive())  # --backfill: 1x once simulated time reaches the wall clock
     # always: a warning when the target's backoff holds back most requests
     addons.append(StarvationWatch(None if options.dashboard else options.console))
     return addons
