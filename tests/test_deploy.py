@@ -88,6 +88,8 @@ def test_compose_services_ports_and_mounted_files() -> None:
     assert target_host in services and target_host in scenario.safety.allow_hosts
     api_port = env["SIM_ENGINE_TARGET"].rsplit(":", 1)[1]
     assert services[target_host]["command"][-3] == api_port  # --port N --db FILE
+    control = env["SIM_ENGINE_CONTROL_PORT"]
+    assert f"127.0.0.1:{control}:{control}" in sim["ports"]  # the web page, on this machine
     prometheus = yaml.safe_load((ROOT / "deploy/prometheus.yml").read_text(encoding="utf-8"))
     targets = prometheus["scrape_configs"][0]["static_configs"][0]["targets"]
     assert targets == [f"sim-engine:{METRICS_PORT}"]
