@@ -12,8 +12,25 @@ from pathlib import Path
 
 from helpers import assert_one_line_error, read_jsonl, sim_engine, sim_engine_popen, terminate
 from sim_engine.observe.control import CONTROL_FILE, send_command
+from sim_engine.runs.backfill import CatchUpClock
 
 DAY_S = 86400.0
+
+
+async def test_catch_up_clock_never_passes_the_wall_clock() -> None:
+    """At max it jumps to due events in the past; the first one after the wall clock
+    stops the jump at the wall clock, turns the clock to 1x and is waited for."""
+    epoch = 1_000_000.0  # the injected wall clock (epoch seconds), standing still
+    clock = CatchUpClock(epoch - 5 * DAY_S, epoch=lambda: epoch)
+    assert clock.paused and clock.now() == epoch - 5 * DAY_S  # created paused
+    clock.resume()
+    await clock.sleep_until(epoch - 60.0)
+    assert clock.jumps and clock.now() == epoch - 60.0 and clock.live_at is None
+    started = time.monotonic()
+    await clock.sleep_until(epoch + 0.2)  # an event 0.2 s after "now"
+    assert clock.live_at == epoch and clock.speed == 1.0 and not clock.jumps
+    assert 0.15 < time.monotonic() - started < 2.0  # waited for in real time, not jumped
+    assert clock.now() >= epoch + 0.2
 
 
 def test_backfill_then_live_with_the_same_users(tmp_path: Path) -> None:

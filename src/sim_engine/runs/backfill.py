@@ -1,13 +1,14 @@
 """Backfill, then live (issue 15, must-have 3): ``run --backfill 90d``.
 
 The run starts 90 simulated days ago at ``--speed max`` -- the population lives
-through those days as fast as the target allows -- and, once simulated time has
-caught up with the wall clock, goes on at 1x with the same users, memories and
-lifecycle states: :class:`GoLive` watches the clock and switches it.
+through those days as fast as the target allows -- and, once simulated time reaches
+the wall clock, goes on at 1x with the same users, memories and lifecycle states:
+the run's clock is a :class:`CatchUpClock`.
 
-The switch is exact: when simulated time passes the wall clock (at ``max`` it moves
-in jumps, so by up to one jump), the run pauses, waits on the wall clock for as long
-as it is ahead, then resumes at 1x, so that from then on simulated time is wall time.
+The switch is exact and never dates an action in the future: at ``max`` the clock
+jumps from due event to due event, and the first jump that would pass the wall clock
+stops at the wall clock instead; the clock turns to 1x there, and that event (and all
+after it) is waited for in real time.
 
 The demo API stores the simulated time each request carries (``X-Sim-Time``), so its
 posts, comments and likes get their past dates; other APIs store their own clock's
@@ -17,71 +18,55 @@ analytics events, ``generate``'s datasets).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
-from sim_engine.model.records import Sink
+from sim_engine.engine.clock import SimClock, make_clock
 
-if TYPE_CHECKING:
-    from sim_engine.engine.simulation import Simulation
-
-__all__ = ["GoLive"]
+__all__ = ["CatchUpClock", "run_clock"]
 
 _log = logging.getLogger(__name__)
 
 
-class GoLive:
-    """The add-on that switches a backfilling run to 1x when it reaches the wall clock.
+class CatchUpClock(SimClock):
+    """A run's clock at ``max`` until simulated time reaches the wall clock, then at 1x.
+
+    Created paused, like every run's clock (the runner resumes it when the run starts).
 
     Args:
-        wall: the wall clock, epoch seconds (``time.time``; injectable for tests).
-        poll_s: wall seconds between two looks at the clock while backfilling.
+        start: the simulated start (epoch seconds), in the past.
+        epoch: the wall clock in epoch seconds (``time.time``; injectable for tests).
+        wall: the monotonic wall clock the speed factor runs on (``time.monotonic``).
 
     Attributes:
         live_at: the simulated time (epoch seconds) the run went live at (None before).
     """
 
-    def __init__(self, wall: Callable[[], float] = time.time, poll_s: float = 0.01) -> None:
-        self._wall = wall
-        self._poll_s = poll_s
-        self._task: asyncio.Task[None] | None = None
+    def __init__(
+        self,
+        start: float,
+        epoch: Callable[[], float] = time.time,
+        wall: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(start, None, wall, paused=True)
+        self._epoch = epoch
         self.live_at: float | None = None
 
-    def sinks(self) -> list[Sink]:
-        """No sinks."""
-        return []
+    async def sleep_until(self, sim_t: float) -> None:
+        """Jump to ``sim_t`` while it is in the past; else go live and wait for it."""
+        if self.live_at is None and self.jumps and not self.paused and sim_t > self._epoch():
+            now = self._epoch()
+            await super().sleep_until(now)  # at max: a jump to the wall clock
+            self.set_speed(1.0)  # from here, one simulated second per wall second
+            self.live_at = now
+            _log.info("backfill done: live at 1x", extra={"live_at": self.live_at})
+        await super().sleep_until(sim_t)
 
-    async def start(self, sim: Simulation) -> None:
-        """Watch ``sim``'s clock from now on."""
-        self._task = asyncio.ensure_future(self._watch(sim))
 
-    async def stop(self) -> None:
-        """Stop watching."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _watch(self, sim: Simulation) -> None:
-        while sim.speed is None and not sim.stopping:
-            if sim.statistics().sim_now >= self._wall():
-                await self._switch(sim)
-                return
-            await asyncio.sleep(self._poll_s)
-
-    async def _switch(self, sim: Simulation) -> None:
-        sim.pause()
-        ahead = sim.statistics().sim_now - self._wall()
-        if ahead > 0:
-            await asyncio.sleep(ahead)  # the paused clock waits for the wall clock
-        if sim.stopping:
-            return
-        sim.set_speed(1.0)
-        sim.resume()
-        self.live_at = sim.statistics().sim_now
-        _log.info("backfill done: live at 1x", extra={"ahead_s": round(max(ahead, 0.0), 3)})
+def run_clock(speed: float | None, start_s: float, backfill: bool) -> SimClock:
+    """A run's clock, created paused (setting up and populating take wall time, not
+    simulated time): a :class:`CatchUpClock` for a backfill at ``max``, else ``speed``'s."""
+    if backfill and speed is None:
+        return CatchUpClock(start_s)
+    return make_clock(speed, start_s, paused=True)

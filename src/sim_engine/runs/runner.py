@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 from sim_engine._version import __version__
 from sim_engine.engine.addons import Addon
-from sim_engine.engine.clock import SimClock, make_clock
+from sim_engine.engine.clock import SimClock
 from sim_engine.engine.journal import JOURNAL_NAME, DispatchJournal, Progress, read_journal
 from sim_engine.engine.simulation import Simulation, SimulationStats
 from sim_engine.engine.stall import StallMeter
@@ -29,7 +29,7 @@ from sim_engine.model.scenario import Scenario
 from sim_engine.observe.counts import user_counts
 from sim_engine.observe.starvation import StarvationWatch, starvation_of
 from sim_engine.runs.analytics import AnalyticsOptions, analytics_sink
-from sim_engine.runs.backfill import GoLive
+from sim_engine.runs.backfill import run_clock
 from sim_engine.runs.created import keep_created
 from sim_engine.runs.runstate import (
     DEMO,
@@ -73,8 +73,9 @@ class RunOptions:
             ``metrics_host:PORT`` (None: off).
         metrics_host: the address the metrics server and the control endpoint bind.
         control_port: the control endpoint's port (0: a free one), where the web page is.
-        go_live: switch to 1x once simulated time reaches the wall clock (``--backfill``;
-            :mod:`sim_engine.runs.backfill`); kept for a resumed run.
+        go_live: switch from max to 1x when simulated time reaches the wall clock
+            (``--backfill``; :class:`~sim_engine.runs.backfill.CatchUpClock`); kept
+            for a resumed run.
         dashboard: show the live terminal dashboard instead of console lines.
         control: open the control endpoint (``sim-engine ctl DIR ...``).
         resume: what a crashed run left (``run --resume DIR``); None for a new run.
@@ -394,8 +395,8 @@ async def _run(options: RunOptions, url: str, store: SqliteStore) -> RunResult:
     scenario, resume = options.scenario, options.resume
     span = _span(options, store)
     target, hooks, _ = await open_target(options, url)
-    # Created paused: setting up and populating take wall time, not simulated time.
-    clock = make_clock(options.speed, span.now_s, paused=True)
+    backfill = options.go_live or bool(resume is not None and resume.run.get("go_live"))
+    clock = run_clock(options.speed, span.now_s, backfill)  # paused: set-up takes no sim time
     outputs = _outputs(options, span)
     addons, kill = _all_addons(options, outputs)
     progress = read_journal(options.out_dir / JOURNAL_NAME) if span.saved is not None else {}
@@ -461,8 +462,6 @@ def _addons(options: RunOptions) -> list[Addon]:
         addons.append(_dashboard(options))
     if options.thresholds is not None:
         addons.append(options.thresholds)
-    if options.go_live or (options.resume is not None and options.resume.run.get("go_live")):
-        addons.append(GoLive())  # --backfill: 1x once simulated time reaches the wall clock
     # always: a warning when the target's backoff holds back most requests
     addons.append(StarvationWatch(None if options.dashboard else options.console))
     return addons
