@@ -15,7 +15,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from sim_engine.model.settings_spec import parse_duration
@@ -72,6 +71,8 @@ class ScheduleSpec(BaseModel):
     @field_validator("cron")
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
+        from croniter import croniter  # imported when used: every process loads this module
+
         if value is not None and not croniter.is_valid(value):
             raise ValueError(f"not a cron expression: {value!r} (five fields, e.g. */30 * * * *)")
         return value
@@ -124,6 +125,8 @@ class Schedule:
         """True when sessions may start at ``sim_t`` (simulated epoch seconds)."""
         local = datetime.fromtimestamp(sim_t, self._tz)
         if self.spec.cron is not None:
+            from croniter import croniter
+
             prev = croniter(self.spec.cron, local + timedelta(seconds=1)).get_prev(datetime)
             return bool(sim_t - prev.timestamp() < self._window_s)
         return self._open_local(local)
@@ -148,6 +151,8 @@ class Schedule:
             return sim_t
         local = datetime.fromtimestamp(sim_t, self._tz)
         if self.spec.cron is not None:
+            from croniter import croniter
+
             return float(croniter(self.spec.cron, local).get_next(datetime).timestamp())
         # Openings start on a whole minute: look at each day's opening minute in turn.
         for ahead in range(9):
