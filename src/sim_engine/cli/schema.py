@@ -14,7 +14,15 @@ __all__ = ["scenario_schema", "schema"]
 
 _DIALECT = "https://json-schema.org/draft/2020-12/schema"
 _PAIR = {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 2, "maxItems": 2}
-_SHORT_FORMS = {"DayRange": _PAIR}  # models that also take a shorter form (``[low, high]``)
+
+
+def _short_forms() -> dict[str, dict[str, Any]]:
+    """Models that also take a shorter form: a range as ``[low, high]``, a browser step
+    as ``{KIND: ...}`` (exactly one step kind as its key)."""
+    from sim_engine.model.browser_spec import STEP_KINDS
+
+    step = {"type": "object", "oneOf": [{"required": [kind]} for kind in STEP_KINDS]}
+    return {"DayRange": _PAIR, "StepSpec": step}
 
 
 def scenario_schema() -> dict[str, Any]:
@@ -29,7 +37,7 @@ def scenario_schema() -> dict[str, Any]:
     schema = Scenario.model_json_schema()
     schema.pop("required", None)
     defs = schema.get("$defs", {})
-    for name, short in _SHORT_FORMS.items():
+    for name, short in _short_forms().items():
         if name in defs:
             defs[name] = {"anyOf": [defs[name], short]}
     return {"$schema": _DIALECT, **schema, "title": "sim-engine scenario"}
