@@ -27,10 +27,11 @@ from sim_engine.model.behaviour import compile_personas
 from sim_engine.model.records import Sink, Target
 from sim_engine.model.scenario import Scenario
 from sim_engine.observe.counts import user_counts
-from sim_engine.observe.starvation import StarvationWatch, starvation_of
+from sim_engine.observe.starvation import starvation_of
 from sim_engine.runs.analytics import AnalyticsOptions, analytics_sink
 from sim_engine.runs.backfill import run_clock
 from sim_engine.runs.created import keep_created
+from sim_engine.runs.run_addons import run_addons
 from sim_engine.runs.runstate import (
     DEMO,
     KillSwitch,
@@ -344,7 +345,7 @@ def _all_addons(options: RunOptions, outputs: _Outputs) -> tuple[list[Addon], Ki
         state.checkpoint_every_actions,
     )
     kill = KillSwitch(options.out_dir / scenario.safety.kill_file, options.scenario_path)
-    addons = [*_addons(options), keeper, kill]
+    addons = [*run_addons(options), keeper, kill]
     for addon in addons:
         outputs.sinks.extend(addon.sinks())
     return addons, kill
@@ -447,52 +448,6 @@ def _inprocess_secret(scenario: Scenario) -> str:
 
     text = f"sim-engine:inprocess:{scenario.name}:{scenario.seed}"
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
-
-
-def _addons(options: RunOptions) -> list[Addon]:
-    """Build the add-ons the options ask for (each imported only when used)."""
-    addons: list[Addon] = []
-    # One line per add-on, in the order they start:
-    addons.append(_json_log(options))  # always: DIR/log.jsonl
-    if options.metrics_port is not None:
-        addons.append(_prometheus(options.metrics_port, options.metrics_host))
-    if options.control:
-        addons.append(_control(options))
-    if options.dashboard:
-        addons.append(_dashboard(options))
-    if options.thresholds is not None:
-        addons.append(options.thresholds)
-    # always: a warning when the target's backoff holds back most requests
-    addons.append(StarvationWatch(None if options.dashboard else options.console))
-    return addons
-
-
-def _json_log(options: RunOptions) -> Addon:
-    from sim_engine.observe.logs import LogAddon
-
-    output = options.scenario.output
-    return LogAddon(options.out_dir, output.log_actions, output.rotate)
-
-
-def _control(options: RunOptions) -> Addon:
-    from sim_engine.observe.control import ControlServer
-    from sim_engine.observe.webpage import WebPage
-
-    return ControlServer(options.out_dir, options.metrics_host, options.control_port, WebPage())
-
-
-def _dashboard(options: RunOptions) -> Addon:
-    from rich.console import Console
-
-    from sim_engine.observe.dashboard import Dashboard
-
-    return Dashboard(Console(file=options.console) if options.console is not None else None)
-
-
-def _prometheus(port: int, host: str) -> Addon:
-    from sim_engine.observe.prometheus import PrometheusExporter
-
-    return PrometheusExporter(port, host)
 
 
 def _write_daily(out_dir: Path, days: list[dict[str, Any]]) -> Path:
