@@ -21,13 +21,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import cache
-from typing import Any, Optional
-
-from pydantic import create_model
-from pydantic_settings import BaseSettings, EnvSettingsSource
+from typing import TYPE_CHECKING, Any, Optional
 
 from sim_engine.api.plugins import validate_with_plugins
 from sim_engine.model.scenario import Scenario, ScenarioError, default_scenario, read_scenario_data
+
+if TYPE_CHECKING:
+    from pydantic_settings import BaseSettings
 
 __all__ = ["ENV_PREFIX", "load_scenario_env", "scenario_env"]
 
@@ -39,6 +39,9 @@ ENV_PREFIX = "SIM_ENGINE__"
 def _settings_class() -> type[BaseSettings]:
     """A settings class with the scenario's fields, all optional (never instantiated:
     it only tells the environment source the fields' types)."""
+    from pydantic import create_model
+    from pydantic_settings import BaseSettings
+
     fields: dict[str, Any] = {
         name: (Optional[info.annotation], None)  # noqa: UP045  (a runtime type expression)
         for name, info in Scenario.model_fields.items()
@@ -62,6 +65,8 @@ def scenario_env(environ: Mapping[str, str]) -> dict[str, tuple[tuple[str, ...],
         section = name[len(ENV_PREFIX) :].split("__")[0].lower()
         if section not in Scenario.model_fields:
             raise ScenarioError(f"environment: {name}: {section!r} is not a scenario section")
+    from pydantic_settings import EnvSettingsSource  # imported when a variable is set
+
     source = EnvSettingsSource(
         _settings_class(), case_sensitive=False, env_prefix=ENV_PREFIX, env_nested_delimiter="__"
     )
