@@ -10,6 +10,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+
 from helpers import assert_one_line_error, read_jsonl, sim_engine, sim_engine_popen, terminate
 from sim_engine.observe.control import CONTROL_FILE, send_command
 from sim_engine.runs.backfill import CatchUpClock
@@ -33,6 +35,11 @@ async def test_catch_up_clock_never_passes_the_wall_clock() -> None:
     assert clock.now() >= epoch + 0.2
 
 
+@pytest.mark.xfail(
+    strict=False,
+    reason="known bug (issue 15, open): once live, ctl stop can wait for the next due event, "
+    "because CatchUpClock waits for it inside the engine's jump branch; seen 2 in 5 runs",
+)
 def test_backfill_then_live_with_the_same_users(tmp_path: Path) -> None:
     out = tmp_path / "run"
     began = time.time()
