@@ -256,6 +256,7 @@ def test_unedited_import_reaches_90_percent(tmp_path: Path) -> None:
     proc, admin = _start(tmp_path)
     try:
         _seed(admin)
+        accounts_before = len(_all(admin, "/accounts"))
         scenario = tmp_path / "imported.yaml"
         made = sim_engine(
             "init",
@@ -268,8 +269,18 @@ def test_unedited_import_reaches_90_percent(tmp_path: Path) -> None:
         )
         assert made.returncode == 0, made.stderr
         run_day(scenario, admin.base_url.removesuffix("/v1"), tmp_path / "out", "--users", "15")
+        signed_up = len(_all(admin, "/accounts"))
+        # the import names DELETE /accounts/{id} delete_account: cleanup deletes the users
+        # (the buckets an unedited run makes are private to their users: not counted here)
+        cleaned = sim_engine(
+            "cleanup", str(tmp_path / "out"), timeout=120, command=installed_command(), cwd=ROOT
+        )
+        accounts_after = len(_all(admin, "/accounts"))
     finally:
         terminate(proc)
     actions = read_records(tmp_path / "out" / "actions.jsonl")
     rate = success_rate(actions)
     assert rate >= 0.90, f"success {rate:.2%}: {failures(actions).most_common(8)}"
+    assert signed_up > accounts_before
+    assert cleaned.returncode == 0, (cleaned.returncode, cleaned.stdout, cleaned.stderr)
+    assert accounts_after == accounts_before, cleaned.stdout
