@@ -147,3 +147,24 @@ def test_the_report_reads_page_timings_per_hour(tmp_path: Path) -> None:
     empty = tmp_path / "api.jsonl"
     empty.write_text(json.dumps(api.to_dict()) + "\n", encoding="utf-8")
     assert chart_pages(read_actions(empty))[1].startswith("No browser steps in this run")
+
+
+def test_a_flow_is_one_analytics_event_from_its_first_step() -> None:
+    from sim_engine.engine.executor import page_records
+    from sim_engine.model.analytics import AnalyticsMapper, AnalyticsUser
+    from sim_engine.model.analytics_spec import AnalyticsSpec
+    from sim_engine.model.population import IdentityFactory
+    from sim_engine.model.records import ActionRequest, Outcome, PageStep
+
+    user = IdentityFactory(1, [1.0], [("UTC", 1.0)], "x.test").create(T0, persona=0)
+    pages = tuple(
+        PageStep(f"goto /{i}", f"http://127.0.0.1:9/{i}", 200, True, 5.0) for i in range(3)
+    )
+    request = ActionRequest("browse_feed", 1, T0, "2027-01-15T08:00:00+00:00")
+    records = page_records(
+        user, "lurker", "working", request, Outcome(200, True, 15.0, pages=pages)
+    )
+    assert [r.page["index"] for r in records if r.page is not None] == [0, 1, 2]
+    mapper = AnalyticsMapper(AnalyticsSpec())
+    events = [mapper.event(r, AnalyticsUser(1, "lurker")) for r in records]
+    assert events[0] is not None and events[1:] == [None, None]

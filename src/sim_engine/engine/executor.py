@@ -256,11 +256,13 @@ def page_records(
 ) -> list[ActionRecord]:
     """One :class:`ActionRecord` per step of a browser flow: the action's name, the step's
     status, success and wall latency, ``endpoint`` ``PAGE <step>``, and the step's
-    measures in ``page`` (errors and messages passed through the redactor)."""
+    measures in ``page`` (``index``: its place in the flow, from 0; errors and messages
+    passed through the redactor)."""
     records = []
-    for step in outcome.pages:
+    for index, step in enumerate(outcome.pages):
         error = step.error and masked_error(step.error, user, request, outcome)
         page = {
+            "index": index,
             "step": step.step,
             "url": step.url,
             "ttfb_ms": step.ttfb_ms,

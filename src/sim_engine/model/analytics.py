@@ -241,7 +241,8 @@ class AnalyticsMapper:
 
     def event(self, record: ActionRecord, user: AnalyticsUser) -> dict[str, Any] | None:
         """Return the event an action becomes (shape in the module docstring), or None
-        when it sends none (a skipped action; a failed one unless ``spec.failed``).
+        when it sends none (a skipped action; a failed one unless ``spec.failed``; a
+        browser flow's steps after its first, so that a flow is one event like a call).
 
         Raises:
             KeyError: the action is not named by the mapping (validation prevents it).
@@ -249,6 +250,8 @@ class AnalyticsMapper:
         """
         if not record.ok and not self.spec.failed:
             return None
+        if record.page is not None and record.page.get("index", 0) != 0:
+            return None  # a browser flow is one action: its first step carries the event
         spec = self.spec.event_for(record.action)
         if spec is None:
             return None

@@ -150,7 +150,8 @@ class ActionRecord:
         skipped: not sent (circuit open, kill switch).
         retries: retries before this outcome.
         intended: a deliberate error (error simulation), not a real failure.
-        page: for a browser step, its measures: ``step``, ``url``, ``ttfb_ms``,
+        page: for a browser step, its measures: ``index`` (its place in the flow,
+            from 0), ``step``, ``url``, ``ttfb_ms``,
             ``dcl_ms``, ``load_ms``, ``console_errors`` and ``failed_requests`` (lists
             of one-line messages); None (and left out of the dict) for API calls.
     """
