@@ -288,3 +288,10 @@ class FakeClock:
             self.t = max(self.t, due_s)
             wake.set_result(None)
         self._driver = None
+
+
+def uniform_action_draw(self: Any, persona: Any, state: Any, u: Any, posting: Any = None) -> Any:
+    """A wrong ``ActionTable.draw`` for mutation tests: every user-step picks one of five
+    actions uniformly (``u`` in [0, 1), numpy arrays of one shape), whatever the persona,
+    the routine state and the posting propensity."""
+    return (u * 5).astype("int16")

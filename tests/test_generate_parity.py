@@ -33,7 +33,7 @@ from datetime import date, datetime, timezone
 import numpy as np
 import pytest
 
-from helpers import ListSink, always_ok_api
+from helpers import ListSink, always_ok_api, uniform_action_draw
 from sim_engine import ActionRecord, Simulation
 from sim_engine.engine.clock import FastForwardClock
 from sim_engine.model.plan.calendar import ZoneCalendar
@@ -227,14 +227,5 @@ def test_a_planner_in_utc_fails_parity(
 def test_uniform_action_weights_fail_parity(
     engine: tuple[list[Row], dict[str, float]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def uniform(
-        self: ActionTable,
-        persona: np.ndarray,
-        state: np.ndarray,
-        u: np.ndarray,
-        posting: np.ndarray | None = None,
-    ) -> np.ndarray:
-        return (u * 5).astype(np.int16)
-
-    monkeypatch.setattr(ActionTable, "draw", uniform)
+    monkeypatch.setattr(ActionTable, "draw", uniform_action_draw)
     assert any(b.startswith("action mix") for b in _compare(_planned(), engine))

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
+from helpers import uniform_action_draw
 from sim_engine.model.behaviour import CompiledPersona, compile_personas
 from sim_engine.model.lifecycle import (
     REFERENCE_MEAN_ACTIONS,
@@ -239,16 +240,7 @@ def test_action_mix_per_persona_and_state_follows_the_weights() -> None:
 
 
 def test_uniform_action_weights_are_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
-    def uniform(
-        self: ActionTable,
-        persona: np.ndarray,
-        state: np.ndarray,
-        u: np.ndarray,
-        posting: np.ndarray | None = None,
-    ) -> np.ndarray:
-        return (u * 5).astype(np.int16)
-
-    monkeypatch.setattr(ActionTable, "draw", uniform)
+    monkeypatch.setattr(ActionTable, "draw", uniform_action_draw)
     assert _worst_mix_gap(_plan(_scenario(), 600), _scenario()) > 0.1
 
 
