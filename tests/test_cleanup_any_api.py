@@ -123,7 +123,7 @@ def scenario(tmp_path: Path, delete_replies: bool = True, reply_path: str = REPL
                 "scheme": "header",
                 "header": "X-Session-Key",
             },
-            "memory": {"seen_threads": 20, "own_threads": 2, "own_replies": 2},
+            "memory": {"seen_threads": 20, "own_threads": 1, "own_replies": 1},
             "actions": actions,
         },
     }
@@ -174,8 +174,10 @@ def test_cleanup_deletes_all_the_run_created_children_first_and_nothing_else(
         run_members = set(members) - {person}
         run_threads = set(threads) - {thread}
         run_replies = set(replies) - {reply}
-        # more than the memories keep (2 per user), and replies on the person's thread
-        assert len(run_threads) > 2 * len(run_members) and len(run_replies) > 2 * len(run_members)
+        # more than the memories keep (1 per user), and replies on the person's thread; at
+        # --speed max against a live server the counts depend on the machine's load (stalled
+        # answers let the clock run on), from about 15 threads for 10 members to 53 quietly
+        assert len(run_threads) > len(run_members) and len(run_replies) > len(run_members)
         assert any(replies[r][0] == thread for r in run_replies)
         assert forum.deletes  # the run deleted some of its own: those are not tried again
         deleted_by_run = list(forum.deletes)

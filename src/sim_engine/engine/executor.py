@@ -176,6 +176,10 @@ class Executor:
             if outcome.ok and user.remote_id is None:
                 user.remote_id = outcome.remote_id
                 self._ledger.saved(user)
+            else:
+                # the token changed: a checkpoint taken between a sign-up and its
+                # log-in must not leave the user without it after --resume
+                self._ledger.touch(user)
         elif self._binder.remember(user, request, outcome):
             self._ledger.saved(user)  # a post created or deleted: must not be forgotten
         else:
