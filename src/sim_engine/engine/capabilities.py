@@ -9,9 +9,11 @@ with ``getattr`` on the hot path.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from sim_engine.engine.clock import Clock
 from sim_engine.model.behaviour import CompiledPersona
 from sim_engine.model.population import SimUser
 from sim_engine.model.records import ActionRequest, Outcome
@@ -21,6 +23,7 @@ __all__ = [
     "Binder",
     "Journal",
     "MemoryKeeper",
+    "Paced",
     "Planned",
     "Routine",
     "SessionAware",
@@ -91,6 +94,22 @@ class SessionAware(Protocol):
 
     def end_session(self, user_id: int) -> None:
         """The user's session is over."""
+        ...
+
+
+@runtime_checkable
+class Paced(Protocol):
+    """A target whose actions span simulated time of their own: a browser flow's steps,
+    with the acting user's think times between them (``targets/browser``).
+
+    The engine calls :meth:`pace` once, when it is built; the target then reports the
+    simulated seconds an action spanned as ``Outcome.sim_elapsed_s``.
+    """
+
+    def pace(self, clock: Clock, think_s: Callable[[int, random.Random], float]) -> None:
+        """Take the run's clock and ``think_s(user_id, rng)``: a think time (simulated
+        seconds) drawn with ``rng`` from the persona of user ``user_id``, as between
+        its actions (0 for a user no longer in the run)."""
         ...
 
 

@@ -11,13 +11,15 @@ its next step.
 from __future__ import annotations
 
 import asyncio
+import random
 from collections import deque
 from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any
 
-from sim_engine.engine.capabilities import Binder
+from sim_engine.engine.capabilities import Binder, Paced
 from sim_engine.engine.clock import Clock
+from sim_engine.engine.events import local_iso
 from sim_engine.engine.ledger import Ledger
 from sim_engine.engine.sessions import Dispatch, Sessions
 from sim_engine.engine.stall import StallMeter
@@ -64,6 +66,14 @@ class Executor:
         self.idle = 0  # steps with nothing possible (the user just thought)
         self._signup_failures: dict[int, int] = {}
         self.stall = StallMeter()  # when an action counts as waiting on the wall clock
+        if isinstance(target, Paced):
+            target.pace(clock, self._think_s)
+
+    def _think_s(self, user_id: int, rng: random.Random) -> float:
+        """A think time (simulated seconds) of user ``user_id``'s persona, drawn with
+        ``rng`` as between its actions; 0 for a user no longer in the run."""
+        user = self._ledger.users.get(user_id)
+        return 0.0 if user is None else self._sessions.think_s(user, rng)
 
     def dispatch(self, step: Dispatch) -> None:
         """Send the step's requests in a task; with none, go straight to the next step."""
@@ -135,9 +145,11 @@ class Executor:
     async def _perform(self, step: Dispatch) -> None:
         user = step.user
         ok = True
+        elapsed_s = 0.0  # simulated seconds the actions spanned (a browser flow's steps)
         started = asyncio.get_running_loop().time()
         for request in step.requests:
             outcome = await self._target.send(request)
+            elapsed_s += outcome.sim_elapsed_s
             self.apply(user, request, outcome)
             if not (outcome.ok and outcome.skipped):
                 # nothing was done (a sign-up or log-in that needed no request: auth
@@ -152,7 +164,8 @@ class Executor:
         if step.requests[0].action in ("sign_up", "log_in"):
             self._after_signup(user, ok)
         stalled = asyncio.get_running_loop().time() - started >= self.stall.threshold_s
-        self._sessions.follow_up(user, self._base(step.sim_t, stalled), step.think_s)
+        base = self._base(step.sim_t + elapsed_s, stalled)
+        self._sessions.follow_up(user, base, step.think_s)
 
     def _after_signup(self, user: SimUser, ok: bool) -> None:
         if ok:
@@ -259,12 +272,15 @@ def page_records(
     user: SimUser, persona: str, state: str, request: ActionRequest, outcome: Outcome
 ) -> list[ActionRecord]:
     """One :class:`ActionRecord` per step of a browser flow: the action's name, the step's
-    status, success and wall latency, ``endpoint`` ``PAGE <step>``, and the step's
-    measures in ``page`` (``index``: its place in the flow, from 0; errors and messages
-    passed through the redactor)."""
+    simulated time (the dispatch's plus the think times before the step), status, success
+    and wall latency, ``endpoint`` ``PAGE <step>``, and the step's measures in ``page``
+    (``index``: its place in the flow, from 0; ``screenshot``: the PNG of a failed step
+    under the output directory, or None; errors and messages passed through the
+    redactor)."""
     records = []
     for index, step in enumerate(outcome.pages):
         error = step.error and masked_error(step.error, user, request, outcome)
+        sim_ts = request.sim_time + step.sim_offset_s
         page = {
             "index": index,
             "step": step.step,
@@ -274,11 +290,12 @@ def page_records(
             "load_ms": step.load_ms,
             "console_errors": [redact_text(m) for m in step.console_errors],
             "failed_requests": list(step.failed_requests),
+            "screenshot": step.screenshot,
         }
         records.append(
             ActionRecord(
-                sim_time=request.sim_time_iso,
-                sim_ts=request.sim_time,
+                sim_time=local_iso(user, sim_ts) if step.sim_offset_s else request.sim_time_iso,
+                sim_ts=sim_ts,
                 user_id=user.user_id,
                 persona=persona,
                 state=state,

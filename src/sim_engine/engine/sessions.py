@@ -176,6 +176,12 @@ class Sessions:
         iso = local_iso(user, sim_t)
         return signup_requests(user, password, sim_t, iso)
 
+    def think_s(self, user: SimUser, rng: random.Random) -> float:
+        """A think time of the user's persona (simulated seconds, at least the scenario's
+        ``limits.min_action_interval_s``), drawn with ``rng``."""
+        drawn = self._policy.think_s(self._personas[user.persona], rng)
+        return max(drawn, self._floor_s)
+
     def follow_up(self, user: SimUser, base: float, think_s: float) -> None:
         """After an answer: the next step after ``think_s``, or the end of the session."""
         user.pending = False

@@ -75,6 +75,10 @@ class PageStep:
         failed_requests: requests that failed during the step (network error, blocked
             by the loopback guard), as ``METHOD URL: reason``.
         error: one-line reason when not ok.
+        sim_offset_s: simulated seconds from the action's dispatch to the step (the
+            think times of the steps before it; 0 for the first step).
+        screenshot: the PNG taken when the step failed, relative to the run's output
+            directory (``screenshots/...``); None when none was taken.
     """
 
     step: str
@@ -88,6 +92,8 @@ class PageStep:
     console_errors: tuple[str, ...] = ()
     failed_requests: tuple[str, ...] = ()
     error: str | None = None
+    sim_offset_s: float = 0.0
+    screenshot: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +117,9 @@ class Outcome:
         intended: a deliberate error (error simulation, seed 004): counted apart
             from real failures.
         pages: a browser flow's steps (one record each); empty for API calls.
+        sim_elapsed_s: simulated seconds the action itself spanned (the think times
+            between a browser flow's steps); the user's next step counts from its end.
+            0 for API calls.
     """
 
     status: int
@@ -127,6 +136,7 @@ class Outcome:
     retries: int = 0
     intended: bool = False
     pages: tuple[PageStep, ...] = ()
+    sim_elapsed_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from urllib.parse import urljoin
 from sim_engine.model.browser_spec import StepSpec
 from sim_engine.model.records import PageStep
 from sim_engine.model.templates import ContentPool, TemplateError, format_value, render
+from sim_engine.targets.browser.pacing import StepPacer
 
 if TYPE_CHECKING:
     from playwright.async_api import ConsoleMessage, Locator, Page, Request, Response
@@ -96,6 +97,7 @@ class FlowEnv:
         rng: draws generated values and ``pick: random``.
         pool: generated content.
         timeout_ms: a step's wall time limit.
+        pacer: the think times between steps (None: none, all at the action's time).
     """
 
     base_url: str
@@ -104,6 +106,7 @@ class FlowEnv:
     rng: random.Random
     pool: ContentPool
     timeout_ms: float
+    pacer: StepPacer | None = None
 
 
 def _fill(template: Any, env: FlowEnv) -> str:
@@ -176,6 +179,7 @@ async def _one(page: Page, watch: PageWatch, step: StepSpec, env: FlowEnv) -> Pa
     """Run one step; raise :class:`_Absent` when an optional step finds nothing."""
     from playwright.async_api import Error
 
+    offset = 0.0 if env.pacer is None else await env.pacer.next_step()
     started = time.perf_counter()
     error: str | None = None
     try:
@@ -201,6 +205,7 @@ async def _one(page: Page, watch: PageWatch, step: StepSpec, env: FlowEnv) -> Pa
         console,
         failed,
         error and error[:300],
+        offset,
     )
 
 

@@ -6,8 +6,10 @@ of the run seed and its id falls under ``browser.share``; a browser user's actio
 ``browser.actions`` maps to flows runs one of them (drawn by weight) in the user's own
 browser context, every other action (sign-up, log-in, actions without a flow, every
 action of the other users) goes to the wrapped target unchanged. So routines,
-lifecycles and sessions drive browsers exactly as they drive API calls, and the
-persona's think times fall between flows.
+lifecycles and sessions drive browsers exactly as they drive API calls. The persona's
+think times fall between flows, and -- once the engine paces the target
+(:meth:`BrowserTarget.pace`) -- between the steps of a flow too
+(:mod:`~sim_engine.targets.browser.pacing`).
 
 A browser user's context opens at its first flow of a session (from the cookies and
 localStorage it saved, its ``storage_state``) and closes when the session ends, saving
@@ -27,10 +29,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sim_engine.engine.capabilities import ActionResolver, MemoryKeeper, SessionAware, UserForgetter
+from sim_engine.engine.clock import Clock
 from sim_engine.model.browser_spec import BrowserSpec
 from sim_engine.model.records import ActionRequest, Outcome, PageStep, Target
 from sim_engine.model.templates import ContentPool
 from sim_engine.targets.browser.flows import FlowEnv, FlowResult, PageWatch, run_flow
+from sim_engine.targets.browser.pacing import StepPacer, ThinkSource
 from sim_engine.targets.browser.pool import BrowserPool, BrowserUnavailableError
 
 if TYPE_CHECKING:
@@ -59,6 +63,7 @@ class _User:
     context: BrowserContext | None = None
     page: Page | None = None
     watch: PageWatch | None = None
+    rng: random.Random | None = None
 
 
 class BrowserTarget:
@@ -101,6 +106,8 @@ class BrowserTarget:
         self._forgetter = inner if isinstance(inner, UserForgetter) else None
         self._keeper = inner if isinstance(inner, MemoryKeeper) else None
         self._aware = inner if isinstance(inner, SessionAware) else None
+        self._clock: Clock | None = None
+        self._think: ThinkSource | None = None
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__") or name == "inner":
@@ -110,6 +117,12 @@ class BrowserTarget:
     def is_browser_user(self, user_id: int) -> bool:
         """True when the user acts through the browser (stable for the run)."""
         return uses_browser(self._seed, user_id, self.spec.share)
+
+    def pace(self, clock: Clock, think_s: ThinkSource) -> None:
+        """Think times between a flow's steps from now on: ``think_s(user_id, rng)``
+        simulated seconds, waited on ``clock`` when it follows the wall clock
+        (:class:`~sim_engine.engine.capabilities.Paced`; the engine calls it)."""
+        self._clock, self._think = clock, think_s
 
     # -- capabilities passed through -------------------------------------------------------
 
@@ -212,12 +225,14 @@ class BrowserTarget:
             return Outcome(0, False, 0.0, error=str(exc), endpoint=f"FLOW {flow}")
         steps: list[PageStep] = []
         result = FlowResult()
+        pacer = self._pacer(user, request)
         account = request.action in ("sign_up", "log_in")  # its flow signs in by itself
         if self.spec.login is not None and not account and await self._signed_out(user):
-            result = await run_flow(page, watch, self.spec.flows[self.spec.login], self._env(user))
+            login = self.spec.flows[self.spec.login]
+            result = await run_flow(page, watch, login, self._env(user, pacer))
             steps += result.steps
         if result.ok:
-            result = await run_flow(page, watch, self.spec.flows[flow], self._env(user))
+            result = await run_flow(page, watch, self.spec.flows[flow], self._env(user, pacer))
             steps += result.steps
         self.flows_run += 1
         await self._save(user)
@@ -229,9 +244,29 @@ class BrowserTarget:
             error=result.error,
             endpoint=f"FLOW {flow}",
             pages=tuple(steps),
+            sim_elapsed_s=pacer.offset_s,
         )
 
-    def _env(self, user: _User) -> FlowEnv:
+    def _pacer(self, user: _User, request: ActionRequest) -> StepPacer:
+        if user.rng is None:
+            user.rng = random.Random(f"sim-engine:browser-think:{self._seed}:{request.user_id}")
+        context = user.context
+
+        async def stamp(iso: str) -> None:
+            if context is not None:
+                await context.set_extra_http_headers({**self.pool.headers, "X-Sim-Time": iso})
+
+        return StepPacer(
+            request.user_id,
+            request.sim_time,
+            request.sim_time_iso,
+            self._think,
+            user.rng,
+            self._clock,
+            stamp,
+        )
+
+    def _env(self, user: _User, pacer: StepPacer) -> FlowEnv:
         fields = {k: user.identity.get(k) for k in (*_IDENTITY, "password")}
         return FlowEnv(
             self.base_url,
@@ -240,6 +275,7 @@ class BrowserTarget:
             self._rng,
             self._content,
             self.spec.step_timeout_s * 1000.0,
+            pacer,
         )
 
     async def _page(self, user: _User, request: ActionRequest) -> tuple[Page, PageWatch]:
