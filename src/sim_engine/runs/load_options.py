@@ -58,6 +58,9 @@ class LoadOptions:
             runs (None: off).
         processes: worker processes sharing the test (``--processes``; see
             :mod:`sim_engine.runs.load_workers`).
+        http_client: ``reqwest`` (pyreqwest, the default: about a third of aiohttp's
+            CPU per request; ``https://`` targets still go through aiohttp) or
+            ``aiohttp`` (``--http-client``).
     """
 
     scenario: Scenario
@@ -80,6 +83,7 @@ class LoadOptions:
     csv_every_s: float = 1.0
     metrics_port: int | None = None
     processes: int = 1
+    http_client: str = "reqwest"
 
     @property
     def model(self) -> str:

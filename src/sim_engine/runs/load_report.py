@@ -153,6 +153,7 @@ class LoadResult:
             "by_status": {str(k): v for k, v in sorted(self.by_status.items())},
             "errors": dict(sorted(self.total.errors.items())),
             "resilient": o.resilient,
+            "http_client": _client_used(o, self.target),
             "thresholds": [
                 {"threshold": v.threshold.text, "passed": v.passed, "value": v.value}
                 for v in self.verdicts
@@ -163,6 +164,13 @@ class LoadResult:
             "transport": self.transport,
             "version": __version__,
         }
+
+
+def _client_used(options: LoadOptions, target: str) -> str:
+    """The HTTP client the requests went through (``inprocess``: none)."""
+    if not target.startswith(("http://", "https://")):
+        return "inprocess"
+    return options.http_client if target.startswith("http://") else "aiohttp"
 
 
 def write_load_json(result: LoadResult, out_dir: Path) -> Path:

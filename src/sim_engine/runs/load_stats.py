@@ -53,6 +53,7 @@ _NETWORK_PATTERNS = (  # in this order: aiohttp says "ssl:default" in every conn
     ("too_large", ("response too large",)),
     ("skipped", ("circuit open", "backed off", "rate limited")),
     ("disconnected", ("disconnected", "reset by peer", "connection reset", "broken pipe")),
+    ("disconnected", ("not enough data to satisfy content length", "end of file before message")),
     ("refused", ("cannot connect",)),
 )
 

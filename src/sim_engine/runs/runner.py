@@ -88,6 +88,8 @@ class RunOptions:
             :mod:`sim_engine.runs.dataset_sink`.
         resilient: wrap the transport in the ``limits`` policies (False: raw, ``load``).
         thresholds: an add-on judging ``--threshold`` (None: no thresholds).
+        http_client: ``aiohttp``, or ``reqwest`` (pyreqwest, for ``http://`` URLs only:
+            ``load``'s default, :mod:`sim_engine.targets.reqwest`).
     """
 
     scenario: Scenario
@@ -110,6 +112,7 @@ class RunOptions:
     dataset_format: str | None = None
     resilient: bool = True
     thresholds: Addon | None = None
+    http_client: str = "aiohttp"
 
 
 @dataclass
@@ -217,16 +220,20 @@ def build_transport(url: str, options: RunOptions) -> Transport:
     from sim_engine.targets.http import AiohttpTransport
 
     spec = options.scenario.target
-    inner = AiohttpTransport(
-        url,
-        spec.concurrency,
-        spec.timeout_s,
-        headers=_headers(options),
-        connect_timeout_s=limits.connect_timeout_s,
-        read_timeout_s=limits.read_timeout_s,
-        allow_hosts=options.scenario.safety.allow_hosts,
-        max_response_bytes=limits.max_response_bytes,
-    )
+    settings: dict[str, Any] = {
+        "headers": _headers(options),
+        "connect_timeout_s": limits.connect_timeout_s,
+        "read_timeout_s": limits.read_timeout_s,
+        "allow_hosts": options.scenario.safety.allow_hosts,
+        "max_response_bytes": limits.max_response_bytes,
+    }
+    inner: Transport
+    if options.http_client == "reqwest" and url.startswith("http://"):
+        from sim_engine.targets.reqwest import ReqwestTransport
+
+        inner = ReqwestTransport(url, spec.concurrency, spec.timeout_s, **settings)
+    else:
+        inner = AiohttpTransport(url, spec.concurrency, spec.timeout_s, **settings)
     return ResilientTransport(inner, limits, rng=rng) if options.resilient else inner
 
 
