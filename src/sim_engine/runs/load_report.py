@@ -142,14 +142,8 @@ class LoadResult:
             "cut_short": self.cut_short,
             "interrupted": self.interrupted,
             "impossible": self.impossible,
-            "by_action": {
-                name: t.as_dict()
-                for name, t in sorted(self.by_action.items(), key=lambda kv: -kv[1].requests)
-            },
-            "by_endpoint": {
-                name: t.as_dict()
-                for name, t in sorted(self.by_endpoint.items(), key=lambda kv: -kv[1].requests)
-            },
+            "by_action": _rows(self.by_action),
+            "by_endpoint": _rows(self.by_endpoint),
             "by_status": {str(k): v for k, v in sorted(self.by_status.items())},
             "errors": dict(sorted(self.total.errors.items())),
             "resilient": o.resilient,
@@ -164,6 +158,11 @@ class LoadResult:
             "transport": self.transport,
             "version": __version__,
         }
+
+
+def _rows(table: dict[str, Tally]) -> dict[str, Any]:
+    """Tallies as ``load.json`` rows, the busiest first."""
+    return {name: t.as_dict() for name, t in sorted(table.items(), key=lambda kv: -kv[1].requests)}
 
 
 def _client_used(options: LoadOptions, target: str) -> str:
