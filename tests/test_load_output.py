@@ -103,6 +103,18 @@ def test_csv_files_have_locusts_columns_and_our_figures(tmp_path: Path) -> None:
     second_get = next(r for r in rows[3:] if r["Name"] == "/posts" and r["Type"] == "GET")
     assert float(second_get["Requests/s"]) == pytest.approx(25.0)  # 50 in 2 s
     assert second_get["Total Request Count"] == "150"
+    # the percentiles are the interval's (Locust's current ones: 50 requests at 2 ms),
+    # the Total columns the whole test's (1..100 ms and 50 x 2 ms: median 25 ms)
+    assert {second_get["50%"], second_get["99%"], second_get["100%"]} == {"2.00"}
+    assert float(second_get["Total Median Response Time"]) == pytest.approx(25.0, rel=0.01)
+    first_get = next(r for r in rows[:3] if r["Name"] == "/posts" and r["Type"] == "GET")
+    assert float(first_get["50%"]) == pytest.approx(50.0, rel=0.01)
+    assert float(first_get["100%"]) == pytest.approx(100.0, rel=0.01)
+    second_post = next(r for r in rows[3:] if r["Name"] == "/posts" and r["Type"] == "POST")
+    assert second_post["50%"] == "N/A"  # no POST in the second interval
+    assert second_post["Total Request Count"] == "4"
+    second_all = next(r for r in rows[3:] if r["Name"] == "Aggregated")
+    assert second_all["50%"] == "2.00" and float(second_all["Total Max Response Time"]) >= 99
 
     header, rows = read(tmp_path / "run_failures.csv")
     assert header == LOCUST_FAILURES

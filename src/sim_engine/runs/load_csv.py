@@ -7,8 +7,10 @@ Locust's output read ours:
 * ``PREFIX_stats.csv``: one row per endpoint and an ``Aggregated`` row, rewritten
   every ``--csv-interval`` and at the end;
 * ``PREFIX_stats_history.csv``: appended every ``--csv-interval``: a row per
-  endpoint and the ``Aggregated`` row (Locust's ``--csv-full-history`` shape),
-  with the current requests/s and failures/s since the previous rows;
+  endpoint and the ``Aggregated`` row (Locust's ``--csv-full-history`` shape).
+  Requests/s, failures/s and the percentile columns are those of the interval
+  since the previous rows (Locust's "current" figures; ``N/A`` when the
+  interval saw no request), the ``Total ...`` columns those of the whole test;
 * ``PREFIX_failures.csv``: ``Method, Name, Error, Occurrences``.
 
 Differences from Locust, by design: response times are wall milliseconds with
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from sim_engine.runs.load_hist import BatchedHistogram, Counts
 from sim_engine.runs.load_stats import LoadStats, Tally
 
 __all__ = ["HISTORY_COLUMNS", "PERCENTILES", "STATS_COLUMNS", "LocustCsv", "split_name"]
@@ -84,10 +87,10 @@ def _ms(us: float) -> str:
     return f"{us / 1000:.2f}"
 
 
-def _percentiles(tally: Tally) -> list[str]:
-    if tally.requests == 0:
+def _percentiles(hist: BatchedHistogram) -> list[str]:
+    if hist.total == 0:
         return ["N/A"] * len(PERCENTILES)
-    return [_ms(tally.latency.get_value_at_percentile(p)) for p in PERCENTILES]
+    return [_ms(hist.value_at_percentile(p)) for p in PERCENTILES]
 
 
 def _totals(tally: Tally) -> list[Any]:
@@ -96,8 +99,8 @@ def _totals(tally: Tally) -> list[Any]:
         return [0, 0, 0, 0, 0]
     hist = tally.latency
     return [
-        _ms(hist.get_value_at_percentile(50)),
-        _ms(hist.get_mean_value()),
+        _ms(tally.hist.value_at_percentile(50)),
+        _ms(tally.hist.mean()),
         _ms(hist.get_min_value()),
         _ms(hist.get_max_value()),
         0,
@@ -119,6 +122,7 @@ class LocustCsv:
     _history: IO[str] | None = None
     _last: dict[str, tuple[int, int]] = field(default_factory=dict)
     _last_t: float | None = None
+    _counts: dict[str, Counts] = field(default_factory=dict)
 
     def paths(self) -> list[Path]:
         """The three files."""
@@ -152,7 +156,7 @@ class LocustCsv:
             rps = t.requests / wall_s if wall_s > 0 else 0.0
             fps = t.failed / wall_s if wall_s > 0 else 0.0
             counts = [method, name, t.requests, t.failed]
-            rows.append([*counts, *_totals(t), f"{rps:.6f}", f"{fps:.6f}", *_percentiles(t)])
+            rows.append([*counts, *_totals(t), f"{rps:.6f}", f"{fps:.6f}", *_percentiles(t.hist)])
         _rewrite(Path(f"{self.prefix}_stats.csv"), STATS_COLUMNS, rows)
 
     def write_failures(self, stats: LoadStats) -> None:
@@ -178,8 +182,10 @@ class LocustCsv:
             self._last[key] = (t.requests, t.failed)
             rps = (t.requests - before[0]) / elapsed if elapsed else 0.0
             fps = (t.failed - before[1]) / elapsed if elapsed else 0.0
+            interval = t.hist.since(self._counts.get(key))  # this interval's latencies
+            self._counts[key] = t.hist.snapshot()
             now_row = [int(timestamp), users, method, name, f"{rps:.6f}", f"{fps:.6f}"]
-            writer.writerow([*now_row, *_percentiles(t), t.requests, t.failed, *_totals(t)])
+            writer.writerow([*now_row, *_percentiles(interval), t.requests, t.failed, *_totals(t)])
         self._last_t = now
         self._history.flush()
 

@@ -17,11 +17,9 @@ from typing import Any
 from hdrh.histogram import HdrHistogram
 
 from sim_engine.model.records import ActionRecord, Record
+from sim_engine.runs.load_hist import MAX_LATENCY_US, BatchedHistogram
 
 __all__ = ["ERROR_KINDS", "LoadStats", "Tally", "error_kind"]
-
-MAX_LATENCY_US = 600_000_000  # 10 wall minutes, as in metrics.py
-"""The longest latency a histogram holds (wall microseconds); longer ones count as this."""
 
 MAX_MESSAGES = 100
 """Distinct error messages a tally keeps (bounded memory whatever the target answers)."""
@@ -81,10 +79,6 @@ def error_kind(status: int, error: str | None) -> str:
     return "other"
 
 
-def _histogram() -> HdrHistogram:
-    return HdrHistogram(1, MAX_LATENCY_US, 3)
-
-
 @dataclass
 class Tally:
     """Counts and latencies (wall milliseconds, HDR histogram) of one kind of request.
@@ -96,7 +90,8 @@ class Tally:
         errors: failed requests by :func:`error_kind`.
         messages: failed requests by error (``HTTP 503``, or the network error's
             text), at most :data:`MAX_MESSAGES` distinct ones (then ``other errors``).
-        latency: the HDR histogram, wall microseconds (3 significant digits).
+        hist: the latencies, wall microseconds (3 significant digits), recorded in
+            batches (:class:`~sim_engine.runs.load_hist.BatchedHistogram`).
         corrected: samples the coordinated-omission correction added (open model).
     """
 
@@ -105,8 +100,13 @@ class Tally:
     intended: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     messages: Counter[str] = field(default_factory=Counter)
-    latency: HdrHistogram = field(default_factory=_histogram)
+    hist: BatchedHistogram = field(default_factory=BatchedHistogram)
     corrected: int = 0
+
+    @property
+    def latency(self) -> HdrHistogram:
+        """The HDR histogram (``hdrh``), every latency recorded so far in it."""
+        return self.hist.flushed()
 
     def add(self, record: ActionRecord, expected_interval_us: int = 0) -> None:
         """Count one request's record (its latency in wall milliseconds).
@@ -130,29 +130,26 @@ class Tally:
             self.messages[message] += 1
         us = max(1, min(int(record.latency_ms * 1000), MAX_LATENCY_US))
         if expected_interval_us > 0 and us > expected_interval_us:
-            before = self.latency.get_total_count()
-            self.latency.record_corrected_value(us, expected_interval_us)
-            self.corrected += self.latency.get_total_count() - before - 1
+            self.corrected += self.hist.record_corrected(us, expected_interval_us)
         else:
-            self.latency.record_value(us)
+            self.hist.record(us)
 
     def percentile_ms(self, percent: float) -> float:
         """The latency at ``percent`` (0-100), wall ms, corrected samples included (0: empty)."""
         if self.requests == 0:
             return 0.0
-        return float(self.latency.get_value_at_percentile(percent)) / 1000
+        return float(self.hist.value_at_percentile(percent)) / 1000
 
     def percentiles(self) -> dict[str, float]:
         """Return ``p50``, ``p95``, ``p99``, ``mean``, ``max`` latency (wall ms; 0 when empty)."""
         if self.requests == 0:
             return {"p50": 0.0, "p95": 0.0, "p99": 0.0, "mean": 0.0, "max": 0.0}
-        hist = self.latency
         return {
             "p50": round(self.percentile_ms(50), 3),
             "p95": round(self.percentile_ms(95), 3),
             "p99": round(self.percentile_ms(99), 3),
-            "mean": round(hist.get_mean_value() / 1000, 3),
-            "max": round(hist.get_max_value() / 1000, 3),
+            "mean": round(self.hist.mean() / 1000, 3),
+            "max": round(self.latency.get_max_value() / 1000, 3),
         }
 
     @property

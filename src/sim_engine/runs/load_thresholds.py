@@ -90,7 +90,7 @@ class Threshold:
         if metric.startswith("p"):
             return tally.percentile_ms(float(metric[1:]))
         if metric == "avg":
-            return float(tally.latency.get_mean_value()) / 1000 if tally.requests else 0.0
+            return tally.hist.mean() / 1000 if tally.requests else 0.0
         if metric == "max":
             return float(tally.latency.get_max_value()) / 1000 if tally.requests else 0.0
         if metric == "error_rate":
