@@ -10,6 +10,7 @@ others); importing them registers them on the :data:`cli` group.
 
 from __future__ import annotations
 
+from sim_engine.cli import calibrate as _calibrate_command  # noqa: F401  (registers ``calibrate``)
 from sim_engine.cli import generate as _generate_command  # noqa: F401  (registers ``generate``)
 from sim_engine.cli import load as _load_command  # noqa: F401  (registers ``load``)
 from sim_engine.cli import realism as _realism_command  # noqa: F401  (registers ``realism``)
