@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import click
 
 from sim_engine.cli.common import _fail, cli
-from sim_engine.cli.realism import _names
+from sim_engine.cli.realism import _names, log_options
 
 if TYPE_CHECKING:
     from sim_engine.realism.calibrate import Calibration
@@ -122,18 +122,7 @@ def _progress(round_: int, score: float | None) -> None:
 @cli.command("calibrate")
 @click.argument("log", metavar="LOG")
 @click.option("-o", "--out", required=True, help="The scenario YAML file to write.")
-@click.option("--user-col", help="User column: a name, or a 1-based position without a header.")
-@click.option("--time-col", help="Timestamp column: a name or a 1-based position.")
-@click.option("--action-col", help="Action column (optional): a name or a 1-based position.")
-@click.option("--tz-col", help="Time-zone column (optional): offset seconds, ±HH:MM or IANA name.")
-@click.option(
-    "--time-unit",
-    type=click.Choice(["s", "ms", "iso"]),
-    default=None,
-    help="Unit of the timestamp column (default: guessed; numbers above 1e11 are ms).",
-)
-@click.option("--write-actions", help="Comma-separated actions that are writes.")
-@click.option("--read-actions", help="Comma-separated actions that are reads.")
+@log_options
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=1, show_default=True,
               help="Seed of the scenario and of the simulations.")  # fmt: skip
 @click.option("--rounds", type=click.IntRange(1, 50), default=10, show_default=True,

@@ -7,8 +7,9 @@ empty file, no time column, unparseable times, one user only, bad option).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -18,7 +19,9 @@ if TYPE_CHECKING:
     from sim_engine.realism.estimators import FactDistances
     from sim_engine.realism.report import NamedFacts
 
-__all__ = ["realism_command"]
+__all__ = ["log_options", "realism_command"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _names(text: str | None) -> list[str] | None:
@@ -30,20 +33,34 @@ def _names(text: str | None) -> list[str] | None:
     return names
 
 
+_LOG_OPTIONS = (
+    click.option("--user-col", help="User column: a name, or a 1-based position without a header."),
+    click.option("--time-col", help="Timestamp column: a name or a 1-based position."),
+    click.option("--action-col", help="Action column (optional): a name or a 1-based position."),
+    click.option(
+        "--tz-col", help="Time-zone column (optional): offset seconds, ±HH:MM or IANA name."
+    ),
+    click.option(
+        "--time-unit",
+        type=click.Choice(["s", "ms", "iso"]),
+        default=None,
+        help="Unit of the timestamp column (default: guessed; numbers above 1e11 are ms).",
+    ),
+    click.option("--write-actions", help="Comma-separated actions that are writes."),
+    click.option("--read-actions", help="Comma-separated actions that are reads."),
+)
+
+
+def log_options(command: F) -> F:
+    """The options that say how to read a log (``realism`` and ``calibrate`` share them)."""
+    for option in reversed(_LOG_OPTIONS):
+        command = option(command)
+    return command
+
+
 @cli.command("realism")
 @click.argument("logs", nargs=-1, required=True, metavar="LOG [LOG2]")
-@click.option("--user-col", help="User column: a name, or a 1-based position without a header.")
-@click.option("--time-col", help="Timestamp column: a name or a 1-based position.")
-@click.option("--action-col", help="Action column (optional): a name or a 1-based position.")
-@click.option("--tz-col", help="Time-zone column (optional): offset seconds, ±HH:MM or IANA name.")
-@click.option(
-    "--time-unit",
-    type=click.Choice(["s", "ms", "iso"]),
-    default=None,
-    help="Unit of the timestamp column (default: guessed; numbers above 1e11 are ms).",
-)
-@click.option("--write-actions", help="Comma-separated actions that are writes.")
-@click.option("--read-actions", help="Comma-separated actions that are reads.")
+@log_options
 @click.option("--json", "as_json", is_flag=True, help="Print the facts as JSON instead.")
 @click.option("--html", "html_path", help="Also write an HTML page with charts to this file.")
 def realism_command(
