@@ -233,12 +233,6 @@ def test_two_processes_share_the_users_and_merge_their_figures(tmp_path: Path) -
     assert data["processes"] == 2 and data["requests"] == 40
 
 
-def test_processes_refuse_live_only_options() -> None:
-    args = ["--processes", "2", "--threshold", "p95<1s", "--abort-on-fail"]
-    line = assert_one_line_error(sim_engine("load", "-q", "--target", "inprocess", *args), 2)
-    assert "--abort-on-fail and --metrics-port need one process" in line
-
-
 def test_coordinated_omission_correction() -> None:
     from sim_engine.model.records import ActionRecord
     from sim_engine.runs.load_stats import LoadStats

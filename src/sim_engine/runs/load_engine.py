@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from sim_engine.runs.load_live import LoadMonitor
 from sim_engine.runs.load_options import LoadOptions, action_distribution
 from sim_engine.runs.load_report import LoadResult
 from sim_engine.runs.load_shapes import ArrivalRatePolicy, StagedUsersPolicy
+from sim_engine.runs.load_stats import LoadStats
 from sim_engine.runs.load_thresholds import ThresholdGuard
 from sim_engine.runs.runner import RunOptions, open_target
 from sim_engine.runs.signals import install_stop_signals, remove_stop_signals
@@ -36,13 +38,20 @@ from sim_engine.runs.signals import install_stop_signals, remove_stop_signals
 _MAX_CONCURRENCY = 10_000  # target.concurrency's bound in the scenario schema
 _NO_FLOOR_S = 1e-6  # think_time.min_s must be positive; a microsecond holds nothing back
 
-__all__ = ["load_scenario", "run_load_async"]
+__all__ = ["Tap", "load_scenario", "run_load_async"]
+
+Tap = Callable[[LoadStats, int, Simulation], None]
+"""Called every ``progress_every_s`` with the figures so far, the virtual users active
+now and the simulation (a ``--processes`` worker reports to its parent from it)."""
 
 
-async def run_load_async(options: LoadOptions, url: str, work_dir: Path) -> LoadResult:
+async def run_load_async(
+    options: LoadOptions, url: str, work_dir: Path, tap: Tap | None = None
+) -> LoadResult:
     """Run the load test against ``url`` (a base URL or ``inprocess``) in this event loop.
 
     ``work_dir`` holds the in-process app's database. Writes nothing else.
+    ``tap``: see :data:`Tap`.
 
     Raises:
         LoadTestError: bad options.
@@ -61,7 +70,7 @@ async def run_load_async(options: LoadOptions, url: str, work_dir: Path) -> Load
     )
     target, hooks, transport = await open_target(run_options, url)
     try:
-        result = await _drive(options, target, hooks, url)
+        result = await _drive(options, target, hooks, url, tap)
     finally:
         await target.aclose()
     statistics = getattr(transport, "statistics", None)
@@ -158,7 +167,9 @@ def _simulation(
     return sim, finish, policy
 
 
-async def _drive(options: LoadOptions, target: Target, hooks: list[Any], url: str) -> LoadResult:
+async def _drive(
+    options: LoadOptions, target: Target, hooks: list[Any], url: str, tap: Tap | None
+) -> LoadResult:
     result = LoadResult(options, url, distribution=action_distribution(options.scenario))
     loop = asyncio.get_running_loop()
     guard = ThresholdGuard(
@@ -175,14 +186,19 @@ async def _drive(options: LoadOptions, target: Target, hooks: list[Any], url: st
         addons.append(PrometheusExporter(options.metrics_port))
     sinks = [sink for addon in addons for sink in addon.sinks()]
     sim, finish, policy = _simulation(options, target, hooks, result, sinks)
+
+    def active() -> int:
+        return _active_users(options, sim, finish, policy)
+
     monitor = LoadMonitor(
         result.stats,
-        lambda: _active_users(options, sim, finish, policy),
+        active,
         options.console,
         every_s=options.progress_every_s,
         csv=LocustCsv(options.csv_prefix) if options.csv_prefix else None,
         csv_every_s=options.csv_every_s,
         now=loop.time,
+        on_tick=None if tap is None else lambda: tap(result.stats, active(), sim),
     )
     received = install_stop_signals(sim)
     started, cpu = loop.time(), time.process_time()

@@ -91,6 +91,8 @@ class LoadMonitor:
         csv_every_s: wall seconds between history rows.
         now: a monotonic wall clock in seconds (injected in tests).
         epoch: wall-clock epoch seconds, for the history's ``Timestamp``.
+        on_tick: called after every refresh (a ``--processes`` worker reports its
+            figures to the parent from it).
     """
 
     def __init__(
@@ -104,8 +106,10 @@ class LoadMonitor:
         csv_every_s: float = 1.0,
         now: Callable[[], float] = time.monotonic,
         epoch: Callable[[], float] = time.time,
+        on_tick: Callable[[], None] | None = None,
     ) -> None:
         self.stats = stats
+        self._on_tick = on_tick
         self._users = users
         self._console = console
         self.every_s = every_s
@@ -155,6 +159,8 @@ class LoadMonitor:
             if elapsed >= next_view - 1e-6:
                 self.show()
                 next_view += self.every_s
+            if self._on_tick is not None:
+                self._on_tick()
 
     def tick_csv(self) -> None:
         """Append a history row set, rewrite the stats and failures files."""

@@ -144,8 +144,8 @@ class LoadOptions:
             )
         if self.processes == 1:
             return
-        if self.abort_on_fail or self.metrics_port is not None:
-            raise LoadTestError("--abort-on-fail and --metrics-port need one process")
+        if self.metrics_port is not None:
+            raise LoadTestError("--metrics-port needs one process (drop --processes)")
         if self.arrival_rate is not None and self.users < self.processes:
             raise LoadTestError(f"--processes {self.processes} needs at least that many --users")
 

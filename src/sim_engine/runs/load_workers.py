@@ -6,24 +6,30 @@ the stages' targets divided by N, its own seed (``seed + i``), against the
 same target URL. Workers write nothing and show nothing; each returns its
 tallies with the HDR histograms encoded (HdrHistogram's compressed form), and
 the parent merges them into one :class:`~sim_engine.runs.load_stats.LoadStats`:
-the summary, ``load.json``, the CSV stats files and the thresholds then read
-the merged figures. The pool is a ``spawn`` :class:`ProcessPoolExecutor`, as
+the summary, ``load.json``, the CSV files and the thresholds then read the
+merged figures. The pool is a ``spawn`` :class:`ProcessPoolExecutor`, as
 ``generate --workers`` uses.
 
-While the test runs the parent shows one line every ``progress_every_s`` (the
-workers' elapsed time); the live per-endpoint table, the CSV history, live
-thresholds (``--abort-on-fail``) and Prometheus metrics need one process.
+While the test runs, every worker also sends its figures so far to the parent
+(a queue handed to the pool's initializer) every ``progress_every_s`` (every
+``--csv-interval`` when that is shorter); the parent merges the latest of each
+worker and shows the same live per-endpoint table, appends the same CSV
+history and, with ``--abort-on-fail``, checks the thresholds on the merged
+figures and stops every worker at the first failure (an event the workers poll).
+Prometheus metrics (``--metrics-port``) still need one process.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import queue
 import signal
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hdrh.histogram import HdrHistogram
 
@@ -31,7 +37,17 @@ from sim_engine.runs.load_options import LoadOptions
 from sim_engine.runs.load_report import LoadResult
 from sim_engine.runs.load_stats import LoadStats, Tally
 
+if TYPE_CHECKING:
+    from multiprocessing.queues import Queue
+    from multiprocessing.synchronize import Event
+
+    from sim_engine.engine.simulation import Simulation
+    from sim_engine.runs.load_live import LoadMonitor
+    from sim_engine.runs.load_thresholds import Verdict
+
 __all__ = ["MAX_PROCESSES", "merge_into", "run_processes", "shard_options", "tally_state"]
+
+_LINK: tuple[Queue[Any], Event] | None = None  # a worker's line to its parent
 
 MAX_PROCESSES = 64
 """The most ``--processes`` accepted."""
@@ -43,6 +59,9 @@ def shard_options(options: LoadOptions, index: int, count: int) -> LoadOptions:
     stages = tuple((d, target / count) for d, target in options.stages)
     rate = None if options.arrival_rate is None else options.arrival_rate / count
     scenario = options.scenario.with_overrides(seed=options.scenario.seed + index)
+    every = options.progress_every_s
+    if options.csv_prefix is not None:
+        every = min(every, options.csv_every_s)
     return dataclasses.replace(
         options,
         scenario=scenario,
@@ -56,6 +75,7 @@ def shard_options(options: LoadOptions, index: int, count: int) -> LoadOptions:
         thresholds=(),
         abort_on_fail=False,
         processes=1,
+        progress_every_s=every,
     )
 
 
@@ -103,12 +123,31 @@ def merge_into(stats: LoadStats, state: dict[str, Any]) -> None:
     stats.by_status.update(state["by_status"])
 
 
-def _worker(options: LoadOptions, url: str, work_dir: str) -> dict[str, Any]:
+def _link(reports: Queue[Any], stop: Event) -> None:
+    """The pool's initializer: keep the line to the parent in this worker process."""
+    global _LINK  # one per worker process, set once at its start
+    _LINK = (reports, stop)
+
+
+def _report(index: int, stats: LoadStats, users: int, sim: Simulation) -> None:
+    """A worker's figures so far to the parent; stop when the parent says so."""
+    if _LINK is None:
+        return
+    reports, stop = _LINK
+    reports.put((index, _stats_state(stats), users))
+    if stop.is_set():
+        sim.stop()
+
+
+def _worker(options: LoadOptions, url: str, work_dir: str, index: int) -> dict[str, Any]:
     """Run one share in this (spawned) process; return its figures, picklable."""
     from sim_engine.runs.load_engine import run_load_async
     from sim_engine.runs.runner import run_loop
 
-    result: LoadResult = run_loop(run_load_async(options, url, Path(work_dir)))  # type: ignore[assignment]
+    def tap(stats: LoadStats, users: int, sim: Simulation) -> None:
+        _report(index, stats, users, sim)
+
+    result: LoadResult = run_loop(run_load_async(options, url, Path(work_dir), tap))  # type: ignore[assignment]
     return {
         "stats": _stats_state(result.stats),
         "wall_s": result.wall_s,
@@ -120,24 +159,96 @@ def _worker(options: LoadOptions, url: str, work_dir: str) -> dict[str, Any]:
     }
 
 
+def merged(states: list[dict[str, Any]]) -> LoadStats:
+    """One :class:`LoadStats` from the workers' states (from ``_stats_state``)."""
+    stats = LoadStats()
+    for state in states:
+        merge_into(stats, state)
+    return stats
+
+
+class _Parent:
+    """The parent's live view of the workers: the latest figures of each, merged, shown,
+    written to the CSV history and judged (``--abort-on-fail``)."""
+
+    def __init__(self, options: LoadOptions, stop: Event) -> None:
+        from sim_engine.runs.load_csv import LocustCsv
+        from sim_engine.runs.load_live import LoadMonitor
+
+        self.options = options
+        self.latest: dict[int, tuple[dict[str, Any], int]] = {}
+        self.stop = stop
+        self.aborted: Verdict | None = None
+        csv = LocustCsv(options.csv_prefix) if options.csv_prefix else None
+        self.monitor: LoadMonitor = LoadMonitor(
+            LoadStats(), self.users, options.console,
+            every_s=options.progress_every_s, csv=csv, csv_every_s=options.csv_every_s,
+        )  # fmt: skip
+        self.started = time.monotonic()
+
+    def users(self) -> int:
+        """Virtual users active now, over the workers (as last reported)."""
+        return sum(users for _, users in self.latest.values())
+
+    def take(self, reports: Queue[Any]) -> bool:
+        """Take every report waiting; True when there was one."""
+        got = False
+        while True:
+            try:
+                index, state, users = reports.get_nowait()
+            except queue.Empty:
+                return got
+            self.latest[index] = (state, users)
+            got = True
+
+    def tick(self, due: dict[str, float]) -> None:
+        """Merge the latest figures; the CSV rows, the view and the live check when due."""
+        elapsed = time.monotonic() - self.started
+        self.monitor.stats = merged([state for state, _ in self.latest.values()])
+        if self.monitor.csv is not None and elapsed >= due["csv"]:
+            self.monitor.tick_csv()
+            due["csv"] += self.options.csv_every_s
+        if elapsed >= due["view"]:
+            self.monitor.show()
+            due["view"] += self.options.progress_every_s
+            self._check(elapsed)
+
+    def _check(self, elapsed: float) -> None:
+        from sim_engine.runs.load_thresholds import evaluate
+
+        if not self.options.abort_on_fail or self.aborted is not None:
+            return
+        live = evaluate(self.options.thresholds, self.monitor.stats, elapsed, live=True)
+        self.aborted = next((v for v in live if not v.passed), None)
+        if self.aborted is not None:
+            self.stop.set()  # every worker stops at its next report
+
+
 def _pool(
     options: LoadOptions, shards: list[LoadOptions], url: str, dirs: list[Path]
-) -> list[dict[str, Any]]:
-    """Run the shards on a spawn pool; a line every ``progress_every_s`` meanwhile."""
-    count = len(shards)
-    started = time.monotonic()
-    with ProcessPoolExecutor(count, get_context("spawn")) as pool:
-        futures = [pool.submit(_worker, s, url, str(d)) for s, d in zip(shards, dirs, strict=True)]
+) -> tuple[list[dict[str, Any]], _Parent]:
+    """Run the shards on a spawn pool, the parent's live view meanwhile."""
+    context = get_context("spawn")
+    reports: Queue[Any] = context.Queue()
+    parent = _Parent(options, context.Event())
+    parent.monitor.start()
+    step = min(options.progress_every_s, options.csv_every_s if options.csv_prefix else math.inf)
+    due = {"csv": options.csv_every_s, "view": options.progress_every_s}
+    pool = ProcessPoolExecutor(
+        len(shards), context, initializer=_link, initargs=(reports, parent.stop)
+    )
+    with pool:
+        futures = [
+            pool.submit(_worker, s, url, str(d), i)
+            for i, (s, d) in enumerate(zip(shards, dirs, strict=True))
+        ]
         pending = set(futures)
         while pending:
-            _, pending = wait(pending, options.progress_every_s, FIRST_COMPLETED)
-            if options.console is not None and pending:
-                options.console.write(
-                    f"  {time.monotonic() - started:6.1f} s: {count} processes, "
-                    f"{count - len(pending)} done\n"
-                )
-                options.console.flush()
-        return [f.result() for f in futures]
+            _, pending = wait(pending, step / 4, FIRST_COMPLETED)
+            parent.take(reports)
+            parent.tick(due)
+        outcomes = [f.result() for f in futures]
+    return outcomes, parent
 
 
 def run_processes(options: LoadOptions, url: str, work_dir: Path) -> LoadResult:
@@ -158,7 +269,7 @@ def run_processes(options: LoadOptions, url: str, work_dir: Path) -> LoadResult:
     interrupted: list[int] = []
     previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(signum))
     try:  # Ctrl-C reaches the workers too (one process group): they stop, and report
-        outcomes = _pool(options, shards, url, dirs)
+        outcomes, parent = _pool(options, shards, url, dirs)
     finally:
         signal.signal(signal.SIGINT, previous)
     result.interrupted = bool(interrupted)
@@ -170,5 +281,8 @@ def run_processes(options: LoadOptions, url: str, work_dir: Path) -> LoadResult:
         result.dropped_iterations += outcome["dropped"]
         result.cut_short = result.cut_short or outcome["cut_short"]
     result.wall_s = max((o["wall_s"] for o in outcomes), default=0.0)
+    result.aborted = parent.aborted
+    parent.monitor.stats = result.stats  # the last history rows and files: the final figures
+    parent.monitor.stop()
     result.verdicts = evaluate(options.thresholds, result.stats, result.wall_s)
     return result

@@ -27,12 +27,10 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
 
-from sim_engine.runs.load_csv import LocustCsv
 from sim_engine.runs.load_engine import run_load_async
 from sim_engine.runs.load_options import LoadOptions, LoadTestError, action_distribution
 from sim_engine.runs.load_report import LoadResult, format_summary, write_load_json
@@ -75,24 +73,11 @@ def run_load(options: LoadOptions) -> LoadResult:
     with _work_dir(options.out_dir) as work, target_url(target, work) as url:
         if options.processes > 1:
             result = run_processes(options, url, work)
-            _write_csv_at_end(options, result)
         else:
             result = cast(LoadResult, run_loop(run_load_async(options, url, work)))
     if options.out_dir is not None:
         write_load_json(result, options.out_dir)
     return result
-
-
-def _write_csv_at_end(options: LoadOptions, result: LoadResult) -> None:
-    """With several processes the CSV files are written once, from the merged figures."""
-    if options.csv_prefix is None:
-        return
-    out = LocustCsv(options.csv_prefix)
-    out.open()
-    out.append_history(result.stats, time.time(), time.monotonic(), options.virtual_users())
-    out.write_stats(result.stats, result.wall_s)
-    out.write_failures(result.stats)
-    out.close()
 
 
 @contextlib.contextmanager
