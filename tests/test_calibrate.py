@@ -8,6 +8,7 @@ within tolerances that the first, uncorrected fit misses. On the real Bitcoin OT
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date
 from pathlib import Path
 
@@ -24,10 +25,12 @@ from sim_engine.realism.calibrate import (
     _target,
     calibrate,
 )
+from sim_engine.realism.estimators import RealismFacts
 from sim_engine.realism.fitting import collection_gaps, dominant_offset, user_offsets, zone_name
 from sim_engine.realism.readers import EventLog, LogOptions, read_log
 from sim_engine.realism.scenario_fit import Params, scenario_data, to_scenario
 from sim_engine.realism.simulate import simulate
+from sim_engine.realism.updates import Secant, update_intensity, update_retention
 
 DATA = Path(__file__).parent / "data" / "soc-sign-bitcoinotc.csv"
 # A human day (local hours), never quite asleep, lighter and later on weekends.
@@ -212,3 +215,76 @@ def test_unknown_actions_get_an_api_section(tmp_path: Path) -> None:
 def test_log_read_options_apply(tmp_path: Path) -> None:
     log = read_log(DATA, LogOptions(user_col="1", time_col="4"))
     assert len(log) == 35_592
+
+
+def _facts_with(base: RealismFacts, d1: float, d30: float) -> RealismFacts:
+    retention = ((1, d1, 100), (7, (d1 + d30) / 2, 100), (30, d30, 100))
+    return dataclasses.replace(base, d1=d1, d30=d30, retention=retention)
+
+
+def test_retention_corrections_move_the_right_way(recovered: tuple[Calibration, Params]) -> None:
+    base = recovered[0].real
+    real = _facts_with(base, 0.30, 0.10)
+    # The simulation keeps too many users by day 30: the hazard must rise; D1 right: p stays.
+    p, h = update_retention(real, _facts_with(base, 0.30, 0.20), 0.5, 0.3, 1.0)
+    assert p == pytest.approx(0.5) and 0.35 < h <= 0.4
+    # Too few on day 1, the same decay: p rises, the hazard stays.
+    p, h = update_retention(real, _facts_with(base, 0.15, 0.05), 0.5, 0.3, 1.0)
+    assert 0.8 < p <= 1.0 and h == pytest.approx(0.3)
+
+
+def test_secant_solves_an_increasing_fact() -> None:
+    secant = Secant(0.0, 0.15, -1.0, 3.0)
+    x = 0.0
+    for _ in range(6):
+        x = secant.step(0.5, 0.2 + 0.3 * x)  # the fact at the current x
+    assert x == pytest.approx(1.0, abs=0.01)
+    assert Secant(0.5, 0.1, 0.0, 1.0).step(None, 0.3) == 0.5  # unknown fact: stays
+
+
+def test_hourly_intensity_correction() -> None:
+    rng = np.random.default_rng(3)
+    day = np.floor(rng.uniform(0, 28, 20_000)) * 86_400.0
+    real = day + rng.choice(24, 20_000, p=np.r_[[1.0] * 12, [3.0] * 12] / 48.0) * 3_600.0
+    sim = day + rng.choice(24, 20_000) * 3_600.0  # flat: afternoons too quiet
+    weekday, weekend = update_intensity(real, sim, (1.0,) * 24, (1.0,) * 24)
+    assert max(weekday) == 1.0
+    assert np.mean(weekday[12:]) / np.mean(weekday[:12]) == pytest.approx(3.0**0.8, rel=0.1)
+    assert np.mean(weekend[12:]) / np.mean(weekend[:12]) == pytest.approx(3.0**0.8, rel=0.15)
+
+
+def test_robust_to_a_bot_a_gap_and_mixed_zones() -> None:
+    """Two time zones, a bot holding 3 % of the events evenly through the day, and two
+    days of lost collection: the fit still recovers the zones and the retention and
+    meets every tolerance."""
+    truth = Params(**{**TRUTH.__dict__, "zones": {"Etc/GMT-2": 0.6, "Etc/GMT+5": 0.4}})
+    log = _log_of(truth)
+    assert log.offset_s is not None and log.action is not None
+    t0, t1 = float(log.t.min()), float(log.t.max())
+    n_bot = int(0.03 * len(log))
+    t = np.r_[log.t, np.linspace(t0, t1, n_bot)]
+    kept = (t < t0 + 20 * 86_400) | (t >= t0 + 22 * 86_400)  # two days lost
+    messy = EventLog(
+        user=np.r_[log.user, np.full(n_bot, 10**9)][kept],
+        t=t[kept],
+        offset_s=np.r_[log.offset_s, np.zeros(n_bot)][kept],
+        action=np.r_[log.action, np.zeros(n_bot, np.int32)][kept],
+        action_names=log.action_names,
+        source="messy",
+    )
+    result = calibrate(messy, CalibrateOptions(seed=2))
+    assert result.passed, result.checks
+    assert result.gap_days >= 1
+    assert set(result.params.zones) == {"Etc/GMT-2", "Etc/GMT+5"}
+    assert result.params.zones["Etc/GMT-2"] == pytest.approx(0.6, abs=0.06)
+    assert result.params.hazard_first_day == pytest.approx(truth.hazard_first_day, abs=0.08)
+    assert result.params.think_median_s == pytest.approx(truth.think_median_s, rel=0.25)
+
+
+def test_a_missed_tolerance_exits_1_and_still_writes(tmp_path: Path) -> None:
+    out = tmp_path / "one-round.yaml"
+    args = ["calibrate", str(DATA), "--user-col", "1", "--time-col", "4", "-o", str(out)]
+    res = CliRunner().invoke(cli, [*args, "--rounds", "1"])
+    assert res.exit_code == 1, res.output
+    assert "FAIL" in res.stdout and "misses a tolerance (exit 1)" in res.stdout
+    assert load_scenario(out).personas["calibrated"].share == 1.0

@@ -70,6 +70,8 @@ TOLERANCES: dict[str, float] = {
 """Issue 11 item 4: how close the simulated log must be to the real one."""
 MAX_SIM_DAYS = 3650
 MAX_ZONES = 8
+MIN_ZONE_SHARE = 0.005
+"""A zone needs 0.5 % of the users (a few travellers or a bot get none of their own)."""
 USERS_TOLERANCE = 0.15
 """A round is good when it also simulates the log's users within 15 %."""
 ROUND_USER_DAYS = 100_000_000
@@ -217,6 +219,9 @@ def _zones(target: _Target) -> dict[str, float]:
     per_user = user_offsets(code, target.log.offset_s[order], users)
     offs, counts = np.unique(per_user, return_counts=True)
     top = np.argsort(counts)[::-1][:MAX_ZONES]
+    keep = counts[top] >= MIN_ZONE_SHARE * counts.sum()
+    keep[0] = True  # the largest zone, always
+    top = top[keep]
     shares: dict[str, float] = {}
     for i in top:
         name = zone_name(float(offs[i]))
