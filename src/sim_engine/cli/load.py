@@ -200,6 +200,12 @@ def _parse_duration(text: str | None) -> float | None:
     "figures merged at the end.",
 )
 @click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False),
+    help="Write an HTML report here (per-endpoint table, percentiles over time, verdicts).",
+)
+@click.option(
     "--http-client",
     type=click.Choice(["reqwest", "aiohttp"]),
     default="reqwest",
@@ -227,6 +233,7 @@ def load(
     metrics_port: int | None,
     processes: int,
     http_client: str,
+    html_path: str | None,
     thresholds: tuple[str, ...],
     abort_on_fail: bool,
     quiet: bool,
@@ -279,11 +286,30 @@ def load(
         result = run_load(options)
     for line in format_summary(result):
         click.echo(line)
+    _outputs(options, result, html_path)
+    exit_if_thresholds_failed(result.failed_verdicts)
+
+
+def _outputs(options: Any, result: Any, html_path: str | None) -> None:
+    """Name the files written; write the HTML report."""
     if options.out_dir is not None:
         click.echo(f"  output: {options.out_dir / 'load.json'}")
-    if csv_prefix is not None:
-        click.echo(f"  csv: {csv_prefix}_stats.csv, _stats_history.csv, _failures.csv")
-    exit_if_thresholds_failed(result.failed_verdicts)
+    if options.csv_prefix is not None:
+        prefix = options.csv_prefix
+        click.echo(f"  csv: {prefix}_stats.csv, _stats_history.csv, _failures.csv")
+    if html_path is not None:
+        _write_html(result, Path(html_path))
+
+
+def _write_html(result: Any, path: Path) -> None:
+    """Write the HTML report (exit 1 with one line when it cannot be written)."""
+    from sim_engine.runs.load_html import write_load_html
+
+    try:
+        write_load_html(result, path)
+    except OSError as exc:
+        _fail(f"{path}: cannot write the HTML report: {exc.strerror or exc}", 1)
+    click.echo(f"  html: {path}")
 
 
 def _scenario(path: str | None, seed: int | None) -> Any:

@@ -210,6 +210,7 @@ async def _drive(
     result.cpu_s = time.process_time() - cpu
     result.interrupted = bool(received)
     result.impossible = stats.idle
+    result.timeline = monitor.timeline
     result.verdicts = guard.verdicts(result.wall_s)
     result.aborted = guard.aborted
     _how_it_ended(result, finish, policy)

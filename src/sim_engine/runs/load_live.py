@@ -17,13 +17,19 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
 from sim_engine.runs.load_csv import LocustCsv
+from sim_engine.runs.load_hist import Counts
 from sim_engine.runs.load_stats import LoadStats, Tally
 
 if TYPE_CHECKING:
     from rich.live import Live
     from rich.table import Table
 
-__all__ = ["LoadMonitor", "Row", "rows_of"]
+__all__ = ["LoadMonitor", "Row", "Sample", "rows_of"]
+
+Sample = dict[str, float]
+"""One point of the timeline: ``t`` (wall seconds since the start), ``users``,
+``rps`` and ``fps`` (over the interval), ``requests`` (so far), ``p50``, ``p95``,
+``p99`` (wall ms, the interval's requests; absent when it had none)."""
 
 
 class Row:
@@ -122,10 +128,13 @@ class LoadMonitor:
         self._last_view = self._started
         self._live: Live | None = None
         self.lines = 0  # views shown
+        self.timeline: list[Sample] = []  # one sample per view, and one at the end
+        self._mark: tuple[float, int, int, Counts | None] = (self._started, 0, 0, None)
 
     def start(self) -> None:
         """Open the CSV history and, on a terminal, the live table."""
         self._started = self._last_view = self._now()
+        self._mark = (self._started, 0, 0, None)
         if self.csv is not None:
             self.csv.open()
         console = self._console
@@ -137,8 +146,9 @@ class LoadMonitor:
             self._live.start()
 
     def stop(self) -> None:
-        """Last history rows and files, then close the view and the files."""
+        """Last history rows, files and sample, then close the view and the files."""
         self.tick_csv()
+        self.sample()
         if self.csv is not None:
             self.csv.close()
         if self._live is not None:
@@ -158,6 +168,7 @@ class LoadMonitor:
                 next_csv += self.csv_every_s
             if elapsed >= next_view - 1e-6:
                 self.show()
+                self.sample()
                 next_view += self.every_s
             if self._on_tick is not None:
                 self._on_tick()
@@ -170,6 +181,26 @@ class LoadMonitor:
         self.csv.append_history(self.stats, self._epoch(), now, self._users())
         self.csv.write_stats(self.stats, now - self._started)
         self.csv.write_failures(self.stats)
+
+    def sample(self) -> None:
+        """Add this moment to :attr:`timeline` (the interval since the previous sample)."""
+        now, total = self._now(), self.stats.total
+        since, requests, failed, counts = self._mark
+        if now - since <= 0:
+            return
+        point: Sample = {
+            "t": round(now - self._started, 3),
+            "users": self._users(),
+            "requests": total.requests,
+            "rps": (total.requests - requests) / (now - since),
+            "fps": (total.failed - failed) / (now - since),
+        }
+        interval = total.hist.since(counts)
+        if interval.total:
+            for p in (50, 95, 99):
+                point[f"p{p}"] = interval.value_at_percentile(p) / 1000
+        self.timeline.append(point)
+        self._mark = (now, total.requests, total.failed, total.hist.snapshot())
 
     def show(self) -> None:
         """Show the table (terminal) or one line (elsewhere) for this moment."""

@@ -39,6 +39,9 @@ class LoadResult:
         dropped_iterations: open model: arrivals whose virtual user was still busy
             (or signing up) at their time, not sent; their wait is in the latency
             through the coordinated-omission correction.
+        timeline: the test over time, a sample every ``progress_every_s`` and one at
+            the end (:data:`~sim_engine.runs.load_live.Sample`: users, req/s,
+            failures/s, the interval's p50/p95/p99).
     """
 
     options: LoadOptions
@@ -55,6 +58,7 @@ class LoadResult:
     stats: LoadStats = field(default_factory=LoadStats)
     verdicts: list[Verdict] = field(default_factory=list)
     aborted: Verdict | None = None
+    timeline: list[dict[str, float]] = field(default_factory=list)
 
     @property
     def total(self) -> Tally:
@@ -156,6 +160,7 @@ class LoadResult:
             "setup": {name: t.as_dict() for name, t in self.setup.items()},
             "distribution": {k: round(v, 6) for k, v in self.distribution.items()},
             "transport": self.transport,
+            "timeline": [{k: round(v, 3) for k, v in point.items()} for point in self.timeline],
             "version": __version__,
         }
 

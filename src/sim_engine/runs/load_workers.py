@@ -210,6 +210,7 @@ class _Parent:
             due["csv"] += self.options.csv_every_s
         if elapsed >= due["view"]:
             self.monitor.show()
+            self.monitor.sample()
             due["view"] += self.options.progress_every_s
             self._check(elapsed)
 
@@ -284,5 +285,6 @@ def run_processes(options: LoadOptions, url: str, work_dir: Path) -> LoadResult:
     result.aborted = parent.aborted
     parent.monitor.stats = result.stats  # the last history rows and files: the final figures
     parent.monitor.stop()
+    result.timeline = parent.monitor.timeline
     result.verdicts = evaluate(options.thresholds, result.stats, result.wall_s)
     return result
