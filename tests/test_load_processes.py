@@ -52,6 +52,7 @@ def test_two_processes_show_the_live_view_and_write_the_csv_history(tmp_path: Pa
     assert totals == sorted(totals) and totals[-1] == result.requests
     assert any(0 < t < result.requests for t in totals)  # merged mid-test, not only at the end
     assert sum(float(r["Requests/s"]) > 0 for r in history) >= 1
+    assert len(result.timeline) >= 2 and result.timeline[-1]["requests"] == result.requests
     stats = {r["Name"]: r for r in _rows(Path(f"{prefix}_stats.csv"))}
     assert int(stats["Aggregated"]["Request Count"]) == result.requests
 
