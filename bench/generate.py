@@ -10,6 +10,11 @@ sum, sampled every 0.1 s, of the resident memory of the process and all its
 descendants (psutil): pool workers, or Ray's daemons (GCS, raylet, agents) and
 workers. Shared pages (Ray's object store) count once per process mapping them.
 
+Before the runs, each backend's idle footprint (``bench/backend_idle.py``): the
+memory a backend holds, started as ``generate`` starts it with two workers that
+have imported ``generate`` and plan nothing: RSS and PSS summed over the process
+tree (for Ray: driver, workers, GCS, raylet, API server, agents, monitors).
+
 In the same run, the baseline: the event engine at ``--speed max`` against an
 instant ``MockTarget`` (planning, binding and bookkeeping only; the
 ``planning`` row of ``bench/fastforward.py``) on a small population. Bytes per
@@ -101,6 +106,19 @@ def run_generate(
     }
 
 
+def idle_footprint(backend: str, workers: int = 2) -> dict[str, Any]:
+    """A backend's memory before it plans anything (``bench/backend_idle.py``)."""
+    script = Path(__file__).resolve().parent / "backend_idle.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), backend, str(workers)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        raise SystemExit(f"idle footprint of {backend} failed: {proc.stderr.strip()}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
 def engine_baseline(users: int, days: float) -> dict[str, Any]:
     """The event engine with an instant mock target (fastforward.py's ``planning`` row)."""
     from fastforward import bench_planning
@@ -130,7 +148,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="days for the 1,000,000-user memory run (0: skip)")  # fmt: skip
     parser.add_argument("--backends", default="processes,ray",
                         help="backends of the 2-worker rows (comma-separated)")  # fmt: skip
-    parser.add_argument("--million-backend", default="ray",
+    parser.add_argument("--million-backend", default="processes",
                         help="backend of the 1,000,000-user run")  # fmt: skip
     parser.add_argument("--baseline-users", type=int, default=2_000)
     parser.add_argument("--baseline-days", type=float, default=1.0)
@@ -140,11 +158,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     results: dict[str, Any] = {"runs": []}
+    backends = [b for b in args.backends.split(",") if b]
+    idle = []
+    for backend in dict.fromkeys(["processes", *backends]):
+        print(f"idle footprint: {backend}, 2 workers ...", flush=True)
+        idle.append(idle_footprint(backend))
+    results["idle"] = idle
     print(f"baseline: event engine, MockTarget, {args.baseline_users} users ...", flush=True)
     base = engine_baseline(args.baseline_users, args.baseline_days)
     results["baseline"] = base
     sizes = [10_000] if args.quick else [10_000, 100_000]
-    backends = [b for b in args.backends.split(",") if b]
     plan = [(u, args.days, 1, "processes") for u in sizes]
     plan += [(u, args.days, 2, b) for u in sizes for b in backends]
     plan.sort(key=lambda run: run[0])
@@ -170,6 +193,12 @@ def main(argv: list[str] | None = None) -> int:
          "events/CPU-s", "x engine", "peak RSS MB"],
         rows,
         "events per second, end to end (x engine: events per wall second over the engine's)",
+    )  # fmt: skip
+    print_table(
+        ["backend", "workers", "processes", "RSS MB", "PSS MB"],
+        [[r["backend"], str(r["workers"]), str(r["processes"]), f"{r['rss_mb']:,.0f}",
+          f"{r['pss_mb']:,.0f}"] for r in idle],
+        "idle footprint: each backend started as generate starts it, nothing planned yet",
     )  # fmt: skip
     bp, bj = results["bytes_parquet"], results["bytes_jsonl"]
     print_table(

@@ -4,11 +4,12 @@ exact payloads the SDK sent, timestamps in simulated time, ``is_synthetic``, the
 from __future__ import annotations
 
 import base64
+import dataclasses
 import gzip
 import json
 import threading
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,17 @@ from urllib.parse import parse_qs
 import pytest
 
 from helpers import read_jsonl
+from sim_engine.model.analytics import AnalyticsMapper, AnalyticsUser
+from sim_engine.model.records import ActionRecord, UserRecord
 from sim_engine.model.scenario import default_scenario
 from sim_engine.runs.analytics import KEY_ENV, analytics_options
 from sim_engine.runs.runner import RunOptions, execute
+from sim_engine.sinks.analytics.formats import (
+    mixpanel_event,
+    mixpanel_profile,
+    segment_event,
+    segment_identify,
+)
 from sim_engine.sinks.analytics.live import MixpanelWriter, PosthogWriter, SegmentWriter
 
 KEY = "phc_test_key_0123456789"
@@ -275,3 +284,106 @@ def test_a_run_sends_its_actions_live_through_posthog(
     for path in out.iterdir():
         if path.is_file():
             assert KEY.encode() not in path.read_bytes(), path.name
+
+
+def _live_run(kind: str, recorder: Recorder, out: Path) -> list[dict[str, Any]]:
+    """A 6-hour run (10 users in Tokyo) sending live to ``recorder``; return the events and
+    identities the run's own mapping gives for its ``actions.jsonl`` and ``users.jsonl``
+    (what the SDK must have sent), each with the action or user it came from."""
+    scenario = default_scenario().with_overrides(
+        **{"population.initial": 10, "population.timezones": {"Asia/Tokyo": 1.0}, "seed": 8}
+    )
+    analytics = analytics_options(kind, recorder.url, {KEY_ENV: KEY}, scenario)
+    execute(RunOptions(scenario, "inprocess", None, 6 * 3600.0, START, out, analytics=analytics))
+    for path in out.iterdir():
+        if path.is_file():
+            assert KEY.encode() not in path.read_bytes(), path.name
+    mapper = AnalyticsMapper(scenario.analytics_mapping(), seed=scenario.seed)
+    fields = {f.name for f in dataclasses.fields(UserRecord) if f.init}
+    users = {}
+    mapped: list[dict[str, Any]] = []
+    for line in read_jsonl(out / "users.jsonl"):
+        record = UserRecord(**{k: v for k, v in line.items() if k in fields})
+        users[record.user_id] = user = AnalyticsUser.from_record(record)
+        identity = mapper.identify(user, record.sim_time, record.sim_ts)
+        assert identity is not None
+        mapped.append({"identity": identity, "source": line})
+    fields = {f.name for f in dataclasses.fields(ActionRecord) if f.init}
+    for line in read_jsonl(out / "actions.jsonl"):
+        action = ActionRecord(**{k: v for k, v in line.items() if k in fields})
+        event = mapper.event(action, users[action.user_id])
+        if event is not None:
+            mapped.append({"event": event, "source": line})
+    assert sum("event" in m for m in mapped) > 20 and sum("identity" in m for m in mapped) >= 3
+    return mapped
+
+
+def _simulated(when: datetime, source: dict[str, Any]) -> None:
+    """``when`` is the action's (or the sign-up's) simulated instant, in Tokyo time (to the
+    millisecond: text times are cut to whole milliseconds, Mixpanel rounds ``sim_ts``)."""
+    local = datetime.fromisoformat(source["sim_time"])
+    assert local.utcoffset() == timedelta(hours=9)
+    assert abs(when - local) <= timedelta(milliseconds=1)
+    assert abs(when.timestamp() - source["sim_ts"]) < 0.001
+    assert START <= when.timestamp() <= START + 6 * 3600  # the run's span, not the wall clock
+
+
+def test_a_run_sends_its_actions_live_through_segment(recorder: Recorder, tmp_path: Path) -> None:
+    """Every call Segment's SDK sent is exactly the run's mapped event or identify in the
+    tracking spec, with the SDK's own context, at the simulated time in the user's zone."""
+    from segment.analytics.version import VERSION
+
+    mapped = _live_run("segment", recorder, tmp_path / "run")
+    sent = {m["messageId"]: m for body in recorder.json_bodies("/v1/batch") for m in body["batch"]}
+    assert {body["writeKey"] for body in recorder.json_bodies("/v1/batch")} == {KEY}
+    sdk = {
+        "integrations": {},
+        "anonymousId": None,
+        "context": {"library": {"name": "analytics-python", "version": VERSION}},
+    }
+    assert len(sent) == len(mapped)
+    for item in mapped:
+        if "event" in item:
+            want = {**segment_event(item["event"]), **sdk}
+            if want["type"] == "page":  # the SDK's page call has a category argument
+                want["category"] = None
+        else:
+            want = {**segment_identify(item["identity"]), **sdk}
+        got = sent[want["messageId"]]
+        assert got == want
+        assert got.get("properties", got.get("traits"))["is_synthetic"] is True
+        assert got["userId"] == f"user-{item['source']['user_id']}"
+        _simulated(datetime.fromisoformat(got["timestamp"]), item["source"])
+    assert {m["type"] for m in sent.values()} == {"identify", "track", "page"}
+
+
+def test_a_run_sends_its_actions_live_through_mixpanel(recorder: Recorder, tmp_path: Path) -> None:
+    """Every event Mixpanel's SDK imported is exactly the run's mapped event (time in
+    simulated milliseconds, the project token, the SDK's two library fields), and every
+    user is a profile update at its simulated sign-up time."""
+    from mixpanel import __version__ as version
+
+    mapped = _live_run("mixpanel", recorder, tmp_path / "run")
+    auth = base64.b64encode(f"{KEY}:".encode()).decode()
+    imports = [r for r in recorder.requests if r["path"].startswith("/import")]
+    assert imports and {r["headers"]["Authorization"] for r in imports} == {f"Basic {auth}"}
+    sent = {e["properties"]["$insert_id"]: e for e in recorder.form_data("/import")}
+    profiles = {p["$distinct_id"]: p for p in recorder.form_data("/engage")}
+    events = [m for m in mapped if "event" in m]
+    assert len(sent) == len(events) and len(profiles) == len(mapped) - len(events)
+    sdk = {"token": KEY, "mp_lib": "python", "$lib_version": version}
+    for item in events:
+        want = mixpanel_event(item["event"])
+        want["properties"].update(sdk)
+        got = sent[item["event"]["uuid"]]
+        assert got == want
+        assert got["properties"]["is_synthetic"] is True
+        when = datetime.fromtimestamp(got["properties"]["time"] / 1000, timezone.utc)
+        _simulated(when, item["source"])
+    for item in mapped:
+        if "identity" in item:
+            identity = item["identity"]
+            want = {**mixpanel_profile(identity), "$token": KEY, "$time": identity["sim_ts"]}
+            got = profiles[identity["distinct_id"]]
+            assert got == want and got["$set"]["is_synthetic"] is True
+            _simulated(datetime.fromtimestamp(got["$time"], timezone.utc), item["source"])

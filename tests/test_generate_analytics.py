@@ -11,8 +11,10 @@ the planner), the :class:`AnalyticsMapper` maps it and the vendor shape and
 from __future__ import annotations
 
 import json
+import os
+import re
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -210,3 +212,110 @@ def test_a_mapping_that_cannot_name_the_api_actions_is_one_line_exit_2(tmp_path:
     assert not (tmp_path / "out").exists()
     proc = sim_engine(*args)  # without --analytics, the dataset needs no mapping
     assert proc.returncode == 0, proc.stderr
+
+
+def _size(paths: Iterator[Path]) -> int:
+    return sum(p.stat().st_size for p in paths if p.is_file())
+
+
+DATASET_TABLES = {"events", "sessions", "users", "lifecycle_changes", "daily_metrics"}
+
+
+def test_the_summary_counts_batch_files_apart_from_the_dataset(tmp_path: Path) -> None:
+    """The batch files are listed in the manifest beside the tables, but their bytes are
+    neither a table's nor in the dataset's bytes per event; a DuckDB file counts once."""
+    out = tmp_path / "p"
+    summary = _generate(out, "posthog-file")
+    tables = _size(p for t in DATASET_TABLES for p in [out / f"{t}.parquet", *out.glob(f"{t}/*/*")])
+    batch = _size((out / "analytics-posthog").iterdir())
+    assert set(summary.bytes_by_table) == DATASET_TABLES
+    assert summary.dataset_bytes == sum(summary.bytes_by_table.values()) == tables
+    assert summary.bytes_by_analytics == {"analytics-posthog": batch} and batch > tables
+    assert summary.events == len(_table(out, "events"))
+    duck = _generate(tmp_path / "d", "segment-file", fmt="duckdb")
+    assert duck.dataset_bytes == (tmp_path / "d" / "dataset.duckdb").stat().st_size
+    assert duck.bytes_by_analytics == {
+        "analytics-segment": _size((tmp_path / "d" / "analytics-segment").iterdir())
+    }
+    cli = tmp_path / "cli"
+    proc = sim_engine(
+        "generate", "--users", "60", "--days", "4", "--start", START.isoformat(), "--seed", "5",
+        "--out", str(cli), "--analytics", "posthog-file", env={**os.environ, "COLUMNS": "100"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    rows = dict(re.findall(r"│ ([a-z/_ ()-]+?) +│ +([0-9.,]+(?: MB)?) │", proc.stdout))
+    events = int(rows["events"].replace(",", ""))
+    tables = _size(p for t in DATASET_TABLES for p in [cli / f"{t}.parquet", *cli.glob(f"{t}/*/*")])
+    assert rows["bytes/event (dataset tables)"] == f"{tables / events:.1f}", proc.stdout
+    assert rows["analytics-posthog batch files"].endswith(" MB")
+    assert not any("analytics" in name and "on disk" in name for name in rows)
+
+
+def _in_dataset(when: datetime) -> None:
+    """A simulated instant of the dataset (4 local days from START), not the wall clock."""
+    first = datetime(2026, 3, 5, tzinfo=timezone.utc)  # the zones' earliest midnight, padded
+    assert first <= when <= first + timedelta(days=6)
+
+
+def test_segment_live_sends_what_the_batch_file_holds(tmp_path: Path) -> None:
+    """Segment's SDK against a loopback recorder: every call of the batch file (identify,
+    track, page), exactly, plus the SDK's context; times simulated, in the users' zones."""
+    from segment.analytics.version import VERSION
+
+    _generate(tmp_path / "file", "segment-file")
+    recorder = Recorder()
+    try:
+        _generate(tmp_path / "live", "segment", host=recorder.url)
+    finally:
+        recorder.close()
+    bodies = recorder.json_bodies("/v1/batch")
+    assert {body["writeKey"] for body in bodies} == {KEY}
+    sent = {m["messageId"]: m for body in bodies for m in body["batch"]}
+    want = [json.loads(line) for line in _lines(tmp_path / "file", "analytics-segment")]
+    assert len(sent) == len(want) > 1000
+    sdk = {
+        "integrations": {},
+        "anonymousId": None,
+        "context": {"library": {"name": "analytics-python", "version": VERSION}},
+    }
+    for line in want:
+        extra = {"category": None} if line["type"] == "page" else {}
+        assert sent[line["messageId"]] == {**line, **sdk, **extra}
+    for call in sent.values():
+        assert call.get("properties", call.get("traits"))["is_synthetic"] is True
+        _in_dataset(datetime.fromisoformat(call["timestamp"]))
+    offsets = {m["timestamp"][-6:] for m in sent.values()}
+    assert {"-05:00", "-04:00", "+01:00"} <= offsets  # the users' own zones, DST included
+
+
+def test_mixpanel_live_sends_what_the_batch_files_hold(tmp_path: Path) -> None:
+    """Mixpanel's SDK against a loopback recorder: every imported event is the batch
+    file's line plus the token and the SDK's library fields; every profile update the
+    profiles file's, at the user's simulated sign-up time."""
+    from mixpanel import __version__ as version
+
+    _generate(tmp_path / "file", "mixpanel-file")
+    recorder = Recorder()
+    try:
+        _generate(tmp_path / "live", "mixpanel", host=recorder.url)
+    finally:
+        recorder.close()
+    sent = {e["properties"]["$insert_id"]: e for e in recorder.form_data("/import")}
+    want = [json.loads(line) for line in _lines(tmp_path / "file", "analytics-mixpanel")]
+    assert len(sent) == len(want) > 1000
+    sdk = {"token": KEY, "mp_lib": "python", "$lib_version": version}
+    for line in want:
+        got = sent[line["properties"]["$insert_id"]]
+        assert got == {"event": line["event"], "properties": {**line["properties"], **sdk}}
+        assert got["properties"]["is_synthetic"] is True
+        _in_dataset(datetime.fromtimestamp(got["properties"]["time"] / 1000, timezone.utc))
+    profiles = {p["$distinct_id"]: p for p in recorder.form_data("/engage")}
+    signups = {f"user-{u['user_id']}": u["signup_utc"] for u in _table(tmp_path / "file", "users")}
+    lines = _lines(tmp_path / "file", "analytics-mixpanel-profiles")
+    assert len(profiles) == len(lines) == len(signups)
+    for line in map(json.loads, lines):
+        got = profiles[line["$distinct_id"]]
+        assert got == {**line, "$token": KEY, "$time": got["$time"]}
+        assert got["$set"]["is_synthetic"] is True
+        signup = signups[line["$distinct_id"]]
+        assert abs(got["$time"] - signup.timestamp()) < 0.001  # the simulated sign-up

@@ -4,10 +4,11 @@ One Ray head for the module (a driver in a subprocess, 2 CPUs, loopback only) is
 joined by address: chunks sharded over its two workers give the rows (and a hash
 of their content) of the single-process dataset, for two chunk sizes, in this
 process and from the command line (``--ray-address``). The command line's own
-local cluster (``--workers 2``) is interrupted with SIGINT to its process group,
+local cluster (``--workers 2 --backend ray``) is interrupted with SIGINT to its process group,
 as a terminal's Ctrl-C does: the running chunks are recorded, the manifest says
 incomplete, no Ray process is left, and ``--resume`` finishes the same dataset.
-Without Ray, ``--workers 2`` says how to install it.
+Without Ray, ``--backend ray`` says how to install it; ``--workers 2`` alone is the
+process pool, Ray or not (a local Ray cluster is the heavier backend on one machine).
 """
 
 from __future__ import annotations
@@ -169,7 +170,8 @@ def test_ctrl_c_on_a_local_cluster_keeps_chunks_and_leaves_no_ray_process(
     out = tmp_path / "local"
     args = [
         "generate", "--users", "3000", "--days", "30", "--start", "2026-03-02", "--seed", "3",
-        "--out", str(out), "--chunk-users", "150", "--workers", "2", "--quiet",
+        "--out", str(out), "--chunk-users", "150", "--workers", "2", "--backend", "ray",
+        "--quiet",
     ]  # fmt: skip
     proc = subprocess.Popen(
         [*SIM_ENGINE, *args],
@@ -206,26 +208,37 @@ def test_ctrl_c_on_a_local_cluster_keeps_chunks_and_leaves_no_ray_process(
     assert _digests(out) == _digests(whole)
 
 
-def test_without_ray_more_than_one_worker_says_how_to_install_it(tmp_path: Path) -> None:
+def test_without_ray_backend_ray_says_how_to_install_it(tmp_path: Path) -> None:
     shim = tmp_path / "shim" / "ray"
     shim.mkdir(parents=True)
     (shim / "__init__.py").write_text("raise ImportError('no ray here')\n")
     env = {**os.environ, "PYTHONPATH": str(shim.parent)}
     base = ["generate", "--users", "10", "--days", "2", "--start", "2026-01-05", "--quiet"]
     missing = subprocess.run(
-        [*SIM_ENGINE, *base, "--out", str(tmp_path / "a"), "--workers", "2"],
+        [*SIM_ENGINE, *base, "--out", str(tmp_path / "a"), "--workers", "2", "--backend", "ray"],
         capture_output=True, text=True, env=env, timeout=60, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     line = assert_one_line_error(missing, 2)
+    assert "--backend ray needs Ray" in line, line
     assert "pip install 'sim-engine[ray]'" in line and "--backend processes" in line
     assert not (tmp_path / "a").exists()
-    pool = subprocess.run(
-        [*SIM_ENGINE, *base, "--out", str(tmp_path / "b"), "--workers", "2",
-         "--chunk-users", "4", "--backend", "processes"],
+    pool = subprocess.run(  # --workers 2 alone: the process pool, no Ray needed
+        [*SIM_ENGINE, *base, "--out", str(tmp_path / "b"), "--workers", "2", "--chunk-users", "4"],
         capture_output=True, text=True, env=env, timeout=120, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     assert pool.returncode == 0, pool.stderr
     assert json.loads((tmp_path / "b" / "manifest.json").read_text())["complete"] is True
+
+
+def test_auto_is_the_process_pool_on_one_machine_and_ray_with_an_address(tmp_path: Path) -> None:
+    def runner(**kw: object) -> str:
+        return _options(tmp_path, **kw).runner()
+
+    assert runner(workers=1) == "here"
+    assert runner(workers=2) == "processes"  # Ray is installed here, yet not chosen
+    assert runner(workers=2, backend="processes") == "processes"
+    assert runner(workers=2, backend="ray") == "ray"
+    assert runner(workers=1, ray_address="127.0.0.1:6379") == "ray"
 
 
 def test_an_address_nobody_answers_is_a_one_line_runtime_error(tmp_path: Path) -> None:

@@ -2,8 +2,8 @@
 
 Exit codes: 0 complete; 1 runtime failure (output not writable, disk full, a
 worker failed, a Ray cluster that cannot be started or joined); 2 bad input
-(option, scenario, a used or mismatched output directory, more than one worker
-without Ray or ``--backend processes``); 130 interrupted (complete chunks and a
+(option, scenario, a used or mismatched output directory, ``--backend ray`` or
+``--ray-address`` without Ray installed); 130 interrupted (complete chunks and a
 manifest saying the dataset is incomplete are kept: run again with ``--resume``).
 """
 
@@ -88,11 +88,13 @@ def _summary(summary: GenerateSummary, out: Path, fmt: str) -> None:
         ("wall time", f"{summary.wall_s:,.1f} s (population {summary.planned_s:.1f} s)"),
         ("events/s", f"{rate:,.0f}"),
     ]
-    total = sum(summary.bytes_by_table.values())
     for name, size in summary.bytes_by_table.items():
         rows.append((f"{name} on disk", f"{size / 1e6:,.1f} MB"))
     if summary.events:
-        rows.append(("bytes/event (all tables)", f"{total / summary.events:.1f}"))
+        per_event = summary.dataset_bytes / summary.events
+        rows.append(("bytes/event (dataset tables)", f"{per_event:.1f}"))
+    for name, size in summary.bytes_by_analytics.items():  # batch files, not the dataset
+        rows.append((f"{name} batch files", f"{size / 1e6:,.1f} MB"))
     for name, value in rows:
         table.add_row(name, value)
     Console().print(table)
@@ -116,7 +118,7 @@ def _summary(summary: GenerateSummary, out: Path, fmt: str) -> None:
     "--backend",
     default="auto",
     show_default=True,
-    help="What runs chunks for --workers > 1: ray|processes|auto (Ray if installed).",
+    help="What runs chunks: ray|processes|auto (processes; Ray with --ray-address).",
 )
 @click.option("--ray-address", default=None, help="Join a running Ray cluster (HOST:PORT).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted dataset in --out.")

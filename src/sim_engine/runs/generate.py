@@ -21,9 +21,8 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -37,19 +36,24 @@ from sim_engine.datasets.build import (
     sessions_table,
     users_table,
 )
-from sim_engine.datasets.writers import EXTENSIONS, FORMATS, load_duckdb, part_format, write_table
-from sim_engine.model.bounds import MAX_USERS
+from sim_engine.datasets.writers import EXTENSIONS, load_duckdb, part_format, write_table
 from sim_engine.model.plan.events import ChunkPlanner, PlanModel
 from sim_engine.model.plan.population import Population, plan_population
 from sim_engine.model.scenario import Scenario, ScenarioError
-from sim_engine.runs.analytics import AnalyticsOptions
 from sim_engine.runs.generate_analytics import (
     AnalyticsJob,
     ChunkAnalytics,
+    analytics_dirs,
     analytics_files,
     check_mapping,
 )
-from sim_engine.runs.shards import RAY_MISSING, ShardError, import_ray, run_pool, run_ray
+from sim_engine.runs.generate_options import (
+    BACKENDS,
+    MAX_GENERATE_DAYS,
+    GenerateError,
+    GenerateOptions,
+)
+from sim_engine.runs.shards import ShardError, drive, run_pool, run_ray
 
 __all__ = [
     "BACKENDS",
@@ -61,106 +65,12 @@ __all__ = [
     "GenerateSummary",
     "ShardError",
     "generate",
+    "plan_chunk",
     "run_chunk",
 ]
 
-MAX_GENERATE_DAYS = 3650
-"""Longest dataset: ten years of local dates."""
-BACKENDS = ("auto", "ray", "processes")
-"""``--backend``: ``auto`` is Ray when it is installed (else ``processes``, which
-more than one worker then needs asked for by name)."""
 MANIFEST = "manifest.json"
 _PARTS = ".parts"  # DuckDB's staged Parquet parts
-
-
-class GenerateError(ValueError):
-    """Bad input to ``generate`` (one line naming what is wrong); the CLI exits 2."""
-
-
-@dataclass(frozen=True)
-class GenerateOptions:
-    """What to generate.
-
-    Attributes:
-        users: initial users (after the scenario's founders), 1 to ``MAX_USERS``.
-        days: local dates to plan, 1 to :data:`MAX_GENERATE_DAYS`.
-        start: the first local date.
-        seed: run seed (same seed, same dataset).
-        out: the dataset directory (created; must be empty unless ``resume``).
-        fmt: ``parquet``, ``duckdb``, ``csv`` or ``jsonl``.
-        workers: processes planning chunks (1: in this process); with Ray, the
-            CPUs of the local cluster it starts.
-        chunk_users: users per chunk (None: about four chunks per worker, 1,000 to 50,000).
-        resume: continue the interrupted dataset in ``out``.
-        backend: one of :data:`BACKENDS`: what runs the chunks when there is more
-            than one worker or a ``ray_address``.
-        ray_address: ``HOST:PORT`` of a running Ray cluster to join (implies Ray).
-        analytics: also write the vendor's batch files or send live (``--analytics``;
-            :mod:`sim_engine.runs.generate_analytics`), None: no analytics events.
-    """
-
-    users: int
-    days: int
-    start: date
-    seed: int
-    out: Path
-    fmt: str = "parquet"
-    workers: int = 1
-    chunk_users: int | None = None
-    resume: bool = False
-    backend: str = "auto"
-    ray_address: str | None = None
-    analytics: AnalyticsOptions | None = None
-
-    def check(self) -> None:
-        """Raise :class:`GenerateError` naming the first bad option."""
-        if not 1 <= self.users <= MAX_USERS:
-            raise GenerateError(f"--users must be from 1 to {MAX_USERS:,}, got {self.users}")
-        if not 1 <= self.days <= MAX_GENERATE_DAYS:
-            raise GenerateError(f"--days must be from 1 to {MAX_GENERATE_DAYS}, got {self.days}")
-        if self.fmt not in FORMATS:
-            raise GenerateError(f"unknown --format {self.fmt!r} (use {', '.join(FORMATS)})")
-        if not 1 <= self.workers <= 256:
-            raise GenerateError(f"--workers must be from 1 to 256, got {self.workers}")
-        if self.chunk_users is not None and not 1 <= self.chunk_users <= MAX_USERS:
-            raise GenerateError(f"--chunk-users must be from 1 to {MAX_USERS:,}")
-        if self.start.year < 1970 or self.start.year >= 2200:
-            raise GenerateError(f"--start must be from 1970 to 2199, got {self.start}")
-        if self.backend not in BACKENDS:
-            raise GenerateError(f"unknown --backend {self.backend!r} (use {', '.join(BACKENDS)})")
-        if self.ray_address is not None:
-            host, _, port = self.ray_address.rpartition(":")
-            if not host or not port.isdigit():
-                raise GenerateError(f"--ray-address must be HOST:PORT, got {self.ray_address!r}")
-            if self.backend == "processes":
-                raise GenerateError("--ray-address needs --backend ray (or auto)")
-
-    def runner(self) -> str:
-        """What runs the chunks: ``here`` (this process), ``processes`` or ``ray``.
-
-        Raises:
-            GenerateError: Ray is needed (more than one worker with backend
-                ``auto``, or backend ``ray``, or a ``ray_address``) but not installed.
-        """
-        wants_ray = self.backend == "ray" or self.ray_address is not None
-        if not wants_ray and self.workers == 1:
-            return "here"
-        if not wants_ray and self.backend == "processes":
-            return "processes"
-        try:
-            import_ray(self.ray_address is None)
-        except ImportError:
-            what = "--ray-address" if self.ray_address else f"--workers {self.workers}"
-            raise GenerateError(
-                f"{what} needs Ray: {RAY_MISSING} (or use --backend processes)"
-            ) from None
-        return "ray"
-
-    def chunk_size(self) -> int:
-        """Users per chunk."""
-        if self.chunk_users is not None:
-            return self.chunk_users
-        return min(50_000, max(1_000, -(-self.users // (4 * self.workers))))
 
 
 @dataclass
@@ -202,11 +112,26 @@ class ChunkResult:
 
 
 def run_chunk(job: ChunkJob, report: Callable[[int], None] | None = None) -> ChunkResult:
-    """Plan and write one chunk, day by day (the shard function).
+    """Plan and write one chunk, day by day, in this process.
 
     Args:
         job: the chunk.
         report: called with each day's event count.
+
+    Raises:
+        OSError: a part cannot be written.
+    """
+    return drive(plan_chunk(job), report)
+
+
+def plan_chunk(job: ChunkJob) -> Generator[int, None, ChunkResult]:
+    """Plan and write one chunk, day by day (the shard function of both backends).
+
+    Yields:
+        Each planned day's event count, once its parts are written.
+
+    Returns:
+        The chunk's files and activity.
 
     Raises:
         OSError: a part cannot be written.
@@ -238,8 +163,7 @@ def run_chunk(job: ChunkJob, report: Callable[[int], None] | None = None) -> Chu
             write_table(rows, job.out / rel, job.fmt)
             files.append(rel)
         activity[day] = (len(np.unique(plan.s_user)), len(plan.session_id), plan.events)
-        if report is not None:
-            report(plan.events)
+        yield plan.events
     if extra is not None:
         files += extra.close()
     return ChunkResult(job.index, files, activity)
@@ -251,9 +175,15 @@ class GenerateSummary:
 
     Attributes:
         complete: every chunk and table is written.
-        users, events, sessions: totals over the dataset (events/sessions: chunks done).
+        users, events, sessions: totals over the dataset (events/sessions: chunks done;
+            ``events`` is the ``events`` table's rows, not the analytics lines).
         wall_s: wall seconds of this invocation; ``planned_s`` of which the population pass.
-        bytes_by_table: bytes on disk per table.
+        bytes_by_table: bytes on disk per dataset table (``events``, ``sessions``,
+            ``users``, ``lifecycle_changes``, ``daily_metrics``).
+        dataset_bytes: bytes on disk of the dataset's tables, each file once (a
+            DuckDB dataset is one file holding every table).
+        bytes_by_analytics: bytes on disk per folder of ``--analytics VENDOR-file``
+            batch files (``analytics-posthog``, ...); not part of the dataset's bytes.
         chunks_done, chunks: complete chunks, and all.
     """
 
@@ -266,6 +196,8 @@ class GenerateSummary:
     chunks_done: int
     chunks: int
     bytes_by_table: dict[str, int] = field(default_factory=dict)
+    dataset_bytes: int = 0
+    bytes_by_analytics: dict[str, int] = field(default_factory=dict)
 
 
 def _fingerprint(scenario: Scenario, options: GenerateOptions) -> dict[str, Any]:
@@ -372,10 +304,10 @@ class _Run:
             self.progress(events, 1)
 
         if runner == "processes":
-            run_pool(run_chunk, jobs, self.options.workers, self.record, step)
+            run_pool(plan_chunk, jobs, self.options.workers, self.record, step)
         else:
             address = self.options.ray_address
-            run_ray(run_chunk, jobs, self.options.workers, self.record, step, address)
+            run_ray(plan_chunk, jobs, self.options.workers, self.record, step, address)
 
     def finish(self) -> None:
         """Write the users, lifecycle changes and daily metrics; mark the dataset complete."""
@@ -418,11 +350,10 @@ class _Run:
         """Totals of what is written so far."""
         chunks = self.manifest["chunks"].values()
         act = [np.asarray(c["activity"], np.int64) for c in chunks]
-        sizes: dict[str, int] = {}
-        for table, files in self.manifest.get("tables", {}).items():
-            sizes[table] = sum(
-                (self.out / f).stat().st_size for f in files if (self.out / f).exists()
-            )
+        tables: dict[str, list[str]] = self.manifest.get("tables", {})
+        vendor = self.options.analytics
+        batch = set(analytics_dirs(vendor.vendor)) if vendor and not vendor.live else set()
+        sizes = {name: self._bytes(files) for name, files in tables.items()}
         return GenerateSummary(
             complete=bool(self.manifest["complete"]),
             users=self.pop.size,
@@ -432,8 +363,17 @@ class _Run:
             planned_s=self.planned_s,
             chunks_done=len(self.manifest["chunks"]),
             chunks=len(self.bounds),
-            bytes_by_table=sizes,
+            bytes_by_table={k: v for k, v in sizes.items() if k not in batch},
+            dataset_bytes=self._bytes(
+                {f for name, files in tables.items() if name not in batch for f in files}
+            ),
+            bytes_by_analytics={k: v for k, v in sizes.items() if k in batch},
         )
+
+    def _bytes(self, files: Iterable[str]) -> int:
+        """Bytes on disk of dataset files (relative names; missing ones count 0)."""
+        paths = (self.out / f for f in files)
+        return sum(p.stat().st_size for p in paths if p.exists())
 
 
 def generate(

@@ -1,7 +1,7 @@
 """Where ``generate``'s chunks run: a pool of local processes, or Ray.
 
-Both backends take the same shard function (``run_chunk``: a picklable job in,
-a small result out, a ``report(events)`` call after each planned day) and the
+Both backends take the same shard function (a picklable job in, a generator out
+that yields each planned day's event count and returns a small result) and the
 same callbacks, so the parts, the manifest and resume are the same whatever runs
 the chunks:
 
@@ -9,9 +9,11 @@ the chunks:
   dependency); progress comes back on a multiprocessing queue.
 * :func:`run_ray`: Ray tasks, on a local cluster this function starts (``num_cpus``
   = workers, no dashboard, loopback only, quiet) and shuts down, or on an existing
-  cluster (``address``) it joins and leaves; progress comes back through a small
-  actor. At most as many tasks as the cluster has CPUs are in flight, so the ones
-  in flight are the ones running.
+  cluster (``address``) it joins and leaves. Each task is a Ray generator task
+  that streams its day counts, then its result, back to the driver (no actor: an
+  actor is one more Ray worker process, about 140 MB resident). At most as many
+  tasks as the cluster has CPUs are in flight, so the ones in flight are the ones
+  running and each holds one chunk.
 
 Interruption (``KeyboardInterrupt``, from Ctrl-C or a progress callback) is the
 same on both: no new chunk starts, the running ones finish and are recorded, then
@@ -28,15 +30,17 @@ import os
 import queue
 import signal
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from multiprocessing import get_context
 from typing import Any, Protocol, TypeVar
 
 __all__ = [
     "RAY_MISSING",
     "ShardError",
+    "drive",
     "import_ray",
     "is_loopback_address",
     "run_pool",
@@ -62,7 +66,25 @@ class _Indexed(Protocol):
 J = TypeVar("J", bound=_Indexed)
 R = TypeVar("R")
 Report = Callable[[int], None]
-ShardFn = Callable[[J, Report], R]
+ShardFn = Callable[[J], Generator[int, None, R]]
+"""A shard function: ``fn(job)`` yields each planned day's event count and returns
+the chunk's result."""
+
+
+def drive(steps: Generator[int, None, R], report: Report | None = None) -> R:
+    """Run a shard function's generator to its end, telling ``report`` each yielded count.
+
+    Returns:
+        The generator's return value (the chunk's result).
+    """
+    while True:
+        try:
+            events = next(steps)
+        except StopIteration as stop:
+            result: R = stop.value
+            return result
+        if report is not None:
+            report(events)
 
 
 # -- a local process pool -----------------------------------------------------------------------
@@ -78,7 +100,7 @@ def _init_worker(messages: Any) -> None:
 
 
 def _pool_task(fn: ShardFn[J, R], job: J) -> R:
-    return fn(job, _queue.put)
+    return drive(fn(job), _queue.put)
 
 
 def _drain(messages: Any, progress: Report) -> None:
@@ -164,22 +186,17 @@ def import_ray(loopback: bool) -> Any:
     return ray
 
 
-class _Tally:
-    """A Ray actor's state: events and chunk-days reported since the last ``take``."""
+@dataclass
+class _Done:
+    """The last item a Ray task streams back: the chunk's result."""
 
-    def __init__(self) -> None:
-        self.events: list[int] = []
-
-    def add(self, events: int) -> None:
-        self.events.append(events)
-
-    def take(self) -> list[int]:
-        taken, self.events = self.events, []
-        return taken
+    result: Any
 
 
-def _ray_task(fn: ShardFn[J, R], job: J, tally: Any) -> R:
-    return fn(job, tally.add.remote)
+def _ray_task(fn: ShardFn[J, R], job: J) -> Iterator[int | _Done]:
+    """A Ray generator task: the chunk's day counts as it plans them, then its result."""
+    result = yield from fn(job)
+    yield _Done(result)
 
 
 def _reachable(address: str) -> None:
@@ -256,25 +273,38 @@ def run_ray(
     """
     ray = import_ray(address is None or is_loopback_address(address))
     with _cluster(ray, workers, address) as cpus:
-        tally = ray.remote(num_cpus=0)(_Tally).remote()
         task = ray.remote(num_cpus=1, max_retries=0)(_ray_task)
         todo = list(reversed(jobs))
-        running: list[Any] = []
+        running: list[Any] = []  # ObjectRefGenerators of the tasks in flight
         try:
             while todo or running:
                 while todo and len(running) < cpus:
-                    running.append(task.remote(fn, todo.pop(), tally))
-                done, running = ray.wait(running, num_returns=1, timeout=_POLL_S)
-                for ref in done:
-                    record(_get(ray, ref))
-                _ray_progress(ray, tally, progress)
+                    running.append(task.remote(fn, todo.pop()))
+                ready, _ = ray.wait(running, num_returns=1, timeout=_POLL_S)
+                for stream in ready:
+                    if _take(ray, stream, record, progress):
+                        running.remove(stream)
         except KeyboardInterrupt:
             _finish_running(ray, running, record)
             raise
         except BaseException:
-            for ref in running:
-                ray.cancel(ref, force=True)
+            for stream in running:
+                ray.cancel(stream, force=True)
             raise
+
+
+def _take(ray: Any, stream: Any, record: Callable[[Any], None], progress: Report) -> bool:
+    """Take the next item a task streamed: a day's count (to ``progress``) or its result
+    (to ``record``). Return whether the task is finished."""
+    try:
+        item = _get(ray, next(stream))
+    except StopIteration:  # pragma: no cover - the result is always the last item
+        return True
+    if isinstance(item, _Done):
+        record(item.result)
+        return True
+    progress(item)
+    return False
 
 
 def _get(ray: Any, ref: Any) -> Any:
@@ -284,17 +314,13 @@ def _get(ray: Any, ref: Any) -> Any:
         raise _unwrap(ray, exc) from None
 
 
-def _ray_progress(ray: Any, tally: Any, progress: Report) -> None:
-    for events in ray.get(tally.take.remote()):
-        progress(events)
-
-
 def _finish_running(ray: Any, running: list[Any], record: Callable[[Any], None]) -> None:
     """After an interrupt: record the chunks in flight as they finish; cancel on a second."""
     try:
-        for ref in running:
-            record(_get(ray, ref))
+        for stream in running:  # their remaining day counts are not reported
+            while not _take(ray, stream, record, lambda _events: None):
+                pass
     except KeyboardInterrupt:
-        for ref in running:
-            ray.cancel(ref, force=True)
+        for stream in running:
+            ray.cancel(stream, force=True)
         raise
