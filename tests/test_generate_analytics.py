@@ -176,15 +176,22 @@ def test_an_interrupted_dataset_resumes_with_the_same_analytics_lines(tmp_path: 
         assert _lines(out, folder) == _lines(tmp_path / "ref", folder)
 
 
+def _file_and_live(tmp_path: Path, vendor: str) -> Recorder:
+    """The dataset's ``VENDOR-file`` batch files in ``tmp_path/file``, and the same dataset
+    sent live through the vendor's SDK to a loopback recorder (returned, closed)."""
+    _generate(tmp_path / "file", f"{vendor}-file")
+    recorder = Recorder()
+    try:
+        _generate(tmp_path / "live", vendor, host=recorder.url)
+    finally:
+        recorder.close()
+    return recorder
+
+
 def test_the_live_sink_sends_what_the_batch_file_holds(tmp_path: Path) -> None:
     """PostHog's SDK against a loopback recorder: every event of the batch file, with
     its uuid, name, distinct id, properties, and its simulated time (in UTC)."""
-    _generate(tmp_path / "file", "posthog-file")
-    recorder = Recorder()
-    try:
-        _generate(tmp_path / "live", "posthog", host=recorder.url)
-    finally:
-        recorder.close()
+    recorder = _file_and_live(tmp_path, "posthog")
     sent = [m for body in recorder.json_bodies("/batch/") for m in body["batch"]]
     assert {body["api_key"] for body in recorder.json_bodies("/batch/")} == {KEY}
     want = [json.loads(line) for line in _lines(tmp_path / "file", "analytics-posthog")]
@@ -262,12 +269,7 @@ def test_segment_live_sends_what_the_batch_file_holds(tmp_path: Path) -> None:
     track, page), exactly, plus the SDK's context; times simulated, in the users' zones."""
     from segment.analytics.version import VERSION
 
-    _generate(tmp_path / "file", "segment-file")
-    recorder = Recorder()
-    try:
-        _generate(tmp_path / "live", "segment", host=recorder.url)
-    finally:
-        recorder.close()
+    recorder = _file_and_live(tmp_path, "segment")
     bodies = recorder.json_bodies("/v1/batch")
     assert {body["writeKey"] for body in bodies} == {KEY}
     sent = {m["messageId"]: m for body in bodies for m in body["batch"]}
@@ -294,12 +296,7 @@ def test_mixpanel_live_sends_what_the_batch_files_hold(tmp_path: Path) -> None:
     profiles file's, at the user's simulated sign-up time."""
     from mixpanel import __version__ as version
 
-    _generate(tmp_path / "file", "mixpanel-file")
-    recorder = Recorder()
-    try:
-        _generate(tmp_path / "live", "mixpanel", host=recorder.url)
-    finally:
-        recorder.close()
+    recorder = _file_and_live(tmp_path, "mixpanel")
     sent = {e["properties"]["$insert_id"]: e for e in recorder.form_data("/import")}
     want = [json.loads(line) for line in _lines(tmp_path / "file", "analytics-mixpanel")]
     assert len(sent) == len(want) > 1000
