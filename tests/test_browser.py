@@ -5,6 +5,7 @@ requests, synthetic markers reach the app, records carry Navigation Timing."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import http.server
 import json
@@ -249,3 +250,31 @@ async def test_the_loopback_guard_aborts_external_sub_requests_and_navigations(
     assert all("ERR_BLOCKED_BY_CLIENT" in b for b in blocked)
     assert not away.ok and "ERR_BLOCKED_BY_CLIENT" in (away.error or "")
     assert not outcome.ok and target.pool.blocked == 3
+
+
+async def test_a_user_waiting_for_a_context_takes_the_slot_of_an_idle_one(server: str) -> None:
+    """One slot, two users in open sessions: the second user's flow closes the idle
+    first user's context (saved) instead of waiting for a session end that only the
+    engine can bring (at the end of a run it never comes: the run hung)."""
+    target = browser_target(server, max_contexts=1, actions={"read_post": {"read": 1}})
+    try:
+        await join(target, 5, "evict5")
+        await join(target, 6, "evict6")
+        first = await target.send(req("read_post", 5))
+        assert first.ok and steps(first)[0] == "goto /login"
+        # user 5's session is still open; user 6 needs the only slot
+        second = await asyncio.wait_for(target.send(req("read_post", 6)), timeout=120)
+        assert second.ok, second.error
+        assert target.evicted == 1 and target.sessions == 2
+        # user 5 comes back: its saved cookies open its context again, still signed in
+        again = await asyncio.wait_for(target.send(req("read_post", 5)), timeout=120)
+        assert again.ok and "goto /login" not in steps(again)
+        assert target.evicted == 2 and target.sessions == 3
+        # both at once: each waits for the other's flow to end, neither for ever
+        both = await asyncio.wait_for(
+            asyncio.gather(target.send(req("read_post", 6)), target.send(req("read_post", 5))),
+            timeout=240,
+        )
+        assert all(o.ok for o in both), [o.error for o in both]
+    finally:
+        await target.aclose()

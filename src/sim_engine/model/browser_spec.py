@@ -25,16 +25,21 @@ Steps: ``goto`` (a path on the base URL, or a URL; placeholders allowed), ``clic
 ``fill`` (``value``: a template with the same placeholders and generators as request
 templates: ``{user.username}``, ``{memory.KEY}``, ``{{title}}``...), ``wait_for`` (an
 element, or ``url``: a glob the page's URL must match), ``extract`` (an element's text,
-or its attribute ``attr``, into the user's browser memory ``into``, which later steps
-read as ``{memory.KEY}``). An element is found by exactly one of ``role`` (with an
-optional accessible ``name``), ``text``, ``test_id`` (``data-testid``) or ``css``;
-``pick`` chooses among several matches (``first``, ``last``, ``random``). A step marked
-``optional: true`` that fails ends the flow without failing it (nothing to click).
+or its attribute ``attr``, or -- with ``url``, a regular expression -- a part of the
+page's URL, into the user's browser memory ``into``, which later steps read as
+``{memory.KEY}``; ``into: answer.FIELD`` instead gives the mapped action's API answer
+that field: the flow's answer is kept in the user's API memory, and recorded for
+``sim-engine cleanup``, as the API's own answer would be). An element is found by
+exactly one of ``role`` (with an optional accessible ``name``), ``text``, ``test_id``
+(``data-testid``) or ``css``; ``pick`` chooses among several matches (``first``,
+``last``, ``random``). A step marked ``optional: true`` that fails ends the flow
+without failing it (nothing to click).
 Actions a browser user draws that have no flow go to the API as for everyone else.
 """
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from importlib import resources
 from typing import Any, Literal
@@ -63,7 +68,7 @@ _ALLOWED: dict[str, frozenset[str]] = {
     "click": frozenset({*_LOCATORS, "name", "pick"}),
     "fill": frozenset({*_LOCATORS, "name", "pick", "value"}),
     "wait_for": frozenset({*_LOCATORS, "name", "pick", "url"}),
-    "extract": frozenset({*_LOCATORS, "name", "pick", "into", "attr"}),
+    "extract": frozenset({*_LOCATORS, "name", "pick", "into", "attr", "url"}),
 }
 
 
@@ -79,8 +84,12 @@ class StepSpec(BaseModel):
         role / name / text / test_id / css: how the element is found.
         pick: which of several matching elements (``first``, ``last``, ``random``).
         value: ``fill``'s text, a template.
-        url: ``wait_for``'s URL glob (``**/p/*``).
-        into: ``extract``'s memory key; attr: the attribute read instead of the text.
+        url: ``wait_for``'s URL glob (``**/p/*``), or ``extract``'s regular expression
+            searched in the page's URL (its first group, else the whole match, is read).
+        into: ``extract``'s memory key, or ``answer.FIELD``: a field of the answer the
+            API would have given the mapped action (``answer.id``: the post the flow
+            created), kept in the user's API memory as that answer would be.
+        attr: the attribute ``extract`` reads instead of the element's text.
         optional: a failure ends the flow quietly instead of failing it.
     """
 
@@ -96,7 +105,7 @@ class StepSpec(BaseModel):
     pick: Literal["first", "last", "random"] = "first"
     value: Any = None
     url: str | None = None
-    into: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    into: str | None = Field(None, pattern=r"^(answer\.)?[A-Za-z_][A-Za-z0-9_]*$")
     attr: str | None = None
     optional: bool = False
 
@@ -125,11 +134,16 @@ class StepSpec(BaseModel):
         if extra:
             raise ValueError(f"{kind}: {', '.join(extra)} not allowed here")
         found = [f for f in _LOCATORS if getattr(self, f) is not None]
-        wants_element = kind != "goto" and not (kind == "wait_for" and self.url is not None)
-        if wants_element and len(found) != 1:
+        by_url = kind in ("wait_for", "extract") and self.url is not None
+        if kind != "goto" and not by_url and len(found) != 1:
             raise ValueError(f"{kind}: name the element by exactly one of {', '.join(_LOCATORS)}")
-        if kind == "wait_for" and self.url is not None and found:
-            raise ValueError("wait_for: either url or an element, not both")
+        if by_url and (found or self.attr is not None):
+            raise ValueError(f"{kind}: either url or an element, not both")
+        if kind == "extract" and self.url is not None:
+            try:
+                re.compile(self.url)
+            except re.error as exc:
+                raise ValueError(f"extract: url is not a regular expression: {exc}") from None
         if self.name is not None and self.role is None:
             raise ValueError(f"{kind}: name goes with role")
         self._required(kind)
@@ -147,8 +161,8 @@ class StepSpec(BaseModel):
         """A short label of the step for records: ``goto /p/7``, ``click test_id=post-link``."""
         if self.kind == "goto":
             return f"goto {self.path}"
-        if self.kind == "wait_for" and self.url is not None:
-            return f"wait_for url={self.url}"
+        if self.kind in ("wait_for", "extract") and self.url is not None:
+            return f"{self.kind} url={self.url}"
         how = next(f for f in _LOCATORS if getattr(self, f) is not None)
         label = f"{self.kind} {how}={getattr(self, how)}"
         return label + (f" name={self.name}" if self.name else "")

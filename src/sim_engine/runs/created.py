@@ -22,6 +22,7 @@ from sim_engine.engine.store import SqliteStore
 from sim_engine.model.api_spec import ApiSpec
 from sim_engine.model.records import Target
 from sim_engine.runs.cleanup_report import requests_text
+from sim_engine.targets.browser import BrowserTarget
 from sim_engine.targets.declarative import DeclarativeTarget
 from sim_engine.targets.declarative._created import match_call
 from sim_engine.targets.plugin import PluginTarget
@@ -58,8 +59,8 @@ def keep_created(
     Returns:
         the run secret to give the simulation (a resumed run's own replaces it).
     """
-    inner = target.inner if isinstance(target, PluginTarget) else target
-    if isinstance(inner, DeclarativeTarget):
+    inner = _declarative(target)
+    if inner is not None:
         inner.created_log = store
         if journal is not None:
             if not fresh or restart:
@@ -71,6 +72,19 @@ def keep_created(
     if fresh:
         store.set_meta("secret", secret)
     return secret
+
+
+def _declarative(target: Target) -> DeclarativeTarget | None:
+    """The declarative target under ``target``'s wrappers (plugin actions, the browser
+    tier: a browser run's API actions and page flows record through it), or None."""
+    inner: Any = target
+    for _ in range(4):
+        if isinstance(inner, DeclarativeTarget):
+            return inner
+        if not isinstance(inner, (PluginTarget, BrowserTarget)):
+            return None
+        inner = inner.inner
+    return None
 
 
 def record_unanswered(store: SqliteStore, journal: Path, api: ApiSpec) -> list[Unanswered]:

@@ -9,6 +9,7 @@ document a step opened.
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -98,6 +99,7 @@ class FlowEnv:
         pool: generated content.
         timeout_ms: a step's wall time limit.
         pacer: the think times between steps (None: none, all at the action's time).
+        answer: what ``extract`` steps ``into: answer.FIELD`` found (FIELD -> value).
     """
 
     base_url: str
@@ -107,6 +109,7 @@ class FlowEnv:
     pool: ContentPool
     timeout_ms: float
     pacer: StepPacer | None = None
+    answer: dict[str, Any] = field(default_factory=dict)
 
 
 def _fill(template: Any, env: FlowEnv) -> str:
@@ -157,12 +160,34 @@ async def _act(page: Page, step: StepSpec, env: FlowEnv) -> None:
         value = _fill(step.value, env)
         await (await _element(page, step, env)).fill(value, timeout=timeout)
     else:
+        await _extract(page, step, env)
+
+
+class _NoMatch(Exception):
+    """An ``extract`` step's regular expression is not in the page's URL."""
+
+
+async def _extract(page: Page, step: StepSpec, env: FlowEnv) -> None:
+    """Read the step's value (element text or attribute, or a part of the URL) into
+    the browser memory, or into the flow's answer (``answer.FIELD``: a whole number
+    read as a number, as a JSON answer would carry it)."""
+    if step.url is not None:
+        found = re.search(step.url, page.url)
+        if found is None:
+            raise _NoMatch(f"{step.describe()}: not in {page.url[:200]}")
+        text: str | None = found.group(1) if found.re.groups else found.group(0)
+    else:
         element = await _element(page, step, env)
         if step.attr is not None:
-            text = await element.get_attribute(step.attr, timeout=timeout)
+            text = await element.get_attribute(step.attr, timeout=env.timeout_ms)
         else:
-            text = await element.inner_text(timeout=timeout)
-        env.memory[str(step.into)] = (text or "").strip()
+            text = await element.inner_text(timeout=env.timeout_ms)
+    value = (text or "").strip()
+    into = str(step.into)
+    if into.startswith("answer."):
+        env.answer[into.removeprefix("answer.")] = int(value) if value.isdigit() else value
+    else:
+        env.memory[into] = value
 
 
 async def _timings(page: Page) -> tuple[float | None, float | None, float | None]:
@@ -184,7 +209,7 @@ async def _one(page: Page, watch: PageWatch, step: StepSpec, env: FlowEnv) -> Pa
     error: str | None = None
     try:
         await _act(page, step, env)
-    except (Error, TemplateError) as exc:
+    except (Error, TemplateError, _NoMatch) as exc:
         error = f"{step.describe()}: {str(exc).strip().splitlines()[0] if str(exc) else exc!r}"
     latency = (time.perf_counter() - started) * 1000.0
     console, failed, navigated = watch.take()

@@ -106,6 +106,11 @@ class BrowserPool:
                     ) from None
             return self._browser
 
+    @property
+    def full(self) -> bool:
+        """True when every slot is taken: :meth:`open` would wait."""
+        return self._slots.locked()
+
     async def open(self, storage_state: dict[str, Any] | None) -> BrowserContext:
         """Take a slot (waiting for one) and open a guarded context with ``storage_state``
         (cookies and localStorage a context saved before; None: a fresh browser).

@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import random
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from sim_engine.engine.capabilities import ActionResolver, MemoryKeeper, SessionAware, UserForgetter
 from sim_engine.engine.clock import Clock
@@ -43,6 +44,16 @@ if TYPE_CHECKING:
 __all__ = ["BrowserTarget", "uses_browser"]
 
 _IDENTITY = ("username", "email", "name")
+
+
+@runtime_checkable
+class AnswerAdopter(Protocol):
+    """A wrapped target that keeps an action's answer it did not fetch itself
+    (:meth:`~sim_engine.targets.declarative.DeclarativeTarget.adopt_answer`)."""
+
+    def adopt_answer(self, request: ActionRequest, answer: dict[str, Any]) -> Outcome:
+        """Keep ``answer`` as the API's answer to ``request``'s action."""
+        ...
 
 
 def uses_browser(seed: int, user_id: int, share: float) -> bool:
@@ -64,6 +75,7 @@ class _User:
     page: Page | None = None
     watch: PageWatch | None = None
     rng: random.Random | None = None
+    used: int = 0
 
 
 class BrowserTarget:
@@ -80,6 +92,8 @@ class BrowserTarget:
     Attributes:
         inner: the wrapped target.
         flows_run: flows run so far; sessions: browser sessions (contexts) opened.
+        evicted: contexts closed between two flows of a session to free a slot for
+            another user (all ``max_contexts`` taken).
     """
 
     def __init__(
@@ -102,6 +116,9 @@ class BrowserTarget:
         self._closing: set[asyncio.Task[None]] = set()
         self.flows_run = 0
         self.sessions = 0
+        self.evicted = 0
+        self._tick = 0
+        self._idle = asyncio.Event()
         self._resolver = inner if isinstance(inner, ActionResolver) else None
         self._forgetter = inner if isinstance(inner, UserForgetter) else None
         self._keeper = inner if isinstance(inner, MemoryKeeper) else None
@@ -216,7 +233,12 @@ class BrowserTarget:
         flow = self._rng.choices(names, [weights[n] for n in names])[0]
         user = self._users.setdefault(request.user_id, _User())
         async with user.lock:
-            return await self._flow(user, request, flow)
+            try:
+                return await self._flow(user, request, flow)
+            finally:
+                self._tick += 1
+                user.used = self._tick
+                self._idle.set()  # a user waiting for a context may take this one
 
     async def _flow(self, user: _User, request: ActionRequest, flow: str) -> Outcome:
         try:
@@ -231,9 +253,13 @@ class BrowserTarget:
             login = self.spec.flows[self.spec.login]
             result = await run_flow(page, watch, login, self._env(user, pacer))
             steps += result.steps
+        post_id = None
         if result.ok:
-            result = await run_flow(page, watch, self.spec.flows[flow], self._env(user, pacer))
+            env = self._env(user, pacer)
+            result = await run_flow(page, watch, self.spec.flows[flow], env)
             steps += result.steps
+            if result.ok and env.answer:
+                post_id = self._adopt(request, env.answer, result, steps)
         self.flows_run += 1
         await self._save(user)
         last = steps[-1] if steps else None
@@ -242,10 +268,32 @@ class BrowserTarget:
             result.ok,
             sum(s.latency_ms for s in steps),
             error=result.error,
+            post_id=post_id,
             endpoint=f"FLOW {flow}",
             pages=tuple(steps),
             sim_elapsed_s=pacer.offset_s,
         )
+
+    def _adopt(
+        self,
+        request: ActionRequest,
+        answer: dict[str, Any],
+        result: FlowResult,
+        steps: list[PageStep],
+    ) -> Any:
+        """Give the wrapped target the flow's ``answer.*`` values as the action's API
+        answer (its memory, the run's record of what it created); return the id it
+        names. A target that cannot take it, or an answer it refuses, fails the flow:
+        the last step's record says why."""
+        if isinstance(self.inner, AnswerAdopter):
+            adopted = self.inner.adopt_answer(request, answer)
+            error = None if adopted.ok else f"answer {answer}: {adopted.error}"
+        else:
+            adopted, error = None, "answer: the target keeps no memory of answers"
+        if error is not None and steps:
+            result.ok, result.error = False, error[:300]
+            steps[-1] = dataclasses.replace(steps[-1], ok=False, error=result.error)
+        return adopted.post_id if adopted is not None else None
 
     def _pacer(self, user: _User, request: ActionRequest) -> StepPacer:
         if user.rng is None:
@@ -280,6 +328,7 @@ class BrowserTarget:
 
     async def _page(self, user: _User, request: ActionRequest) -> tuple[Page, PageWatch]:
         if user.context is None or user.page is None or user.watch is None:
+            await self._make_room(user)
             user.context = await self.pool.open(user.storage)
             user.page = await user.context.new_page()
             user.watch = PageWatch(user.page)
@@ -288,6 +337,25 @@ class BrowserTarget:
             {**self.pool.headers, "X-Sim-Time": request.sim_time_iso}
         )
         return user.page, user.watch
+
+    async def _make_room(self, user: _User) -> None:
+        """Wait until a context can open: while every slot is taken, close the context
+        of the user idle longest (between two actions of its session: its storage is
+        saved, its next flow opens it again), or wait for a flow to end. Without this
+        a user waiting for a slot would wait for sessions that only the engine's
+        event loop ends -- for ever at the end of a run."""
+        while self.pool.full:
+            idle = [
+                u
+                for u in self._users.values()
+                if u is not user and u.context is not None and not u.lock.locked()
+            ]
+            if idle:
+                await self._close(min(idle, key=lambda u: u.used))
+                self.evicted += 1
+                continue
+            self._idle.clear()
+            await self._idle.wait()
 
     async def _signed_out(self, user: _User) -> bool:
         name = self.spec.session_cookie

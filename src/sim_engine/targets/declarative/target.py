@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -231,6 +232,27 @@ class DeclarativeTarget(ErrorsMixin, CreatedMixin):
                 self._record_stray(as_action, name, resp, f"its answer did not fit {name}")
             return
         self._record_created(as_action, resp, found, picks)
+
+    def adopt_answer(self, request: ActionRequest, answer: dict[str, Any]) -> Outcome:
+        """Keep ``answer`` as the API's answer to ``request``'s action, though the action
+        was done another way (a browser flow: ``{"id": 42}`` for the post its page
+        created): the action's ``extract`` rules put it in the user's memory (later
+        actions can pick it: edit, delete) and the resource it created is recorded for
+        ``sim-engine cleanup``, as :meth:`send` would have done. Nothing is sent.
+
+        Returns:
+            the outcome that answer gives: ok, or a failed one naming what is missing
+            (an unknown action, a field an ``extract`` rule needs).
+        """
+        action = self.api.actions.get(request.action)
+        if action is None:
+            error = f"unknown action {request.action!r}: not in the api section"
+            return Outcome(0, False, 0.0, error=error, skipped=True)
+        status = next((c for c in action.expect if 200 <= c < 300 and c != 204), 200)
+        user = self._memory.user(request.user_id)
+        context = self._context(user, request, {})
+        resp = Response(status, json.dumps(answer, default=str).encode(), 0.0)
+        return self._settle(request, action, user, {}, context, resp, 0)
 
     def request_headers(self, request: ActionRequest) -> dict[str, str]:
         """``X-Sim-Time`` and ``request``'s user's credentials under ``api.auth``."""
