@@ -278,3 +278,53 @@ async def test_a_user_waiting_for_a_context_takes_the_slot_of_an_idle_one(server
         assert all(o.ok for o in both), [o.error for o in both]
     finally:
         await target.aclose()
+
+
+async def test_a_failed_step_leaves_a_screenshot_named_by_user_flow_and_step(
+    server: str, tmp_path: Path
+) -> None:
+    """``browser.screenshots: on_failure`` (the default): a PNG per failed step under
+    OUT/screenshots, at most ``max_screenshots``; the step (and its record) names it."""
+    from sim_engine.engine.executor import page_records
+    from sim_engine.model.population import IdentityFactory
+
+    broken = {"broken": [{"goto": "/"}, {"click": {"test_id": "no-such-button"}}]}
+    changes: dict[str, Any] = {"login": None, "session_cookie": None, "step_timeout_s": 1.0}
+    out = tmp_path / "run"
+    made = browser_target(server, broken, max_screenshots=2, actions={"read_post": {"broken": 1}},
+                          **changes)  # fmt: skip
+    scenario = default_scenario().with_overrides(browser=made.spec.model_dump(mode="json"))
+    await made.aclose()
+    target = with_browser(scenario, made.inner, server, None, out)
+    assert isinstance(target, BrowserTarget)
+    try:
+        target.restore_memory(7, {"browser": {"identity": {"username": "shot7"}}})
+        outcomes = [await target.send(req("read_post", 7)) for _ in range(3)]
+    finally:
+        await target.aclose()
+    assert all(not o.ok and len(o.pages) == 2 for o in outcomes)
+    assert all(o.pages[0].ok and o.pages[0].screenshot is None for o in outcomes)  # ok: none
+    names = [o.pages[1].screenshot for o in outcomes]
+    assert names[0] == "screenshots/u7-broken-1-click-0001.png"
+    assert names[1] == "screenshots/u7-broken-1-click-0002.png"
+    assert names[2] is None  # the third failure is past max_screenshots
+    files = sorted(p.name for p in (out / "screenshots").iterdir())
+    assert files == [n.rsplit("/", 1)[1] for n in names[:2] if n is not None]
+    for name in files:
+        assert (out / "screenshots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert target.screenshots is not None and target.screenshots.skipped == 1
+    # the step's record carries the file name
+    user = IdentityFactory(1, [1.0], [("UTC", 1.0)], "x.test").create(T0, persona=0)
+    records = page_records(user, "lurker", "working", req("read_post", 7), outcomes[0])
+    assert [r.page["screenshot"] for r in records if r.page] == [None, names[0]]
+    # off: no screenshots at all; a resumed run (same directory) counts what is there
+    off = scenario.with_overrides(**{"browser.screenshots": "off"})
+    quiet = with_browser(off, bind_target(off, AiohttpTransport(server)), server, None, out)
+    assert isinstance(quiet, BrowserTarget) and quiet.screenshots is None
+    await quiet.aclose()
+    again = with_browser(
+        scenario, bind_target(scenario, AiohttpTransport(server)), server, None, out
+    )
+    assert isinstance(again, BrowserTarget) and again.screenshots is not None
+    assert again.screenshots.taken == 2
+    await again.aclose()

@@ -183,6 +183,9 @@ class BrowserSpec(BaseModel):
         session_cookie: a cookie whose absence from a user's browser means it is signed
             out: the ``login`` flow runs before the user's first flow.
         login: the flow that signs a user in (None: never).
+        screenshots: ``on_failure`` (a PNG of the page for every failed step, under the
+            run's ``OUT/screenshots/``) or ``off``.
+        max_screenshots: the most screenshots a run keeps (later failures go without).
         actions: persona action -> flow name -> weight (> 0).
         flows: flow name -> its steps.
     """
@@ -196,6 +199,8 @@ class BrowserSpec(BaseModel):
     executable_path: str = "/usr/bin/chromium"
     session_cookie: str | None = None
     login: str | None = None
+    screenshots: Literal["on_failure", "off"] = "on_failure"
+    max_screenshots: int = Field(100, ge=0, le=100_000)
     actions: dict[str, dict[str, float]] = {}
     flows: dict[str, tuple[StepSpec, ...]] = {}
 

@@ -295,7 +295,8 @@ async def open_target(options: RunOptions, url: str) -> tuple[Target, list[Any],
     try:
         await transport.check()
         scenario = options.scenario
-        bound = with_browser(scenario, build_target(scenario, transport), url, _headers(options))
+        inner = build_target(scenario, transport)
+        bound = with_browser(scenario, inner, url, _headers(options), options.out_dir)
         target, hooks = plugin_runtime(scenario, bound, transport)
     except BaseException:
         await transport.aclose()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Mapping
+from pathlib import Path
 
 from sim_engine.model.records import Target
 from sim_engine.model.safety import check_target_allowed
@@ -51,12 +52,17 @@ def demo_target(scenario: Scenario, db_path: str = ":memory:") -> Target:
 
 
 def with_browser(
-    scenario: Scenario, inner: Target, url: str, headers: Mapping[str, str] | None = None
+    scenario: Scenario,
+    inner: Target,
+    url: str,
+    headers: Mapping[str, str] | None = None,
+    out_dir: Path | None = None,
 ) -> Target:
     """Wrap ``inner`` in the browser tier when the scenario's ``browser.share`` is above 0
     (else return it unchanged): browser users' mapped actions run page flows at ``url``
     (or ``browser.base_url``) in Chromium, under the loopback guard, carrying ``headers``
-    (the synthetic marker) and the marker cookie.
+    (the synthetic marker) and the marker cookie; failed steps' screenshots go to
+    ``out_dir/screenshots`` (``browser.screenshots: on_failure``; None: none are taken).
 
     Raises:
         ScenarioError: the target has no pages to open (``inprocess``).
@@ -78,7 +84,7 @@ def with_browser(
         raise TargetUnreachableError(
             f"browser: no Chromium at {spec.executable_path} (apt-get install chromium)"
         )
-    from sim_engine.targets.browser import BrowserPool, BrowserTarget
+    from sim_engine.targets.browser import BrowserPool, BrowserTarget, Screenshots
 
     pool = BrowserPool(
         spec.executable_path,
@@ -87,4 +93,9 @@ def with_browser(
         headers=headers,
         marker_url=base,
     )
-    return BrowserTarget(inner, spec, base, pool, seed=scenario.seed, registry=scenario.registry)
+    shots = None
+    if out_dir is not None and spec.screenshots == "on_failure":
+        shots = Screenshots(out_dir / "screenshots", spec.max_screenshots)
+    return BrowserTarget(
+        inner, spec, base, pool, seed=scenario.seed, registry=scenario.registry, screenshots=shots
+    )

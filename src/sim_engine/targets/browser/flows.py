@@ -8,10 +8,11 @@ document a step opened.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
@@ -100,6 +101,8 @@ class FlowEnv:
         timeout_ms: a step's wall time limit.
         pacer: the think times between steps (None: none, all at the action's time).
         answer: what ``extract`` steps ``into: answer.FIELD`` found (FIELD -> value).
+        shoot: takes a failed step's screenshot (page, the step's index in the flow, the
+            step) and returns its file name, or None (None: no screenshots).
     """
 
     base_url: str
@@ -110,6 +113,7 @@ class FlowEnv:
     timeout_ms: float
     pacer: StepPacer | None = None
     answer: dict[str, Any] = field(default_factory=dict)
+    shoot: Callable[[Page, int, StepSpec], Awaitable[str | None]] | None = None
 
 
 def _fill(template: Any, env: FlowEnv) -> str:
@@ -250,6 +254,9 @@ async def run_flow(
             return result
         if not measured.ok and step.optional:
             return result
+        if not measured.ok and env.shoot is not None:
+            shot = await env.shoot(page, len(result.steps), step)
+            measured = dataclasses.replace(measured, screenshot=shot)
         result.steps.append(measured)
         if not measured.ok:
             result.ok, result.error = False, measured.error

@@ -31,12 +31,13 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from sim_engine.engine.capabilities import ActionResolver, MemoryKeeper, SessionAware, UserForgetter
 from sim_engine.engine.clock import Clock
-from sim_engine.model.browser_spec import BrowserSpec
+from sim_engine.model.browser_spec import BrowserSpec, StepSpec
 from sim_engine.model.records import ActionRequest, Outcome, PageStep, Target
 from sim_engine.model.templates import ContentPool
 from sim_engine.targets.browser.flows import FlowEnv, FlowResult, PageWatch, run_flow
 from sim_engine.targets.browser.pacing import StepPacer, ThinkSource
 from sim_engine.targets.browser.pool import BrowserPool, BrowserUnavailableError
+from sim_engine.targets.browser.shots import Screenshots
 
 if TYPE_CHECKING:
     from playwright.async_api import BrowserContext, Page
@@ -88,6 +89,7 @@ class BrowserTarget:
         pool: the browser and its bounded contexts.
         seed: the run seed (tier choice, flow draws, generated values).
         registry: plugin generators for ``fill`` values.
+        screenshots: where failed steps' screenshots go (None: none are taken).
 
     Attributes:
         inner: the wrapped target.
@@ -104,8 +106,10 @@ class BrowserTarget:
         pool: BrowserPool,
         seed: int = 0,
         registry: Any = None,
+        screenshots: Screenshots | None = None,
     ) -> None:
         self.inner = inner
+        self.screenshots = screenshots
         self.spec = spec
         self.base_url = spec.base_url or base_url
         self.pool = pool
@@ -251,11 +255,12 @@ class BrowserTarget:
         account = request.action in ("sign_up", "log_in")  # its flow signs in by itself
         if self.spec.login is not None and not account and await self._signed_out(user):
             login = self.spec.flows[self.spec.login]
-            result = await run_flow(page, watch, login, self._env(user, pacer))
+            env = self._env(user, pacer, self.spec.login, request.user_id)
+            result = await run_flow(page, watch, login, env)
             steps += result.steps
         post_id = None
         if result.ok:
-            env = self._env(user, pacer)
+            env = self._env(user, pacer, flow, request.user_id)
             result = await run_flow(page, watch, self.spec.flows[flow], env)
             steps += result.steps
             if result.ok and env.answer:
@@ -314,8 +319,14 @@ class BrowserTarget:
             stamp,
         )
 
-    def _env(self, user: _User, pacer: StepPacer) -> FlowEnv:
+    def _env(self, user: _User, pacer: StepPacer, flow: str, user_id: int) -> FlowEnv:
         fields = {k: user.identity.get(k) for k in (*_IDENTITY, "password")}
+        shots = self.screenshots
+
+        async def shoot(page: Page, index: int, step: StepSpec) -> str | None:
+            assert shots is not None
+            return await shots.take(page, user_id, flow, index, step.kind)
+
         return FlowEnv(
             self.base_url,
             {"user": fields},
@@ -324,6 +335,7 @@ class BrowserTarget:
             self._content,
             self.spec.step_timeout_s * 1000.0,
             pacer,
+            shoot=None if shots is None else shoot,
         )
 
     async def _page(self, user: _User, request: ActionRequest) -> tuple[Page, PageWatch]:
