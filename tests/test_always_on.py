@@ -11,10 +11,17 @@ import json
 import time
 import urllib.error
 import urllib.request
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from helpers import interrupt_after_checkpoint, sim_engine, sim_engine_popen, terminate
+from helpers import (
+    checkpoint_s,
+    interrupt_after_checkpoint,
+    sim_engine,
+    sim_engine_popen,
+    terminate,
+)
 from sim_engine.demo.launcher import find_free_port
 from sim_engine.observe.control import CONTROL_FILE, send_command
 from sim_engine.observe.health import HealthState
@@ -68,6 +75,15 @@ def _settled_status(out: Path) -> dict[str, Any]:
         time.sleep(0.5)
 
 
+def _stop(out: Path, proc: Any) -> tuple[str, dict[str, Any]]:
+    """``ctl stop`` the run, check it exits 0; its stdout and ``metrics.json``."""
+    send_command(out, "stop")
+    stdout, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stdout
+    metrics: dict[str, Any] = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    return stdout, metrics
+
+
 def test_forever_run_and_one_truth_for_counts(tmp_path: Path) -> None:
     out, port = tmp_path / "run", find_free_port()
     proc = sim_engine_popen(
@@ -96,12 +112,9 @@ def test_forever_run_and_one_truth_for_counts(tmp_path: Path) -> None:
         assert start is not None and now is not None
         assert abs((now - start) - status["simulated_seconds"]) < 0.01
         assert _get(f"http://127.0.0.1:{port}/readyz") == (200, {"ready": True, "state": "paused"})
-        send_command(out, "stop")
-        stdout, _ = proc.communicate(timeout=60)
+        stdout, metrics = _stop(out, proc)
     finally:
         terminate(proc)
-    assert proc.returncode == 0, stdout
-    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     counts = {k: status[k] for k in ("known", "joined", "active")}
     assert metrics["users"] == counts
     assert metrics["summary"]["users"] == status["joined"]
@@ -158,3 +171,49 @@ def test_resume_if_exists_keeps_the_kill_switch(tmp_path: Path) -> None:
     assert proc.returncode == 0 and "kill switch" in proc.stdout, proc.stdout + proc.stderr
     assert kill_files and all(p.exists() for p in kill_files)  # still there: still stopped
     assert sim_engine("run", "--resume-if-exists", timeout=60).returncode == 2  # needs --out
+
+
+def test_a_resumed_run_counts_its_span_from_where_it_began(tmp_path: Path) -> None:
+    """After ``--resume``, ``ctl status``, Prometheus and ``metrics.json`` give one
+    simulated span, from the run's first start (the resumed process's status and start
+    gauge counted from the resume point: a span shorter than metrics.json's by the
+    simulated time before the interruption)."""
+    out, port = tmp_path / "run", find_free_port()
+    start = datetime(2026, 3, 2, tzinfo=timezone.utc).timestamp()
+    args = ["--target", "inprocess", "--users", "20", "--speed", "43200", "--duration",
+            "forever", "--start", "2026-03-02T00:00:00+00:00", "--out", str(out),
+            "--no-dashboard", "-q"]  # fmt: skip
+    code, stderr = interrupt_after_checkpoint(args, out, settle_s=0.5)
+    assert code == 0, stderr
+    before = checkpoint_s(out / "state.db")
+    assert before is not None and before - start > 600  # the first process's share
+    proc = sim_engine_popen("run", "--resume", str(out), "--metrics-port", str(port),
+                            "--no-dashboard", "-q")  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while _ready(port) != 200:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        send_command(out, "pause")
+        status = _settled_status(out)
+        assert status["start"] == "2026-03-02T00:00:00+00:00"
+        assert status["simulated_seconds"] >= before - start
+        time.sleep(2.5)  # the exporter refreshes its gauges every wall second
+        text = scrape(f"http://127.0.0.1:{port}/metrics")
+        assert value(text, "sim_engine_simulated_start_time_seconds") == start
+        now = value(text, "sim_engine_simulated_time_seconds")
+        assert now is not None and abs(now - start - status["simulated_seconds"]) < 0.01
+        _, metrics = _stop(out, proc)
+    finally:
+        terminate(proc)
+    assert metrics["run"]["resumed"] and metrics["start"].startswith("2026-03-02T00:00:00")
+    assert abs(metrics["run"]["simulated_seconds"] - status["simulated_seconds"]) < 0.01
+
+
+def _ready(port: int) -> int:
+    """``/readyz``'s status code (0 while nothing listens)."""
+    try:
+        return _get(f"http://127.0.0.1:{port}/readyz")[0]
+    except OSError:
+        return 0

@@ -1,11 +1,14 @@
 """The shipped deployment files (issue 15, must-have 5): ``Dockerfile``, ``compose.yaml``,
-``deploy/``. Checked by reading them -- services, ports, mounted files, and every
-``SIM_ENGINE_*`` variable against the real command line and scenario -- and with
-``docker compose config`` only when a container engine with compose is on the machine
-(no test depends on one)."""
+``deploy/``. Checked by reading them -- ``compose.yaml`` against the Compose
+specification's JSON Schema, services, ports, mounted files, and every ``SIM_ENGINE_*``
+variable against the real command line and scenario -- and with ``docker compose
+config`` too when a container engine with compose is on the machine (no test depends
+on one)."""
 
 from __future__ import annotations
 
+import copy
+import importlib.resources
 import json
 import re
 import shutil
@@ -13,6 +16,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 
@@ -65,6 +69,29 @@ def test_dockerfile_is_multi_stage_non_root_and_healthchecked() -> None:
     assert env["SIM_ENGINE_METRICS_HOST"] == "0.0.0.0"  # reachable from Prometheus's container
     assert f"EXPOSE {METRICS_PORT}" in text and f"{METRICS_PORT}/healthz" in text
     assert ".venv" in (ROOT / ".dockerignore").read_text(encoding="utf-8")
+
+
+def _compose_spec_errors(compose: dict[str, Any]) -> list[str]:
+    """What the Compose specification's JSON Schema (compose-spec/compose-spec's
+    ``schema/compose-spec.json``, Apache-2.0, as vendored and kept up to date by the
+    check-jsonschema package) finds wrong in ``compose``, one line each."""
+    vendor = importlib.resources.files("check_jsonschema.builtin_schemas.vendor")
+    schema = json.loads(vendor.joinpath("compose-spec.json").read_text(encoding="utf-8"))
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+            for e in validator.iter_errors(compose)]  # fmt: skip
+
+
+def test_compose_file_follows_the_compose_specification() -> None:
+    """No container engine needed: the schema ``docker compose config`` checks against."""
+    compose = _compose()
+    assert _compose_spec_errors(compose) == []
+    # the schema does catch a mistake (so an empty list above means something)
+    typo = copy.deepcopy(compose)
+    typo["services"]["sim-engine"]["enviroment"] = typo["services"]["sim-engine"]["environment"]
+    typo["services"]["grafana"]["ports"] = {"3000": 3000}
+    errors = _compose_spec_errors(typo)
+    assert any("enviroment" in e for e in errors) and any("grafana/ports" in e for e in errors)
 
 
 def test_compose_services_ports_and_mounted_files() -> None:

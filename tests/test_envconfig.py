@@ -15,7 +15,7 @@ import jsonschema
 import pytest
 import yaml
 
-from helpers import sim_engine
+from helpers import assert_one_line_error, sim_engine
 from sim_engine.model.scenario import ScenarioError
 from sim_engine.runs.envconfig import load_scenario_env, scenario_env
 
@@ -109,3 +109,25 @@ def test_schema_command_validates_the_shipped_scenarios(tmp_path: Path) -> None:
     out = tmp_path / "scenario.schema.json"
     assert sim_engine("schema", "-o", str(out), timeout=60).returncode == 0
     assert json.loads(out.read_text(encoding="utf-8")) == schema
+
+
+def test_validate_checks_the_scenario_run_would_use(tmp_path: Path) -> None:
+    """``validate`` applies the SIM_ENGINE__ variables as ``run`` does: a file that is
+    fine alone fails with the variable that breaks it, and a good variable shows."""
+    path = tmp_path / "s.yaml"
+    path.write_text("population:\n  initial: 7\n")
+    clean = {k: v for k, v in os.environ.items() if not k.upper().startswith("SIM_ENGINE")}
+    alone = sim_engine("validate", str(path), env=clean, timeout=60)
+    assert alone.returncode == 0 and " with " not in alone.stdout, alone.stderr
+    assert "lurker 55%" in alone.stdout  # the built-in mix
+    persona = "SIM_ENGINE__POPULATION__PERSONAS"
+    good = sim_engine("validate", str(path), env={**clean, persona: '{"lurker": 1}'}, timeout=60)
+    assert good.returncode == 0, good.stderr
+    assert f"ok with {persona} " in good.stdout and "lurker 55%" not in good.stdout
+    ghost = sim_engine("validate", str(path), env={**clean, persona: '{"ghost": 1}'}, timeout=60)
+    line = assert_one_line_error(ghost, 2)
+    assert "unknown persona 'ghost'" in line and f"(environment: {persona})" in line
+    bad = sim_engine("validate", str(path), env={**clean, "SIM_ENGINE__POPULATION__INITIAL": "x"},
+                     timeout=60)  # fmt: skip
+    line = assert_one_line_error(bad, 2)
+    assert "population.initial" in line and "SIM_ENGINE__POPULATION__INITIAL" in line

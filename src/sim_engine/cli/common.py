@@ -149,6 +149,20 @@ def _load(path: str | None) -> Scenario:
         _fail(str(exc), 2)
 
 
+def _load_with_env(path: str | None) -> Scenario:
+    """The scenario file (or the built-in one) with the environment's
+    ``SIM_ENGINE__SECTION__FIELD`` variables applied, as ``run`` uses it; exits 2 with
+    a one-line error naming the field (and the variables set) when it is invalid."""
+    import os
+
+    from sim_engine.runs.envconfig import load_scenario_env
+
+    try:
+        return load_scenario_env(path, os.environ)
+    except ScenarioError as exc:
+        _fail(str(exc), 2)
+
+
 def _write_html_report(run_dir: Path) -> None:
     """Write RUN_DIR/report.html and print its path; exit 2 (not a run dir) or 1 on error."""
     from sim_engine.observe.report import NotARunDirError, ReportError, write_report

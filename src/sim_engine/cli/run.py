@@ -15,6 +15,7 @@ from sim_engine.cli.analytics import analytics_choice, analytics_options_or_exit
 from sim_engine.cli.common import (
     _duration,
     _fail,
+    _load_with_env,
     _seed_option,
     _speed,
     _start,
@@ -222,18 +223,6 @@ def run(
         _write_html_report(out)
     report_thresholds(guard, result.wall_s)
     _exit_if_all_failed(result.metrics["summary"], out)
-
-
-def _load_with_env(path: str | None) -> Scenario:
-    """The scenario with its ``SIM_ENGINE__`` variables applied (exit 2 when invalid)."""
-    import os
-
-    from sim_engine.runs.envconfig import load_scenario_env
-
-    try:
-        return load_scenario_env(path, os.environ)
-    except ScenarioError as exc:
-        _fail(str(exc), 2)
 
 
 def _dataset_format(fmt: str | None, resume_dir: str | None) -> str | None:

@@ -14,7 +14,7 @@ import click
 
 from sim_engine.cli.common import (
     _fail,
-    _load,
+    _load_with_env,
     _target,
     cli,
 )
@@ -132,12 +132,19 @@ def _check_key_options(api_key: str | None, header: str | None) -> None:
 @cli.command()
 @click.argument("path", type=click.Path(dir_okay=False))
 def validate(path: str) -> None:
-    """Check a scenario file; exit 2 with the field path if it is invalid."""
-    scenario = _load(path)
+    """Check a scenario file as ``run`` would use it, with the environment's
+    SIM_ENGINE__SECTION__FIELD variables applied; exit 2 with the field path if invalid."""
+    import os
+
+    from sim_engine.runs.envconfig import ENV_PREFIX
+
+    scenario = _load_with_env(path)
     shares = scenario.persona_shares()
     total = sum(shares.values())
     mix = ", ".join(f"{name} {100 * share / total:.0f}%" for name, share in shares.items())
-    click.echo(f"{path}: ok ({scenario.name}: {len(shares)} personas: {mix})")
+    env = sorted(k for k in os.environ if k.upper().startswith(ENV_PREFIX))
+    applied = f" with {', '.join(env)}" if env else ""
+    click.echo(f"{path}: ok{applied} ({scenario.name}: {len(shares)} personas: {mix})")
 
 
 def _demo_db(_ctx: Any, _param: Any, value: str) -> str:

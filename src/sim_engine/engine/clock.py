@@ -60,7 +60,11 @@ class Clock(Protocol):
         ...
 
     async def sleep_until(self, sim_t: float) -> None:
-        """Return once the simulated time has reached ``sim_t`` (simulated epoch seconds)."""
+        """Return once the simulated time has reached ``sim_t`` (simulated epoch seconds).
+
+        A jumping clock that stops jumping during the call (a backfill going live) may
+        return earlier, with ``now() < sim_t``: the engine then waits in wall time.
+        """
         ...
 
     def wall_seconds_until(self, sim_t: float) -> float | None:

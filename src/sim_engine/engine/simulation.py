@@ -7,8 +7,7 @@ to the collaborator that owns its kind:
 * :class:`~sim_engine.engine.growth.Growth` -- arrivals and replacements;
 * :class:`~sim_engine.engine.sessions.Sessions` -- session starts and steps,
   which become dispatches for the :class:`~sim_engine.engine.executor.Executor`
-  (binds, sends, feeds answers back through a
-  :class:`~sim_engine.engine.capabilities.Binder`);
+  (binds, sends, feeds answers back through a ``capabilities.Binder``);
 * :class:`~sim_engine.engine.daycycle.DayCycle` -- run days and local midnights;
 * :class:`~sim_engine.engine.persistence.Persistence` -- checkpoints, restore, reconcile.
 
@@ -58,12 +57,7 @@ from sim_engine.model.population import IdentityFactory, SimUser
 from sim_engine.model.records import Sink, Store, Target
 from sim_engine.model.scenario import Scenario
 
-__all__ = [
-    "Simulation",
-    "SimulationStats",
-    "effective_api",
-    "user_password",
-]
+__all__ = ["Simulation", "SimulationStats", "effective_api", "user_password"]
 
 
 def effective_api(scenario: Scenario) -> ApiSpec:
@@ -117,6 +111,7 @@ class Simulation:
         self._clock = clock
         self._control = clock if isinstance(clock, SpeedControl) else None
         self._start_s = clock.now()
+        self.run_start_s = self._start_s  # where the run began: a resumed run's runner sets it
         self._end_s = math.inf if duration_s is None else self._start_s + duration_s
         self._personas = compile_personas(scenario)
         self._progress = asyncio.Event()
@@ -193,7 +188,8 @@ class Simulation:
 
     @property
     def start_s(self) -> float:
-        """Simulated start (simulated epoch seconds)."""
+        """Simulated start of this process's simulation (simulated epoch seconds): for a
+        resumed run, where it resumed; :attr:`run_start_s` is where the run began."""
         return self._start_s
 
     @property
@@ -440,7 +436,8 @@ class Simulation:
                 await self._wait_progress()
             elif self._clock.jumps:
                 await self._clock.sleep_until(sim_t)
-                self._handle(sim_t)
+                if self._clock.now() >= sim_t:  # else it stopped jumping (went live): wait
+                    self._handle(sim_t)
             elif self._clock.now() < sim_t:
                 await self._sleep_or_progress(sim_t)
             else:

@@ -10,6 +10,7 @@ Sessions already running finish. Times are simulated epoch seconds.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime, timedelta, timezone
 from typing import Literal
@@ -127,7 +128,11 @@ class Schedule:
         if self.spec.cron is not None:
             from croniter import croniter
 
-            prev = croniter(self.spec.cron, local + timedelta(seconds=1)).get_prev(datetime)
+            # The last firing at or before sim_t: firings fall on whole seconds, and
+            # get_prev is strictly before its base (sim_t + 1 s let a firing up to a
+            # second ahead count as open).
+            base = datetime.fromtimestamp(math.floor(sim_t) + 1, self._tz)
+            prev = croniter(self.spec.cron, base).get_prev(datetime)
             return bool(sim_t - prev.timestamp() < self._window_s)
         return self._open_local(local)
 
@@ -165,6 +170,41 @@ class Schedule:
             if t >= sim_t and self.is_open(t):
                 return t
         raise AssertionError("unreachable: a valid schedule opens within a week")
+
+    def openings(self, lo: float, hi: float) -> tuple[list[float], list[float]]:
+        """The schedule's openings as sorted epoch-second intervals ``[open, close)``, for
+        ``generate``'s planner (vectorised :meth:`is_open`/:meth:`next_open`).
+
+        Covers every instant from ``lo`` to ``hi`` (simulated epoch seconds) and the first
+        opening after ``hi``. Intervals may touch (whole open days) and, for a cron window
+        longer than its period, overlap; ``close`` never decreases.
+        """
+        opens: list[float] = []
+        closes: list[float] = []
+        if self.spec.cron is not None:
+            from croniter import croniter
+
+            it = croniter(self.spec.cron, datetime.fromtimestamp(lo - self._window_s, self._tz))
+            while not opens or opens[-1] <= hi:
+                t = float(it.get_next(datetime).timestamp())
+                opens.append(t)
+                closes.append(t + self._window_s)
+            return opens, closes
+        start, end = self._hours or (0, 1440)
+        length = (end - start) % 1440 or 1440
+        first = datetime.fromtimestamp(lo, self._tz).date() - timedelta(days=1)
+        for ahead in range(int((hi - lo) // 86400) + 10):
+            day = first + timedelta(days=ahead)
+            if self._days is not None and day.weekday() not in self._days:
+                continue
+            midnight = datetime(day.year, day.month, day.day, tzinfo=self._tz)
+            t0 = (midnight + timedelta(minutes=start)).astimezone(timezone.utc).timestamp()
+            t1 = (midnight + timedelta(minutes=start + length)).astimezone(timezone.utc)
+            opens.append(t0)
+            closes.append(t1.timestamp())
+            if t0 > hi:
+                break
+        return opens, closes
 
     def spread_s(self) -> float:
         """Seconds over which sessions deferred to an opening are spread (at most one hour)."""

@@ -40,7 +40,7 @@ from aiohttp import web
 
 from sim_engine.engine.clock import parse_speed
 from sim_engine.model.records import Sink
-from sim_engine.observe.counts import user_counts
+from sim_engine.observe.counts import simulated_span, user_counts
 from sim_engine.observe.protocols import RunControl, RunStatus
 from sim_engine.observe.webpage import PUBLIC_ASSET, WebPage
 
@@ -94,11 +94,11 @@ def run_status(sim: RunStatus) -> dict[str, Any]:
         "users": counts.known,  # the name before the three counts; kept for scripts
         "signed_up": counts.joined,
         **counts.as_dict(),
-        "simulated_seconds": round(stats.sim_now - sim.start_s, 3),
+        "simulated_seconds": simulated_span(stats.sim_now, sim.run_start_s),
         "actions": stats.actions,
         "failed": stats.failed,
         "in_flight": stats.in_flight,
-        "start": _iso(sim.start_s),
+        "start": _iso(sim.run_start_s),
         "end": _iso(sim.end_s),
     }
 

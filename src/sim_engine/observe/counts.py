@@ -10,8 +10,11 @@ all report the same three counts (issue 15, must-have 6), computed here:
   (cumulative; churned users stay counted);
 - ``active``: users in a session now.
 
-The simulated span is ``sim_now - start_s`` (simulated seconds): setting up takes
-none of it (the runner's clock is paused until the run starts).
+The simulated span is ``sim_now - run_start_s`` (simulated seconds,
+:func:`simulated_span`), where ``run_start_s`` is where the run began -- kept across
+``--resume``, so a resumed run's ``ctl status``, Prometheus start gauge, dashboard and
+web page count from the same start as ``metrics.json``. Setting up takes none of it
+(the runner's clock is paused until the run starts).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from sim_engine.engine.simulation import SimulationStats
 
-__all__ = ["UserCounts", "user_counts"]
+__all__ = ["UserCounts", "simulated_span", "user_counts"]
 
 
 @dataclass(frozen=True)
@@ -44,3 +47,9 @@ def user_counts(stats: SimulationStats, breakdown: Mapping[str, Mapping[str, int
     (:meth:`~sim_engine.engine.simulation.Simulation.breakdown`)."""
     active = int(breakdown.get("session", {}).get("in_session", 0))
     return UserCounts(known=stats.users, joined=stats.signed_up, active=active)
+
+
+def simulated_span(sim_now: float, run_start_s: float) -> float:
+    """The run's simulated span: simulated seconds from where the run began (kept across
+    resumes) to ``sim_now``, rounded to the millisecond."""
+    return round(sim_now - run_start_s, 3)

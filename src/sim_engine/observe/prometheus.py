@@ -292,7 +292,7 @@ class PrometheusExporter:
         )
         self._sim_start = Gauge(
             "sim_engine_simulated_start_time_seconds",
-            "The run's simulated start (simulated Unix epoch seconds).",
+            "The run's simulated start (simulated Unix epoch seconds; kept across resumes).",
             registry=registry,
         )
         self._sim_end = Gauge(
@@ -347,7 +347,7 @@ class PrometheusExporter:
         """
         self._sim = sim
         self._info.labels(__version__, sim.scenario.name).set(1)
-        self._sim_start.set(sim.start_s)
+        self._sim_start.set(sim.run_start_s)  # kept across resumes (observe/counts.py)
         self._sim_end.set(sim.end_s)
         if sim.scenario.lifecycle.enabled:
             self._seen_states.update(dict.fromkeys(state.value for state in LifecycleState))

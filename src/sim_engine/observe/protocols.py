@@ -20,7 +20,14 @@ class RunStatus(Protocol):
 
     @property
     def start_s(self) -> float:
-        """The simulated start (simulated epoch seconds)."""
+        """Where this process's simulation started (simulated epoch seconds; a resumed
+        run's resume point)."""
+        ...
+
+    @property
+    def run_start_s(self) -> float:
+        """Where the run began (simulated epoch seconds), kept across resumes: the start
+        every view's simulated span counts from (:mod:`sim_engine.observe.counts`)."""
         ...
 
     @property

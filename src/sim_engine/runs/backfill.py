@@ -8,7 +8,8 @@ the run's clock is a :class:`CatchUpClock`.
 The switch is exact and never dates an action in the future: at ``max`` the clock
 jumps from due event to due event, and the first jump that would pass the wall clock
 stops at the wall clock instead; the clock turns to 1x there, and that event (and all
-after it) is waited for in real time.
+after it) is waited for in real time, by the engine's wall-clock branch (where
+``stop`` and ``pause`` wake the wait).
 
 The demo API stores the simulated time each request carries (``X-Sim-Time``), so its
 posts, comments and likes get their past dates; other APIs store their own clock's
@@ -54,13 +55,21 @@ class CatchUpClock(SimClock):
         self.live_at: float | None = None
 
     async def sleep_until(self, sim_t: float) -> None:
-        """Jump to ``sim_t`` while it is in the past; else go live and wait for it."""
+        """Jump to ``sim_t`` while it is in the past; else go live and return at once.
+
+        Going live jumps to the wall clock and turns the clock to 1x, then returns
+        *before* ``sim_t``: the caller (the engine) sees that the clock no longer jumps
+        and waits for ``sim_t`` in its wall-clock branch, where ``stop`` and ``pause``
+        wake it. (Waiting here, inside the engine's jump branch, held a ``ctl stop``
+        until the next due event, possibly hours after a quiet night.)
+        """
         if self.live_at is None and self.jumps and not self.paused and sim_t > self._epoch():
             now = self._epoch()
             await super().sleep_until(now)  # at max: a jump to the wall clock
             self.set_speed(1.0)  # from here, one simulated second per wall second
             self.live_at = now
             _log.info("backfill done: live at 1x", extra={"live_at": self.live_at})
+            return
         await super().sleep_until(sim_t)
 
 

@@ -26,7 +26,7 @@ from sim_engine.engine.store import SqliteStore
 from sim_engine.model.behaviour import compile_personas
 from sim_engine.model.records import Sink, Target
 from sim_engine.model.scenario import Scenario
-from sim_engine.observe.counts import user_counts
+from sim_engine.observe.counts import simulated_span, user_counts
 from sim_engine.observe.starvation import starvation_of
 from sim_engine.runs.analytics import AnalyticsOptions, analytics_sink
 from sim_engine.runs.backfill import run_clock
@@ -419,6 +419,7 @@ async def _run(options: RunOptions, url: str, store: SqliteStore) -> RunResult:
         scenario, target, clock, outputs.sinks, span.duration_s, secret, store, hooks,
         journal=journal, stall=None if url == INPROCESS else StallMeter.adaptive(),
     )  # fmt: skip
+    sim.run_start_s = span.start_s  # a resumed run's spans count from where it began
     await _begin(sim, span, resume, journal, progress)
     try:
         stats, wall_s, signalled = await _drive(sim, clock, addons, outputs, target)
@@ -437,7 +438,7 @@ async def _run(options: RunOptions, url: str, store: SqliteStore) -> RunResult:
         "speed": "max" if sim.speed is None else sim.speed,  # at the end (ctl may change it)
         "start_speed": "max" if options.speed is None else options.speed,
         "wall_seconds": round(wall_s, 3),
-        "simulated_seconds": round(end_s - span.start_s, 3),
+        "simulated_seconds": simulated_span(end_s, span.start_s),
         "interrupted": interrupted,
         "stopped_by": kill.reason,
         "resumed": resume is not None,

@@ -18,7 +18,12 @@ users of the chunk at once:
   ``limits.min_action_interval_s``); a gap over ``inactivity_timeout_s`` or an
   action falling in ``sleeping`` ends the session;
 * each action is drawn from the persona's weights in the routine state at that
-  instant, in the user's local time (UTC offset at the instant, DST-correct).
+  instant, in the user's local time (UTC offset at the instant, DST-correct);
+* a ``schedule:`` section gates session starts as the engine's ``Sessions`` does: a
+  session due while it is closed moves to its next opening, spread uniformly over the
+  opening's first hour, or is dropped when that is past the user's next local
+  midnight (the engine drops it there with lifecycles, for a user who signed up; the
+  planner's next day plans its own sessions, gated the same way).
 
 Rounds are vectorised over user-days: round ``k`` plans every user-day's
 ``k``-th session. Workflows of an ``api`` section and session affinity are not
@@ -48,13 +53,14 @@ from sim_engine.model.plan.propensity import propensities
 from sim_engine.model.plan.rand import U64, exponential, hash64, normal, uniform, user_keys
 from sim_engine.model.plan.tables import ActionTable, WeekTables
 from sim_engine.model.scenario import ACTIONS, Scenario
+from sim_engine.model.schedule_spec import Schedule
 
 __all__ = ["SIGNUP_EVENTS", "ChunkPlanner", "DayPlan", "PlanModel", "event_names"]
 
 SIGNUP_EVENTS = ("sign_up", "log_in")
 """A user's first session starts with these two events (as the engine's sign-up does)."""
 MAX_ROUNDS = 4095
-_FIRST, _GAP, _LEN, _STEP, _FOLLOW = 300, 301, 302, 303, 304
+_FIRST, _GAP, _LEN, _STEP, _FOLLOW, _GATE = 300, 301, 302, 303, 304, 305
 _SESSION_BITS, _STEP_BITS, _DAY_BITS = 26, 14, 12
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -182,6 +188,12 @@ class ChunkPlanner:
         self.activity, self.posting = propensities(
             self.keys, model.activity_sigma[persona], model.posting_sigma[persona]
         )
+        self.gate: tuple[F64, F64, float] | None = None  # the schedule's openings, spread
+        spec = model.scenario.schedule
+        if spec is not None:
+            schedule, mid = Schedule(spec), population.calendar.midnights
+            opens, closes = schedule.openings(float(mid.min()), float(mid.max()))
+            self.gate = np.asarray(opens), np.asarray(closes), schedule.spread_s()
 
     def _rows(self, day: int) -> tuple[_Rows, F64, npt.NDArray[np.bool_]]:
         pop, week = self.pop, self.model.week
@@ -224,6 +236,10 @@ class ChunkPlanner:
         parts: list[dict[str, npt.NDArray[np.generic]]] = []
         k = 0
         while sel.size and k <= MAX_ROUNDS:
+            if self.gate is not None:
+                sel, start = self._gated(rows, sel, start, k, day)
+                if not sel.size:
+                    break
             sub = rows.take(sel)
             part, last = self._round(sub, start, k, day)
             parts.append(part)
@@ -231,6 +247,21 @@ class ChunkPlanner:
             sel, start = sel[ok], nxt[ok]
             k += 1
         return _assemble(day, parts)
+
+    def _gated(self, rows: _Rows, sel: I64, start: F64, k: int, day: int) -> tuple[I64, F64]:
+        """The sessions ``sel`` of round ``k`` starting at ``start`` once the schedule gated
+        them: moved to the next opening (plus a uniform draw of the spread) when closed,
+        dropped when that is at or past the user's next local midnight."""
+        assert self.gate is not None
+        opens, closes, spread = self.gate
+        i = np.searchsorted(opens, start, side="right") - 1
+        shut = (i < 0) | (start >= closes[np.maximum(i, 0)])
+        if not shut.any():
+            return sel, start
+        nxt = opens[np.minimum(i + 1, len(opens) - 1)]
+        moved = np.where(shut, nxt + uniform(rows.key[sel], _GATE, k) * spread, start)
+        keep = moved < self.pop.calendar.midnights[rows.zone[sel], day + 1]
+        return sel[keep], moved[keep]
 
     def _next_starts(self, rows: _Rows, last: F64, k: int) -> tuple[npt.NDArray[np.bool_], F64]:
         """After sessions ending at ``last``: whether another starts before local midnight,

@@ -230,7 +230,7 @@ class Dashboard:
         recent = tuple(a for a in map(activity_of, self._recent) if a is not None)
         return DashboardSnapshot(
             sim_now=stats.sim_now,
-            start_s=sim.start_s,
+            start_s=sim.run_start_s,
             end_s=sim.end_s,
             speed=speed,
             state=state,
