@@ -47,10 +47,14 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "sim_engine", *args]
 
 
-def _run_args(out: Path, users: int, duration: str, seed: int) -> list[str]:
+def _run_args(
+    out: Path, users: int, duration: str, seed: int, scenario: Path | None = None
+) -> list[str]:
+    chosen = ["--scenario", str(scenario)] if scenario is not None else []
     return [
         "run", "--target", "inprocess", "--speed", "max", "--duration", duration,
         "--users", str(users), "--seed", str(seed), "--start", START, "-q", "--out", str(out),
+        *chosen,
     ]  # fmt: skip
 
 
@@ -67,7 +71,7 @@ def straight_run(out: Path, users: int, duration: str, seed: int) -> None:
 
 def crash_series(
     out: Path, users: int, duration: str, seed: int, kills: int, span_s: tuple[float, float],
-    rng: random.Random,
+    rng: random.Random, scenario: Path | None = None,
 ) -> int:  # fmt: skip
     """Start the run, SIGKILL it ``kills`` times at random (resuming after each), then let
     it finish; return how many kills hit a running process (a run that ended before its
@@ -75,12 +79,13 @@ def crash_series(
 
     Each kill comes a random ``span_s`` wall seconds after the run has made progress
     (a checkpoint later than the one it started from), so that a slow start-up on a
-    busy machine does not make every kill land before the first action.
+    busy machine does not make every kill land before the first action. ``scenario``:
+    a scenario file for the run (None: the default scenario).
 
     Raises:
         RuntimeError: a resume or the last run failed.
     """
-    args = _run_args(out, users, duration, seed)
+    args = _run_args(out, users, duration, seed, scenario)
     hits = 0
     for _ in range(kills):
         before = _checkpoint(out)

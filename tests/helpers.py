@@ -295,3 +295,73 @@ def uniform_action_draw(self: Any, persona: Any, state: Any, u: Any, posting: An
     actions uniformly (``u`` in [0, 1), numpy arrays of one shape), whatever the persona,
     the routine state and the posting propensity."""
     return (u * 5).astype("int16")
+
+
+# -- a busy population for tests of engine mechanics ------------------------------------------
+
+#: Per persona: (mean actions per session, working weights, relaxing weights) of the
+#: default scenario before its realism recalibration (docs/realism-defaults.md): every
+#: persona writes often and sessions are long.
+_BUSY_PERSONAS: dict[str, tuple[float, tuple[float, ...], tuple[float, ...]]] = {
+    "lurker": (5, (6, 4, 0.02, 0.0, 0.0), (5, 6, 0.05, 0.01, 0.0)),
+    "chatterbox": (6, (3, 3, 2, 1, 0.05), (3, 4, 3, 1.5, 0.1)),
+    "night_owl": (5, (5, 5, 0.3, 0.1, 0.02), (5, 6, 0.6, 0.2, 0.02)),
+    "content_curator": (5, (3, 3, 0.8, 2, 0.2), (3, 4, 1, 3, 0.3)),
+}
+_BUSY_ACTIONS = ("browse_feed", "read_post", "create_post", "update_post", "delete_post")
+#: The lighter-than-weekday weekend of the same old default (about 0.8x a weekday).
+_BUSY_WEEKEND: list[dict[str, Any]] = [
+    {"start": "00:00", "end": "01:00", "state": "relaxing", "intensity": 0.6},
+    {"start": "01:00", "end": "08:00", "state": "sleeping"},
+    {"start": "08:00", "end": "11:00", "state": "relaxing", "intensity": 0.5},
+    {"start": "11:00", "end": "17:00", "state": "working"},
+    {"start": "17:00", "end": "24:00", "state": "relaxing", "intensity": 0.7},
+]
+
+
+def busy_overrides() -> dict[str, Any]:
+    """Dotted overrides (for :meth:`Scenario.with_overrides`) that turn the default
+    scenario into a busy one for tests of engine MECHANICS (checkpoints, clocks, safety,
+    lifecycle transitions, identity): no churn hazard (nobody quits, so nobody is deleted
+    from ``sim.users`` at churn), every user of a persona alike (activity and posting
+    multipliers 1), no follow-up sessions, the old long sessions and write-heavy weights.
+
+    The default scenario's realistic users (most never write, most quit within a month)
+    are tested as such in tests/test_realism_model.py and tests/test_plan_model.py.
+    """
+    out: dict[str, Any] = {
+        "routine.weekend": _BUSY_WEEKEND,
+        "lifecycle.churn_hazard": {"first_day": 0.0, "decay": 1.0},
+        "lifecycle.session_depth": {
+            "NEW": [3, 8],
+            "ACTIVE": [2, 5],
+            "CASUAL": [1, 3],
+            "DORMANT": [1, 3],
+            "BINGE": [5, 15],
+        },
+    }
+    for name, (mean, working, relaxing) in _BUSY_PERSONAS.items():
+        p = f"personas.{name}"
+        out[f"{p}.activity_sigma"] = 0.0
+        out[f"{p}.posting_sigma"] = 0.0
+        out[f"{p}.session.mean_actions"] = mean
+        out[f"{p}.session.follow_up.probability"] = 0.0
+        out[f"{p}.actions.working"] = dict(zip(_BUSY_ACTIONS, working, strict=True))
+        out[f"{p}.actions.relaxing"] = dict(zip(_BUSY_ACTIONS, relaxing, strict=True))
+    return out
+
+
+def busy_scenario(**overrides: Any) -> Scenario:
+    """The default scenario made busy (see :func:`busy_overrides`), then ``overrides``
+    (dotted paths, applied after)."""
+    return default_scenario().with_overrides(**busy_overrides()).with_overrides(**overrides)
+
+
+def busy_scenario_file(path: Path, **overrides: Any) -> Path:
+    """Write :func:`busy_scenario` (with ``overrides``) to ``path`` as a whole YAML
+    scenario for ``sim-engine run --scenario``; returns ``path``."""
+    import yaml
+
+    data = busy_scenario(**overrides).model_dump(mode="json", exclude_none=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path

@@ -263,7 +263,8 @@ def test_a_run_sends_its_actions_live_through_posthog(
     recorder: Recorder, tmp_path: Path, monkeypatch: Any
 ) -> None:
     scenario = default_scenario().with_overrides(
-        **{"population.initial": 10, "population.timezones": {"Asia/Tokyo": 1.0}, "seed": 8}
+        # 20 users: the realistic default users act about half as much as the old ones (10 did)
+        **{"population.initial": 20, "population.timezones": {"Asia/Tokyo": 1.0}, "seed": 8}
     )
     analytics = analytics_options("posthog", recorder.url, {KEY_ENV: KEY}, scenario)
     assert KEY not in repr(analytics)

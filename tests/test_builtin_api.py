@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from helpers import ListSink, signup_payload
+from helpers import ListSink, busy_scenario, signup_payload
 from sim_engine.demo import create_app
 from sim_engine.engine.clock import FastForwardClock
 from sim_engine.engine.simulation import Simulation
@@ -197,10 +197,11 @@ def test_a_page_param_also_in_the_query_is_refused() -> None:
 
 
 async def simulated_day() -> tuple[list[ActionRecord], Any, Recorder]:
-    """One simulated day of the default scenario (150 users at the start, no ``api``
-    section: the built-in description) against a fresh in-process demo app; returns the
-    action records, the app's row counts and the wire log."""
-    scenario = default_scenario().with_overrides(**{"population.initial": 150})
+    """One simulated day of the busy default scenario (helpers.busy_overrides: every
+    action common, nobody quits, so no post vanishes with a churned author; 150 users at
+    the start, no ``api`` section: the built-in description) against a fresh in-process
+    demo app; returns the action records, the app's row counts and the wire log."""
+    scenario = busy_scenario(**{"population.initial": 150})
     app = create_app()
     transport = Recorder(AsgiTransport(app, headers={"X-Synthetic": "true"}))
     target = bind_target(scenario, transport)

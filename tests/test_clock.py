@@ -11,7 +11,7 @@ from typing import TypeVar
 
 import pytest
 
-from helpers import ListSink, always_ok_api, utc_scenario
+from helpers import ListSink, always_ok_api, busy_overrides, utc_scenario
 from sim_engine.engine.clock import (
     Clock,
     FastForwardClock,
@@ -321,8 +321,9 @@ def test_scaled_clock_keeps_pace_one_simulated_hour_per_wall_second() -> None:
 
 
 def _scenario(users: int) -> Scenario:
-    """:func:`utc_scenario` with this module's seed."""
-    return utc_scenario(users, seed=11)
+    """:func:`utc_scenario` with this module's seed, busy (:func:`busy_overrides`): these
+    tests count timeouts and paces of the engine, not the default users' realism."""
+    return utc_scenario(users, seed=11).with_overrides(**busy_overrides())
 
 
 def test_engine_run_keeps_pace_with_scaled_clock() -> None:

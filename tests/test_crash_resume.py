@@ -22,7 +22,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from helpers import ListSink, always_ok_api, utc_scenario
+from helpers import ListSink, always_ok_api, busy_overrides, busy_scenario_file, utc_scenario
 from sim_engine.engine.clock import FastForwardClock
 from sim_engine.engine.journal import JOURNAL_NAME, DispatchJournal, Progress, read_journal
 from sim_engine.engine.simulation import Simulation
@@ -51,8 +51,10 @@ class _CheckpointAt(ListSink):
 
 
 def _scenario() -> Any:
+    # Busy (:func:`busy_overrides`): a mechanism test, it needs many sends after the checkpoint.
     return utc_scenario(60, seed=4).with_overrides(
-        **{"population.signups_per_day": 300, "population.max_signups_per_day": None}
+        **busy_overrides(),
+        **{"population.signups_per_day": 300, "population.max_signups_per_day": None},
     )
 
 
@@ -166,7 +168,11 @@ def test_random_sigkills_lose_nobody_and_send_nothing_twice(tmp_path: Path) -> N
     """Real runs killed with SIGKILL six times at random and resumed, against the target's
     own database: no user lost or doubled, no post forgotten, nothing sent twice."""
     bench = _bench()
-    hits = bench.crash_series(tmp_path / "run", 120, "2d", 9, 6, (0.0, 0.6), random.Random(9))
+    # Busy (no churn hazard): every user signed up stays on the target, so a lost one shows.
+    busy = busy_scenario_file(tmp_path / "busy.yaml")
+    hits = bench.crash_series(
+        tmp_path / "run", 120, "2d", 9, 6, (0.0, 0.6), random.Random(9), scenario=busy
+    )
     assert hits >= 3, "the kills did not land while the run was going"
     got = bench.figures(tmp_path / "run")
     assert got.target_users >= 120

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from helpers import ListSink
+from helpers import ListSink, busy_scenario
 from sim_engine import ActionRecord, ActionRequest, Outcome, Simulation, UserRecord
 from sim_engine.demo import create_app
 from sim_engine.engine.clock import FastForwardClock
@@ -84,13 +84,14 @@ def parse_iso(text: str) -> datetime:
 
 
 def _social_scenario() -> Scenario:
-    # The default scenario with deletes made common (so that reads of deleted posts happen);
+    # The busy scenario (helpers.busy_overrides: write-heavy, nobody quits, so every user
+    # stays in sim.users) with deletes made common (so that reads of deleted posts happen);
     # SOCIAL_USERS is enough for every count below (150 took twice the time for nothing).
     overrides: dict[str, Any] = {"population.initial": SOCIAL_USERS, "seed": 5}
     for persona in ("chatterbox", "content_curator"):
         for state in ("working", "relaxing"):
             overrides[f"personas.{persona}.actions.{state}.delete_post"] = 2.0
-    return default_scenario().with_overrides(**overrides)
+    return busy_scenario(**overrides)
 
 
 @pytest.fixture(scope="module")
@@ -254,7 +255,7 @@ def _frequent_short_sessions(scenario: Scenario, sessions_per_day: float) -> Sce
 async def test_signups_follow_the_configured_poisson_rate() -> None:
     rate, days = 20.0, 30
     scenario = _frequent_short_sessions(
-        default_scenario().with_overrides(
+        busy_scenario(
             **{
                 "population.initial": 0,
                 "population.signups_per_day": rate,
@@ -302,7 +303,8 @@ async def test_signups_follow_the_configured_poisson_rate() -> None:
 
 async def test_daily_signup_cap_holds() -> None:
     # 40 arrivals a day offered, at most 15 a day admitted (days counted from the start).
-    scenario = default_scenario().with_overrides(
+    # Busy: nobody quits, so every admitted user is still in sim.users at the end.
+    scenario = busy_scenario(
         **{
             "population.initial": 0,
             "population.signups_per_day": 40,
@@ -318,7 +320,8 @@ async def test_daily_signup_cap_holds() -> None:
 
 
 async def test_population_never_exceeds_max() -> None:
-    scenario = default_scenario().with_overrides(
+    # Busy: nobody quits, so the population stays full and no later arrival gets an id.
+    scenario = busy_scenario(
         **{
             "population.initial": 50,
             "population.max": 60,
@@ -443,7 +446,7 @@ def test_identities_are_deterministic_per_seed() -> None:
 
 
 async def test_sign_up_sends_the_identity() -> None:
-    scenario = default_scenario().with_overrides(
+    scenario = busy_scenario(  # nobody quits: every signed-up user is in sim.users
         **{
             "population.initial": 30,
             "population.signups_per_day": 0,
@@ -472,7 +475,8 @@ async def test_sign_up_sends_the_identity() -> None:
 
 
 async def test_run_completes_when_every_action_fails() -> None:
-    scenario = default_scenario().with_overrides(
+    # Busy: nobody quits, so a user leaves sim.users only by giving up its sign-up.
+    scenario = busy_scenario(
         **{"population.initial": 20, "population.signups_per_day": 5, "seed": 2}
     )
 

@@ -33,10 +33,10 @@ from typing import Literal, cast
 
 import pytest
 
-from helpers import ListSink, always_ok_api
+from helpers import ListSink, always_ok_api, busy_scenario
 from sim_engine import ActionRecord, Simulation
 from sim_engine.engine.clock import FastForwardClock
-from sim_engine.model.scenario import PersonaSpec, Scenario, ThinkTimeSpec, default_scenario
+from sim_engine.model.scenario import PersonaSpec, Scenario, ThinkTimeSpec
 
 # Monday 2026-03-02 00:00 UTC; a week covers weekdays and a weekend.
 MONDAY = datetime(2026, 3, 2, tzinfo=timezone.utc).timestamp()
@@ -131,8 +131,11 @@ def test_the_statistics_match_published_quantiles() -> None:
 
 
 def _scenario() -> Scenario:
-    # The default scenario, a closed population (arrivals would add nothing but time).
-    return default_scenario().with_overrides(
+    # The busy scenario (helpers.busy_overrides: every user of a persona draws from its
+    # matrix alone, no posting multiplier; sessions long enough for 1,000 gaps each), a
+    # closed population (arrivals would add nothing but time). These tests check the
+    # engine's draws; tests/test_realism_model.py checks the default's per-user spread.
+    return busy_scenario(
         **{"population.initial": USERS, "population.signups_per_day": 0, "seed": SEED}
     )
 

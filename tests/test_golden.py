@@ -34,7 +34,9 @@ START = datetime(2026, 3, 2, tzinfo=timezone.utc).timestamp()  # Monday 2026-03-
 
 
 def small_scenario(seed: int = 11) -> Scenario:
-    return default_scenario().with_overrides(**{"population.initial": 30, "seed": seed})
+    # 120 users: the default's users rarely write (most never do, docs/realism-defaults.md);
+    # with seed 11, 30 of them made one post and no edit in the day, 120 make 7 and an edit.
+    return default_scenario().with_overrides(**{"population.initial": 120, "seed": seed})
 
 
 class ActionSink:

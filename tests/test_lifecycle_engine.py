@@ -19,13 +19,13 @@ from typing import Any
 
 import pytest
 
-from helpers import ListSink, sim_engine
+from helpers import ListSink, busy_scenario, busy_scenario_file, sim_engine
 from sim_engine import ActionRecord, ActionRequest, Outcome, Simulation, UserRecord
 from sim_engine.demo import create_app
 from sim_engine.engine.clock import FastForwardClock
 from sim_engine.model.lifecycle import ALLOWED_TRANSITIONS
 from sim_engine.model.records import DaySnapshot, LifecycleRecord
-from sim_engine.model.scenario import Scenario, default_scenario
+from sim_engine.model.scenario import Scenario
 from sim_engine.runs.targets import bind_target
 from sim_engine.sinks.metrics import DailyMetrics
 from sim_engine.targets import MockTarget
@@ -105,7 +105,10 @@ async def run_sim(
 
 
 def scenario_with(**overrides: Any) -> Scenario:
-    return default_scenario().with_overrides(**overrides)
+    """The busy scenario (helpers.busy_overrides: no churn hazard, every user alike) with
+    ``overrides``: these tests drive the lifecycle's own rules, which the default's tenure
+    hazard would blur (tests/test_plan_model.py and test_realism_model.py test that)."""
+    return busy_scenario(**overrides)
 
 
 # -- life events in the engine --------------------------------------------------------------
@@ -392,9 +395,10 @@ def test_cli_writes_daily_metrics_and_lifecycle_files(tmp_path: Path) -> None:
     # 14 days); a small community (12 users, a sign-up a day) keeps it to a few seconds
     # (150 users and the default 10 sign-ups a day took a minute, 3-5 on a busy machine).
     out = tmp_path / "run"
-    scenario = tmp_path / "small.yaml"
-    scenario.write_text(
-        "population:\n  signups_per_day: 1\n  max_signups_per_day: 2\n", encoding="utf-8"
+    # Busy (no churn hazard): every user lives to become ACTIVE.
+    scenario = busy_scenario_file(
+        tmp_path / "small.yaml",
+        **{"population.signups_per_day": 1, "population.max_signups_per_day": 2},
     )
     users = 12
     proc = sim_engine(

@@ -38,12 +38,15 @@ from sim_engine.model.plan.calendar import ZoneCalendar
 from sim_engine.model.plan.events import ChunkPlanner, DayPlan, PlanModel
 from sim_engine.model.plan.lifecycle import STATES
 from sim_engine.model.plan.population import ACTIVE_BIT, Population, plan_population
+from sim_engine.model.plan.propensity import propensities
+from sim_engine.model.plan.rand import user_keys
 from sim_engine.model.plan.tables import ActionTable
 from sim_engine.model.scenario import Scenario, default_scenario
 
 START = date(2026, 3, 2)  # a Monday; New York changes to summer time on Sunday 8 March
 DAYS = 14
 ZONES = ("America/New_York", "Asia/Tokyo")
+KEY = 12345
 ACTIVE = STATES.index(LifecycleState.ACTIVE)
 Rows = list[tuple[int, int, int, float, str, str]]  # (user, day, session, time, state, action)
 
@@ -60,7 +63,7 @@ def _population(scenario: Scenario, users: int) -> Population:
     idx = np.arange(users)
     codes = np.full((users, DAYS), ACTIVE | ACTIVE_BIT, np.uint8)
     return Population(
-        key=12345,
+        key=KEY,
         calendar=cal,
         created_ts=cal.midnights[idx % 2, 0] - 86400.0,
         join_day=np.full(users, -1, np.int32),
@@ -88,9 +91,17 @@ def _offset(zone: ZoneInfo, t: float) -> float:
 
 
 def _scalar_day(
-    persona: CompiledPersona, life: LifecycleSpec, zone: ZoneInfo, day: date, rng: random.Random
+    persona: CompiledPersona,
+    life: LifecycleSpec,
+    zone: ZoneInfo,
+    day: date,
+    rng: random.Random,
+    propensity: tuple[float, float] = (1.0, 1.0),
 ) -> Iterator[tuple[int, float, str, str]]:
-    """One ACTIVE user-day the engine's way: yields (session number, time, state, action)."""
+    """One ACTIVE user-day the engine's way: yields (session number, time, state, action).
+
+    ``propensity``: the user's (activity, posting) multipliers."""
+    activity, posting = propensity
     start = datetime(day.year, day.month, day.day, tzinfo=zone).timestamp()
     nxt = day + timedelta(days=1)
     end = datetime(nxt.year, nxt.month, nxt.day, tzinfo=zone).timestamp()
@@ -105,14 +116,17 @@ def _scalar_day(
             state = persona.state_at(now, _offset(zone, now))
             if state == "sleeping":
                 break
-            yield session, now, state, persona.choose_action(state, rng)
+            yield session, now, state, persona.choose_action(state, rng, posting=posting)
             last = now
             think = persona.think_time_s(rng)
             if step < length - 1 and think > persona.session.inactivity_timeout_s:
                 break
             now += think
         session += 1
-        t = persona.next_session_start(last, offset, rng)
+        t = min(
+            persona.next_session_start(last, offset, rng, activity),
+            persona.follow_up_start(last, rng),
+        )
 
 
 def _scalar(scenario: Scenario, users: int) -> Rows:
@@ -120,12 +134,17 @@ def _scalar(scenario: Scenario, users: int) -> Rows:
     personas = compile_personas(scenario)
     rng = random.Random(99)
     rows = []
+    keys = user_keys(KEY, np.arange(users, dtype=np.int64))  # the planner's users' keys
     for user in range(users):
         persona = personas[user // 2 % len(personas)]
         zone = ZoneInfo(ZONES[user % 2])
+        activity, posting = propensities(
+            keys[user : user + 1], persona.spec.activity_sigma, persona.spec.posting_sigma
+        )
+        mult = (float(activity[0]), float(posting[0]))
         for d in range(DAYS):
             for s, t, state, action in _scalar_day(
-                persona, scenario.lifecycle, zone, START + timedelta(days=d), rng
+                persona, scenario.lifecycle, zone, START + timedelta(days=d), rng, mult
             ):
                 rows.append((user, d, s, t, state, action))
     return rows
@@ -233,15 +252,24 @@ def _worst_mix_gap(plans: list[DayPlan], scenario: Scenario) -> float:
     return worst
 
 
+def _same_posting() -> Scenario:
+    """The scenario with every user's posting multiplier 1 (``posting_sigma`` 0), so the
+    mix is the weights' own; tests/test_realism_model.py tests the multiplier."""
+    personas = _scenario().model_dump(mode="json")["personas"]
+    for spec in personas.values():
+        spec["posting_sigma"] = 0.0
+    return _scenario().with_overrides(personas=personas)
+
+
 def test_action_mix_per_persona_and_state_follows_the_weights() -> None:
     # Each cell has over 1,000 events: 4 standard errors of a share are at most 0.06,
     # and under 0.03 for all but the smallest cells.
-    assert _worst_mix_gap(_plan(_scenario(), 600), _scenario()) < 0.04
+    assert _worst_mix_gap(_plan(_same_posting(), 600), _same_posting()) < 0.04
 
 
 def test_uniform_action_weights_are_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ActionTable, "draw", uniform_action_draw)
-    assert _worst_mix_gap(_plan(_scenario(), 600), _scenario()) > 0.1
+    assert _worst_mix_gap(_plan(_same_posting(), 600), _same_posting()) > 0.1
 
 
 # -- retention and lifecycle states of a cohort -------------------------------------------------
@@ -249,8 +277,11 @@ def test_uniform_action_weights_are_rejected(monkeypatch: pytest.MonkeyPatch) ->
 COHORT, LIFE_DAYS = 3000, 61
 
 
-def _scalar_cohort(spec: LifecycleSpec) -> np.ndarray:
-    """(users, days) lifecycle code: state, +8 when active (the planner's code layout)."""
+def _scalar_cohort(spec: LifecycleSpec, weights: tuple[float, ...] = (1.0,) * 7) -> np.ndarray:
+    """(users, days) lifecycle code: state, +8 when active (the planner's code layout).
+
+    ``weights``: the personas' day weights by weekday (the default routine's are the
+    same for every persona)."""
     rng = random.Random(5)
     out = np.zeros((COHORT, LIFE_DAYS), np.uint8)
     states = list(LifecycleState)
@@ -258,7 +289,8 @@ def _scalar_cohort(spec: LifecycleSpec) -> np.ndarray:
         status = new_status(spec, START.toordinal(), rng)
         out[u, 0] = 8
         for d in range(1, LIFE_DAYS):
-            decision = decide_day(spec, status, START + timedelta(days=d), rng)
+            today = START + timedelta(days=d)
+            decision = decide_day(spec, status, today, rng, day_weight=weights[today.weekday()])
             out[u, d] = states.index(status.state) | (8 if decision.active else 0)
     return out
 
@@ -277,9 +309,27 @@ def _planned_cohort(scenario: Scenario) -> np.ndarray:
     return pop.codes
 
 
+def _no_hazard() -> Scenario:
+    """The scenario without the churn hazard: most of a cohort stays, so the patterns and
+    life events show in its retention and states (with the hazard most users are gone
+    before patterns are drawn on day 14)."""
+    return _scenario().with_overrides(**{"lifecycle.churn_hazard.first_day": 0.0})
+
+
+def _weights(scenario: Scenario) -> tuple[float, ...]:
+    weights = compile_personas(scenario)[0].week.day_weights
+    assert all(p.week.day_weights == weights for p in compile_personas(scenario))
+    return weights
+
+
 @pytest.fixture(scope="module")
 def scalar_cohort() -> dict[str, float]:
-    return _cohort_figures(_scalar_cohort(LifecycleSpec()))
+    return _cohort_figures(_scalar_cohort(_scenario().lifecycle, _weights(_scenario())))
+
+
+@pytest.fixture(scope="module")
+def scalar_cohort_no_hazard() -> dict[str, float]:
+    return _cohort_figures(_scalar_cohort(_no_hazard().lifecycle, _weights(_no_hazard())))
 
 
 def _worst_cohort_gap(scenario: Scenario, want: dict[str, float]) -> float:
@@ -287,20 +337,31 @@ def _worst_cohort_gap(scenario: Scenario, want: dict[str, float]) -> float:
     return max(abs(got[k] - want[k]) for k in want)
 
 
-def test_retention_and_state_shares_follow_decide_day(scalar_cohort: dict[str, float]) -> None:
+def test_retention_and_state_shares_follow_decide_day(
+    scalar_cohort: dict[str, float], scalar_cohort_no_hazard: dict[str, float]
+) -> None:
     # Shares of 3,000 users: 4 standard errors are at most 0.037.
     assert _worst_cohort_gap(_scenario(), scalar_cohort) < 0.04
+    assert _worst_cohort_gap(_no_hazard(), scalar_cohort_no_hazard) < 0.04
+
+
+def test_a_lifecycle_without_the_churn_hazard_is_rejected(
+    scalar_cohort: dict[str, float],
+) -> None:
+    assert _worst_cohort_gap(_no_hazard(), scalar_cohort) > 0.3
 
 
 def test_a_lifecycle_that_never_assigns_patterns_is_rejected(
-    scalar_cohort: dict[str, float],
+    scalar_cohort_no_hazard: dict[str, float],
 ) -> None:
     # Everyone stays DAILY (the pattern is never drawn from the segment's table).
-    wrong = _scenario().with_overrides(**{"lifecycle.pattern_after_days": 1_000_000})
-    assert _worst_cohort_gap(wrong, scalar_cohort) > 0.1
+    wrong = _no_hazard().with_overrides(**{"lifecycle.pattern_after_days": 1_000_000})
+    assert _worst_cohort_gap(wrong, scalar_cohort_no_hazard) > 0.1
 
 
-def test_a_lifecycle_without_life_events_is_rejected(scalar_cohort: dict[str, float]) -> None:
+def test_a_lifecycle_without_life_events_is_rejected(
+    scalar_cohort_no_hazard: dict[str, float],
+) -> None:
     # No vacations, sickness, busy weeks or hype: a planner skipping ``_events``.
-    wrong = _scenario().with_overrides(**{"lifecycle.events": {}})
-    assert _worst_cohort_gap(wrong, scalar_cohort) > 0.06
+    wrong = _no_hazard().with_overrides(**{"lifecycle.events": {}})
+    assert _worst_cohort_gap(wrong, scalar_cohort_no_hazard) > 0.06

@@ -507,10 +507,14 @@ def test_cleanup_deletes_what_the_run_created_and_nothing_else(tmp_path: Path) -
         token = _http(url, "POST", "/auth/login", {"username": "real.person", "password": "pw-1"})
         post = _http(url, "POST", "/posts", {"title": "mine", "body": "hands off"}, token["token"])
 
+        # Busy (helpers.busy_overrides): nobody quits, so the run's users and posts are
+        # all still there for cleanup to delete.
+        busy = helpers.busy_scenario_file(tmp_path / "busy.yaml")
         proc = sim_engine(
             "run",
             *("--target", url, "--speed", "max", "--duration", "1d", "--users", "40"),
             *("--seed", "8", "--start", BUSY_START, "--out", str(out), "-q"),
+            *("--scenario", str(busy)),
         )
         assert proc.returncode == 0, proc.stderr
         users, posts = _demo_counts(db_path)
@@ -554,15 +558,14 @@ def test_cleanup_of_a_directory_without_a_run_fails_cleanly(tmp_path: Path) -> N
 def test_no_password_or_token_in_any_output(tmp_path: Path) -> None:
     out = tmp_path / "run"
     founder_password = "Founder-Pa55word-" + secrets.token_hex(6)
-    scenario = write_yaml(
+    # Busy (helpers.busy_overrides): nobody quits, so every signed-up user is in state.db.
+    scenario = helpers.busy_scenario_file(
         tmp_path / "secrets.yaml",
-        {
-            "population": {
-                "founders": [
-                    {"name": "Maria Reyes", "persona": "chatterbox"},
-                    {"name": "Ada Quill", "password": founder_password},
-                ]
-            }
+        **{
+            "population.founders": [
+                {"name": "Maria Reyes", "persona": "chatterbox"},
+                {"name": "Ada Quill", "password": founder_password},
+            ]
         },
     )
     proc = sim_engine(

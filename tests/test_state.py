@@ -30,6 +30,7 @@ import pytest
 from helpers import (
     SIM_ENGINE,
     assert_one_line_error,
+    busy_scenario_file,
     checkpoint_s,
     reap,
     sim_engine,
@@ -363,8 +364,9 @@ def _kill_three_times(out: Path, log: Path, rng: random.Random) -> list[tuple[in
 
     Returns ``(actions.jsonl offset, checkpoint)`` as each resume found them.
     """
-    scenario = out.parent / "scenario.yaml"
-    scenario.write_text("state:\n  checkpoint_every_s: 0.5\n", encoding="utf-8")
+    # Busy (helpers.busy_overrides): nobody quits, so every user signed up is still in
+    # state.db and on the target at the end, and the run lasts long enough to kill.
+    scenario = busy_scenario_file(out.parent / "scenario.yaml", **{"state.checkpoint_every_s": 0.5})
     first = [
         *(*SIM_ENGINE, "run", "--scenario", str(scenario), "--speed", "max"),
         *("--duration", DURATION, "--users", str(KILL_USERS), "--seed", "5"),
