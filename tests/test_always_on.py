@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers import (
+    busy_scenario_file,
     checkpoint_s,
     interrupt_after_checkpoint,
     sim_engine,
@@ -86,8 +87,10 @@ def _stop(out: Path, proc: Any) -> tuple[str, dict[str, Any]]:
 
 def test_forever_run_and_one_truth_for_counts(tmp_path: Path) -> None:
     out, port = tmp_path / "run", find_free_port()
+    busy = busy_scenario_file(tmp_path / "busy.yaml")  # nobody quits: all 40 stay known
     proc = sim_engine_popen(
         "run", "--users", "40", "--speed", "86400", "--duration", "forever",
+        "--scenario", str(busy),
         "--start", "2026-03-02T00:00:00+00:00", "--out", str(out),
         "--metrics-port", str(port), "--no-dashboard", "-q",
     )  # fmt: skip

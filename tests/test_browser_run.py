@@ -14,6 +14,7 @@ from typing import Any
 
 from helpers import (
     assert_one_line_error,
+    busy_scenario_file,
     checkpoint_s,
     read_jsonl,
     reap,
@@ -45,7 +46,11 @@ def page_records(out: Path) -> list[dict[str, Any]]:
 
 def test_a_run_with_every_user_in_a_browser_records_page_steps(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    done = sim_engine("run", *ARGS, "--duration", "2h", "-q", "--out", str(out), timeout=300)
+    busy = busy_scenario_file(tmp_path / "busy.yaml")  # 3 users who act in those 2 hours
+    done = sim_engine(
+        "run", *ARGS, "--scenario", str(busy), "--duration", "2h", "-q", "--out", str(out),
+        timeout=300,
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     records = read_jsonl(out / "actions.jsonl")
     pages = [r for r in records if "page" in r]
@@ -99,8 +104,9 @@ def interrupt_once_signed_in(args: list[str], out: Path) -> tuple[int, str]:
 
 def test_browser_users_stay_signed_in_across_resume(tmp_path: Path) -> None:
     out = tmp_path / "run"
+    busy = busy_scenario_file(tmp_path / "busy.yaml")  # 3 users who act and stay
     code, stderr = interrupt_once_signed_in(
-        [*ARGS, "--duration", "30h", "-q", "--out", str(out)], out
+        [*ARGS, "--scenario", str(busy), "--duration", "30h", "-q", "--out", str(out)], out
     )
     assert code == 0, stderr
     signed_in = {

@@ -24,6 +24,7 @@ from click.testing import CliRunner
 from helpers import (
     BUSY_START,
     assert_one_line_error,
+    busy_scenario_file,
     read_jsonl,
     reap,
     sim_engine,
@@ -301,10 +302,11 @@ def test_unwritable_output_is_a_clean_error(tmp_path: Path) -> None:
 
 def test_sigint_stops_gracefully_and_writes_outputs(tmp_path: Path) -> None:
     out = tmp_path / "o"
+    busy = busy_scenario_file(tmp_path / "busy.yaml")  # someone logs in within seconds
     proc = sim_engine_popen(
         "run",
         *("--target", "inprocess", "--speed", "60", "--duration", "1d", "--users", "20"),
-        *("--start", BUSY_START, "--out", str(out)),
+        *("--start", BUSY_START, "--out", str(out), "--scenario", str(busy)),
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     lines: queue.Queue[str] = queue.Queue()

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from helpers import interrupt_after_checkpoint, sim_engine
+from helpers import busy_scenario_file, interrupt_after_checkpoint, sim_engine
 from sim_engine.model.scenario import ScenarioError, default_scenario, validate_scenario
 from sim_engine.model.settings_spec import RotationSpec
 from sim_engine.sinks.rotation import open_lines, read_lines, rotated_files
@@ -112,8 +112,11 @@ def test_a_run_rotates_and_a_resumed_run_goes_on(tmp_path: Path) -> None:
 def test_log_holds_log_events_not_a_copy_of_every_action(tmp_path: Path) -> None:
     """Default ``log_actions: failed``: a run whose actions all succeed logs none of them."""
     out = tmp_path / "run"
+    # Busy (no churn hazard): no post vanishes with a churned author, so no read fails.
+    busy = busy_scenario_file(tmp_path / "busy.yaml")
     proc = sim_engine("run", "--target", "inprocess", "--users", "30", "--speed", "max",
-                      "--duration", "1d", "--out", str(out), "-q", timeout=300)  # fmt: skip
+                      "--duration", "1d", "--scenario", str(busy), "--out", str(out), "-q",
+                      timeout=300)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["summary"]["actions"] > 100 and metrics["summary"]["failed"] == 0

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from playwright.sync_api import Page, sync_playwright
 
-from helpers import sim_engine, sim_engine_popen, terminate
+from helpers import busy_scenario_file, sim_engine, sim_engine_popen, terminate
 from sim_engine.observe.control import CONTROL_FILE, send_command
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,8 +38,10 @@ def _wait_control(out: Path, proc: object) -> dict[str, str]:
 
 def test_web_page_shows_live_numbers_and_steers_the_run(tmp_path: Path) -> None:
     out = tmp_path / "run"
+    busy = busy_scenario_file(tmp_path / "busy.yaml")  # nobody quits: all 80 stay known
     proc = sim_engine_popen(
         "run", "--target", "inprocess", "--users", "80", "--speed", "3600",
+        "--scenario", str(busy),
         "--duration", "forever", "--start", "2026-03-02T09:00:00+00:00",
         "--out", str(out), "--no-dashboard", "-q",
     )  # fmt: skip
