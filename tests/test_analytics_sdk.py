@@ -288,11 +288,12 @@ def test_a_run_sends_its_actions_live_through_posthog(
 
 
 def _live_run(kind: str, recorder: Recorder, out: Path) -> list[dict[str, Any]]:
-    """A 6-hour run (10 users in Tokyo) sending live to ``recorder``; return the events and
+    """A 6-hour run (20 users in Tokyo) sending live to ``recorder``; return the events and
     identities the run's own mapping gives for its ``actions.jsonl`` and ``users.jsonl``
     (what the SDK must have sent), each with the action or user it came from."""
     scenario = default_scenario().with_overrides(
-        **{"population.initial": 10, "population.timezones": {"Asia/Tokyo": 1.0}, "seed": 8}
+        # 20 users: the realistic default users act about half as much as the old ones (10 did)
+        **{"population.initial": 20, "population.timezones": {"Asia/Tokyo": 1.0}, "seed": 8}
     )
     analytics = analytics_options(kind, recorder.url, {KEY_ENV: KEY}, scenario)
     execute(RunOptions(scenario, "inprocess", None, 6 * 3600.0, START, out, analytics=analytics))

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from helpers import busy_scenario_file, interrupt_after_checkpoint, sim_engine
 from sim_engine.model.scenario import ScenarioError, default_scenario, validate_scenario
@@ -81,10 +80,11 @@ def test_bad_rotation_settings(section: dict[str, Any], message: str) -> None:
 
 
 def _scenario(tmp_path: Path) -> Path:
-    path = tmp_path / "rotating.yaml"
     rotate = {"max_bytes": 16384, "keep": 1000}  # keep all: the test counts every line
-    path.write_text(yaml.safe_dump({"output": {"rotate": rotate, "log_actions": "all"}}))
-    return path
+    # Busy (helpers.busy_overrides): enough actions in 3 days to rotate several times.
+    return busy_scenario_file(
+        tmp_path / "rotating.yaml", **{"output.rotate": rotate, "output.log_actions": "all"}
+    )
 
 
 def test_a_run_rotates_and_a_resumed_run_goes_on(tmp_path: Path) -> None:
