@@ -18,6 +18,7 @@ from helpers import (
     ListSink,
     always_ok_api,
     assert_one_line_error,
+    busy_scenario_file,
     read_jsonl,
     sim_engine,
     sim_engine_popen,
@@ -111,8 +112,10 @@ def test_backfill_then_live_with_the_same_users(tmp_path: Path) -> None:
     code failed 4 runs in 5, proc.wait timing out after the stop; 10 in 10 pass)."""
     out = tmp_path / "run"
     began = time.time()
+    busy = busy_scenario_file(tmp_path / "busy.yaml")  # nobody quits: all 40 stay known
     proc = sim_engine_popen(
         "run", "--target", "inprocess", "--users", "40", "--backfill", "2d",
+        "--scenario", str(busy),
         "--duration", "forever", "--out", str(out), "--no-dashboard", "-q",
     )  # fmt: skip
     try:
