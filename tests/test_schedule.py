@@ -178,9 +178,10 @@ async def test_generate_gates_like_run() -> None:
     closed sessions instead of moving them to the opening would miss the opening-hour
     peak (the engine's 0.21)."""
     spec = ScheduleSpec(timezone="America/Los_Angeles", hours="09:00-21:00", days=WEEKDAYS)
-    # Busy (helpers.busy_overrides, the figures above): with the realistic defaults
-    # (follow-up sessions, per-user activity) the planner made 6,415 actions against the
-    # engine's 5,279 (ratio 1.22) under this gate; an open question, see the commit.
+    # Busy (helpers.busy_overrides, the figures above): the realistic defaults' heavy-tailed
+    # per-user activity and churn hazard make 300 users' volume vary by 16 % from seed to
+    # seed (planner, seeds 1-10: 6,600 to 11,078 actions), too much for the 12 % bound
+    # (6,415 planned vs 5,279 simulated here with them; 3,000 users agree within 10 %).
     free = busy_scenario(**{"population.initial": 300, "population.signups_per_day": 0, "seed": 3})
     gated = free.model_copy(update={"schedule": spec})
     engine = [a.sim_ts for a in await _actions(gated, 14) if a.action not in SIGNUP]
