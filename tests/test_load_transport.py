@@ -231,3 +231,46 @@ def test_load_picks_the_client_by_option_and_scheme() -> None:
     assert built("http://127.0.0.1:9", "aiohttp") == "AiohttpTransport"
     assert built("https://127.0.0.1:9", "reqwest") == "AiohttpTransport"  # TLS: aiohttp
     assert RunOptions(default_scenario(), None, None, None, 0.0, Path(".")).http_client == "aiohttp"
+
+
+async def test_a_redirect_to_https_goes_through_aiohttp(
+    both: tuple[Transports, dict[str, int]],
+) -> None:
+    (fast, slow), _ = both
+    port = fast.base_url.rsplit(":", 1)[1]
+    to_tls = f"/moved/302?to=https://127.0.0.1:{port}/echo"  # no TLS there: the handshake fails
+    status, _, error, _ = _same(
+        await fast.request("GET", to_tls), await slow.request("GET", to_tls)
+    )
+    assert status == 0 and error and error_kind(status, error) in ("tls", "disconnected", "other")
+
+
+def test_a_failed_tls_handshake_leaves_the_process_exit_code_alone(tmp_path: Path) -> None:
+    """pyreqwest 0.15 aborts the interpreter at exit (134) after a failed TLS handshake:
+    the transport must never make one itself."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import asyncio
+        from sim_engine.targets.reqwest import ReqwestTransport
+
+        async def main():
+            server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+            port = server.sockets[0].getsockname()[1]
+            transport = ReqwestTransport(f"http://127.0.0.1:{port}", 2, 2.0)
+            resp = await transport._send("GET", f"https://127.0.0.1:{port}/", None, None)
+            await transport.aclose()
+            server.close()
+            print("status", resp.status)
+
+        asyncio.run(main())
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-500:]
+    assert "status 0" in proc.stdout

@@ -117,6 +117,13 @@ class AiohttpTransport:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             return Response(0, b"", (time.perf_counter() - started) * 1000.0, reason)
 
+    async def send_once(
+        self, method: str, url: str, data: str | None, headers: dict[str, str] | None
+    ) -> Response:
+        """One hop to an absolute ``url``, redirects not followed (the pyreqwest transport
+        sends its ``https://`` hops through it)."""
+        return await self._send(method, url, data, headers)
+
     async def check(self) -> None:
         """Raise :class:`TargetUnreachableError` unless the base URL answers at all."""
         resp = await self.request("GET", "/")

@@ -7,8 +7,9 @@ network trouble) over pyreqwest, whose request costs about a third of an
 aiohttp ``ClientSession`` request's CPU (``bench/throughput.py``:
 ``reqwest-raw`` beside ``aiohttp-raw``). ``sim-engine load`` uses it for
 ``http://`` targets; ``https://`` targets (and ``--http-client aiohttp``) go
-through aiohttp: pyreqwest 0.15 aborts the interpreter at exit after a failed
-TLS handshake, and a load test must survive a TLS error.
+through aiohttp, and so does a redirect hop to an ``https://`` URL: pyreqwest
+0.15 aborts the interpreter at exit after a failed TLS handshake, and a load
+test must survive a TLS error.
 
 Errors are worded like aiohttp's where the load test sorts them into kinds
 (:func:`sim_engine.runs.load_stats.error_kind`): ``connection refused``,
@@ -32,6 +33,7 @@ from pyreqwest.exceptions import (
 )
 
 from sim_engine.model.settings_spec import DEFAULT_MAX_RESPONSE_BYTES
+from sim_engine.targets.http import AiohttpTransport
 from sim_engine.targets.redirects import follow_redirects
 from sim_engine.targets.transport import (
     FORM_CONTENT_TYPE,
@@ -96,6 +98,11 @@ class ReqwestTransport:
             builder = builder.read_timeout(timedelta(seconds=read_timeout_s))
         self._builder = builder
         self._client: Client | None = None
+        self._tls = AiohttpTransport(  # https:// hops (see the module docstring)
+            base_url, concurrency, timeout_s, headers, connect_timeout_s=connect_timeout_s,
+            read_timeout_s=read_timeout_s, allow_hosts=allow_hosts,
+            max_response_bytes=max_response_bytes,
+        )  # fmt: skip
 
     def _session(self) -> Client:
         if self._client is None:
@@ -120,7 +127,10 @@ class ReqwestTransport:
     async def _send(
         self, method: str, url: str, data: str | None, headers: dict[str, str] | None
     ) -> Response:
-        """One hop, redirects not followed (a 3xx keeps its ``location`` header)."""
+        """One hop, redirects not followed (a 3xx keeps its ``location`` header); an
+        ``https://`` hop goes through aiohttp."""
+        if url.startswith("https://"):
+            return await self._tls.send_once(method, url, data, headers)
         builder = self._session().request(method, url)
         if headers:
             builder = builder.headers(headers)
@@ -148,7 +158,8 @@ class ReqwestTransport:
             raise TargetUnreachableError(f"cannot reach target {self.base_url}: {resp.error}")
 
     async def aclose(self) -> None:
-        """Close the pool."""
+        """Close the pools."""
+        await self._tls.aclose()
         if self._client is not None:
             await self._client.close()
             self._client = None
