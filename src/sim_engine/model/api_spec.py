@@ -58,7 +58,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from sim_engine.model.bounds import MAX_USERS
 from sim_engine.model.cleanup_spec import CleanupSpec, check_cleanup
-from sim_engine.model.pick_spec import Condition, check_where, list_refs
+from sim_engine.model.pick_spec import Condition, PreferSpec, check_social, check_where, list_refs
 from sim_engine.model.plugin_spec import PluginCatalog, catalog_of
 from sim_engine.model.request_spec import AuthSpec, OAuth2Spec, RequestTemplate
 from sim_engine.model.templates import path_problem, template_problem
@@ -216,6 +216,11 @@ class ActionSpec(RequestTemplate):
         max_open: at most this many items in a key, else the action is not possible.
         where: pick name -> field path -> :class:`Condition`: which items a pick may
             take (``author: {ne: "{user.username}"}``; see :mod:`sim_engine.model.pick_spec`).
+        weight: pick name -> terms (``popularity`` or a field of the item): the pick
+            draws items with weight the product of ``1 + term`` (a single term may be
+            given as a string); replaces ``pick_strategy`` for that pick.
+        prefer: pick name -> :class:`PreferSpec`: a share of picks among the items
+            passing its ``where`` (posts by followed authors).
         extract: what to keep from a successful answer.
         forget: on success, remove the item picked under this name from where it came
             (e.g. a delete).
@@ -227,6 +232,8 @@ class ActionSpec(RequestTemplate):
     pick: dict[str, str] = Field(default_factory=dict)
     pick_strategy: Literal["random", "latest", "popular"] = "random"
     where: dict[str, dict[str, Condition]] = Field(default_factory=dict)
+    weight: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    prefer: dict[str, PreferSpec] = Field(default_factory=dict)
     requires: tuple[str, ...] = ()
     max_open: MaxOpenSpec | None = None
     extract: tuple[ExtractSpec, ...] = ()
@@ -248,6 +255,14 @@ class ActionSpec(RequestTemplate):
                 raise ValueError("'user' is reserved: pick under another name")
             if not MEMORY_KEY_RE.match(key):
                 raise ValueError(f"pick {name!r} must come from memory.NAME or pool.NAME")
+        return value
+
+    @field_validator("weight", mode="before")
+    @classmethod
+    def _weight_terms(cls, value: Any) -> Any:
+        """``weight: {post: popularity}`` is ``weight: {post: [popularity]}``."""
+        if isinstance(value, dict):
+            return {k: [v] if isinstance(v, str) else v for k, v in value.items()}
         return value
 
     @field_validator("requires")
@@ -402,11 +417,16 @@ def _check_extract(where: str, rule: ExtractSpec, action: ActionSpec, keys: set[
 
 def _check_where(where: str, action: ActionSpec, keys: set[str]) -> None:
     problem = check_where(action.where, action.pick, USER_FIELDS)
+    if problem is None:
+        problem = check_social(action.weight, action.prefer, action.pick, USER_FIELDS)
     if problem is not None:
         raise ValueError(f"{where}.{problem}")
     for key in list_refs(action.where):
         if key not in keys:
             raise ValueError(f"{where}.where: unknown memory {key!r} (declare it)")
+    for key in list_refs({n: p.where for n, p in action.prefer.items()}):
+        if key not in keys:
+            raise ValueError(f"{where}.prefer: unknown memory {key!r} (declare it)")
 
 
 def _copy_problem(source: str, picks: dict[str, str]) -> str | None:

@@ -27,6 +27,21 @@ equals ``"false"``, null equals ``""``), so a YAML ``state: open`` matches the
 JSON string and ``author: "{user.id}"`` matches an id given as a number or a
 string. An item passes when every condition on it holds; an action is possible
 only when each pick has at least one item that passes (else its fallback).
+
+Weights and preferences (the interaction web of seed 002: trend-aware users,
+reputation, reading more from those one follows)::
+
+    read_post:
+      pick: {post: memory.seen_posts}
+      weight: {post: [popularity, author_posts]}     # product of (1 + term) per item
+      prefer:
+        post: {share: 0.6, where: {author: {in: memory.following.id}}}
+
+``weight`` terms are ``popularity`` (how often any user picked the item so far,
+counted by the target for each kind of item) or a dotted field of the item (a
+count the API gives, such as ``view_count``; missing or not a number counts 0);
+an item's weight is the product of ``1 + term``. ``prefer``: with probability
+``share`` the pick takes only items passing ``where`` (when any does).
 """
 
 from __future__ import annotations
@@ -39,7 +54,17 @@ from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_valid
 
 from sim_engine.model.jsonpath import field, path_problem
 
-__all__ = ["LIST_REF_RE", "Condition", "check_where", "list_refs", "matcher", "text"]
+__all__ = [
+    "LIST_REF_RE",
+    "POPULARITY",
+    "Condition",
+    "PreferSpec",
+    "check_social",
+    "check_where",
+    "list_refs",
+    "matcher",
+    "text",
+]
 
 LIST_REF_RE = re.compile(r"^(?P<key>(?:memory|pool)\.[A-Za-z_]\w*)\.(?P<field>[A-Za-z_][\w.]*)$")
 """``memory.KEY.FIELD`` / ``pool.KEY.FIELD``: the values of a field over a list's items."""
@@ -95,6 +120,52 @@ class Condition(BaseModel):
 
 Where = dict[str, dict[str, Condition]]
 """pick name -> field path -> condition."""
+
+POPULARITY = "popularity"
+"""A ``weight`` term: how often any user picked the item so far (the engine's count)."""
+
+
+class PreferSpec(BaseModel):
+    """A relationship preference of one pick (``prefer: {post: {share: 0.6, where: ...}}``).
+
+    With probability ``share`` the pick takes only items passing ``where`` (when
+    any does; else any item), so that such items (posts by authors the user
+    follows) get that share of the picks whatever their number.
+
+    Attributes:
+        share: probability, per pick, of choosing among the preferred items (0-1).
+        where: field path -> :class:`Condition` (as an action's ``where``).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    share: float = Field(ge=0, le=1)
+    where: dict[str, Condition] = Field(min_length=1)
+
+
+def check_social(
+    weight: Mapping[str, tuple[str, ...]],
+    prefer: Mapping[str, PreferSpec],
+    picks: Mapping[str, str],
+    user_fields: tuple[str, ...],
+) -> str | None:
+    """Return why an action's ``weight`` or ``prefer`` is wrong (names no pick, a term that
+    is neither ``popularity`` nor a field path, a bad ``prefer.where``), or None."""
+    for name, terms in weight.items():
+        if name not in picks:
+            return f"weight.{name}: {name!r} is not picked by this action"
+        if not terms:
+            return f"weight.{name}: give {POPULARITY} or a field of the item"
+        for term in terms:
+            problem = None if term == POPULARITY else path_problem(term)
+            if problem is not None:
+                return f"weight.{name}: {term!r}: {problem}"
+    problem = check_where({n: p.where for n, p in prefer.items()}, picks, user_fields)
+    if problem is None:
+        return None
+    name, _, rest = problem.removeprefix("where.").partition(":")
+    pick, dot, path = name.partition(".")
+    return f"prefer.{pick}.where{dot}{path}:{rest}"
 
 
 def list_refs(where: Where) -> list[str]:

@@ -27,7 +27,12 @@ Picks: ``random`` draws uniformly; ``latest`` takes the newest item;
 ``popular`` draws with weight 1 + the times each item was picked so far (by
 any action, from that list): preferential attachment, so the most picked items
 are the likeliest and popularity grows heavy-tailed, as on real feeds, without
-locking onto the first item ever picked. One generator, seeded from ``seed``,
+locking onto the first item ever picked. An action's ``weight`` draws by the
+product of ``1 + term`` instead (``popularity``: the picks of the item by every
+user so far, per kind of item; or a number the API gave with the item), and its
+``prefer`` gives a share of picks to the items passing a condition (posts by
+authors the user follows): trends, reputation and an interaction web for any
+API (``_picking``). One generator, seeded from ``seed``,
 draws picks, generated content and deliberate errors: a run is deterministic
 for a seed and an order of events.
 
@@ -65,7 +70,8 @@ log-in before its next action.
 Modules: ``target`` (:class:`DeclarativeTarget`: the Target protocol, what the
 engine asks, actions), ``_auth`` (sign-up, log-in, renewal), ``_errors``
 (deliberate errors), ``_memory`` (users, lists, pools, forgetting, saving),
-``_base`` (state and request building), ``_answers`` (pure helpers).
+``_base`` (state and request building), ``_answers`` (pure helpers), ``_picking``
+(weights, popularity), ``_kinds`` (item keys, kinds of items).
 """
 
 from sim_engine.targets.declarative.target import DeclarativeTarget

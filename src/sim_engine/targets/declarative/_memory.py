@@ -10,17 +10,17 @@ resumed run keeps every user's memory and session.
 
 from __future__ import annotations
 
-import json
 import random
-import re
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 from sim_engine.model.api_spec import ActionSpec, ApiSpec
 from sim_engine.model.jsonpath import field
-from sim_engine.model.pick_spec import matcher, text
+from sim_engine.model.pick_spec import Condition, matcher, text
+from sim_engine.targets.declarative._kinds import hashable, item_key, kind_groups
+from sim_engine.targets.declarative._picking import Popularity, choose
 
-__all__ = ["Items", "Memory", "UserState", "hashable", "item_key", "kind_groups"]
+__all__ = ["Items", "Memory", "UserState", "hashable", "item_key", "kind_groups"]  # re-exported
 
 FORGOTTEN_MAX = 10_000
 """Deleted ids remembered (oldest dropped first)."""
@@ -153,6 +153,7 @@ class Memory:
         }
         self.forgotten: dict[tuple[int, Hashable], None] = {}  # ordered set, oldest first
         self._generation = 0
+        self.popularity = Popularity()
 
     # -- users ---------------------------------------------------------------------------------
 
@@ -228,7 +229,10 @@ class Memory:
         return None
 
     def pick(self, user: UserState, action: ActionSpec) -> dict[str, tuple[str, dict[str, Any]]]:
-        """Pick one item per ``pick`` entry (the lists are known to be non-empty).
+        """Pick one item per ``pick`` entry (the lists are known to be non-empty): among
+        those passing ``where``, with a share among those passing ``prefer`` (when any
+        does), drawn by ``weight`` or ``pick_strategy`` (:mod:`._picking`). Every pick
+        counts toward the item's popularity.
 
         Returns:
             name -> (key picked from, item).
@@ -238,14 +242,13 @@ class Memory:
             items = self.lookup(user, key, create=False)
             assert items is not None and items.items
             keys = self.candidates(user, action, name, items)
-            if action.pick_strategy == "latest":
-                chosen = keys[-1]
-            elif action.pick_strategy == "popular":
-                weights = [1 + items.picks.get(k, 0) for k in keys]
-                chosen = self._rng.choices(keys, weights)[0]
-            else:
-                chosen = keys[self._rng.randrange(len(keys))]
+            prefer = action.prefer.get(name)
+            if prefer is not None and self._rng.random() < prefer.share:
+                passes = self._matcher(user, prefer.where)
+                keys = [k for k in keys if passes(items.items[k])] or keys
+            chosen = choose(action, name, items, keys, self._rng, self.popularity)
             items.picks[chosen] = items.picks.get(chosen, 0) + 1
+            self.popularity.add(items.group, chosen)
             picks[name] = (key, items.items[chosen])
         return picks
 
@@ -264,6 +267,15 @@ class Memory:
         conditions = action.where.get(name)
         if not conditions:
             return keys
+        passes = self._matcher(user, conditions)
+        if first:
+            return next(([k] for k in keys if passes(items.items[k])), [])
+        return [k for k in keys if passes(items.items[k])]
+
+    def _matcher(
+        self, user: UserState | None, conditions: Mapping[str, Condition]
+    ) -> Callable[[Mapping[str, Any]], bool]:
+        """A test of items against ``conditions`` for this user (its fields, its lists)."""
         fields: dict[str, Any] = dict(user.identity) if user is not None else {}
         fields["id"] = user.remote_id if user is not None else None
         seen: dict[tuple[str, str], set[str]] = {}
@@ -278,10 +290,7 @@ class Memory:
                 )
             return seen[(key, path)]
 
-        passes = matcher(conditions, fields, values_of)
-        if first:
-            return next(([k] for k in keys if passes(items.items[k])), [])
-        return [k for k in keys if passes(items.items[k])]
+        return matcher(conditions, fields, values_of)
 
     def forget(self, user: UserState, pick: tuple[str, dict[str, Any]]) -> None:
         """An item was deleted: drop it from its list, and its id from every list of its kind."""
@@ -291,6 +300,7 @@ class Memory:
             items.discard(item_key(item))
         if "id" in item and hashable(item["id"]):
             mark = (self.group(key), item["id"])
+            self.popularity.drop(mark[0], item_key(item))
             self.forgotten.pop(mark, None)
             self.forgotten[mark] = None
             while len(self.forgotten) > FORGOTTEN_MAX:
@@ -425,64 +435,3 @@ class Memory:
             assert items is not None
             items.restore(saved)
         self.users[user_id] = user
-
-
-# -- items and kinds ------------------------------------------------------------------------------
-
-
-def hashable(value: Any) -> bool:
-    """Return True when ``value`` can key a dict."""
-    try:
-        hash(value)
-    except TypeError:
-        return False
-    return True
-
-
-def item_key(item: dict[str, Any]) -> Hashable:
-    """Return an item's key: ``("id", ID)`` when it has a hashable id, else its content."""
-    value = item.get("id")
-    if value is not None and hashable(value):
-        return ("id", value)
-    return ("content", json.dumps(item, sort_keys=True, default=str))
-
-
-_PLACEHOLDER_RE = re.compile(r"(?<!\{)\{([A-Za-z_]\w*)\.([A-Za-z_]\w*)\}(?!\})")
-
-
-def kind_groups(api: ApiSpec) -> dict[str, int]:
-    """Group memory and pool keys that hold the same kind of item.
-
-    An action whose path holds ``{NAME.id}`` for an item picked from KEY says
-    what KEY's ids are: the path up to that placeholder, other placeholders
-    blurred (``/posts/{post.id}`` and ``/posts/{post.id}/comments`` both give
-    ``/posts/{}``). Keys whose ids fill the same shape are of one kind.
-
-    Returns:
-        key -> group number (connected components; a key alone is its own group).
-    """
-    parent: dict[str, str] = {}
-
-    def root(key: str) -> str:
-        while parent.setdefault(key, key) != key:
-            key = parent[key]
-        return key
-
-    by_shape: dict[str, str] = {}
-    for action in api.actions.values():
-        for name, key in action.pick.items():
-            for m in _PLACEHOLDER_RE.finditer(action.path):
-                if m.group(1) != name or m.group(2) != "id":
-                    continue
-                prefix = _PLACEHOLDER_RE.sub(_blur, action.path[: m.start()])
-                other = by_shape.setdefault(prefix + "{}", key)
-                parent[root(key)] = root(other)
-                break
-    keys = {*(f"memory.{k}" for k in api.memory), *(f"pool.{k}" for k in api.pools), *parent}
-    roots = sorted({root(k) for k in keys})
-    number = {r: i for i, r in enumerate(roots)}
-    return {key: number[root(key)] for key in keys}
-
-
-def _blur(m: re.Match[str]) -> str:
-    return m.group(0) if m.group(1) == "user" else "{*}"
