@@ -71,6 +71,7 @@ async def test_health_and_empty_stats(client: httpx.AsyncClient) -> None:
         "posts": 0,
         "comments": 0,
         "follows": 0,
+        "reactions": 0,
     }
 
 
@@ -342,11 +343,15 @@ async def test_delete_user_cascades(client: httpx.AsyncClient) -> None:
     await client.post(f"/posts/{b_post['id']}/comments", json={"body": "b on b"}, headers=bob)
     await client.post(f"/users/{b_id}/follow", headers=alice)
     await client.post(f"/users/{a_id}/follow", headers=bob)
+    await client.post(f"/posts/{a_post['id']}/reactions", json={"kind": "love"}, headers=bob)
+    await client.post(f"/posts/{b_post['id']}/reactions", json={}, headers=alice)
+    await client.post(f"/posts/{b_post['id']}/reactions", json={}, headers=bob)
     assert (await client.get("/stats")).json() == {
         "users": 2,
         "posts": 2,
         "comments": 3,
         "follows": 2,
+        "reactions": 3,
     }
 
     assert (await client.delete(f"/users/{b_id}", headers=alice)).status_code == 403
@@ -354,12 +359,14 @@ async def test_delete_user_cascades(client: httpx.AsyncClient) -> None:
     assert (await client.delete(f"/users/{a_id}")).status_code == 401
 
     assert (await client.delete(f"/users/{a_id}", headers=alice)).status_code == 204
-    # alice's post, comments on it, her comments, her follows (both ways) are gone
+    # alice's post, comments and reactions on it, her comments, reactions and follows
+    # (both ways) are gone
     assert (await client.get("/stats")).json() == {
         "users": 1,
         "posts": 1,
         "comments": 1,
         "follows": 0,
+        "reactions": 1,
     }
     assert (await client.get(f"/users/{a_id}")).status_code == 404
     assert (await client.get(f"/posts/{a_post['id']}")).status_code == 404
@@ -422,6 +429,10 @@ async def test_openapi_document(client: httpx.AsyncClient) -> None:
         "/posts": {"get", "post"},
         "/posts/{post_id}": {"get", "put", "delete"},
         "/posts/{post_id}/comments": {"get", "post"},
+        "/posts/{post_id}/reactions": {"post"},
+        "/reactions/{reaction_id}": {"delete"},
+        "/comments/{comment_id}": {"delete"},
+        "/users/{user_id}/followers": {"get"},
     }
     for path, methods in expected.items():
         assert path in paths, path
@@ -434,6 +445,59 @@ async def test_openapi_document(client: httpx.AsyncClient) -> None:
     assert post_op["responses"]["201"]["content"]["application/json"]["schema"]["$ref"].endswith(
         "/PostOut"
     )
+
+
+async def test_reactions_one_per_user_and_post(client: httpx.AsyncClient) -> None:
+    a_id, alice = await user_with_auth(client, "alice")
+    _, bob = await user_with_auth(client, "bob")
+    post = await make_post(client, alice)
+    url = f"/posts/{post['id']}/reactions"
+    first = await client.post(url, json={"kind": "laugh"}, headers=bob)
+    assert first.status_code == 201 and first.json()["kind"] == "laugh"
+    again = await client.post(url, json={"kind": "wow"}, headers=bob)
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+    assert again.json()["kind"] == "wow"
+    assert (await client.post(url, json={"kind": "meh"}, headers=bob)).status_code == 422
+    assert (await client.post(url, json={})).status_code == 401
+    assert (await client.post("/posts/999/reactions", json={}, headers=bob)).status_code == 404
+    assert (await client.get(f"/posts/{post['id']}")).json()["reaction_count"] == 1
+    rid = first.json()["id"]
+    assert (await client.delete(f"/reactions/{rid}", headers=alice)).status_code == 403
+    assert (await client.delete(f"/reactions/{rid}", headers=bob)).status_code == 204
+    assert (await client.delete(f"/reactions/{rid}", headers=bob)).status_code == 404
+    assert (await client.get("/stats")).json()["reactions"] == 0
+    assert a_id
+
+
+async def test_followers_counts_and_popular_sort(client: httpx.AsyncClient) -> None:
+    a_id, alice = await user_with_auth(client, "alice")
+    b_id, bob = await user_with_auth(client, "bob")
+    _, carol = await user_with_auth(client, "carol")
+    old = await make_post(client, alice, "old")
+    await make_post(client, alice, "mid")
+    new = await make_post(client, bob, "new")
+    await client.post(f"/users/{a_id}/follow", headers=bob)
+    await client.post(f"/users/{a_id}/follow", headers=carol, params={})
+    comment = await client.post(f"/posts/{old['id']}/comments", json={"body": "c"}, headers=bob)
+    await client.get(f"/posts/{old['id']}")
+    await client.get(f"/posts/{old['id']}")
+    followers = (await client.get(f"/users/{a_id}/followers")).json()
+    assert followers["total"] == 2
+    assert {f["follower_id"] for f in followers["items"]} == {b_id, b_id + 1}
+    assert (await client.get("/users/999/followers")).status_code == 404
+    newest = (await client.get("/posts")).json()["items"]
+    assert [p["title"] for p in newest] == ["new", "mid", "old"]
+    by_title = {p["title"]: p for p in newest}
+    assert by_title["old"]["author_followers"] == 2 and by_title["old"]["author_posts"] == 2
+    assert by_title["old"]["comment_count"] == 1 and by_title["new"]["author_followers"] == 0
+    popular = (await client.get("/posts", params={"sort": "popular"})).json()["items"]
+    assert [p["title"] for p in popular] == ["old", "new", "mid"]  # 2 views, then newest first
+    assert (await client.get("/posts", params={"sort": "best"})).status_code == 422
+    cid = comment.json()["id"]
+    assert (await client.delete(f"/comments/{cid}", headers=alice)).status_code == 403
+    assert (await client.delete(f"/comments/{cid}", headers=bob)).status_code == 204
+    assert (await client.delete(f"/comments/{cid}", headers=bob)).status_code == 404
+    assert new["author_id"] == b_id
 
 
 async def test_apps_are_isolated() -> None:

@@ -232,7 +232,7 @@ def test_action_names_drop_fastapi_suffixes(demo_scenario: dict[str, Any]) -> No
     assert set(demo_scenario["api"]["actions"]) == {
         "stats", "get_user", "delete_account", "follow_user", "unfollow_user", "list_posts",
         "create_post", "get_post", "update_post", "delete_post", "list_comments",
-        "create_comment",
+        "create_comment", "delete_comment", "react", "delete_reaction", "list_followers",
     }  # fmt: skip
 
 
@@ -607,7 +607,7 @@ def test_cli_init_writes_refuses_and_forces(demo_json: Path, tmp_path: Path) -> 
     first = runner.invoke(cli, args)
     assert first.exit_code == 0, first.output
     lines = first.output.splitlines()
-    assert lines[0].startswith(f"{out}: 12 actions") and lines[1].startswith("  auth: bearer: ")
+    assert lines[0].startswith(f"{out}: 16 actions") and lines[1].startswith("  auth: bearer: ")
     assert "  left out: 1 operational (GET /health; --include-ops keeps them)" in lines
     assert "actions" in first.output and "auth bearer" in first.output
     assert "seen_posts" in first.output

@@ -1,4 +1,5 @@
-"""Routes of the demo social API: health, stats, users, auth, follows, posts and comments.
+"""Routes of the demo social API: health, stats, users, auth, follows, posts, comments
+and reactions.
 
 Every endpoint is ``async def`` and talks to SQLite directly through the app's
 :class:`~sim_engine.demo.store.DemoStore` (fast enough to run on the event loop).
@@ -6,7 +7,7 @@ Every endpoint is ``async def`` and talks to SQLite directly through the app's
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Response
 
@@ -17,12 +18,15 @@ from sim_engine.demo.schemas import (
     CommentOut,
     CommentPage,
     FollowOut,
+    FollowPage,
     HealthOut,
     LoginIn,
     PostCreate,
     PostOut,
     PostPage,
     PostUpdate,
+    ReactionCreate,
+    ReactionOut,
     StatsOut,
     TokenOut,
     UserCreate,
@@ -43,7 +47,7 @@ async def health() -> HealthOut:
 
 @router.get("/stats", tags=["meta"])
 async def stats(store: StoreDep) -> StatsOut:
-    """Row counts of users, posts, comments and follows."""
+    """Row counts of users, posts, comments, follows and reactions."""
     return store.stats()
 
 
@@ -135,15 +139,34 @@ async def unfollow_user(user_id: int, store: StoreDep, me: UserIdDep) -> Respons
     return Response(status_code=204)
 
 
+@router.get("/users/{user_id}/followers", tags=["follows"], responses=_err(404))
+async def list_followers(
+    user_id: int,
+    store: StoreDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> FollowPage:
+    """List a user's followers, newest follow first (who followed you lately)."""
+    if not store.user_exists(user_id):
+        raise HTTPException(404, "user not found")
+    items, total = store.followers(user_id, limit=limit, offset=offset)
+    return FollowPage(items=items, total=total)
+
+
 @router.get("/posts", tags=["posts"])
 async def list_posts(
     store: StoreDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0)] = 0,
     author_id: Annotated[int | None, Query()] = None,
+    sort: Annotated[Literal["new", "popular"], Query()] = "new",
 ) -> PostPage:
-    """List posts, newest first. Does not change view counts."""
-    items, total = store.list_posts(limit=limit, offset=offset, author_id=author_id)
+    """List posts, newest first (``sort=popular``: most viewed first), each with its
+    author's follower and post counts and its reaction and comment counts. Does not
+    change view counts."""
+    items, total = store.list_posts(
+        limit=limit, offset=offset, author_id=author_id, popular=sort == "popular"
+    )
     return PostPage(items=items, total=total, limit=limit, offset=offset)
 
 
@@ -220,3 +243,65 @@ async def create_comment(
     if store.get_post(post_id) is None:
         raise HTTPException(404, "post not found")
     return store.create_comment(post_id, me, data.body, now=now)
+
+
+@router.delete(
+    "/comments/{comment_id}",
+    status_code=204,
+    response_class=Response,
+    tags=["comments"],
+    responses=_err(401, 403, 404),
+)
+async def delete_comment(comment_id: int, store: StoreDep, me: UserIdDep) -> Response:
+    """Delete your own comment."""
+    author = store.comment_author(comment_id)
+    if author is None:
+        raise HTTPException(404, "comment not found")
+    if author != me:
+        raise HTTPException(403, "only the author can delete this comment")
+    store.delete_comment(comment_id)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/posts/{post_id}/reactions",
+    status_code=201,
+    tags=["reactions"],
+    responses={
+        200: {"model": ReactionOut, "description": "Your reaction, changed"},
+        **_err(400, 401, 404),
+    },
+)
+async def react(
+    post_id: int,
+    data: ReactionCreate,
+    response: Response,
+    store: StoreDep,
+    me: UserIdDep,
+    now: NowDep,
+) -> ReactionOut:
+    """React to a post (one reaction per user and post): 201 when new, 200 when changed."""
+    if store.get_post(post_id) is None:
+        raise HTTPException(404, "post not found")
+    reaction, created = store.react(post_id, me, data.kind, now=now)
+    if not created:
+        response.status_code = 200
+    return reaction
+
+
+@router.delete(
+    "/reactions/{reaction_id}",
+    status_code=204,
+    response_class=Response,
+    tags=["reactions"],
+    responses=_err(401, 403, 404),
+)
+async def delete_reaction(reaction_id: int, store: StoreDep, me: UserIdDep) -> Response:
+    """Take back your own reaction."""
+    reaction = store.reaction(reaction_id)
+    if reaction is None:
+        raise HTTPException(404, "reaction not found")
+    if reaction.user_id != me:
+        raise HTTPException(403, "only its author can take back this reaction")
+    store.delete_reaction(reaction_id)
+    return Response(status_code=204)

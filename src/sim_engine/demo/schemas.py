@@ -6,21 +6,27 @@ date-time strings; ids are SQLite row ids.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "REACTION_KINDS",
     "CommentCreate",
     "CommentOut",
     "CommentPage",
     "ErrorOut",
     "FaultCountsOut",
     "FollowOut",
+    "FollowPage",
     "HealthOut",
     "LoginIn",
     "PostCreate",
     "PostOut",
     "PostPage",
     "PostUpdate",
+    "ReactionCreate",
+    "ReactionOut",
     "StatsOut",
     "TokenOut",
     "UserCreate",
@@ -107,6 +113,10 @@ class PostOut(BaseModel):
     created_at: str = Field(description="ISO 8601 date-time.")
     updated_at: str = Field(description="ISO 8601 date-time.")
     view_count: int
+    author_followers: int = Field(0, description="Followers of the post's author.")
+    author_posts: int = Field(0, description="Posts the author has written.")
+    reaction_count: int = Field(0, description="Reactions to the post.")
+    comment_count: int = Field(0, description="Comments on the post.")
 
 
 class PostPage(BaseModel):
@@ -156,6 +166,34 @@ class StatsOut(BaseModel):
     posts: int
     comments: int
     follows: int
+    reactions: int
+
+
+REACTION_KINDS = ("like", "love", "laugh", "wow", "sad", "angry")
+"""The kinds of reaction a post may get."""
+
+
+class ReactionCreate(BaseModel):
+    """Body of ``POST /posts/{id}/reactions``."""
+
+    kind: Literal["like", "love", "laugh", "wow", "sad", "angry"] = "like"
+
+
+class ReactionOut(BaseModel):
+    """A user's reaction to a post (one per user and post)."""
+
+    id: int
+    post_id: int
+    user_id: int
+    kind: str
+    created_at: str = Field(description="ISO 8601 date-time.")
+
+
+class FollowPage(BaseModel):
+    """A page of a user's followers, newest follow first."""
+
+    items: list[FollowOut]
+    total: int
 
 
 class FaultCountsOut(BaseModel):

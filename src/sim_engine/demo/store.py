@@ -27,6 +27,7 @@ from sim_engine.demo.schemas import (
     UserCreate,
     UserOut,
 )
+from sim_engine.demo.store_social import POST_COUNTS, SOCIAL_SCHEMA, SocialQueries, post_counts
 
 __all__ = [
     "PBKDF2_ITERATIONS",
@@ -138,8 +139,9 @@ class DuplicateUserError(Exception):
     """Raised by :meth:`DemoStore.create_user` when the username or email is taken."""
 
 
-class DemoStore:
-    """Thin data-access layer over one ``sqlite3`` connection.
+class DemoStore(SocialQueries):
+    """Thin data-access layer over one ``sqlite3`` connection (reactions and followers:
+    :class:`~sim_engine.demo.store_social.SocialQueries`).
 
     Args:
         db_path (str): SQLite database path, or ``":memory:"`` for a private in-memory DB.
@@ -156,7 +158,7 @@ class DemoStore:
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.execute("PRAGMA busy_timeout=5000")
-        self.conn.executescript(_SCHEMA)
+        self.conn.executescript(_SCHEMA + SOCIAL_SCHEMA)
 
     def close(self) -> None:
         """Close the underlying connection."""
@@ -234,8 +236,14 @@ class DemoStore:
         )
 
     def delete_user(self, user_id: int) -> None:
-        """Delete a user with their posts (and those posts' comments), comments, follows, tokens."""
+        """Delete a user with their posts (and those posts' comments and reactions), comments,
+        reactions, follows, tokens."""
         with self.transaction() as db:
+            db.execute(
+                "DELETE FROM reactions WHERE user_id = ?"
+                " OR post_id IN (SELECT id FROM posts WHERE author_id = ?)",
+                (user_id, user_id),
+            )
             db.execute(
                 "DELETE FROM comments WHERE author_id = ?"
                 " OR post_id IN (SELECT id FROM posts WHERE author_id = ?)",
@@ -282,6 +290,7 @@ class DemoStore:
             created_at=row["created_at"],
             updated_at=row["updated_at"],
             view_count=row["view_count"],
+            **post_counts(row),
         )
 
     def create_post(self, author_id: int, data: PostCreate, *, now: str) -> PostOut:
@@ -296,8 +305,10 @@ class DemoStore:
         return post
 
     def get_post(self, post_id: int) -> PostOut | None:
-        """Return a post without touching its view count, or None."""
-        row = self.conn.execute("SELECT * FROM posts WHERE id = ?", (post_id,)).fetchone()
+        """Return a post (with its counts) without touching its view count, or None."""
+        row = self.conn.execute(
+            f"SELECT {POST_COUNTS} FROM posts WHERE id = ?", (post_id,)
+        ).fetchone()
         return None if row is None else self._post(row)
 
     def view_post(self, post_id: int) -> PostOut | None:
@@ -310,13 +321,15 @@ class DemoStore:
         return self.get_post(post_id)
 
     def list_posts(
-        self, *, limit: int, offset: int, author_id: int | None
+        self, *, limit: int, offset: int, author_id: int | None, popular: bool = False
     ) -> tuple[list[PostOut], int]:
-        """Return one page of posts (newest first) and the total matching count."""
+        """Return one page of posts (newest first, or most viewed first with ``popular``),
+        each with its counts, and the total matching count."""
         where, params = ("WHERE author_id = ?", [author_id]) if author_id is not None else ("", [])
         total = self.conn.execute(f"SELECT COUNT(*) FROM posts {where}", params).fetchone()[0]
+        order = "view_count DESC, id DESC" if popular else "id DESC"
         rows = self.conn.execute(
-            f"SELECT * FROM posts {where} ORDER BY id DESC LIMIT ? OFFSET ?",
+            f"SELECT {POST_COUNTS} FROM posts {where} ORDER BY {order} LIMIT ? OFFSET ?",
             [*params, limit, offset],
         ).fetchall()
         return [self._post(r) for r in rows], int(total)
@@ -344,9 +357,10 @@ class DemoStore:
         return post
 
     def delete_post(self, post_id: int) -> None:
-        """Delete a post and its comments."""
+        """Delete a post and its comments and reactions."""
         with self.transaction() as db:
             db.execute("DELETE FROM comments WHERE post_id = ?", (post_id,))
+            db.execute("DELETE FROM reactions WHERE post_id = ?", (post_id,))
             db.execute("DELETE FROM posts WHERE id = ?", (post_id,))
 
     # -- comments ------------------------------------------------------------------------
@@ -412,9 +426,9 @@ class DemoStore:
     # -- stats ---------------------------------------------------------------------------
 
     def stats(self) -> StatsOut:
-        """Return the row counts of users, posts, comments and follows."""
+        """Return the row counts of users, posts, comments, follows and reactions."""
         counts = {
             table: int(self.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
-            for table in ("users", "posts", "comments", "follows")
+            for table in ("users", "posts", "comments", "follows", "reactions")
         }
         return StatsOut(**counts)
