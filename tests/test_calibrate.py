@@ -26,7 +26,13 @@ from sim_engine.realism.calibrate import (
     calibrate,
 )
 from sim_engine.realism.estimators import RealismFacts
-from sim_engine.realism.fitting import collection_gaps, dominant_offset, user_offsets, zone_name
+from sim_engine.realism.fitting import (
+    collection_gaps,
+    dominant_offset,
+    fit_retention,
+    user_offsets,
+    zone_name,
+)
 from sim_engine.realism.readers import EventLog, LogOptions, read_log
 from sim_engine.realism.scenario_fit import Params, scenario_data, to_scenario
 from sim_engine.realism.simulate import simulate
@@ -288,3 +294,15 @@ def test_a_missed_tolerance_exits_1_and_still_writes(tmp_path: Path) -> None:
     assert res.exit_code == 1, res.output
     assert "FAIL" in res.stdout and "misses a tolerance (exit 1)" in res.stdout
     assert load_scenario(out).personas["calibrated"].share == 1.0
+
+
+def test_fit_retention_recovers_a_lifecycle_curve() -> None:
+    days = np.arange(1, 31)
+    ages = np.arange(1, 31, dtype=np.float64)
+    for p, h, d in ((0.4, 0.3, 1.0), (0.9, 0.6, 0.75), (0.2, 0.1, 1.5)):
+        shares = p * np.cumprod(1.0 - h * ages**-d)
+        points = tuple((int(n), float(s), 1000) for n, s in zip(days, shares, strict=True))
+        got = fit_retention(points)
+        assert got is not None
+        assert got == pytest.approx((p, h, d), abs=1e-6)
+    assert fit_retention(((1, 0.5, 100), (2, 0.4, 100))) is None

@@ -46,6 +46,33 @@ def _table(result: Calibration) -> list[tuple[str, str, str, str, str, str]]:
         tol = f"≤ {_fmt(c.tolerance, pct)}"
         verdict = "n/a" if c.distance is None else ("pass" if c.passed else "FAIL")
         rows.append((_LABELS[c.name], log, sim, dist, tol, verdict))
+    return rows + _context(result)
+
+
+_CONTEXT: tuple[tuple[str, str, bool], ...] = (
+    ("users", "users", False),
+    ("events", "events", False),
+    ("events per session", "session_mean_events", False),
+    ("single-event sessions", "session_single_share", True),
+    ("retention D1", "d1", True),
+    ("retention D7", "d7", True),
+    ("Gini of writes per user", "gini_writes", False),
+    ("weekend / weekday", "weekend_weekday", False),
+)
+"""Facts shown beside the checks, for context (no tolerance)."""
+
+
+def _context(result: Calibration) -> list[tuple[str, str, str, str, str, str]]:
+    rows = []
+    for label, attr, pct in _CONTEXT:
+        a, b = getattr(result.real, attr), getattr(result.simulated, attr)
+        if a is None and b is None:
+            continue
+        if isinstance(a, int) and isinstance(b, int):
+            rows.append((label, f"{a:,}", f"{b:,}", "", "", ""))
+            continue
+        dist = _fmt(None if a is None or b is None else b - a, pct)
+        rows.append((label, _fmt(a, pct), _fmt(b, pct), dist, "", ""))
     return rows
 
 
@@ -94,6 +121,7 @@ def _show(result: Calibration, out: str, as_json: bool) -> None:
                 for c in result.checks
             ],
             "notes": list(result.notes),
+            "facts": {"log": result.real.to_dict(), "simulated": result.simulated.to_dict()},
         }  # fmt: skip
         click.echo(json.dumps(doc, indent=2))
         return

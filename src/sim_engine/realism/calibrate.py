@@ -40,6 +40,7 @@ from sim_engine.realism.fitting import (
     LogShape,
     collection_gaps,
     dominant_offset,
+    fit_retention,
     hourly_intensity,
     log_shape,
     user_offsets,
@@ -69,6 +70,9 @@ TOLERANCES: dict[str, float] = {
 }
 """Issue 11 item 4: how close the simulated log must be to the real one."""
 MAX_SIM_DAYS = 3650
+HAZARD_DECAY = 1.0
+"""The churn hazard's decay: 1, a power-law retention curve (docs/realism.md says why it
+is not fitted)."""
 MAX_ZONES = 8
 MIN_ZONE_SHARE = 0.005
 """A zone needs 0.5 % of the users (a few travellers or a bot get none of their own)."""
@@ -246,7 +250,11 @@ def _first_params(target: _Target, seed: int) -> Params:
     days = min(MAX_SIM_DAYS, math.ceil(f.span_days) + 2)
     local = target.local_s(target.log.t, target.log.offset_s)
     weekday, weekend = hourly_intensity(local)
-    hazard = float(np.clip(f.retention_exponent or 0.3, 0.01, 0.95))
+    return_p, hazard, decay = fit_retention(f.retention, decays=(HAZARD_DECAY,)) or (
+        f.d1 or 0.3,
+        0.3,
+        HAZARD_DECAY,
+    )
     return Params(
         start=start,
         days=days,
@@ -265,8 +273,9 @@ def _first_params(target: _Target, seed: int) -> Params:
         follow_p=0.3,
         follow_median_s=float(np.clip(shape.follow_up[0], 60.0, 86_400.0)),
         follow_sigma=float(np.clip(shape.follow_up[1], 0.0, 4.0)),
-        return_p=float(np.clip((f.d1 or 0.3) / (1.0 - hazard), 0.005, 1.0)),
+        return_p=float(np.clip(return_p, 0.005, 1.0)),
         hazard_first_day=hazard,
+        hazard_decay=decay,
         initial=max(1, shape.day0_users),
         signups_per_day=max(0.0, (shape.users - shape.day0_users) / max(f.span_days, 1.0)),
     )

@@ -25,6 +25,7 @@ __all__ = [
     "LogShape",
     "collection_gaps",
     "dominant_offset",
+    "fit_retention",
     "hourly_intensity",
     "log_shape",
     "lognormal_quantile_fit",
@@ -226,3 +227,48 @@ def log_shape(code: I64, t: F64, users: int) -> LogShape:
         follow_up=lognormal_quantile_fit(between, (3_600.0, 1.0)),
         count_sigma=count_sigma,
     )
+
+
+def _survival(days: F64, hazard: float, decay: float) -> F64:
+    """S(N) = prod over a = 1..N of (1 - hazard * a^-decay), for each N in ``days``."""
+    ages = np.arange(1, int(days.max()) + 1, dtype=np.float64)
+    step = np.clip(1.0 - hazard * ages**-decay, 1e-12, 1.0)
+    out: F64 = np.exp(np.cumsum(np.log(step)))[days.astype(np.int64) - 1]
+    return out
+
+
+DECAYS: tuple[float, ...] = tuple(float(d) for d in np.arange(0.5, 2.01, 0.25))
+"""The hazard decays :func:`fit_retention` tries by default."""
+
+
+def fit_retention(
+    retention: tuple[tuple[int, float, int], ...],
+    max_day: int = 30,
+    decays: tuple[float, ...] = DECAYS,
+) -> tuple[float, float, float] | None:
+    """``(return_p, hazard, decay)`` whose ``return_p · S(N)`` best fits a retention curve.
+
+    ``retention`` holds (day N, share active on day N, cohort) points
+    (:attr:`RealismFacts.retention`); points up to ``max_day`` with a positive share
+    are fitted in log space, weighted by the square root of their cohorts (a point
+    measured on more users counts more; a few long-lived users do not). The hazard
+    ``hazard · age^-decay`` and the daily return probability are those of the
+    calibrated lifecycle. A grid over the hazard (0.01-0.95) and ``decays`` (default
+    0.5-2 by 0.25), the return probability in closed form for each. None under 3 points.
+    """
+    pts = [(d, s, c) for d, s, c in retention if d <= max_day and s > 0]
+    if len(pts) < 3:
+        return None
+    days = np.asarray([p[0] for p in pts], dtype=np.float64)
+    log_share = np.log([p[1] for p in pts])
+    weight = np.sqrt([float(p[2]) for p in pts])
+    best: tuple[float, float, float, float] | None = None
+    for decay in decays:
+        for hazard in np.arange(0.01, 0.951, 0.01):
+            log_s = np.log(_survival(days, float(hazard), float(decay)))
+            log_p = float(np.clip(np.average(log_share - log_s, weights=weight), -12.0, 0.0))
+            err = float(np.average((log_share - log_s - log_p) ** 2, weights=weight))
+            if best is None or err < best[0] - 1e-12:
+                best = (err, float(np.exp(log_p)), float(hazard), float(decay))
+    assert best is not None
+    return best[1], best[2], best[3]
