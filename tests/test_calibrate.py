@@ -21,6 +21,7 @@ from sim_engine.model.scenario import load_scenario
 from sim_engine.realism.calibrate import (
     CalibrateOptions,
     Calibration,
+    Check,
     _first_params,
     _target,
     calibrate,
@@ -306,3 +307,9 @@ def test_fit_retention_recovers_a_lifecycle_curve() -> None:
         assert got is not None
         assert got == pytest.approx((p, h, d), abs=1e-6)
     assert fit_retention(((1, 0.5, 100), (2, 0.4, 100))) is None
+
+
+def test_a_fact_only_the_simulation_lacks_fails() -> None:
+    assert Check("d30", None, 0.1, None, 0.05).passed  # the log has no D30: n/a
+    assert not Check("d30", 0.1, None, None, 0.05).passed  # the simulation has none
+    assert not Check("gini_events", 0.7, 0.6, -0.1, 0.05).passed

@@ -44,7 +44,7 @@ def _table(result: Calibration) -> list[tuple[str, str, str, str, str, str]]:
         sim = "" if c.name == "hourly_l1" else _fmt(c.simulated, pct)
         dist = _fmt(c.distance, pct)
         tol = f"≤ {_fmt(c.tolerance, pct)}"
-        verdict = "n/a" if c.distance is None else ("pass" if c.passed else "FAIL")
+        verdict = "FAIL" if not c.passed else ("n/a" if c.distance is None else "pass")
         rows.append((_LABELS[c.name], log, sim, dist, tol, verdict))
     return rows + _context(result)
 
@@ -91,7 +91,7 @@ def _header(result: Calibration, source: str) -> str:
         "Comparison: "
         + "; ".join(
             f"{_LABELS[c.name]} {_fmt(c.distance, c.name == 'd30')} "
-            f"({'n/a' if c.distance is None else 'pass' if c.passed else 'FAIL'})"
+            f"({'FAIL' if not c.passed else 'n/a' if c.distance is None else 'pass'})"
             for c in result.checks
         ),
         "docs/realism.md#calibrate-to-a-real-log says what each figure means.",

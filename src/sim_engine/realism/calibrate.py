@@ -106,7 +106,8 @@ class Check:
     """One comparison: the log's figure, the simulation's, their distance, pass or fail.
 
     ``distance`` is the L1 distance for ``hourly_l1`` and the signed difference
-    simulated − log otherwise; None when either log lacks the figure (not a failure).
+    simulated − log otherwise; None when either log lacks the figure: not a failure
+    when the real log lacks it, a failure when only the simulation does.
     """
 
     name: str
@@ -117,8 +118,10 @@ class Check:
 
     @property
     def passed(self) -> bool:
-        """Within tolerance (or not measurable)."""
-        return self.distance is None or abs(self.distance) <= self.tolerance
+        """Within tolerance (or not measurable in the real log)."""
+        if self.distance is None:
+            return self.log is None
+        return abs(self.distance) <= self.tolerance
 
 
 @dataclass(frozen=True)
