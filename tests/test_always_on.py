@@ -24,7 +24,7 @@ from helpers import (
     terminate,
 )
 from sim_engine.demo.launcher import find_free_port
-from sim_engine.observe.control import CONTROL_FILE, send_command
+from sim_engine.observe.control import CONTROL_FILE, ControlError, send_command
 from sim_engine.observe.health import HealthState
 from test_prometheus import scrape, value
 
@@ -193,8 +193,8 @@ def test_a_resumed_run_counts_its_span_from_where_it_began(tmp_path: Path) -> No
     proc = sim_engine_popen("run", "--resume", str(out), "--metrics-port", str(port),
                             "--no-dashboard", "-q")  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
-        while _ready(port) != 200:
+        deadline = time.monotonic() + 120
+        while _ready(port) != 200 or not _controllable(out):  # control.json comes after
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline
             time.sleep(0.1)
@@ -220,3 +220,12 @@ def _ready(port: int) -> int:
         return _get(f"http://127.0.0.1:{port}/readyz")[0]
     except OSError:
         return 0
+
+
+def _controllable(out: Path) -> bool:
+    """True once the resumed process answers ``ctl status`` (its own control file)."""
+    try:
+        send_command(out, "status")
+    except ControlError:
+        return False
+    return True
