@@ -58,6 +58,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -292,53 +293,54 @@ async def _sim_engine(url: str, duration_s: float, users: int, population: int) 
     }
 
 
+async def _closed_loop(
+    get: Callable[[], Awaitable[int]], duration_s: float, users: int
+) -> dict[str, Any]:
+    """Run ``users`` workers calling ``get`` (one request, returns its status) back to
+    back for ``duration_s`` wall seconds after one warm-up call; counts, wall and CPU s."""
+    await get()
+    counts = {"ok": 0, "bad": 0}
+    started = time.perf_counter()
+    deadline = started + duration_s
+
+    async def worker() -> None:
+        while time.perf_counter() < deadline:
+            counts["ok" if await get() == 200 else "bad"] += 1
+
+    cpu0 = time.process_time()
+    await asyncio.gather(*(worker() for _ in range(users)))
+    elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu0
+    return {"requests": counts["ok"], "errors": counts["bad"], "seconds": elapsed, "cpu_s": cpu}
+
+
 async def _raw_reqwest(url: str, duration_s: float, users: int) -> dict[str, Any]:
     """Closed loop with a bare pyreqwest client: the ceiling of the load test's transport."""
     from pyreqwest.client import ClientBuilder
 
-    counts = {"ok": 0, "bad": 0}
     async with ClientBuilder().max_connections(users).build() as client:
-        async with client.get(url + "/posts").build_streamed() as resp:
-            await resp.bytes()
-        started = time.perf_counter()
-        deadline = started + duration_s
 
-        async def worker() -> None:
-            while time.perf_counter() < deadline:
-                async with client.get(url + "/posts").build_streamed() as resp:
-                    await resp.bytes()
-                    counts["ok" if resp.status == 200 else "bad"] += 1
+        async def get() -> int:
+            async with client.get(url + "/posts").build_streamed() as resp:
+                await resp.bytes()
+                return int(resp.status)
 
-        cpu0 = time.process_time()
-        await asyncio.gather(*(worker() for _ in range(users)))
-        elapsed = time.perf_counter() - started
-        cpu = time.process_time() - cpu0
-    return {"requests": counts["ok"], "errors": counts["bad"], "seconds": elapsed, "cpu_s": cpu}
+        return await _closed_loop(get, duration_s, users)
 
 
 async def _raw_aiohttp(url: str, duration_s: float, users: int) -> dict[str, Any]:
     """Closed loop with a bare aiohttp session: no wrapper, for the ceiling."""
     import aiohttp
 
-    counts = {"ok": 0, "bad": 0}
     connector = aiohttp.TCPConnector(limit=users)
     async with aiohttp.ClientSession(connector=connector) as session:
-        async with session.get(url + "/posts") as resp:
-            await resp.read()
-        started = time.perf_counter()
-        deadline = started + duration_s
 
-        async def worker() -> None:
-            while time.perf_counter() < deadline:
-                async with session.get(url + "/posts") as resp:
-                    await resp.read()
-                    counts["ok" if resp.status == 200 else "bad"] += 1
+        async def get() -> int:
+            async with session.get(url + "/posts") as resp:
+                await resp.read()
+                return resp.status
 
-        cpu0 = time.process_time()
-        await asyncio.gather(*(worker() for _ in range(users)))
-        elapsed = time.perf_counter() - started
-        cpu = time.process_time() - cpu0
-    return {"requests": counts["ok"], "errors": counts["bad"], "seconds": elapsed, "cpu_s": cpu}
+        return await _closed_loop(get, duration_s, users)
 
 
 def client_main(args: argparse.Namespace) -> None:
