@@ -1,16 +1,28 @@
 """``load --processes 2`` against the demo server on 127.0.0.1: the live view, the CSV
-history and ``--abort-on-fail`` work from the workers' merged figures."""
+history, ``--abort-on-fail`` and the Prometheus metrics work from the workers' merged
+figures."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import socket
+import threading
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
 from helpers import assert_one_line_error, sim_engine
+from sim_engine.demo.launcher import find_free_port
 from sim_engine.model.scenario import default_scenario
+from sim_engine.observe.merged_metrics import MergedMetrics
+from sim_engine.runs.load_stats import SETUP_ACTIONS
 from sim_engine.runs.load_thresholds import parse_threshold
 from sim_engine.runs.loadtest import LoadOptions, format_summary, run_load
 
@@ -72,7 +84,101 @@ def test_abort_on_fail_stops_every_worker(tmp_path: Path) -> None:
     assert data["aborted_by"] == "p50<0.001ms" and data["processes"] == 2
 
 
-def test_processes_refuse_the_metrics_port() -> None:
-    args = ["--processes", "2", "--metrics-port", "0"]
-    line = assert_one_line_error(sim_engine("load", "-q", "--target", "inprocess", *args), 2)
-    assert "--metrics-port needs one process" in line
+def _get(url: str) -> tuple[int, str]:
+    """One GET on loopback: the status and the body (a 503 too)."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def _samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
+    """The samples called ``name`` in a scrape: (labels, value)."""
+    return [
+        (dict(s.labels), s.value)
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == name
+    ]
+
+
+def _by(text: str, name: str, label: str, setup: bool = False) -> dict[str, float]:
+    """``name`` summed by ``label``: the requests only, or (``setup``) sign-up and log-in only."""
+    out: dict[str, float] = {}
+    for labels, value in _samples(text, name):
+        if (labels["action"] in SETUP_ACTIONS) == setup:
+            out[labels[label]] = out.get(labels[label], 0.0) + value
+    return out
+
+
+class _Scraper(threading.Thread):
+    """Scrapes ``/metrics`` and ``/healthz`` every 0.1 s while the test runs."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(daemon=True)
+        self.base = f"http://127.0.0.1:{port}"
+        self.metrics: list[str] = []
+        self.health: list[int] = []
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.1):
+            with contextlib.suppress(OSError):  # not listening yet, or closed already
+                code, text = _get(f"{self.base}/metrics")
+                if code == 200:
+                    self.metrics.append(text)
+                self.health.append(_get(f"{self.base}/healthz")[0])
+
+
+def test_two_processes_serve_the_workers_merged_prometheus_metrics(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at_end: list[str] = []
+    stop = MergedMetrics.stop
+
+    def scrape_then_stop(self: MergedMetrics) -> None:  # the final figures are in by now
+        at_end.append(_get(self.url)[1])
+        stop(self)
+
+    monkeypatch.setattr(MergedMetrics, "stop", scrape_then_stop)
+    port = find_free_port()
+    scraper = _Scraper(port)
+    scraper.start()
+    options = _options(tmp_path, min_requests=150, max_requests=150, metrics_port=port)
+    try:
+        result = run_load(options)
+    finally:
+        scraper.done.set()
+        scraper.join()
+    data = json.loads((tmp_path / "out" / "load.json").read_text("utf-8"))
+    assert data["requests"] == result.requests == 4 * 150
+    (final,) = at_end
+    requests = _by(final, "sim_engine_requests_total", "endpoint")
+    assert requests == {name: row["requests"] for name, row in data["by_endpoint"].items()}
+    signups = _by(final, "sim_engine_requests_total", "action", setup=True)
+    assert signups == {name: row["requests"] for name, row in data["setup"].items()}
+    counts = _by(final, "sim_engine_request_duration_seconds_count", "action")
+    assert counts == {name: row["requests"] for name, row in data["by_action"].items()}
+    buckets = _samples(final, "sim_engine_request_duration_seconds_bucket")
+    inf = sum(v for labels, v in buckets if labels["le"] == "+Inf")
+    assert inf == sum(n for _, n in _samples(final, "sim_engine_request_duration_seconds_count"))
+    failed = data["failed"] + sum(row["failed"] for row in data["setup"].values())
+    assert sum(v for _, v in _samples(final, "sim_engine_errors_total")) == failed
+    assert _samples(final, "sim_engine_run_info")[0][1] == 1.0  # a max, not a sum
+    totals = [
+        sum(_by(text, "sim_engine_requests_total", "endpoint").values()) for text in scraper.metrics
+    ]
+    assert totals == sorted(totals), totals  # counters never go down
+    assert any(0 < t < result.requests for t in totals), totals  # merged while it ran
+    assert 200 in scraper.health
+
+
+def test_two_processes_stop_at_once_when_the_metrics_port_is_taken() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        proc = sim_engine("load", "-q", "--processes", "2", "--metrics-port", port)
+    line = assert_one_line_error(proc, 1)
+    assert f"cannot serve metrics on 127.0.0.1:{port}: already in use" in line

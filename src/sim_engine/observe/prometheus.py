@@ -48,6 +48,7 @@ __all__ = [
     "PrometheusExporter",
     "breaker_states",
     "error_category",
+    "serve_metrics",
 ]
 
 _log = logging.getLogger(__name__)
@@ -110,6 +111,24 @@ def error_category(record: ActionRecord) -> str | None:
     return "bad_answer"
 
 
+def serve_metrics(
+    registry: CollectorRegistry, health: HealthState, host: str, port: int
+) -> tuple[WSGIServer, threading.Thread]:
+    """Serve ``registry`` on ``http://host:port/metrics`` (and ``/healthz``, ``/readyz`` from
+    ``health``) from a daemon thread; return the server (its ``server_port``) and thread.
+
+    Raises:
+        MetricsPortError: the address cannot be bound (port in use, no permission).
+    """
+    try:
+        return serve_wsgi(health_app(health, make_wsgi_app(registry)), host, port)
+    except OSError as exc:
+        reason = "already in use" if exc.errno == errno.EADDRINUSE else exc.strerror or exc
+        raise MetricsPortError(
+            exc.errno, f"cannot serve metrics on {host}:{port}: {reason}"
+        ) from exc
+
+
 def breaker_states(target: object) -> dict[str, str]:
     """Return ``{endpoint: "closed"|"half_open"|"open"}`` from a target's or its transport's
     ``statistics()["breakers"]`` (empty when neither has breakers).
@@ -146,6 +165,8 @@ class PrometheusExporter:
         host: address to bind (loopback by default; the metrics are not meant to
             be public).
         refresh_s: wall seconds between two refreshes of the gauges.
+        serve: open the HTTP server; False keeps the metrics in :attr:`registry` only
+            (a ``load --processes`` worker: its parent serves them, merged).
 
     Raises:
         ValueError: ``port`` is outside 0..65535 or ``refresh_s`` is not positive.
@@ -157,13 +178,16 @@ class PrometheusExporter:
         port: the port asked for, then the port actually bound once started.
     """
 
-    def __init__(self, port: int, host: str = "127.0.0.1", refresh_s: float = 1.0) -> None:
+    def __init__(
+        self, port: int, host: str = "127.0.0.1", refresh_s: float = 1.0, serve: bool = True
+    ) -> None:
         if not 0 <= port <= 65535:
             raise ValueError(f"metrics port must be 0..65535, not {port}")
         if not refresh_s > 0:
             raise ValueError("refresh_s must be positive")
         self.host = host
         self.port = port
+        self.serve = serve
         self._refresh_s = refresh_s
         self._sim: Simulation | None = None
         self._server: WSGIServer | None = None
@@ -340,7 +364,7 @@ class PrometheusExporter:
         return [self]
 
     async def start(self, sim: Simulation) -> None:
-        """Take the first reading, open the HTTP server and start the refresh task.
+        """Take the first reading, open the HTTP server (with ``serve``) and start refreshing.
 
         Raises:
             MetricsPortError: the address cannot be bound (port in use, no permission).
@@ -353,16 +377,10 @@ class PrometheusExporter:
             self._seen_states.update(dict.fromkeys(state.value for state in LifecycleState))
         self._seen_personas.update(dict.fromkeys(p.name for p in sim.personas))
         self._safe_refresh()
-        try:
-            app = health_app(self.health, make_wsgi_app(self.registry))
-            server, thread = serve_wsgi(app, self.host, self.port)
-        except OSError as exc:
-            reason = "already in use" if exc.errno == errno.EADDRINUSE else exc.strerror or exc
-            raise MetricsPortError(
-                exc.errno, f"cannot serve metrics on {self.host}:{self.port}: {reason}"
-            ) from exc
-        self._server, self._thread = server, thread
-        self.port = server.server_port
+        if self.serve:
+            server, thread = serve_metrics(self.registry, self.health, self.host, self.port)
+            self._server, self._thread = server, thread
+            self.port = server.server_port
         self._task = asyncio.get_running_loop().create_task(self._refresh_loop())
 
     async def stop(self) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,12 +46,17 @@ now and the simulation (a ``--processes`` worker reports to its parent from it).
 
 
 async def run_load_async(
-    options: LoadOptions, url: str, work_dir: Path, tap: Tap | None = None
+    options: LoadOptions,
+    url: str,
+    work_dir: Path,
+    tap: Tap | None = None,
+    addons: Sequence[Addon] = (),
 ) -> LoadResult:
     """Run the load test against ``url`` (a base URL or ``inprocess``) in this event loop.
 
     ``work_dir`` holds the in-process app's database. Writes nothing else.
-    ``tap``: see :data:`Tap`.
+    ``tap``: see :data:`Tap`. ``addons``: more add-ons to run with the test (their
+    sinks get its records; a ``--processes`` worker's exporter that serves nothing).
 
     Raises:
         LoadTestError: bad options.
@@ -70,7 +75,7 @@ async def run_load_async(
     )
     target, hooks, transport = await open_target(run_options, url)
     try:
-        result = await _drive(options, target, hooks, url, tap)
+        result = await _drive(options, target, hooks, url, tap, addons)
     finally:
         await target.aclose()
     statistics = getattr(transport, "statistics", None)
@@ -168,7 +173,12 @@ def _simulation(
 
 
 async def _drive(
-    options: LoadOptions, target: Target, hooks: list[Any], url: str, tap: Tap | None
+    options: LoadOptions,
+    target: Target,
+    hooks: list[Any],
+    url: str,
+    tap: Tap | None,
+    more: Sequence[Addon],
 ) -> LoadResult:
     result = LoadResult(options, url, distribution=action_distribution(options.scenario))
     loop = asyncio.get_running_loop()
@@ -179,7 +189,7 @@ async def _drive(
         every_s=options.progress_every_s,
         now=loop.time,
     )
-    addons: list[Addon] = [guard]
+    addons: list[Addon] = [guard, *more]
     if options.metrics_port is not None:
         from sim_engine.observe.prometheus import PrometheusExporter
 

@@ -55,7 +55,7 @@ class LoadOptions:
             ``PREFIX_stats_history.csv`` and ``PREFIX_failures.csv`` (None: no CSV).
         csv_every_s: wall seconds between history rows (``--csv-interval``).
         metrics_port: serve Prometheus metrics on 127.0.0.1:PORT while the test
-            runs (None: off).
+            runs (None: off; with ``processes`` > 1 the parent serves the workers' merged).
         processes: worker processes sharing the test (``--processes``; see
             :mod:`sim_engine.runs.load_workers`).
         http_client: ``reqwest`` (pyreqwest, the default: about a third of aiohttp's
@@ -144,8 +144,6 @@ class LoadOptions:
             )
         if self.processes == 1:
             return
-        if self.metrics_port is not None:
-            raise LoadTestError("--metrics-port needs one process (drop --processes)")
         if self.arrival_rate is not None and self.users < self.processes:
             raise LoadTestError(f"--processes {self.processes} needs at least that many --users")
 

@@ -16,7 +16,14 @@ While the test runs, every worker also sends its figures so far to the parent
 worker and shows the same live per-endpoint table, appends the same CSV
 history and, with ``--abort-on-fail``, checks the thresholds on the merged
 figures and stops every worker at the first failure (an event the workers poll).
-Prometheus metrics (``--metrics-port``) still need one process.
+
+With ``--metrics-port``, the parent serves the Prometheus metrics on
+``127.0.0.1:PORT`` (opened before any worker starts: a taken port stops the test
+with one line). Every worker counts its records in an exporter of its own that
+serves nothing, and sends a snapshot of it with each report and at its end; the
+parent serves the latest of each worker merged
+(:class:`~sim_engine.observe.merged_metrics.MergedMetrics`: counters and histogram
+buckets summed), with the one-process exporter's names, labels and ``/healthz``.
 """
 
 from __future__ import annotations
@@ -38,10 +45,13 @@ from sim_engine.runs.load_report import LoadResult
 from sim_engine.runs.load_stats import LoadStats, Tally
 
 if TYPE_CHECKING:
+    from multiprocessing.context import SpawnContext
     from multiprocessing.queues import Queue
     from multiprocessing.synchronize import Event
 
     from sim_engine.engine.simulation import Simulation
+    from sim_engine.observe.merged_metrics import Family, MergedMetrics
+    from sim_engine.observe.prometheus import PrometheusExporter
     from sim_engine.runs.load_live import LoadMonitor
     from sim_engine.runs.load_thresholds import Verdict
 
@@ -129,26 +139,46 @@ def _link(reports: Queue[Any], stop: Event) -> None:
     _LINK = (reports, stop)
 
 
-def _report(index: int, stats: LoadStats, users: int, sim: Simulation) -> None:
+def _report(
+    index: int, stats: LoadStats, users: int, sim: Simulation, metrics: list[Family] | None
+) -> None:
     """A worker's figures so far to the parent; stop when the parent says so."""
     if _LINK is None:
         return
     reports, stop = _LINK
-    reports.put((index, _stats_state(stats), users))
+    reports.put((index, _stats_state(stats), users, metrics))
     if stop.is_set():
         sim.stop()
 
 
-def _worker(options: LoadOptions, url: str, work_dir: str, index: int) -> dict[str, Any]:
-    """Run one share in this (spawned) process; return its figures, picklable."""
+def _snapshot(exporter: PrometheusExporter | None) -> list[Family] | None:
+    """The worker's Prometheus metrics now (None: the parent serves none)."""
+    from sim_engine.observe.merged_metrics import snapshot
+
+    return None if exporter is None else snapshot(exporter.registry)
+
+
+def _worker(
+    options: LoadOptions, url: str, work_dir: str, index: int, metrics: bool
+) -> dict[str, Any]:
+    """Run one share in this (spawned) process; return its figures, picklable.
+
+    ``metrics``: count the records in an exporter that serves nothing, for the parent.
+    """
+    from sim_engine.observe.prometheus import PrometheusExporter
     from sim_engine.runs.load_engine import run_load_async
     from sim_engine.runs.runner import run_loop
 
-    def tap(stats: LoadStats, users: int, sim: Simulation) -> None:
-        _report(index, stats, users, sim)
+    exporter = PrometheusExporter(0, serve=False) if metrics else None
 
-    result: LoadResult = run_loop(run_load_async(options, url, Path(work_dir), tap))  # type: ignore[assignment]
+    def tap(stats: LoadStats, users: int, sim: Simulation) -> None:
+        _report(index, stats, users, sim, _snapshot(exporter))
+
+    addons = [] if exporter is None else [exporter]
+    test = run_load_async(options, url, Path(work_dir), tap, addons)
+    result: LoadResult = run_loop(test)  # type: ignore[assignment]
     return {
+        "metrics": _snapshot(exporter),
         "stats": _stats_state(result.stats),
         "wall_s": result.wall_s,
         "cpu_s": result.cpu_s,
@@ -172,6 +202,7 @@ class _Parent:
     written to the CSV history and judged (``--abort-on-fail``)."""
 
     def __init__(self, options: LoadOptions, stop: Event) -> None:
+        from sim_engine.observe.merged_metrics import MergedMetrics
         from sim_engine.runs.load_csv import LocustCsv
         from sim_engine.runs.load_live import LoadMonitor
 
@@ -185,6 +216,8 @@ class _Parent:
             every_s=options.progress_every_s, csv=csv, csv_every_s=options.csv_every_s,
         )  # fmt: skip
         self.started = time.monotonic()
+        port = options.metrics_port
+        self.metrics: MergedMetrics | None = None if port is None else MergedMetrics(port)
 
     def users(self) -> int:
         """Virtual users active now, over the workers (as last reported)."""
@@ -195,15 +228,19 @@ class _Parent:
         got = False
         while True:
             try:
-                index, state, users = reports.get_nowait()
+                index, state, users, metrics = reports.get_nowait()
             except queue.Empty:
                 return got
             self.latest[index] = (state, users)
+            if self.metrics is not None and metrics is not None:
+                self.metrics.update(index, metrics)
             got = True
 
     def tick(self, due: dict[str, float]) -> None:
         """Merge the latest figures; the CSV rows, the view and the live check when due."""
         elapsed = time.monotonic() - self.started
+        if self.metrics is not None:
+            self.metrics.beat()
         self.monitor.stats = merged([state for state, _ in self.latest.values()])
         if self.monitor.csv is not None and elapsed >= due["csv"]:
             self.monitor.tick_csv()
@@ -226,21 +263,21 @@ class _Parent:
 
 
 def _pool(
-    options: LoadOptions, shards: list[LoadOptions], url: str, dirs: list[Path]
-) -> tuple[list[dict[str, Any]], _Parent]:
+    parent: _Parent, context: SpawnContext, shards: list[LoadOptions], url: str, dirs: list[Path]
+) -> list[dict[str, Any]]:
     """Run the shards on a spawn pool, the parent's live view meanwhile."""
-    context = get_context("spawn")
+    options = parent.options
     reports: Queue[Any] = context.Queue()
-    parent = _Parent(options, context.Event())
     parent.monitor.start()
     step = min(options.progress_every_s, options.csv_every_s if options.csv_prefix else math.inf)
     due = {"csv": options.csv_every_s, "view": options.progress_every_s}
     pool = ProcessPoolExecutor(
         len(shards), context, initializer=_link, initargs=(reports, parent.stop)
     )
+    metrics = parent.metrics is not None
     with pool:
         futures = [
-            pool.submit(_worker, s, url, str(d), i)
+            pool.submit(_worker, s, url, str(d), i, metrics)
             for i, (s, d) in enumerate(zip(shards, dirs, strict=True))
         ]
         pending = set(futures)
@@ -248,8 +285,21 @@ def _pool(
             _, pending = wait(pending, step / 4, FIRST_COMPLETED)
             parent.take(reports)
             parent.tick(due)
-        outcomes = [f.result() for f in futures]
-    return outcomes, parent
+        return [f.result() for f in futures]
+
+
+def _add_outcomes(result: LoadResult, outcomes: list[dict[str, Any]], parent: _Parent) -> None:
+    """The workers' final figures into ``result`` and the served metrics."""
+    for index, outcome in enumerate(outcomes):
+        merge_into(result.stats, outcome["stats"])
+        result.cpu_s += outcome["cpu_s"]
+        result.completed_users += outcome["completed_users"]
+        result.impossible += outcome["impossible"]
+        result.dropped_iterations += outcome["dropped"]
+        result.cut_short = result.cut_short or outcome["cut_short"]
+        if parent.metrics is not None and outcome["metrics"] is not None:
+            parent.metrics.update(index, outcome["metrics"])
+    result.wall_s = max((o["wall_s"] for o in outcomes), default=0.0)
 
 
 def run_processes(options: LoadOptions, url: str, work_dir: Path) -> LoadResult:
@@ -257,6 +307,9 @@ def run_processes(options: LoadOptions, url: str, work_dir: Path) -> LoadResult:
     merge their figures (thresholds checked on the merged ones).
 
     ``options`` are checked (:meth:`LoadOptions.check`) by the caller.
+
+    Raises:
+        MetricsPortError: ``--metrics-port`` cannot be bound (before any worker starts).
     """
     from sim_engine.runs.load_options import action_distribution
     from sim_engine.runs.load_thresholds import evaluate
@@ -267,21 +320,19 @@ def run_processes(options: LoadOptions, url: str, work_dir: Path) -> LoadResult:
     dirs = [work_dir / f"worker-{i}" for i in range(count)]
     for path in dirs:
         path.mkdir(parents=True, exist_ok=True)
+    context = get_context("spawn")
+    parent = _Parent(options, context.Event())
+    if parent.metrics is not None:
+        parent.metrics.start()
     interrupted: list[int] = []
     previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(signum))
     try:  # Ctrl-C reaches the workers too (one process group): they stop, and report
-        outcomes, parent = _pool(options, shards, url, dirs)
+        _add_outcomes(result, _pool(parent, context, shards, url, dirs), parent)
     finally:
         signal.signal(signal.SIGINT, previous)
+        if parent.metrics is not None:  # served until the final figures are in
+            parent.metrics.stop()
     result.interrupted = bool(interrupted)
-    for outcome in outcomes:
-        merge_into(result.stats, outcome["stats"])
-        result.cpu_s += outcome["cpu_s"]
-        result.completed_users += outcome["completed_users"]
-        result.impossible += outcome["impossible"]
-        result.dropped_iterations += outcome["dropped"]
-        result.cut_short = result.cut_short or outcome["cut_short"]
-    result.wall_s = max((o["wall_s"] for o in outcomes), default=0.0)
     result.aborted = parent.aborted
     parent.monitor.stats = result.stats  # the last history rows and files: the final figures
     parent.monitor.stop()
