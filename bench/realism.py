@@ -4,8 +4,9 @@ Plans the default scenario with ``generate``'s vectorised planner (in memory, no
 files): 10,000 initial users (plus the scenario's Poisson sign-ups), 60 simulated
 days from Monday 2026-01-05, seed 7, every user in one time zone
 (America/New_York) so the diurnal figure is a single zone's. Then measures the
-events (``sign_up``/``log_in`` excluded; writes are ``create_post``,
-``update_post`` and ``delete_post``, reads ``browse_feed`` and ``read_post``) with
+events (``sign_up``/``log_in`` excluded; writes and reads are ``sim-engine realism``'s
+default lists: posts, comments, reactions and follows are writes, the feed, posts, the
+trending page and the followers page reads) with
 :func:`sim_engine.realism.facts`, the estimators of ``sim-engine realism``
 (docs/realism.md), and prints each fact of issue 11 item 2 with its goal
 (DESIGN.md "Realism: published facts about real users"):
@@ -39,11 +40,12 @@ from sim_engine.model.plan.events import ChunkPlanner, PlanModel
 from sim_engine.model.plan.population import plan_population
 from sim_engine.model.scenario import Scenario, default_scenario
 from sim_engine.realism import RealismFacts, facts
+from sim_engine.realism.logfacts import DEFAULT_READ_ACTIONS, DEFAULT_WRITE_ACTIONS
 
 START = date(2026, 1, 5)
 ZONE = "America/New_York"
-READS = ("browse_feed", "read_post")
-WRITES = ("create_post", "update_post", "delete_post")
+READS = DEFAULT_READ_ACTIONS  # browse_feed, read_post, browse_trending, check_followers
+WRITES = DEFAULT_WRITE_ACTIONS  # posts, comments, reactions, follows (``sim-engine realism``'s)
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 

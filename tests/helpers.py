@@ -351,6 +351,34 @@ def busy_overrides() -> dict[str, Any]:
     return out
 
 
+#: The demo API's social actions in the default personas' matrices.
+SOCIAL_ACTIONS = (
+    "browse_trending",
+    "react",
+    "comment",
+    "follow_author",
+    "check_followers",
+    "follow_back",
+)
+
+
+def busy_social_overrides(scale: float = 12.0) -> dict[str, Any]:
+    """:func:`busy_overrides` with the default personas' social actions added back: their
+    default weights, those of every social action but ``browse_trending`` times ``scale``
+    (the default users are sparse, so a short run of them leaves almost no social graph;
+    tests/test_social_demo.py)."""
+    out = busy_overrides()
+    for name, persona in default_scenario().personas.items():
+        for state in ("working", "relaxing"):
+            key = f"personas.{name}.actions.{state}"
+            weights = dict(out[key])
+            for action in SOCIAL_ACTIONS:
+                factor = 1.0 if action == "browse_trending" else scale
+                weights[action] = persona.actions[state][action] * factor
+            out[key] = weights
+    return out
+
+
 def busy_scenario(**overrides: Any) -> Scenario:
     """The default scenario made busy (see :func:`busy_overrides`), then ``overrides``
     (dotted paths, applied after)."""

@@ -289,7 +289,8 @@ def test_segment_file_lines_are_spec_calls(tmp_path: Path) -> None:
     assert len(calls) == len(actions)
     for call, action in zip(calls, actions, strict=True):
         name_key = "event" if call["type"] == "track" else "name"
-        assert call["type"] == ("page" if action["action"] == "browse_feed" else "track")
+        pages = {"browse_feed", "browse_trending", "check_followers"}
+        assert call["type"] == ("page" if action["action"] in pages else "track")
         assert set(call) == {"type", "userId", name_key, "properties", "timestamp", "messageId"}
         assert datetime.fromisoformat(call["timestamp"]).timestamp() == pytest.approx(
             action["sim_ts"], abs=1e-3

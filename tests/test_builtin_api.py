@@ -19,27 +19,29 @@ from typing import Any
 
 import pytest
 
-from helpers import ListSink, busy_scenario, signup_payload
+from helpers import ListSink, busy_social_overrides, signup_payload
+from sim_engine.api.plugins import RESERVED_ACTIONS
 from sim_engine.demo import create_app
 from sim_engine.engine.clock import FastForwardClock
 from sim_engine.engine.simulation import Simulation
 from sim_engine.model.builtin import SOCIAL_API_FILE, social_api, social_api_data
 from sim_engine.model.records import ActionRecord, ActionRequest
-from sim_engine.model.scenario import ScenarioError, default_scenario, validate_scenario
+from sim_engine.model.scenario import ACTIONS, ScenarioError, default_scenario, validate_scenario
 from sim_engine.runs.targets import bind_target
 from sim_engine.targets.declarative import DeclarativeTarget
 from sim_engine.targets.inprocess import AsgiTransport
 from sim_engine.targets.transport import Response, Transport
 
 ISO = "2026-03-02T10:00:00.000+00:00"
-PERSONA_ACTIONS = ("browse_feed", "read_post", "create_post", "update_post", "delete_post")
+PERSONA_ACTIONS = ACTIONS  # the default personas' actions, the social ones included
 
 
 def test_the_description_ships_in_the_package_and_names_the_personas_actions() -> None:
     assert resources.files("sim_engine.model.builtin").joinpath(SOCIAL_API_FILE).is_file()
     api = social_api()
     assert social_api() is api  # validated once, frozen
-    assert set(api.actions) == {*PERSONA_ACTIONS, "delete_account", "list_own_posts"}
+    cleanup_only = {"unfollow", "delete_comment", "unreact"}  # deletes `cleanup` sends
+    assert set(api.actions) == {*PERSONA_ACTIONS, "delete_account", "list_own_posts", *cleanup_only}
     drawn = {
         name
         for persona in default_scenario().personas.values()
@@ -47,6 +49,7 @@ def test_the_description_ships_in_the_package_and_names_the_personas_actions() -
         for name in weights
     }
     assert drawn <= set(api.actions)
+    assert set(api.actions) <= RESERVED_ACTIONS  # no plugin action may shadow one
     # an api section like any other: the default scenario validates with it
     data = default_scenario().model_dump(mode="json")
     data["api"] = social_api_data()
@@ -197,11 +200,14 @@ def test_a_page_param_also_in_the_query_is_refused() -> None:
 
 
 async def simulated_day() -> tuple[list[ActionRecord], Any, Recorder]:
-    """One simulated day of the busy default scenario (helpers.busy_overrides: every
-    action common, nobody quits, so no post vanishes with a churned author; 150 users at
-    the start, no ``api`` section: the built-in description) against a fresh in-process
-    demo app; returns the action records, the app's row counts and the wire log."""
-    scenario = busy_scenario(**{"population.initial": 150})
+    """One simulated day of the busy default scenario with its social actions
+    (helpers.busy_social_overrides: every action common, nobody quits, so no post
+    vanishes with a churned author; 150 users at the start, no ``api`` section: the
+    built-in description) against a fresh in-process demo app; returns the action
+    records, the app's row counts and the wire log."""
+    scenario = default_scenario().with_overrides(
+        **busy_social_overrides(), **{"population.initial": 150}
+    )
     app = create_app()
     transport = Recorder(AsgiTransport(app, headers={"X-Synthetic": "true"}))
     target = bind_target(scenario, transport)
@@ -220,8 +226,8 @@ async def simulated_day() -> tuple[list[ActionRecord], Any, Recorder]:
 async def test_a_day_of_the_default_scenario_runs_through_the_description() -> None:
     """The built-in demo API runs through the same declarative machinery as any ``api``
     section (one binding path): nothing fails, every user logs in once, the persona
-    actions all happen, and over the wire users change only their own posts and read
-    only posts they saw."""
+    actions all happen, and over the wire users change only their own posts and read,
+    comment on and react to only posts they saw."""
     described, rows, wire = await simulated_day()
     assert sum(r.ok for r in described) / len(described) >= 0.99
     by_action = Counter(r.action for r in described)
@@ -253,5 +259,8 @@ async def test_a_day_of_the_default_scenario_runs_through_the_description() -> N
                 assert post in seen_by[me], path
             else:
                 assert author[post] == me, (method, path)
+            checked += 1
+        elif match := re.fullmatch(r"/posts/(\d+)/(comments|reactions)", path):
+            assert int(match[1]) in seen_by[me], path  # social picks come from seen posts
             checked += 1
     assert checked > 1000

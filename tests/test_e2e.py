@@ -18,6 +18,7 @@ from helpers import BUSY_START, busy_scenario_file, installed_command, read_json
 from sim_engine.demo.launcher import DemoServer
 
 ACTIONS = {"browse_feed", "read_post", "create_post", "update_post", "delete_post"}
+SOCIAL = {"browse_trending", "comment", "react", "follow_author", "check_followers", "follow_back"}
 RECORD_FIELDS = {"sim_time", "user_id", "persona", "state", "action", "status", "latency_ms"}
 METRICS_KEYS = {
     "users_over_time",
@@ -89,8 +90,8 @@ def test_contract_run_writes_actions(contract_run: tuple[Path, str]) -> None:
     # The default's users delete about 3 % of what they post (docs/realism-defaults.md): a
     # day of 200 of them posts ~60 times and deletes none. delete_post over real HTTP is
     # checked by test_run_against_an_external_demo_server (a busy scenario).
-    assert seen >= ACTIONS - {"delete_post"}, seen
-    assert seen <= ACTIONS | {"sign_up", "log_in", "delete_account"}
+    assert seen >= (ACTIONS - {"delete_post"}) | {"browse_trending", "react"}, seen
+    assert seen <= ACTIONS | SOCIAL | {"sign_up", "log_in", "delete_account"}
     assert {record["persona"] for record in actions} == {
         "lurker",
         "chatterbox",

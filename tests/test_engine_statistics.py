@@ -36,7 +36,7 @@ import pytest
 from helpers import ListSink, always_ok_api, busy_scenario
 from sim_engine import ActionRecord, Simulation
 from sim_engine.engine.clock import FastForwardClock
-from sim_engine.model.scenario import PersonaSpec, Scenario, ThinkTimeSpec
+from sim_engine.model.scenario import ACTIONS, PersonaSpec, Scenario, ThinkTimeSpec
 
 # Monday 2026-03-02 00:00 UTC; a week covers weekdays and a weekend.
 MONDAY = datetime(2026, 3, 2, tzinfo=timezone.utc).timestamp()
@@ -44,7 +44,7 @@ DAYS = 7
 USERS = 300
 SEED = 11
 #: Actions drawn from a persona's weight matrix (sign_up/log_in are not).
-MATRIX = ("browse_feed", "read_post", "create_post", "update_post", "delete_post")
+MATRIX = ACTIONS  # the demo API's persona actions, the social ones included
 State = Literal["working", "relaxing"]
 STATES: tuple[State, State] = ("working", "relaxing")
 #: Significance level of each test: a correct engine fails it with this probability

@@ -34,9 +34,11 @@ START = datetime(2026, 3, 2, tzinfo=timezone.utc).timestamp()  # Monday 2026-03-
 
 
 def small_scenario(seed: int = 11) -> Scenario:
-    # 120 users: the default's users rarely write (most never do, docs/realism-defaults.md);
-    # with seed 11, 30 of them made one post and no edit in the day, 120 make 7 and an edit.
-    return default_scenario().with_overrides(**{"population.initial": 120, "seed": seed})
+    # 200 users: the default's users rarely write (most never do, docs/realism-defaults.md);
+    # with seed 11 and the social defaults, 120 of them made 3 posts, 1 edit and no
+    # reaction, comment or follow in the day; 200 make 10 posts, 4 edits, 3 reactions,
+    # a comment and a follow, so the weighted social picks are pinned too.
+    return default_scenario().with_overrides(**{"population.initial": 200, "seed": seed})
 
 
 class ActionSink:
@@ -79,6 +81,7 @@ async def test_same_seed_same_run(seed_11_run: list[dict[str, Any]]) -> None:
     assert len(first) > GOLDEN_RECORDS
     assert any(r["action"] == "create_post" for r in first)
     assert any(r["action"] in ("update_post", "delete_post") for r in first)
+    assert any(r["action"] in ("react", "comment", "follow_author") for r in first)
     assert first == second
 
 

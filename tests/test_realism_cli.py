@@ -90,7 +90,8 @@ def test_generated_dataset_matches_its_own_columns(tmp_path: Path) -> None:
     assert measured == expected
     assert set(log.action_names) >= {"sign_up", "browse_feed"}
     assert log_facts(log).writes == int(np.isin(table.column("event").to_numpy(), [
-        "create_post", "update_post", "delete_post"]).sum())  # fmt: skip
+        "create_post", "update_post", "delete_post", "comment", "react", "follow_author",
+        "follow_back"]).sum())  # fmt: skip
 
 
 def test_actions_jsonl_gives_local_offsets(tmp_path: Path) -> None:

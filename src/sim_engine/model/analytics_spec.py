@@ -153,11 +153,18 @@ DEFAULT_EVENTS: dict[str, EventSpec] = {
     "update_post": EventSpec(event="post_edited", properties={"post_id": "{action.post_id}"}),
     "delete_post": EventSpec(event="post_deleted", properties={"post_id": "{action.post_id}"}),
     "delete_account": EventSpec(event="account_deleted"),
+    "browse_trending": EventSpec(event="trending_viewed", kind="page"),
+    "comment": EventSpec(event="comment_created", properties={"post_id": "{action.post_id}"}),
+    "react": EventSpec(event="post_reacted", properties={"post_id": "{action.post_id}"}),
+    "follow_author": EventSpec(event="user_followed"),
+    "check_followers": EventSpec(event="followers_viewed", kind="page"),
+    "follow_back": EventSpec(event="user_followed", properties={"back": True}),
 }
 """The demo social API's actions as analytics events (the default mapping)."""
 
-DEFAULT_SKIP: tuple[str, ...] = ("list_own_posts",)
-"""Demo API actions that are bookkeeping, not product use (reconcile after a crash)."""
+DEFAULT_SKIP: tuple[str, ...] = ("list_own_posts", "unfollow", "delete_comment", "unreact")
+"""Demo API actions that are bookkeeping, not product use (reconcile after a crash, the
+deletes only ``sim-engine cleanup`` sends)."""
 
 DEFAULT_COMMON: dict[str, Any] = {
     "persona": "{user.persona}",

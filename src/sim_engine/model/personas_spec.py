@@ -26,8 +26,12 @@ __all__ = [
     "ThinkTimeSpec",
 ]
 
-ACTIONS: tuple[str, ...] = ("browse_feed", "read_post", "create_post", "update_post", "delete_post")
-"""The actions every persona's weight matrix may name (the demo social API's operations)."""
+ACTIONS: tuple[str, ...] = (
+    "browse_feed", "read_post", "create_post", "update_post", "delete_post",
+    "browse_trending", "comment", "react", "follow_author", "check_followers", "follow_back",
+)  # fmt: skip
+"""The actions every persona's weight matrix may name (the demo social API's operations;
+the last six are its social side: ``model/builtin/social_api.yaml``)."""
 
 ROUTINE_STATES: tuple[str, ...] = ("sleeping", "working", "relaxing")
 """Routine states; ``sleeping`` never acts."""

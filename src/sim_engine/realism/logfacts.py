@@ -24,6 +24,8 @@ DEFAULT_WRITE_ACTIONS: tuple[str, ...] = (
     "react",
     "like",
     "follow",
+    "follow_author",
+    "follow_back",
     "unfollow",
 )
 """Actions counted as writes unless ``write_actions`` says otherwise."""
@@ -33,6 +35,8 @@ DEFAULT_READ_ACTIONS: tuple[str, ...] = (
     "view_post",
     "read_comments",
     "view_profile",
+    "browse_trending",
+    "check_followers",
 )
 """Actions counted as reads (when the log has any of them) unless ``read_actions`` is given."""
 

@@ -19,6 +19,10 @@ SHORT_NAMES = {
     "sign_up": "sign-up",
     "log_in": "log-in",
     "delete_account": "delete acct",
+    "browse_trending": "trending",
+    "check_followers": "followers",
+    "follow_author": "follow",
+    "follow_back": "follow back",
 }
 """Short action names for narrow columns (console lines, the dashboard's feed)."""
 _SHORT = SHORT_NAMES

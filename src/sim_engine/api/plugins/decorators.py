@@ -46,6 +46,15 @@ RESERVED_ACTIONS = frozenset(
         "log_in",
         "delete_account",
         "list_own_posts",
+        "browse_trending",
+        "comment",
+        "react",
+        "follow_author",
+        "check_followers",
+        "follow_back",
+        "unfollow",
+        "delete_comment",
+        "unreact",
     }
 )
 """Names a plugin action may not take: the built-in social API's and the engine's own."""
