@@ -17,7 +17,7 @@ from sim_engine.cli.main import cli
 def _run(out: Path, seed: str) -> tuple[str, str]:
     args = [
         "run",
-        *("--target", "inprocess", "--speed", "max", "--duration", "6h", "--users", "25"),
+        *("--target", "inprocess", "--speed", "max", "--duration", "12h", "--users", "25"),
         *("--start", "2024-05-15T08:00:00Z", "--seed", seed, "--out", str(out), "-q"),
     ]
     result = CliRunner().invoke(cli, args)

@@ -282,5 +282,9 @@ def test_unedited_import_reaches_90_percent(tmp_path: Path) -> None:
     rate = success_rate(actions)
     assert rate >= 0.90, f"success {rate:.2%}: {failures(actions).most_common(8)}"
     assert signed_up > accounts_before
-    assert cleaned.returncode == 0, (cleaned.returncode, cleaned.stdout, cleaned.stderr)
+    # A churned user's account is deleted during the run, and Kinto keeps that user's
+    # buckets: cleanup can only report them (exit 1). Any other stay is a failure.
+    stays = [line for line in cleaned.stdout.splitlines() if line.startswith("stays on")]
+    assert cleaned.returncode == (1 if stays else 0), (cleaned.stdout, cleaned.stderr)
+    assert all("its creator's account was deleted during the run" in s for s in stays), stays
     assert accounts_after == accounts_before, cleaned.stdout

@@ -31,8 +31,9 @@ def _options(tmp_path: Path, **changes: Any) -> LoadOptions:
     settings: dict[str, Any] = {
         "scenario": default_scenario(),
         "users": 4,
-        "delay_min_ms": 5.0,
-        "delay_max_ms": 10.0,
+        # 40 requests of at least 15 ms: over 0.6 s, two ticks of the 0.3 s view
+        "delay_min_ms": 15.0,
+        "delay_max_ms": 25.0,
         "target_url": None,  # the built-in demo server on 127.0.0.1
         "out_dir": tmp_path / "out",
         "processes": 2,

@@ -324,11 +324,13 @@ async def test_a_run_logs_no_password_or_token(tmp_path: Path) -> None:
     passwords: set[str] = set()
 
     class Spy:
-        """The in-process demo API, but every 7th answer fails echoing the request."""
+        """The in-process demo API, but every 7th answer fails echoing the request, and
+        every 4th sign-up fails echoing its body."""
 
         def __init__(self) -> None:
             self.inner = bind_target(default_scenario(), AsgiTransport(create_app()))
             self.n = 0
+            self.signups = 0
 
         async def send(self, request: ActionRequest) -> Outcome:
             self.n += 1
@@ -345,7 +347,8 @@ async def test_a_run_logs_no_password_or_token(tmp_path: Path) -> None:
                     status=500,
                     error=f"HTTP 500: Authorization: Bearer {request.token} echo {echo}",
                 )
-            if self.n % 11 == 0 and request.action == "sign_up":
+            self.signups += request.action == "sign_up"
+            if request.action == "sign_up" and self.signups % 4 == 0:
                 body = json.dumps(request.payload)
                 return Outcome(422, False, 1.0, error=f"HTTP 422: {body}")
             return outcome

@@ -126,7 +126,7 @@ class SessionHook(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # read-only by convention: frozen costs 8x to build
 class Planned:
     """What a binder made of one step of a session.
 

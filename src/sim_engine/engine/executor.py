@@ -92,9 +92,10 @@ class Executor:
 
     def spawn(self, sim_t: float, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` as an in-flight action dispatched at ``sim_t``."""
-        entry = (sim_t, asyncio.get_running_loop().time())
+        loop = asyncio.get_running_loop()
+        entry = (sim_t, loop.time())
         self.inflight_times.append(entry)
-        task = asyncio.ensure_future(self._timed(entry, coro))
+        task = loop.create_task(self._timed(entry, coro))
         self.inflight.add(task)
         task.add_done_callback(self._on_done)
 

@@ -30,7 +30,7 @@ from sim_engine.model.schedule_spec import Schedule
 __all__ = ["Dispatch", "Sessions"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # read-only by convention: frozen costs 8x to build
 class Dispatch:
     """Requests to send for one user now, then a think time (simulated seconds)."""
 

@@ -59,6 +59,8 @@ from sim_engine.model.scenario import Scenario
 
 __all__ = ["Simulation", "SimulationStats", "effective_api", "user_password"]
 
+_TIMER_S = 0.001  # a load test's back-to-back steps (1 µs apart) must not sleep 1 ms
+
 
 def effective_api(scenario: Scenario) -> ApiSpec:
     """The scenario's ``api`` section, or the built-in demo API's description."""
@@ -411,16 +413,7 @@ class Simulation:
         return True
 
     async def _wait_progress(self) -> None:
-        self._progress.clear()
-        handle = None
-        if self._wake_in is not None:
-            loop = asyncio.get_running_loop()
-            handle = loop.call_later(max(self._wake_in, 0.001), self._progress.set)
-        try:
-            await self._progress.wait()
-        finally:
-            if handle is not None:
-                handle.cancel()
+        await self._wait(self._wake_in)
 
     async def _loop(self) -> None:
         while not self._stopping:
@@ -438,11 +431,16 @@ class Simulation:
                 await self._clock.sleep_until(sim_t)
                 if self._clock.now() >= sim_t:  # else it stopped jumping (went live): wait
                     self._handle(sim_t)
-            elif self._clock.now() < sim_t:
-                await self._sleep_or_progress(sim_t)
-            else:
+            elif self._due(sim_t):
                 self._handle(sim_t)
+            else:
+                await self._sleep_or_progress(sim_t)
         await self._finish_time()
+
+    def _due(self, sim_t: float) -> bool:
+        """Due now, or sooner than a timer can wait (uvloop's are whole milliseconds)."""
+        wait_s = self._clock.wall_seconds_until(sim_t)
+        return self._clock.now() >= sim_t or (wait_s is not None and wait_s < _TIMER_S)
 
     def _handle(self, sim_t: float) -> None:
         """Pop the next event and hand it to the collaborator that owns its kind."""
@@ -484,12 +482,14 @@ class Simulation:
 
     async def _sleep_or_progress(self, sim_t: float) -> None:
         """Wait until the live clock reaches ``sim_t`` or something changes (one timer, no task)."""
+        await self._wait(self._clock.wall_seconds_until(sim_t))
+
+    async def _wait(self, delay: float | None) -> None:
+        """Wait for progress, at most ``delay`` wall seconds (None: no limit)."""
         self._progress.clear()
-        delay = self._clock.wall_seconds_until(sim_t)
         handle = None
-        if delay is not None:
-            # uvloop rounds timers to whole milliseconds: never ask for less.
-            handle = asyncio.get_running_loop().call_later(max(delay, 0.001), self._progress.set)
+        if delay is not None:  # uvloop rounds timers to whole milliseconds: never ask for less
+            handle = asyncio.get_running_loop().call_later(max(delay, _TIMER_S), self._progress.set)
         try:
             await self._progress.wait()
         finally:

@@ -290,7 +290,7 @@ class CompiledPersona:
             KeyError: ``state`` has no weights (``sleeping`` never acts).
         """
         names, cum = self._cum[state]
-        if posting != 1.0 and self.writes:
+        if posting != 1.0 and self.writes and not self.writes.isdisjoint(names):
             factors = dict.fromkeys(self.writes, posting)
             for name, f in (multipliers or {}).items():
                 factors[name] = factors.get(name, 1.0) * f

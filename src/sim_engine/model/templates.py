@@ -456,6 +456,18 @@ def render_query(
     return urlencode(pairs)
 
 
+def is_literal(template: Any) -> bool:
+    """True when ``template`` (a JSON-like value, keys too) has no placeholder and no
+    generator: it renders to itself, whatever the context and generator."""
+    if isinstance(template, str):
+        return all(isinstance(part, str) for part in _parse(template))
+    if isinstance(template, Mapping):
+        return all(is_literal(str(k)) and is_literal(v) for k, v in template.items())
+    if isinstance(template, (list, tuple)):
+        return all(is_literal(v) for v in template)
+    return True
+
+
 def template_problem(template: Any, *, registry: PluginCatalog | None = None) -> str | None:
     """Return why a template's generators cannot render (unknown name, bad arguments), or None.
 

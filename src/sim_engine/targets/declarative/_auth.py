@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from functools import cached_property
 from typing import Any
 
 from sim_engine.model.api_spec import RequestTemplate
@@ -192,7 +193,11 @@ class AuthMixin(TargetBase):
                 await self._renew(user, request)
 
         def all_headers() -> dict[str, str]:
-            return {**self._base_headers(request), **self._auth_headers(user, request), **headers}
+            sent = self._base_headers(request)
+            sent.update(self._auth_headers(user, request))
+            if headers:
+                sent.update(headers)
+            return sent
 
         resp = await self.transport.request(method, path, body, all_headers())
         if resp.status != 401 or scheme == "none" or renewed:
@@ -220,5 +225,9 @@ class AuthMixin(TargetBase):
         if not token:
             return {}
         if scheme in ("bearer", "token"):
-            return {"Authorization": f"{auth.token_prefix()} {token}"}
+            return {"Authorization": f"{self._token_prefix} {token}"}
         return {auth.header: token}
+
+    @cached_property
+    def _token_prefix(self) -> str:
+        return self.api.auth.token_prefix()

@@ -8,12 +8,15 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+import orjson
+
 from sim_engine.model.api_spec import ApiSpec, RequestTemplate
 from sim_engine.model.plugin_spec import PluginCatalog
 from sim_engine.model.records import ActionRequest, Outcome
 from sim_engine.model.templates import (
     ContentPool,
     format_value,
+    is_literal,
     render,
     render_path,
     render_query,
@@ -96,6 +99,9 @@ class TargetBase:
         self._accepted = 0
         self._renewals = 0
         self._bad_answers = 0
+        # id(template) -> its request when it has nothing to fill (templates live as
+        # long as the API description), else ()
+        self._literal: dict[int, tuple[str, str, Any, dict[str, str]] | tuple[()]] = {}
 
     def _build(
         self, template: RequestTemplate, context: dict[str, dict[str, Any]]
@@ -106,6 +112,9 @@ class TargetBase:
         Raises:
             TemplateError: the template cannot be filled.
         """
+        literal = self._literal_of(template)
+        if literal:
+            return literal
         rng, pool = self._rng, self._content
         path = render_path(template.path, context, rng, pool)
         query = render_query(template.query, context, rng, pool)
@@ -122,6 +131,15 @@ class TargetBase:
             for k, v in render(dict(template.headers), context, rng, pool).items()
         }
         return template.method, path, body, headers
+
+    def _literal_of(
+        self, template: RequestTemplate
+    ) -> tuple[str, str, Any, dict[str, str]] | tuple[()]:
+        """The template's request when it has nothing to fill (rendered once), else ``()``."""
+        literal = self._literal.get(id(template))
+        if literal is None:
+            literal = self._literal[id(template)] = _literal_request(template)
+        return literal
 
     def _context(
         self,
@@ -154,6 +172,10 @@ class TargetBase:
     def _json(self, resp: Response, where: str, post_id: Any = None) -> tuple[Any, Outcome | None]:
         """The answer's JSON document, or a bad-answer outcome when it is not JSON."""
         try:
+            return orjson.loads(resp.body), None  # 5x faster than json
+        except ValueError:
+            pass
+        try:  # what orjson refuses but json reads: NaN, integers over 64 bits, UTF-16
             return json.loads(resp.body), None
         except ValueError:
             return None, self._bad(resp, "not JSON", where, post_id)
@@ -171,3 +193,17 @@ class TargetBase:
             skipped=resp.skipped,
             retries=resp.retries,
         )
+
+
+def _literal_request(template: RequestTemplate) -> tuple[str, str, Any, dict[str, str]] | tuple[()]:
+    """The request of a template with no body and nothing to fill (a listing's ``GET``),
+    rendered once: method, path with query, None, headers; else ``()``."""
+    if template.body is not None or template.form is not None:
+        return ()
+    parts = (template.path, dict(template.query), dict(template.headers))
+    if not all(is_literal(part) for part in parts):
+        return ()
+    query = render_query(template.query, {}, random.Random(0))
+    path = template.path + (("&" if "?" in template.path else "?") + query if query else "")
+    headers = {str(k): format_value(v) for k, v in template.headers.items()}
+    return template.method, path, None, headers

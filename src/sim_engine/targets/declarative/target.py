@@ -320,7 +320,7 @@ class DeclarativeTarget(ErrorsMixin, CreatedMixin):
         if kind is not None:
             return await self._simulated_error(kind, user, request, action, picks)
         post_id = first_id(picks)
-        context = self._context(user, request, picks)
+        context = self._context(user, request, picks) if self._fills(action) else {}
         try:
             method, path, body, headers = self._build(action, context)
         except TemplateError as exc:
@@ -334,6 +334,11 @@ class DeclarativeTarget(ErrorsMixin, CreatedMixin):
         if key is not None and self.send_log is not None and settled(resp):
             self.send_log.answered(key)  # what it created is recorded
         return outcome
+
+    def _fills(self, action: ActionSpec) -> bool:
+        """True when the action needs its placeholders' values: a template to fill, or
+        an ``extract`` rule that copies fields of the picked item or the user."""
+        return not self._literal_of(action) or any(rule.copy_ for rule in action.extract)
 
     def _settle(
         self,
