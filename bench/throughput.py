@@ -102,6 +102,10 @@ FEED_PAGE = {
             "created_at": "2024-01-01T00:00:00.000Z",
             "updated_at": "2024-01-01T00:00:00.000Z",
             "view_count": 0,
+            "author_posts": 1,  # the demo's social fields, which browse_feed keeps
+            "author_followers": 0,
+            "reaction_count": 0,
+            "comment_count": 0,
         }
     ],
     "total": 1,
