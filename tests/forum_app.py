@@ -7,8 +7,9 @@ Nothing in it looks like the demo API: sign-up bodies are wrapped in a
 ids are ``uid`` / ``tid`` / ``rid``. Replies are children of threads: a thread
 that still has replies cannot be deleted (409), nor a member who still owns a
 thread or a reply (409), so only a cleanup that goes children first, members
-last, can empty it. ``freeze_at`` (a number of threads) holds every later request unanswered (a run
-killed with requests in flight).
+last, can empty it (unless ``keeps_orphans``: a member may then leave what they own
+behind, which nobody can delete any more). ``freeze_at`` (a number of threads) holds
+every later request unanswered (a run killed with requests in flight).
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ class Forum:
         self.deletes: list[str] = []  # paths of the DELETE requests answered 204
         self.frozen = False
         self.freeze_at: int | None = None  # freeze once there are this many threads
+        # a member who still owns threads or replies may leave, and they stay (as Kinto 26
+        # keeps a deleted account's buckets); else leaving answers 409
+        self.keeps_orphans = False
 
     def snapshot(self) -> tuple[dict[int, str], dict[int, int], dict[int, tuple[int, int]]]:
         """Every record: members (id -> handle), threads, replies."""
@@ -133,7 +137,7 @@ class Forum:
             if self.me(x_session_key) != uid:
                 raise HTTPException(403, "not you")
             owns = uid in self.threads.values() or any(a == uid for _, a in self.replies.values())
-            if owns:
+            if owns and not self.keeps_orphans:
                 raise HTTPException(409, "delete your threads and replies first")
             del self.members[uid]
             self.sessions = {k: u for k, u in self.sessions.items() if u != uid}

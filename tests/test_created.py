@@ -13,9 +13,12 @@ from typing import Any
 
 import pytest
 
+from sim_engine.engine.capabilities import CreationCleaner
 from sim_engine.engine.store import SqliteStore
 from sim_engine.model.api_spec import ApiSpec
+from sim_engine.targets.browser import BrowserTarget
 from sim_engine.targets.declarative import DeclarativeTarget
+from sim_engine.targets.plugin import PluginTarget
 from test_declarative import Call, FakeTransport, req
 
 ACTIONS: dict[str, Any] = {
@@ -214,3 +217,55 @@ def test_a_run_restarted_before_its_first_checkpoint_orphans_what_it_recorded(
     assert report.lines(dry_run=True)[-1] == (
         "stays on the target: 1 own_posts (its creator's state is gone)"
     )
+
+
+async def test_a_users_creations_newest_first_deleted_without_touching_its_lists(
+    tmp_path: Path,
+) -> None:
+    """What a churned user's clean-up deletes before its account (``CreationCleaner``):
+    the user's resources with a delete handle, newest first, but those in doubt and the
+    kinds that go with the account; each sent with exactly its handle's picks, the
+    user's lists left as they were (a live run goes on), and unrecorded once deleted."""
+    assert issubclass(PluginTarget, CreationCleaner) and issubclass(BrowserTarget, CreationCleaner)
+    store = SqliteStore(tmp_path / "state.db", create=True)
+    refuse = False
+
+    def answer(call: Call) -> tuple[int, Any]:
+        if call.method == "GET":
+            return 200, [{"id": 7}, {"id": 8}]
+        return (409, {"detail": "busy"}) if refuse and call.method == "DELETE" else forum(call)
+
+    transport = FakeTransport(answer)
+    target = DeclarativeTarget(transport, api())
+    target.created_log = store
+    assert isinstance(target, CreationCleaner)
+    for action in ("browse", "create_post", "comment", "like"):
+        assert (await target.send(req(action, 3))).ok
+    on = int(transport.calls[-2].path.split("/")[2])  # the post the comment is on
+    doubt = {"in_doubt": {"method": "PUT", "path": "/x"}, "delete": {"action": "delete_post"}}
+    store.save_created(3, "in doubt: put", "k", doubt)
+    store.save_created(4, "own_posts", "9", {"delete": {"action": "delete_post", "picks": {}}})
+
+    found = target.creations(3)
+    assert [(c.kind, c.item_id, c.action) for c in found] == [
+        ("own_comments", "500", "delete_comment"),
+        ("own_posts", "106", "delete_post"),
+    ]  # the like has no handle: it stays, for cleanup to report
+    assert found[0].handle["picks"] == {"post": {"id": on}, "comment": {"id": 500}}
+    with_account = DeclarativeTarget(transport, api(with_account=["memory.own_posts"]))
+    with_account.created_log = store
+    assert [c.kind for c in with_account.creations(3)] == ["own_comments"]
+
+    refuse = True
+    refused = await target.delete_creation(req("delete_comment", 3), found[0])
+    assert (refused.ok, refused.status) == (False, 409)
+    assert [c.item_id for c in target.creations(3)] == ["500", "106"]  # still recorded
+    refuse = False
+    assert (await target.delete_creation(req("delete_comment", 3), found[0])).ok
+    assert transport.calls[-1].method == "DELETE"
+    assert transport.calls[-1].path == f"/posts/{on}/comments/500"
+    assert [c.item_id for c in target.creations(3)] == ["106"]
+    memory = target.memory(3)
+    assert memory is not None and len(memory["memory.seen_posts"]) == 2  # not cleared
+    assert memory["memory.own_comments"] == []  # forgotten: deleted
+    store.close()

@@ -282,9 +282,8 @@ def test_unedited_import_reaches_90_percent(tmp_path: Path) -> None:
     rate = success_rate(actions)
     assert rate >= 0.90, f"success {rate:.2%}: {failures(actions).most_common(8)}"
     assert signed_up > accounts_before
-    # A churned user's account is deleted during the run, and Kinto keeps that user's
-    # buckets: cleanup can only report them (exit 1). Any other stay is a failure.
-    stays = [line for line in cleaned.stdout.splitlines() if line.startswith("stays on")]
-    assert cleaned.returncode == (1 if stays else 0), (cleaned.stdout, cleaned.stderr)
-    assert all("its creator's account was deleted during the run" in s for s in stays), stays
+    # Kinto keeps a deleted account's buckets: a churned user's clean-up deletes them first
+    # (else cleanup could only report them: "stays on the target", exit 1)
+    assert cleaned.returncode == 0, (cleaned.stdout, cleaned.stderr)
+    assert "stays" not in cleaned.stdout and "in doubt" not in cleaned.stdout, cleaned.stdout
     assert accounts_after == accounts_before, cleaned.stdout

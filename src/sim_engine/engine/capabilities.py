@@ -21,6 +21,8 @@ from sim_engine.model.records import ActionRequest, Outcome
 __all__ = [
     "ActionResolver",
     "Binder",
+    "Creation",
+    "CreationCleaner",
     "Journal",
     "MemoryKeeper",
     "Paced",
@@ -72,6 +74,41 @@ class MemoryKeeper(Protocol):
         Raises:
             ValueError: ``data`` is not an exported memory.
         """
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Creation:
+    """A resource the run recorded as created by a user (``state.db``), with its delete handle.
+
+    Attributes:
+        kind: its kind (``own_posts``).
+        item_id: its id as JSON text.
+        action: the action that deletes it.
+        handle: how to delete it: ``{"action": NAME, "picks": {name: item}}``.
+    """
+
+    kind: str
+    item_id: str
+    action: str
+    handle: dict[str, Any]
+
+
+@runtime_checkable
+class CreationCleaner(Protocol):
+    """A target that records what users create and deletes it by its delete handle: a
+    churned user's clean-up deletes what it created before its account (as ``sim-engine
+    cleanup`` would, but while the user can still log in)."""
+
+    def creations(self, user_id: int) -> list[Creation]:
+        """Return what ``user_id`` created that must go before its account, newest first
+        (children before parents): those with a delete handle, not in doubt, of no kind
+        ``api.cleanup.with_account`` says goes with the account."""
+        ...
+
+    async def delete_creation(self, request: ActionRequest, creation: Creation) -> Outcome:
+        """Send ``creation``'s delete handle as ``request`` (its action, the creator's
+        token); once deleted or gone (2xx, 404, 410) it is no longer recorded."""
         ...
 
 

@@ -5,7 +5,10 @@ simulated seconds from the start) emits a :class:`DaySnapshot` of lifecycle
 states, resets the daily sign-up cap and plans replacements for churned users.
 Each *user's local midnight* (with a ``lifecycle`` section) decides the user's
 next day -- active or not, state transitions -- plans its first session, and
-cleans a churned user from the target (or keeps it), per ``lifecycle.cleanup``.
+cleans a churned user from the target (or keeps it), per ``lifecycle.cleanup``:
+first what the run recorded as created by the user (newest first, children before
+parents: an API that does not delete a user's resources with its account keeps
+them, and nobody can log in as the user afterwards), then its account.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import math
 import random
 from datetime import datetime
 
+from sim_engine.engine.capabilities import CreationCleaner
 from sim_engine.engine.events import DAY, DAY_S, REPLACE, SESSION, TICK, next_midnight, offset_of
 from sim_engine.engine.executor import Executor, masked_error
 from sim_engine.engine.growth import Growth
@@ -38,6 +42,8 @@ class DayCycle:
         scheduler, ledger, growth, sessions, executor: the run's collaborators.
         target: the target (churned users are deleted through it).
         can_delete: the API can delete an account (``delete_account``).
+        cleaner: deletes what a churned user created before its account (None: the
+            target records nothing of what users create).
         start_s: simulated start of the run (its first run day).
         lookahead_s: the smallest possible think time (simulated seconds).
 
@@ -58,6 +64,7 @@ class DayCycle:
         can_delete: bool,
         start_s: float,
         lookahead_s: float,
+        cleaner: CreationCleaner | None = None,
     ) -> None:
         self._life = life
         self._personas = personas
@@ -68,6 +75,7 @@ class DayCycle:
         self._executor = executor
         self._target = target
         self._can_delete = can_delete
+        self._cleaner = cleaner
         self._lookahead_s = lookahead_s
         self.day_start_s = start_s
 
@@ -187,8 +195,13 @@ class DayCycle:
     ) -> None:
         persona = self._personas[user.persona]
         for request in requests:
-            if request.action == "delete_account" and user.token:
-                request = dataclasses.replace(request, token=user.token)
+            if request.action == "delete_account":
+                failed = await self._delete_creations(user, sim_t, iso)
+                if failed is not None:
+                    self._kept(user, sim_t, iso, f"kept: cleanup of its creations failed: {failed}")
+                    return
+                if user.token:
+                    request = dataclasses.replace(request, token=user.token)
             outcome = await self._target.send(request)
             self._executor.apply(user, request, outcome)
             self._executor.record(user, persona, "cleanup", request, outcome)
@@ -197,6 +210,26 @@ class DayCycle:
                 self._kept(user, sim_t, iso, f"cleanup failed: {error}")
                 return
         self._forget(user, sim_t, iso, "deleted from the target with all it created")
+
+    async def _delete_creations(self, user: SimUser, sim_t: float, iso: str) -> str | None:
+        """Delete, newest first, what the run recorded as created by ``user`` (logged in),
+        each delete recorded like any action; stop at the first the target refuses.
+
+        Returns:
+            why one could not be deleted (not 2xx, 404 or 410), or None when all went.
+        """
+        if self._cleaner is None:
+            return None
+        persona = self._personas[user.persona]
+        for creation in self._cleaner.creations(user.user_id):
+            request = ActionRequest(creation.action, user.user_id, sim_t, iso, user.token)
+            outcome = await self._cleaner.delete_creation(request, creation)
+            self._executor.apply(user, request, outcome)
+            self._executor.record(user, persona, "cleanup", request, outcome)
+            if not (outcome.ok or outcome.status in (404, 410)):
+                error = outcome.error and masked_error(outcome.error, user, request, outcome)
+                return f"{creation.action} {creation.kind} {creation.item_id}: {error}"
+        return None
 
     def _forget(self, user: SimUser, sim_t: float, iso: str, reason: str) -> None:
         self._sessions.session_ended(user, sim_t)

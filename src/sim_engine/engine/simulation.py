@@ -30,6 +30,7 @@ from sim_engine.engine.binders import ApiBinder
 from sim_engine.engine.capabilities import (
     ActionResolver,
     Binder,
+    CreationCleaner,
     Journal,
     MemoryKeeper,
     SessionAware,
@@ -166,6 +167,7 @@ class Simulation:
         self._days = DayCycle(
             life, personas, self._scheduler, self._ledger, self._growth, self._sessions,
             self._executor, target, can_delete, self._start_s, lookahead_s,
+            target if isinstance(target, CreationCleaner) else None,
         )  # fmt: skip
         self._persistence = Persistence(
             self._clock, self._ledger, self._growth, self._days, self._sessions,

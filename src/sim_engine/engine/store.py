@@ -207,6 +207,7 @@ class SqliteStore:
                 "user_id INTEGER NOT NULL, kind TEXT NOT NULL, item_id TEXT NOT NULL, "
                 "data TEXT NOT NULL, UNIQUE (kind, item_id))"
             )
+            self._db.execute("CREATE INDEX IF NOT EXISTS created_user ON created (user_id)")
         except sqlite3.DatabaseError as exc:
             self._db.close()
             raise StateError(f"{self.path}: cannot keep created resources ({exc})") from None
@@ -246,6 +247,23 @@ class SqliteStore:
         ):
             try:
                 rows.append((seq, user_id, kind, item_id, json.loads(data)))
+            except ValueError:
+                raise StateError(f"{self.path}: corrupt created resource {seq}") from None
+        return rows
+
+    def created_by(self, user_id: int) -> list[tuple[str, str, dict[str, Any]]]:
+        """Return the resources ``user_id`` created, newest first: (kind, item id, data).
+
+        Raises:
+            StateError: a row whose data is not JSON (corruption).
+        """
+        rows = []
+        for seq, kind, item_id, data in self._db.execute(
+            "SELECT seq, kind, item_id, data FROM created WHERE user_id = ? ORDER BY seq DESC",
+            (user_id,),
+        ):
+            try:
+                rows.append((kind, item_id, json.loads(data)))
             except ValueError:
                 raise StateError(f"{self.path}: corrupt created resource {seq}") from None
         return rows

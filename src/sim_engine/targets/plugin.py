@@ -49,6 +49,7 @@ from sim_engine.api.plugins.registry import one_line
 from sim_engine.engine.capabilities import ActionResolver, MemoryKeeper, UserForgetter
 from sim_engine.model.builtin import social_api
 from sim_engine.model.records import ActionRequest, Outcome, Target
+from sim_engine.targets.forwarding import ForwardsCreations
 
 if TYPE_CHECKING:
     from sim_engine.model.population import SimUser
@@ -223,7 +224,7 @@ class PluginContext:
         return await self.transport.request(method, path, json, merged)
 
 
-class PluginTarget:
+class PluginTarget(ForwardsCreations):
     """Runs plugin actions; passes every other action to the wrapped target.
 
     Also a session hook (pass it in the simulation's ``hooks``): it learns each

@@ -38,6 +38,7 @@ from sim_engine.targets.browser.flows import FlowEnv, FlowResult, PageWatch, run
 from sim_engine.targets.browser.pacing import StepPacer, ThinkSource
 from sim_engine.targets.browser.pool import BrowserPool, BrowserUnavailableError
 from sim_engine.targets.browser.shots import Screenshots
+from sim_engine.targets.forwarding import ForwardsCreations
 
 if TYPE_CHECKING:
     from playwright.async_api import BrowserContext, Page
@@ -79,7 +80,7 @@ class _User:
     used: int = 0
 
 
-class BrowserTarget:
+class BrowserTarget(ForwardsCreations):
     """The run's target with a browser tier (see the module docstring).
 
     Args:

@@ -18,8 +18,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
+from sim_engine.engine.capabilities import Creation
 from sim_engine.model.api_spec import ActionSpec, ApiSpec
 from sim_engine.model.records import ActionRequest, Outcome
 from sim_engine.model.templates import match_path
@@ -28,6 +29,7 @@ from sim_engine.targets.declarative._memory import UserState
 from sim_engine.targets.transport import Response
 
 __all__ = [
+    "CreatedIndex",
     "CreatedLog",
     "CreatedMixin",
     "CreationPlan",
@@ -37,6 +39,15 @@ __all__ = [
 
 Picks = dict[str, tuple[str, dict[str, Any]]]
 """An action's picks: name -> (key picked from, item)."""
+
+
+@runtime_checkable
+class CreatedIndex(Protocol):
+    """A :class:`CreatedLog` that can list one user's resources (``SqliteStore``)."""
+
+    def created_by(self, user_id: int) -> list[tuple[str, str, dict[str, Any]]]:
+        """Return the resources ``user_id`` created, newest first: (kind, item id, data)."""
+        ...
 
 
 class CreatedLog(Protocol):
@@ -275,7 +286,8 @@ class CreatedMixin(TargetBase):
             self.created_log.remove_created(self.creation_plan.kind(key), item_id(item))
 
     async def delete_created(self, request: ActionRequest, handle: dict[str, Any]) -> Outcome:
-        """Send a recorded delete handle: its action, with exactly its picks.
+        """Send a recorded delete handle: its action, with exactly its picks (the user's
+        lists and the shared pools are left as they are; the deleted item is forgotten).
 
         Args:
             request: the request (``action`` is the handle's action; the user is the
@@ -290,18 +302,44 @@ class CreatedMixin(TargetBase):
         if action is None or not isinstance(picks, dict) or set(picks) != set(action.pick):
             error = f"delete handle does not fit the api section: {handle!r}"
             return Outcome(0, False, 0.0, error=error, skipped=True)
+        chosen = {name: (action.pick[name], dict(item)) for name, item in picks.items()}
         user = self._memory.user(request.user_id)
-        keys = [action.pick[name] for name in picks]
-        if len(set(keys)) != len(keys):
-            error = "delete handle picks two items from one list"
-            return Outcome(0, False, 0.0, error=error, skipped=True)
-        for name, item in picks.items():
-            items = self._memory.lookup(user, action.pick[name], create=True)
-            assert items is not None
-            items.items.clear()
-            items.picks.clear()
-            items.add(dict(item))
-        return await self.send(request)
+        return await self._act_picked(request, action, user, chosen)
+
+    def creations(self, user_id: int) -> list[Creation]:
+        """What ``user_id`` created that its churn clean-up deletes before its account,
+        newest first: recorded with a delete handle, not in doubt, of no kind
+        ``api.cleanup.with_account`` says goes with the account (the
+        :class:`~sim_engine.engine.capabilities.CreationCleaner` capability)."""
+        log = self.created_log
+        if not isinstance(log, CreatedIndex):
+            return []
+        with_account = {kind_name(key) for key in self.api.cleanup.with_account}
+        found = []
+        for kind, key, data in log.created_by(user_id):
+            handle = data.get("delete")
+            if kind in with_account or "in_doubt" in data or not isinstance(handle, dict):
+                continue
+            found.append(Creation(kind, key, str(handle.get("action")), handle))
+        return found
+
+    async def delete_creation(self, request: ActionRequest, creation: Creation) -> Outcome:
+        """Send ``creation``'s delete handle; once deleted or gone (2xx, 404, 410) it is no
+        longer recorded."""
+        outcome = await self.delete_created(request, creation.handle)
+        if self.created_log is not None and (outcome.ok or outcome.status in (404, 410)):
+            self.created_log.remove_created(creation.kind, creation.item_id)
+        return outcome
+
+    async def _act_picked(
+        self,
+        request: ActionRequest,
+        action: ActionSpec,
+        user: UserState,
+        picks: Picks,
+    ) -> Outcome:  # pragma: no cover - overridden
+        """Send an action with its items picked (the target's own)."""
+        raise NotImplementedError
 
     async def send(self, request: ActionRequest) -> Outcome:  # pragma: no cover - overridden
         """The Target protocol's ``send`` (the target's own)."""

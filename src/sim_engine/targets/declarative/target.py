@@ -319,12 +319,22 @@ class DeclarativeTarget(ErrorsMixin, CreatedMixin):
         picks = memory.pick(user, action)
         if kind is not None:
             return await self._simulated_error(kind, user, request, action, picks)
+        return await self._act_picked(request, action, user, picks)
+
+    async def _act_picked(
+        self,
+        request: ActionRequest,
+        action: ActionSpec,
+        user: UserState,
+        picks: dict[str, tuple[str, dict[str, Any]]],
+    ) -> Outcome:
+        """Send an action whose items are picked (name -> (key, item)) and judge the answer."""
         post_id = first_id(picks)
         context = self._context(user, request, picks) if self._fills(action) else {}
         try:
             method, path, body, headers = self._build(action, context)
         except TemplateError as exc:
-            return unbuildable(exc, where, post_id)
+            return unbuildable(exc, endpoint(action), post_id)
         if action.page is not None:  # the next page of a listing (this session)
             offset = user.pages.get(request.action, 0)
             path += f"{'&' if '?' in path else '?'}{action.page.param}={offset}"
