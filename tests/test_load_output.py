@@ -194,17 +194,28 @@ def test_prometheus_metrics_in_load_mode(tmp_path: Path) -> None:
         metrics_port=port,
     )
 
+    def requests(text: str) -> list[str]:
+        return [line for line in text.splitlines() if line.startswith("sim_engine_requests_total{")]
+
     async def scrape_while_running() -> str:
+        """Scrape every 0.2 s while the test runs (a loaded machine starts it late);
+        the last scrape with more than 10 requests, else the last one."""
         test = asyncio.ensure_future(run_load_async(options, "inprocess", tmp_path))
-        await asyncio.sleep(1.2)
-        url = f"http://127.0.0.1:{port}/metrics"
-        async with aiohttp.ClientSession() as session, session.get(url) as resp:
-            text = await resp.text()
+        url, text = f"http://127.0.0.1:{port}/metrics", ""
+        async with aiohttp.ClientSession() as session:
+            while not test.done():
+                await asyncio.sleep(0.2)
+                try:
+                    async with session.get(url) as resp:
+                        text = await resp.text()
+                except aiohttp.ClientError:  # not serving yet, or already stopped
+                    continue
+                if sum(float(line.rsplit(" ", 1)[1]) for line in requests(text)) > 10:
+                    break
         await test
         return text
 
-    text = asyncio.run(scrape_while_running())
-    lines = [line for line in text.splitlines() if line.startswith("sim_engine_requests_total{")]
+    lines = requests(asyncio.run(scrape_while_running()))
     assert lines and any('endpoint="GET /posts"' in line for line in lines)
     assert sum(float(line.rsplit(" ", 1)[1]) for line in lines) > 10
 
