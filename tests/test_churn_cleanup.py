@@ -28,6 +28,7 @@ from test_cleanup_any_api import scenario, with_person
 sim_engine = functools.partial(helpers.sim_engine, timeout=180)
 
 FAILED = "kept: cleanup of its creations failed: "
+IN_FLIGHT = "cleanup failed: HTTP 409"
 
 
 def churning(tmp_path: Path) -> Path:
@@ -67,7 +68,10 @@ def test_a_churned_users_creations_go_before_its_account(
         cleanups = [r for r in read_jsonl(out / "lifecycle.jsonl") if r["change"] == "cleanup"]
         deleted = {r["user_id"] for r in cleanups if r["to"] == "DELETED"}
         kept = [r["reason"] for r in cleanups if r["to"] == "KEPT"]
-        assert all(reason.startswith(FAILED) for reason in kept), kept
+        # kept only because a delete was refused: one of its creations (a thread with
+        # someone else's reply), or, under load, the account itself while a creation the
+        # user sent just before churning had no answer yet (not recorded in time)
+        assert all(reason.startswith((FAILED, IN_FLIGHT)) for reason in kept), kept
         sent = [r for r in read_jsonl(out / "actions.jsonl") if r["state"] == "cleanup"]
         creators = {
             r["user_id"] for r in read_jsonl(out / "actions.jsonl")

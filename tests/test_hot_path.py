@@ -152,3 +152,13 @@ def test_a_step_due_sooner_than_a_timer_runs_at_once() -> None:
     assert sim._due(1_000.0)
     assert sim._due(1_000.0004)  # 0.4 ms: a timer would sleep 1 ms
     assert not sim._due(1_000.002)  # 2 ms: worth a timer
+
+
+def test_a_literal_is_never_another_templates_that_had_its_id() -> None:
+    api = make_api(actions={"feed": {"path": "/posts"}, "one": {"path": "/posts/{user.id}"}})
+    target = DeclarativeTarget(FakeTransport(lambda call: (200, {})), api, seed=1)
+    feed, one = api.actions["feed"], api.actions["one"]
+    assert target._literal_of(feed)[:2] == ("GET", "/posts")
+    # a freed template's entry under the id a new template now has (CPython reuses ids)
+    target._literal[id(one)] = target._literal[id(feed)]
+    assert target._literal_of(one) == ()  # has a placeholder: rendered each time

@@ -32,6 +32,9 @@ from sim_engine.targets.transport import Form, Response, Transport
 
 __all__ = ["SendLog", "TargetBase", "settled"]
 
+_Literal = tuple[str, str, Any, dict[str, str]] | tuple[()]
+"""A request with nothing to fill: method, path with query, None (no body), headers; or ``()``."""
+
 
 class SendLog(Protocol):
     """Where requests that may create something are written before they go out, and
@@ -99,9 +102,8 @@ class TargetBase:
         self._accepted = 0
         self._renewals = 0
         self._bad_answers = 0
-        # id(template) -> its request when it has nothing to fill (templates live as
-        # long as the API description), else ()
-        self._literal: dict[int, tuple[str, str, Any, dict[str, str]] | tuple[()]] = {}
+        # id(template) -> the template and its request when it has nothing to fill, else ()
+        self._literal: dict[int, tuple[RequestTemplate, _Literal]] = {}
 
     def _build(
         self, template: RequestTemplate, context: dict[str, dict[str, Any]]
@@ -132,14 +134,12 @@ class TargetBase:
         }
         return template.method, path, body, headers
 
-    def _literal_of(
-        self, template: RequestTemplate
-    ) -> tuple[str, str, Any, dict[str, str]] | tuple[()]:
+    def _literal_of(self, template: RequestTemplate) -> _Literal:
         """The template's request when it has nothing to fill (rendered once), else ``()``."""
-        literal = self._literal.get(id(template))
-        if literal is None:
-            literal = self._literal[id(template)] = _literal_request(template)
-        return literal
+        entry = self._literal.get(id(template))
+        if entry is None or entry[0] is not template:  # never another object's, reusing its id
+            entry = self._literal[id(template)] = (template, _literal_request(template))
+        return entry[1]
 
     def _context(
         self,
@@ -195,7 +195,7 @@ class TargetBase:
         )
 
 
-def _literal_request(template: RequestTemplate) -> tuple[str, str, Any, dict[str, str]] | tuple[()]:
+def _literal_request(template: RequestTemplate) -> _Literal:
     """The request of a template with no body and nothing to fill (a listing's ``GET``),
     rendered once: method, path with query, None, headers; else ``()``."""
     if template.body is not None or template.form is not None:
