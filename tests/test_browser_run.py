@@ -105,8 +105,11 @@ def interrupt_once_signed_in(args: list[str], out: Path) -> tuple[int, str]:
 def test_browser_users_stay_signed_in_across_resume(tmp_path: Path) -> None:
     out = tmp_path / "run"
     busy = busy_scenario_file(tmp_path / "busy.yaml")  # 3 users who act and stay
+    # At 3600x until the interrupt: at max speed a loaded machine's poll came as late as
+    # 27.75 h into the 30, leaving the signed-in users no session after the resume.
+    live = [*ARGS[:1], "3600", *ARGS[2:]]
     code, stderr = interrupt_once_signed_in(
-        [*ARGS, "--scenario", str(busy), "--duration", "30h", "-q", "--out", str(out)], out
+        [*live, "--scenario", str(busy), "--duration", "30h", "-q", "--out", str(out)], out
     )
     assert code == 0, stderr
     signed_in = {
@@ -116,10 +119,14 @@ def test_browser_users_stay_signed_in_across_resume(tmp_path: Path) -> None:
     at = checkpoint_s(out / "state.db")
     assert at is not None
     before = len(page_records(out))
-    resumed = sim_engine("run", "--resume", str(out), "-q", timeout=400)
+    resumed = sim_engine("run", "--resume", str(out), "--speed", "max", "-q", timeout=400)
     assert resumed.returncode == 0, resumed.stderr
     later = [r for r in page_records(out)[before:] if r["user_id"] in signed_in]
-    assert later, "the signed-in users took no browser step after the resume"
+    after = page_records(out)[before:]
+    assert later, (
+        f"the signed-in users {signed_in} took no browser step after the resume "
+        f"(checkpoint at {at}; after it: {[(r['user_id'], r['sim_time']) for r in after][:8]})"
+    )
     logins = [r for r in later if r["page"]["step"] == "goto /login"]
     assert logins == []
 
