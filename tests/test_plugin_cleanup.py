@@ -89,7 +89,7 @@ def test_cleanup_deletes_what_plugin_calls_created(tmp_path: Path) -> None:
         out = tmp_path / "run"
         proc = sim_engine(
             *("run", "--scenario", str(path), "--target", url, "--speed", "max"),
-            *("--duration", "1d", "--start", BUSY_START, "--out", str(out), "-q"),
+            *("--duration", "2d", "--start", BUSY_START, "--out", str(out), "-q"),
             cwd=tmp_path,  # python -m puts the working directory on sys.path: the plugin
         )
         assert proc.returncode == 0, proc.stderr

@@ -194,6 +194,7 @@ class DayCycle:
         self, user: SimUser, sim_t: float, iso: str, requests: list[ActionRequest]
     ) -> None:
         persona = self._personas[user.persona]
+        await self._executor.settled(user.user_id)  # a creation in flight: recorded first
         for request in requests:
             if request.action == "delete_account":
                 failed = await self._delete_creations(user, sim_t, iso)

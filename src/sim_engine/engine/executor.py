@@ -65,6 +65,7 @@ class Executor:
         self.error: BaseException | None = None
         self.idle = 0  # steps with nothing possible (the user just thought)
         self._signup_failures: dict[int, int] = {}
+        self._acting: dict[int, asyncio.Task[None]] = {}  # user id -> its action in flight
         self.stall = StallMeter()  # when an action counts as waiting on the wall clock
         if isinstance(target, Paced):
             target.pace(clock, self._think_s)
@@ -88,16 +89,27 @@ class Executor:
             journal.dispatched(
                 user.user_id, step.sim_t, step.sim_t + step.think_s, user.session_left
             )
-        self.spawn(step.sim_t, self._perform(step))
+        task = self.spawn(step.sim_t, self._perform(step))
+        uid = step.user.user_id
+        self._acting[uid] = task
+        task.add_done_callback(lambda t: self._acting.pop(uid) if self._acting.get(uid) is t else 0)
 
-    def spawn(self, sim_t: float, coro: Coroutine[Any, Any, None]) -> None:
-        """Run ``coro`` as an in-flight action dispatched at ``sim_t``."""
+    def spawn(self, sim_t: float, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run ``coro`` as an in-flight action dispatched at ``sim_t``; return its task."""
         loop = asyncio.get_running_loop()
         entry = (sim_t, loop.time())
         self.inflight_times.append(entry)
         task = loop.create_task(self._timed(entry, coro))
         self.inflight.add(task)
         task.add_done_callback(self._on_done)
+        return task
+
+    async def settled(self, user_id: int) -> None:
+        """Wait until the user's action in flight, if any, has its answer applied (the
+        churn clean-up must see a creation answered after the user churned)."""
+        task = self._acting.get(user_id)
+        if task is not None:
+            await asyncio.wait([task])
 
     def prompt_floor(self) -> tuple[float | None, float]:
         """The oldest in-flight action still answering promptly: its simulated time (None:
