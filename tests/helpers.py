@@ -117,22 +117,30 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int) -> 
 # -- records on disk --------------------------------------------------------------------------
 
 
-def interrupt_after_checkpoint(args: Sequence[str], out: Path, settle_s: float) -> tuple[int, str]:
-    """Start ``sim-engine run ARGS`` (writing to ``out``), wait at most 30 wall seconds for
-    its first checkpoint in ``out/state.db``, let it run ``settle_s`` wall seconds more,
-    then SIGTERM it. Returns its exit code and stderr; fails if it ended before the signal."""
+def interrupt_when(
+    args: Sequence[str], ready: Callable[[], bool], wait_s: float, settle_s: float = 0.0
+) -> tuple[int, str]:
+    """Start ``sim-engine run ARGS``, wait at most ``wait_s`` wall seconds for ``ready()``
+    (polled every 0.05 s), let it run ``settle_s`` wall seconds more, then SIGTERM it.
+    Returns its exit code and stderr; fails if it ended before the signal."""
     proc = sim_engine_popen("run", *args)
     try:
-        deadline = time.monotonic() + 30
-        while checkpoint_s(out / "state.db") is None and time.monotonic() < deadline:
+        deadline = time.monotonic() + wait_s
+        while proc.poll() is None and not ready() and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(settle_s)
         assert proc.poll() is None, "the run ended before it could be interrupted"
         proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=30)
+        _, stderr = proc.communicate(timeout=60)
     finally:
         reap(proc)
     return proc.returncode, stderr
+
+
+def interrupt_after_checkpoint(args: Sequence[str], out: Path, settle_s: float) -> tuple[int, str]:
+    """:func:`interrupt_when` the run (writing to ``out``) has its first checkpoint in
+    ``out/state.db`` (waiting at most 30 wall seconds), then ``settle_s`` more."""
+    return interrupt_when(args, lambda: checkpoint_s(out / "state.db") is not None, 30, settle_s)
 
 
 def checkpoint_s(state_db: Path) -> float | None:

@@ -6,9 +6,7 @@ session cookie). Errors for a target without pages are one line."""
 from __future__ import annotations
 
 import json
-import signal
 import sqlite3
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +14,9 @@ from helpers import (
     assert_one_line_error,
     busy_scenario_file,
     checkpoint_s,
+    interrupt_when,
     read_jsonl,
-    reap,
     sim_engine,
-    sim_engine_popen,
 )
 
 START = "2030-03-04T08:00:00Z"
@@ -87,19 +84,7 @@ def interrupt_once_signed_in(args: list[str], out: Path) -> tuple[int, str]:
     """Start ``sim-engine run ARGS`` and SIGTERM it once a checkpoint has saved a user's
     session cookie (waiting up to 240 wall seconds: Chromium and the demo start slowly on
     a loaded machine; a fixed delay after the first checkpoint often came too early)."""
-    proc = sim_engine_popen("run", *args)
-    try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and proc.poll() is None:
-            if signed_in_now(out / "state.db"):
-                break
-            time.sleep(0.2)
-        assert proc.poll() is None, "the run ended before it could be interrupted"
-        proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=60)
-    finally:
-        reap(proc)
-    return proc.returncode, stderr
+    return interrupt_when(args, lambda: signed_in_now(out / "state.db"), 240)
 
 
 def test_browser_users_stay_signed_in_across_resume(tmp_path: Path) -> None:

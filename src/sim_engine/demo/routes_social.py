@@ -185,13 +185,21 @@ async def get_post(post_id: int, store: StoreDep) -> PostOut:
     return post
 
 
+def _check_owner(owner: int | None, me: int, what: str, forbidden: str) -> None:
+    """Raise 404 ``{what} not found`` when ``owner`` is None (no such item), 403
+    ``forbidden`` when the item is not the caller's (``me``, a user id)."""
+    if owner is None:
+        raise HTTPException(404, f"{what} not found")
+    if owner != me:
+        raise HTTPException(403, forbidden)
+
+
 async def _own_post(post_id: int, store: StoreDep, me: UserIdDep) -> int:
     """Check that the post exists (404) and belongs to the caller (403); return its id."""
     post = store.get_post(post_id)
-    if post is None:
-        raise HTTPException(404, "post not found")
-    if post.author_id != me:
-        raise HTTPException(403, "only the author can change this post")
+    _check_owner(
+        None if post is None else post.author_id, me, "post", "only the author can change this post"
+    )
     return post_id
 
 
@@ -255,10 +263,7 @@ async def create_comment(
 async def delete_comment(comment_id: int, store: StoreDep, me: UserIdDep) -> Response:
     """Delete your own comment."""
     author = store.comment_author(comment_id)
-    if author is None:
-        raise HTTPException(404, "comment not found")
-    if author != me:
-        raise HTTPException(403, "only the author can delete this comment")
+    _check_owner(author, me, "comment", "only the author can delete this comment")
     store.delete_comment(comment_id)
     return Response(status_code=204)
 
@@ -299,9 +304,7 @@ async def react(
 async def delete_reaction(reaction_id: int, store: StoreDep, me: UserIdDep) -> Response:
     """Take back your own reaction."""
     reaction = store.reaction(reaction_id)
-    if reaction is None:
-        raise HTTPException(404, "reaction not found")
-    if reaction.user_id != me:
-        raise HTTPException(403, "only its author can take back this reaction")
+    forbidden = "only its author can take back this reaction"
+    _check_owner(None if reaction is None else reaction.user_id, me, "reaction", forbidden)
     store.delete_reaction(reaction_id)
     return Response(status_code=204)

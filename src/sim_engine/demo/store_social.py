@@ -60,13 +60,7 @@ class SocialQueries:
 
     @staticmethod
     def _reaction(row: sqlite3.Row) -> ReactionOut:
-        return ReactionOut(
-            id=row["id"],
-            post_id=row["post_id"],
-            user_id=row["user_id"],
-            kind=row["kind"],
-            created_at=row["created_at"],
-        )
+        return ReactionOut(**dict(row))  # the table's columns are the answer's fields
 
     def react(self, post_id: int, user_id: int, kind: str, *, now: str) -> tuple[ReactionOut, bool]:
         """Set the user's reaction to a post; returns it and whether it is new (else its

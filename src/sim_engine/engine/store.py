@@ -241,15 +241,7 @@ class SqliteStore:
         Raises:
             StateError: a row whose data is not JSON (corruption).
         """
-        rows = []
-        for seq, user_id, kind, item_id, data in self._db.execute(
-            "SELECT seq, user_id, kind, item_id, data FROM created ORDER BY seq"
-        ):
-            try:
-                rows.append((seq, user_id, kind, item_id, json.loads(data)))
-            except ValueError:
-                raise StateError(f"{self.path}: corrupt created resource {seq}") from None
-        return rows
+        return self._created_rows("", ())
 
     def created_by(self, user_id: int) -> list[tuple[str, str, dict[str, Any]]]:
         """Return the resources ``user_id`` created, newest first: (kind, item id, data).
@@ -257,13 +249,18 @@ class SqliteStore:
         Raises:
             StateError: a row whose data is not JSON (corruption).
         """
+        rows = self._created_rows("WHERE user_id = ?", (user_id,))
+        return [(kind, item_id, data) for _, _, kind, item_id, data in reversed(rows)]
+
+    def _created_rows(
+        self, where: str, args: tuple[Any, ...]
+    ) -> list[tuple[int, int, str, str, dict[str, Any]]]:
         rows = []
-        for seq, kind, item_id, data in self._db.execute(
-            "SELECT seq, kind, item_id, data FROM created WHERE user_id = ? ORDER BY seq DESC",
-            (user_id,),
+        for seq, user_id, kind, item_id, data in self._db.execute(
+            f"SELECT seq, user_id, kind, item_id, data FROM created {where} ORDER BY seq", args
         ):
             try:
-                rows.append((kind, item_id, json.loads(data)))
+                rows.append((seq, user_id, kind, item_id, json.loads(data)))
             except ValueError:
                 raise StateError(f"{self.path}: corrupt created resource {seq}") from None
         return rows

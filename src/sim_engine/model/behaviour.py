@@ -141,7 +141,7 @@ class CompiledPersona:
             actions whose method is not GET).
     """
 
-    __slots__ = ("_cum", "index", "name", "session", "spec", "week", "writes")
+    __slots__ = ("_cum", "_writes_in", "index", "name", "session", "spec", "week", "writes")
 
     def __init__(
         self,
@@ -159,6 +159,10 @@ class CompiledPersona:
         self.week = compile_week(routine, spec)
         self._cum: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {
             state: _cumulative(w, spec) for state, w in spec.actions.items()
+        }
+        # routine states whose actions include a write (the posting multiplier applies)
+        self._writes_in = {
+            state: not writes.isdisjoint(names) for state, (names, _) in self._cum.items()
         }
 
     # -- routine -------------------------------------------------------------------------
@@ -290,7 +294,7 @@ class CompiledPersona:
             KeyError: ``state`` has no weights (``sleeping`` never acts).
         """
         names, cum = self._cum[state]
-        if posting != 1.0 and self.writes and not self.writes.isdisjoint(names):
+        if posting != 1.0 and self._writes_in[state]:
             factors = dict.fromkeys(self.writes, posting)
             for name, f in (multipliers or {}).items():
                 factors[name] = factors.get(name, 1.0) * f
