@@ -1,0 +1,122 @@
+"""Where a ``sim-engine load`` request's CPU goes: the engine and target alone, and the threads.
+
+Two runs of ``sim-engine load`` (the reader scenario of ``bench/throughput.py``: one
+persona browsing ``GET /posts``, 32 virtual users, no delay, raw), each in a subprocess
+pinned to one CPU:
+
+* ``instant`` -- the transport is replaced by one that answers at once with nginx's feed
+  page (no network): the CPU per request of the engine and the declarative target alone
+  (planning, binding, the page's items kept in memory, the record, the figures);
+* ``nginx`` -- the real path against the throughput bench's nginx on 127.0.0.1: the
+  process's CPU per request over the test's window (``load.json``'s ``cpu_seconds``).
+
+Beside them, a bare pyreqwest loop (``reqwest-raw``) in the same run, its CPU split into
+the main thread (``time.thread_time``) and the other threads (pyreqwest's Rust runtime).
+The difference tells how much of a request is ours.
+
+Run: ``python bench/load_overhead.py [--seconds 5]`` (needs nginx, as bench/throughput.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from _common import print_table
+from throughput import Nginx, _find_nginx, _reader_scenario, _taskset
+
+_CHILD = r"""
+import asyncio, json, sys, time
+mode, url, scenario, seconds, out = sys.argv[1:6]
+sys.path.insert(0, {bench!r})
+from throughput import FEED_PAGE
+if mode == "reqwest-raw":
+    import uvloop
+    from pyreqwest.client import ClientBuilder
+    async def raw():
+        async with ClientBuilder().max_connections(32).build() as client:
+            n, stop = 0, time.monotonic() + float(seconds)
+            async def worker():
+                nonlocal n
+                while time.monotonic() < stop:
+                    async with client.request("GET", url + "/posts").build_streamed() as resp:
+                        bytes(await resp.bytes())
+                    n += 1
+            c0, t0 = time.process_time(), time.thread_time()
+            await asyncio.gather(*(worker() for _ in range(32)))
+            return n, time.process_time() - c0, time.thread_time() - t0
+    n, cpu, main = uvloop.run(raw())
+    print(json.dumps({{"requests": n, "cpu_s": cpu, "main_s": main}}))
+    sys.exit(0)
+import sim_engine.runs.runner as runner
+from sim_engine.targets.transport import Response
+if mode == "instant":
+    body = json.dumps(FEED_PAGE).encode()
+    class Instant:
+        base_url = url
+        async def request(self, method, path, json_body=None, headers=None):
+            if path == "/auth/login":
+                return Response(200, b'{{"token": "t", "user_id": 1}}', 0.1)
+            if method == "POST":
+                return Response(201, b'{{"id": 1}}', 0.1)
+            return Response(200, body, 0.1)
+        async def check(self): pass
+        async def aclose(self): pass
+    runner.build_transport = lambda u, options: Instant()
+from sim_engine.cli.main import main
+sys.argv = ["sim-engine", "load", "--target", url, "--scenario", scenario, "--users", "32",
+            "--duration", seconds + "s", "--delay-min", "0", "--delay-max", "0",
+            "--out", out, "-q"]
+try:
+    main()
+except SystemExit:
+    pass
+data = json.load(open(out + "/load.json"))
+print(json.dumps({{"requests": data["requests"], "cpu_s": data["cpu_seconds"]}}))
+"""
+
+
+def _run(mode: str, url: str, scenario: Path, seconds: float, work: Path) -> dict[str, Any]:
+    code = _CHILD.format(bench=str(Path(__file__).parent))
+    out = work / f"{mode}-out"
+    cmd = [*_taskset(0), sys.executable, "-c", code, mode, url, str(scenario), f"{seconds:g}",
+           str(out)]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"{mode} failed:\n{proc.stderr[-2000:]}")
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="wall seconds per run")
+    args = parser.parse_args()
+    binary = _find_nginx()
+    if binary is None:
+        raise SystemExit("needs nginx (apt-get install -y nginx)")
+    nginx = Nginx(binary, 1)
+    try:
+        with tempfile.TemporaryDirectory(prefix="sim-overhead-") as tmp:
+            work = Path(tmp)
+            scenario = _reader_scenario(work / "reader.yaml")
+            runs = {m: _run(m, nginx.url, scenario, args.seconds, work)
+                    for m in ("instant", "nginx", "reqwest-raw")}  # fmt: skip
+    finally:
+        nginx.stop()
+    us = {mode: r["cpu_s"] * 1e6 / max(1, r["requests"]) for mode, r in runs.items()}
+    raw = runs["reqwest-raw"]
+    other = (raw["cpu_s"] - raw["main_s"]) * 1e6 / max(1, raw["requests"])
+    rows = [[mode, f"{r['requests']:,}", f"{us[mode]:.1f}"] for mode, r in runs.items()]
+    print_table(["run", "requests", "CPU µs/request"], rows)
+    print(f"the bare loop's other threads (pyreqwest's runtime): {other:.1f} µs/request")
+    print(f"a load request costs {us['nginx']:.1f} µs against {us['reqwest-raw']:.1f} µs in a "
+          f"bare loop; the engine and target alone (instant): {us['instant']:.1f} µs")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
