@@ -14,13 +14,27 @@ from typing import Any
 
 import yaml
 
-from helpers import checkpoint_s, interrupt_after_checkpoint, sim_engine
+from helpers import checkpoint_s, interrupt_when, sim_engine
 from sim_engine.model.builtin import social_api_data
 from sim_engine.model.scenario import default_scenario
 
 
 def _actions(out: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (out / "actions.jsonl").read_text().splitlines()]
+
+
+def _ready(out: Path) -> bool:
+    """A checkpoint is in ``state.db`` and at least 10 users logged in (a line may be
+    half-written while the run goes on: only whole lines count)."""
+    if checkpoint_s(out / "state.db") is None or not (out / "actions.jsonl").exists():
+        return False
+    users = set()
+    for line in (out / "actions.jsonl").read_text().splitlines():
+        if '"log_in"' in line and line.endswith("}"):
+            record = json.loads(line)
+            if record["action"] == "log_in" and record["ok"]:
+                users.add(record["user_id"])
+    return len(users) >= 10
 
 
 def test_resumed_api_run_sends_no_log_in_for_users_with_a_valid_token(tmp_path: Path) -> None:
@@ -32,7 +46,9 @@ def test_resumed_api_run_sends_no_log_in_for_users_with_a_valid_token(tmp_path: 
     out = tmp_path / "run"
     args = ["--scenario", str(scenario), "--target", "inprocess", "--speed", "max"]
     args += ["--duration", "6d", "--users", "30", "--seed", "4", "-q", "--out", str(out)]
-    code, stderr = interrupt_after_checkpoint(args, out, settle_s=0.5)
+    # stopped once a checkpoint is taken and 10 users have logged in (a fixed 0.5 s after
+    # the first checkpoint saw only 6 on a loaded machine)
+    code, stderr = interrupt_when(args, lambda: _ready(out), 60, settle_s=0.2)
     assert code == 0, stderr
     stopped_at = checkpoint_s(out / "state.db")
     assert stopped_at is not None
