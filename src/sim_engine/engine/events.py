@@ -8,8 +8,9 @@ engine's collaborators, so they live apart to keep the imports one-way.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any
 
 from sim_engine.model.behaviour import CompiledPersona
@@ -48,12 +49,65 @@ def offset_of(local: datetime) -> float:
 
 def offset_s(user: SimUser, sim_t: float) -> float:
     """Return the user's UTC offset in seconds at simulated time ``sim_t``."""
-    return offset_of(datetime.fromtimestamp(sim_t, user.tz))
+    return _zone_offset(user.tz, sim_t)[0]
 
 
 def local_iso(user: SimUser, sim_t: float) -> str:
-    """Return ``sim_t`` as ISO 8601 with the user's UTC offset, to the millisecond."""
-    return datetime.fromtimestamp(sim_t, user.tz).isoformat(timespec="milliseconds")
+    """Return ``sim_t`` as ISO 8601 with the user's UTC offset, to the millisecond.
+
+    The same text as ``datetime.fromtimestamp(sim_t, user.tz).isoformat(timespec=
+    "milliseconds")`` (microseconds rounded half to even, then cut to milliseconds), at a
+    fraction of its cost: the offset comes from a cache of 15-minute windows, and the
+    text up to the second is reused, per zone, while the second stays the same (a load
+    test formats thousands of times a second).
+    """
+    whole = math.floor(sim_t)
+    micros = round((sim_t - whole) * 1_000_000)
+    if micros == 1_000_000:
+        whole, micros = whole + 1, 0
+    tz = user.tz
+    last = _LAST_SECOND.get(tz)
+    if last is None or last[0] != whole:
+        offset, suffix = _zone_offset(tz, whole)  # offsets change on whole seconds
+        second = datetime.fromtimestamp(whole + offset, timezone.utc)
+        last = (whole, second.strftime("%Y-%m-%dT%H:%M:%S."), suffix)
+        if len(_LAST_SECOND) >= _MAX_CACHED:
+            _LAST_SECOND.clear()
+        _LAST_SECOND[tz] = last
+    return f"{last[1]}{micros // 1000:03d}{last[2]}"
+
+
+_WINDOW_S = 900  # offsets are cached per 15-minute window of UTC time
+_MAX_CACHED = 65_536
+_OFFSETS: dict[tuple[tzinfo, int], tuple[float, str]] = {}
+# zone -> (whole second, "YYYY-MM-DDTHH:MM:SS." of it there, offset suffix)
+_LAST_SECOND: dict[tzinfo, tuple[int, str, str]] = {}
+
+
+def _zone_offset(tz: tzinfo, sim_t: float) -> tuple[float, str]:
+    """The UTC offset (seconds) of ``tz`` at ``sim_t`` and its ISO suffix (``+02:00``).
+
+    Cached per 15-minute window when the offset is the same at both ends of the window;
+    a window holding a transition is computed exactly every time.
+    """
+    window = int(sim_t // _WINDOW_S)
+    key = (tz, window)
+    cached = _OFFSETS.get(key)
+    if cached is not None:
+        return cached
+    entry = _offset_entry(tz, sim_t)
+    start = window * _WINDOW_S
+    if _offset_entry(tz, start) == entry == _offset_entry(tz, start + _WINDOW_S - 1e-3):
+        if len(_OFFSETS) >= _MAX_CACHED:
+            _OFFSETS.clear()
+        _OFFSETS[key] = entry
+    return entry
+
+
+def _offset_entry(tz: tzinfo, sim_t: float) -> tuple[float, str]:
+    local = datetime.fromtimestamp(sim_t, tz)
+    text = local.isoformat(timespec="seconds")
+    return offset_of(local), text[19:]
 
 
 def population_breakdown(

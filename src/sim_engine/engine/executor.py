@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections import deque
 from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any
@@ -61,11 +60,14 @@ class Executor:
         self._binder = binder
         self._on_change = on_change
         self.inflight: set[asyncio.Task[None]] = set()
-        self.inflight_times: deque[tuple[float, float]] = deque()  # (sim_t, wall start)
+        # (sim_t, wall start) of each action in flight, oldest first, by serial number
+        self.inflight_times: dict[int, tuple[float, float]] = {}
+        self._serial = 0
         self.error: BaseException | None = None
         self.idle = 0  # steps with nothing possible (the user just thought)
         self._signup_failures: dict[int, int] = {}
-        self._acting: dict[int, asyncio.Task[None]] = {}  # user id -> its action in flight
+        # user id -> (serial, task) of its action in flight
+        self._acting: dict[int, tuple[int, asyncio.Task[None]]] = {}
         self.stall = StallMeter()  # when an action counts as waiting on the wall clock
         if isinstance(target, Paced):
             target.pace(clock, self._think_s)
@@ -89,34 +91,37 @@ class Executor:
             journal.dispatched(
                 user.user_id, step.sim_t, step.sim_t + step.think_s, user.session_left
             )
-        task = self.spawn(step.sim_t, self._perform(step))
-        uid = step.user.user_id
-        self._acting[uid] = task
-        task.add_done_callback(lambda t: self._acting.pop(uid) if self._acting.get(uid) is t else 0)
+        self.spawn(step.sim_t, self._perform(step), step.user.user_id)
 
-    def spawn(self, sim_t: float, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        """Run ``coro`` as an in-flight action dispatched at ``sim_t``; return its task."""
+    def spawn(
+        self, sim_t: float, coro: Coroutine[Any, Any, None], user_id: int | None = None
+    ) -> asyncio.Task[None]:
+        """Run ``coro`` as an in-flight action dispatched at ``sim_t`` (``user_id``'s action
+        in flight, which :meth:`settled` waits for); return its task."""
         loop = asyncio.get_running_loop()
-        entry = (sim_t, loop.time())
-        self.inflight_times.append(entry)
-        task = loop.create_task(self._timed(entry, coro))
+        self._serial += 1
+        key = self._serial
+        self.inflight_times[key] = (sim_t, loop.time())
+        task = loop.create_task(self._timed(key, coro, user_id))
         self.inflight.add(task)
         task.add_done_callback(self._on_done)
+        if user_id is not None:
+            self._acting[user_id] = (key, task)
         return task
 
     async def settled(self, user_id: int) -> None:
         """Wait until the user's action in flight, if any, has its answer applied (the
         churn clean-up must see a creation answered after the user churned)."""
-        task = self._acting.get(user_id)
-        if task is not None:
-            await asyncio.wait([task])
+        acting = self._acting.get(user_id)
+        if acting is not None:
+            await asyncio.wait([acting[1]])
 
     def prompt_floor(self) -> tuple[float | None, float]:
         """The oldest in-flight action still answering promptly: its simulated time (None:
         none) and the seconds until it counts as stalled (see :class:`StallMeter`)."""
         now = asyncio.get_running_loop().time()
         threshold = self.stall.threshold_s
-        for sim_t, started in self.inflight_times:
+        for sim_t, started in self.inflight_times.values():
             left = threshold - (now - started)
             if left > 0:
                 return sim_t, left
@@ -134,12 +139,14 @@ class Executor:
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
 
-    async def _timed(self, entry: tuple[float, float], coro: Coroutine[Any, Any, None]) -> None:
+    async def _timed(self, key: int, coro: Coroutine[Any, Any, None], user_id: int | None) -> None:
         try:
             await coro
         finally:
-            self.inflight_times.remove(entry)
-            self.stall.observe(asyncio.get_running_loop().time() - entry[1])
+            started = self.inflight_times.pop(key)[1]
+            self.stall.observe(asyncio.get_running_loop().time() - started)
+            if user_id is not None and self._acting.get(user_id, (0,))[0] == key:
+                del self._acting[user_id]
 
     def _on_done(self, task: asyncio.Task[None]) -> None:
         self.inflight.discard(task)

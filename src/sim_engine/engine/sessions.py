@@ -14,11 +14,10 @@ import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 from sim_engine.api.binding import signup_requests, user_password
 from sim_engine.engine.capabilities import Binder, SessionHook, SessionPolicy
-from sim_engine.engine.events import NEXT, SESSION, local_iso, offset_of, offset_s
+from sim_engine.engine.events import NEXT, SESSION, local_iso, offset_s
 from sim_engine.engine.scheduler import Scheduler
 from sim_engine.model.behaviour import CompiledPersona
 from sim_engine.model.lifecycle import LifecycleState
@@ -88,8 +87,7 @@ class Sessions:
     def on_event(self, kind: int, user: SimUser, sim_t: float) -> Dispatch | None:
         """Handle a session start or next step; return what to send, if anything."""
         persona = self._personas[user.persona]
-        local = datetime.fromtimestamp(sim_t, user.tz)
-        offset = offset_of(local)
+        offset = offset_s(user, sim_t)
         state = self._policy.state(persona, sim_t, offset)
         life = user.life
         if life is not None and (not life.active_today or life.state is LifecycleState.CHURNED):

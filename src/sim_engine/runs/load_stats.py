@@ -19,7 +19,7 @@ from hdrh.histogram import HdrHistogram
 from sim_engine.model.records import ActionRecord, Record
 from sim_engine.runs.load_hist import MAX_LATENCY_US, BatchedHistogram
 
-__all__ = ["ERROR_KINDS", "LoadStats", "Tally", "error_kind"]
+__all__ = ["ERROR_KINDS", "LoadStats", "Tally", "error_kind", "latency_us"]
 
 MAX_MESSAGES = 100
 """Distinct error messages a tally keeps (bounded memory whatever the target answers)."""
@@ -118,6 +118,11 @@ class Tally:
                 also recorded as the requests it held up would have seen
                 (HdrHistogram's ``record_corrected_value``); 0: no correction.
         """
+        self.count(record, latency_us(record), expected_interval_us)
+
+    def count(self, record: ActionRecord, us: int, expected_interval_us: int = 0) -> None:
+        """:meth:`add` with the latency already in clamped wall microseconds (``us``, from
+        :func:`latency_us`: one conversion for the tallies a record goes to)."""
         self.requests += 1
         if record.intended:
             self.intended += 1
@@ -128,8 +133,7 @@ class Tally:
             if message not in self.messages and len(self.messages) >= MAX_MESSAGES:
                 message = "other errors"
             self.messages[message] += 1
-        us = max(1, min(int(record.latency_ms * 1000), MAX_LATENCY_US))
-        if expected_interval_us > 0 and us > expected_interval_us:
+        if 0 < expected_interval_us < us:
             self.corrected += self.hist.record_corrected(us, expected_interval_us)
         else:
             self.hist.record(us)
@@ -207,13 +211,19 @@ class LoadStats:
             _tally(self.setup, action).add(record)
             return
         interval = 0 if self.interval_us is None else self.interval_us(record.sim_ts)
-        _tally(self.by_action, action).add(record, interval)
-        _tally(self.by_endpoint, record.endpoint or action).add(record, interval)
-        self.total.add(record, interval)
+        us = latency_us(record)
+        _tally(self.by_action, action).count(record, us, interval)
+        _tally(self.by_endpoint, record.endpoint or action).count(record, us, interval)
+        self.total.count(record, us, interval)
         self.by_status[record.status] += 1
 
     def close(self) -> None:
         """Nothing to flush."""
+
+
+def latency_us(record: ActionRecord) -> int:
+    """The record's latency in whole wall microseconds, clamped to 1..``MAX_LATENCY_US``."""
+    return max(1, min(int(record.latency_ms * 1000), MAX_LATENCY_US))
 
 
 def _tally(table: dict[str, Tally], key: str) -> Tally:

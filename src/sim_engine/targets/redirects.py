@@ -38,6 +38,7 @@ async def follow_redirects(
     data: str | None,
     headers: dict[str, str] | None,
     allow_hosts: tuple[str, ...],
+    first: Response | None = None,
 ) -> Response:
     """Send ``method url`` through ``send``, following allowed redirects.
 
@@ -51,6 +52,8 @@ async def follow_redirects(
             secret (``Authorization``, ``X-Api-Key``, ``Cookie``) are dropped.
         allow_hosts: hosts allowed besides loopback (``safety.allow_hosts``);
             the first URL's host is always allowed.
+        first: the first hop's response when the caller already sent it (a
+            transport's fast path that only comes here for a redirect).
 
     Returns:
         The final response, its latency summed over the hops; a status-0 response
@@ -59,7 +62,8 @@ async def follow_redirects(
     first_url = url
     latency_ms = 0.0
     for _ in range(MAX_REDIRECTS + 1):
-        resp = await send(method, url, data, headers)
+        resp = first if first is not None else await send(method, url, data, headers)
+        first = None
         latency_ms += resp.latency_ms
         location = (resp.headers or {}).get("location")
         if resp.status not in REDIRECT_STATUSES or not location:

@@ -34,7 +34,7 @@ from pyreqwest.exceptions import (
 
 from sim_engine.model.settings_spec import DEFAULT_MAX_RESPONSE_BYTES
 from sim_engine.targets.http import AiohttpTransport
-from sim_engine.targets.redirects import follow_redirects
+from sim_engine.targets.redirects import REDIRECT_STATUSES, follow_redirects
 from sim_engine.targets.transport import (
     FORM_CONTENT_TYPE,
     HINT_HEADERS,
@@ -122,7 +122,11 @@ class ReqwestTransport:
             data = json.dumps(json_body)
             headers = {**_JSON_HEADERS, **headers} if headers else _JSON_HEADERS
         url = self.base_url + path
-        return await follow_redirects(self._send, method, url, data, headers, self._allow_hosts)
+        resp = await self._send(method, url, data, headers)
+        if resp.status not in REDIRECT_STATUSES:  # the common case: one hop
+            return resp
+        hosts = self._allow_hosts
+        return await follow_redirects(self._send, method, url, data, headers, hosts, resp)
 
     async def _send(
         self, method: str, url: str, data: str | None, headers: dict[str, str] | None
@@ -144,7 +148,8 @@ class ReqwestTransport:
                 latency_ms = (perf_counter() - started) * 1000.0
                 if isinstance(body, str):
                     return Response(0, b"", latency_ms, body)
-                hints = {h: v for h in _KEPT_HEADERS if (v := resp.get_header(h)) is not None}
+                kept = _KEPT_HEADERS if status in REDIRECT_STATUSES else HINT_HEADERS
+                hints = {h: v for h in kept if (v := resp.get_header(h)) is not None}
         except PyreqwestError as exc:
             return Response(0, b"", (perf_counter() - started) * 1000.0, network_error(exc))
         if hints:
