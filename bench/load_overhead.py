@@ -14,7 +14,14 @@ Beside them, a bare pyreqwest loop (``reqwest-raw``) in the same run, its CPU sp
 the main thread (``time.thread_time``) and the other threads (pyreqwest's Rust runtime).
 The difference tells how much of a request is ours.
 
-Run: ``python bench/load_overhead.py [--seconds 5]`` (needs nginx, as bench/throughput.py).
+``--work 10,20,30`` adds the bare loop with that many microseconds of plain Python work
+per request (``reqwest-raw+10``...; a calibrated busy loop): what any client spending
+that much Python per request around pyreqwest would cost on one core, its threads
+included. Set against Locust's CPU per request (``bench/throughput.py``), it tells how
+much Python per request a goal leaves.
+
+Run: ``python bench/load_overhead.py [--seconds 5] [--work 10,20,30]`` (needs nginx, as
+bench/throughput.py).
 """
 
 from __future__ import annotations
@@ -35,9 +42,18 @@ import asyncio, json, sys, time
 mode, url, scenario, seconds, out = sys.argv[1:6]
 sys.path.insert(0, {bench!r})
 from throughput import FEED_PAGE
-if mode == "reqwest-raw":
+if mode.startswith("reqwest-raw"):
     import uvloop
     from pyreqwest.client import ClientBuilder
+    work_us = float(mode.partition("+")[2] or 0)
+    def busy(rounds):
+        table = {{}}
+        for i in range(rounds):
+            table[i % 7] = i
+    rounds = 0
+    if work_us:  # calibrate: rounds of plain Python taking work_us of CPU
+        t0 = time.thread_time(); busy(200_000); per_round = (time.thread_time() - t0) / 200_000
+        rounds = max(1, round(work_us / 1e6 / per_round))
     async def raw():
         async with ClientBuilder().max_connections(32).build() as client:
             n, stop = 0, time.monotonic() + float(seconds)
@@ -46,6 +62,8 @@ if mode == "reqwest-raw":
                 while time.monotonic() < stop:
                     async with client.request("GET", url + "/posts").build_streamed() as resp:
                         bytes(await resp.bytes())
+                    if rounds:
+                        busy(rounds)
                     n += 1
             c0, t0 = time.process_time(), time.thread_time()
             await asyncio.gather(*(worker() for _ in range(32)))
@@ -95,7 +113,10 @@ def _run(mode: str, url: str, scenario: Path, seconds: float, work: Path) -> dic
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="wall seconds per run")
+    parser.add_argument("--work", default="", help="µs of Python work per request, e.g. 10,20")
     args = parser.parse_args()
+    modes = ["instant", "nginx", "reqwest-raw"]
+    modes += [f"reqwest-raw+{float(w):g}" for w in args.work.split(",") if w.strip()]
     binary = _find_nginx()
     if binary is None:
         raise SystemExit("needs nginx (apt-get install -y nginx)")
@@ -104,15 +125,15 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="sim-overhead-") as tmp:
             work = Path(tmp)
             scenario = _reader_scenario(work / "reader.yaml")
-            runs = {m: _run(m, nginx.url, scenario, args.seconds, work)
-                    for m in ("instant", "nginx", "reqwest-raw")}  # fmt: skip
+            runs = {m: _run(m, nginx.url, scenario, args.seconds, work) for m in modes}
     finally:
         nginx.stop()
     us = {mode: r["cpu_s"] * 1e6 / max(1, r["requests"]) for mode, r in runs.items()}
     raw = runs["reqwest-raw"]
     other = (raw["cpu_s"] - raw["main_s"]) * 1e6 / max(1, raw["requests"])
-    rows = [[mode, f"{r['requests']:,}", f"{us[mode]:.1f}"] for mode, r in runs.items()]
-    print_table(["run", "requests", "CPU µs/request"], rows)
+    rows = [[mode, f"{r['requests']:,}", f"{us[mode]:.1f}", f"{r['requests'] / r['cpu_s']:,.0f}"]
+            for mode, r in runs.items()]  # fmt: skip
+    print_table(["run", "requests", "CPU µs/request", "req/CPU-s"], rows)
     print(f"the bare loop's other threads (pyreqwest's runtime): {other:.1f} µs/request")
     print(f"a load request costs {us['nginx']:.1f} µs against {us['reqwest-raw']:.1f} µs in a "
           f"bare loop; the engine and target alone (instant): {us['instant']:.1f} µs")  # fmt: skip

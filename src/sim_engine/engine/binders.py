@@ -92,6 +92,7 @@ class ApiBinder:
         self._resolver = resolver
         self._session_aware = session_aware
         self._steps: dict[int, list[Any]] = {}  # workflow steps left, by user id
+        self._rules: dict[str, tuple[Any, ...]] = {}  # affinity rules in force, by persona
 
     def plan(
         self, user: SimUser, persona: CompiledPersona, state: str, sim_t: float, rng: random.Random
@@ -128,7 +129,9 @@ class ApiBinder:
 
     def _affinity(self, user: SimUser, persona: CompiledPersona) -> dict[str, float] | None:
         """Session-affinity multipliers in force for this user (seed 001)."""
-        rules = (*self._api.affinity, *persona.spec.affinity)
+        rules = self._rules.get(persona.name)
+        if rules is None:
+            rules = self._rules[persona.name] = (*self._api.affinity, *persona.spec.affinity)
         if not rules or self._resolver is None:
             return None
         factors: dict[str, float] = {}

@@ -441,8 +441,8 @@ class Simulation:
 
     def _due(self, sim_t: float) -> bool:
         """Due now, or sooner than a timer can wait (uvloop's are whole milliseconds)."""
-        wait_s = self._clock.wall_seconds_until(sim_t)
-        return self._clock.now() >= sim_t or (wait_s is not None and wait_s < _TIMER_S)
+        wait_s = self._clock.wall_seconds_until(sim_t)  # 0 once due; None while paused
+        return self._clock.now() >= sim_t if wait_s is None else wait_s < _TIMER_S
 
     def _handle(self, sim_t: float) -> None:
         """Pop the next event and hand it to the collaborator that owns its kind."""
