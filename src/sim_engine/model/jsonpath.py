@@ -9,11 +9,11 @@ element of a list (or every value of an object): ``items[*]``, ``[*]``,
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any, TypeAlias
 
-__all__ = ["TemplateError", "extract", "field", "find", "path_problem"]
+__all__ = ["TemplateError", "extract", "field", "find", "finder", "is_plain_key", "path_problem"]
 
 
 class TemplateError(ValueError):
@@ -71,8 +71,12 @@ def find(document: Any, path: str) -> list[Any] | None:
     Raises:
         TemplateError: the path is malformed.
     """
-    current = [document]
-    for kind, arg in _steps(path):
+    return _walk([document], _steps(path))
+
+
+def _walk(current: list[Any], steps: tuple[_Step, ...]) -> list[Any] | None:
+    """Take ``steps`` from every value of ``current`` (see :func:`find`)."""
+    for kind, arg in steps:
         found: list[Any] = []
         matched = False
         for value in current:
@@ -96,6 +100,43 @@ def find(document: Any, path: str) -> list[Any] | None:
     return current
 
 
+Finder: TypeAlias = Callable[[Any], list[Any] | None]
+"""``find`` with its path compiled in: document -> values, or None when the path is missing."""
+
+
+@lru_cache(maxsize=1024)
+def finder(path: str) -> Finder:
+    """Return ``lambda document: find(document, path)``, the path parsed once: its steps
+    up to the first ``[*]`` walk one value (no list of values built per step).
+
+    Raises:
+        TemplateError: the path is malformed.
+    """
+    steps = _steps(path)
+    cut = next((i for i, (kind, _) in enumerate(steps) if kind == "all"), len(steps))
+    head, tail = steps[:cut], steps[cut:]
+    every = tail == (("all", None),)
+
+    def run(document: Any) -> list[Any] | None:
+        value = document
+        for kind, arg in head:  # one value until the first [*]
+            if kind == "key":
+                if not ((type(value) is dict or isinstance(value, Mapping)) and arg in value):
+                    return None
+            elif not (isinstance(value, list) and -len(value) <= arg < len(value)):
+                return None
+            value = value[arg]
+        if not tail:
+            return [value]
+        if every:  # a last [*]: the one value's elements
+            if isinstance(value, list):
+                return list(value)
+            return list(value.values()) if isinstance(value, Mapping) else None
+        return _walk([value], tail)
+
+    return run
+
+
 def extract(document: Any, path: str) -> list[Any]:
     """Return the values at ``path`` (``[]`` when missing: the caller decides if that fails).
 
@@ -113,7 +154,7 @@ _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
 
 @lru_cache(maxsize=1024)
-def _is_plain_key(path: str) -> bool:
+def is_plain_key(path: str) -> bool:
     """True when ``path`` is one key (no dots, no brackets): looked up directly."""
     return _PLAIN_KEY.fullmatch(path) is not None
 
@@ -127,7 +168,7 @@ def field(item: Any, dotted: str, default: Any = _MISSING) -> Any:
         KeyError: the path is missing and no ``default`` was given (the key is ``dotted``).
         TemplateError: the path is malformed.
     """
-    if _is_plain_key(dotted) and (type(item) is dict or isinstance(item, Mapping)):
+    if is_plain_key(dotted) and (type(item) is dict or isinstance(item, Mapping)):
         # the common case (``id``, ``author_id``): one key, no path to walk
         if dotted in item:
             return item[dotted]

@@ -70,8 +70,9 @@ log-in before its next action.
 Modules: ``target`` (:class:`DeclarativeTarget`: the Target protocol, what the
 engine asks, actions), ``_auth`` (sign-up, log-in, renewal), ``_errors``
 (deliberate errors), ``_memory`` (users, lists, pools, forgetting, saving),
-``_base`` (state and request building), ``_answers`` (pure helpers), ``_picking``
-(weights, popularity), ``_kinds`` (item keys, kinds of items).
+``_base`` (state and request building), ``_plan`` (what each action says, worked out
+once: endpoint, guards, compiled ``extract`` rules), ``_answers`` (pure helpers),
+``_picking`` (weights, popularity), ``_kinds`` (item keys, kinds of items).
 """
 
 from sim_engine.targets.declarative.target import DeclarativeTarget

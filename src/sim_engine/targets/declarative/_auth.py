@@ -182,34 +182,39 @@ class AuthMixin(TargetBase):
 
         Returns the response and 1 when the request was sent again after a renewal, else 0.
         """
-        auth = self.api.auth
-        scheme = auth.effective_scheme
+        scheme = self._scheme
         renewed = False
-        ttl = self.token_ttl(user)
-        if scheme in TOKEN_SCHEMES and ttl is not None:
+        if scheme in TOKEN_SCHEMES:
+            ttl = self.token_ttl(user)
             token = user.token if user.token is not None else request.token
-            if not token or self._now() - user.token_at >= ttl:
+            if ttl is not None and (not token or self._now() - user.token_at >= ttl):
                 renewed = True
                 await self._renew(user, request)
-
-        def all_headers() -> dict[str, str]:
-            sent = self._base_headers(request)
-            sent.update(self._auth_headers(user, request))
-            if headers:
-                sent.update(headers)
-            return sent
-
-        resp = await self.transport.request(method, path, body, all_headers())
+        sent = self._all_headers(user, request, headers)
+        resp = await self.transport.request(method, path, body, sent)
         if resp.status != 401 or scheme == "none" or renewed:
             return resp, 0
         if not await self._renew(user, request):
             return resp, 0
-        return await self.transport.request(method, path, body, all_headers()), 1
+        sent = self._all_headers(user, request, headers)
+        return await self.transport.request(method, path, body, sent), 1
+
+    def _all_headers(
+        self, user: UserState, request: ActionRequest, headers: dict[str, str]
+    ) -> dict[str, str]:
+        """``X-Sim-Time``, the user's credentials, then ``headers`` (which win)."""
+        sent = self._base_headers(request)
+        sent.update(self._auth_headers(user, request))
+        if headers:
+            sent.update(headers)
+        return sent
 
     def _auth_headers(self, user: UserState, request: ActionRequest) -> dict[str, str]:
         """The headers that carry the user's credentials under ``auth.scheme``."""
-        auth = self.api.auth
-        scheme = auth.effective_scheme
+        scheme = self._scheme
+        if scheme in ("bearer", "token"):
+            token = user.token if user.token is not None else request.token
+            return {"Authorization": f"{self._token_prefix} {token}"} if token else {}
         if scheme == "none":
             return {}
         if scheme == "api_key":
@@ -222,11 +227,12 @@ class AuthMixin(TargetBase):
             pair = f"{username}:{password}".encode()
             return {"Authorization": "Basic " + base64.b64encode(pair).decode()}
         token = user.token if user.token is not None else request.token
-        if not token:
-            return {}
-        if scheme in ("bearer", "token"):
-            return {"Authorization": f"{self._token_prefix} {token}"}
-        return {auth.header: token}
+        return {self.api.auth.header: token} if token else {}
+
+    @cached_property
+    def _scheme(self) -> str:
+        """``api.auth.effective_scheme`` (the section is frozen)."""
+        return self.api.auth.effective_scheme
 
     @cached_property
     def _token_prefix(self) -> str:

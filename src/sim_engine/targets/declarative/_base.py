@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from sim_engine.model.api_spec import ApiSpec, RequestTemplate
+from sim_engine.model.api_spec import ActionSpec, ApiSpec, RequestTemplate
 from sim_engine.model.plugin_spec import PluginCatalog
 from sim_engine.model.records import ActionRequest, Outcome
 from sim_engine.model.templates import (
@@ -28,6 +28,7 @@ from sim_engine.targets.declarative._memory import (
     Memory,
     UserState,
 )
+from sim_engine.targets.declarative._plan import ActionPlan
 from sim_engine.targets.transport import Form, Response, Transport
 
 __all__ = ["SendLog", "TargetBase", "settled"]
@@ -104,6 +105,7 @@ class TargetBase:
         self._bad_answers = 0
         # id(template) -> the template and its request when it has nothing to fill, else ()
         self._literal: dict[int, tuple[RequestTemplate, _Literal]] = {}
+        self._plans: dict[int, ActionPlan] = {}  # id(action) -> its plan (which keeps it)
 
     def _build(
         self, template: RequestTemplate, context: dict[str, dict[str, Any]]
@@ -140,6 +142,14 @@ class TargetBase:
         if entry is None or entry[0] is not template:  # never another object's, reusing its id
             entry = self._literal[id(template)] = (template, _literal_request(template))
         return entry[1]
+
+    def _plan_of(self, action: ActionSpec) -> ActionPlan:
+        """The action's :class:`~sim_engine.targets.declarative._plan.ActionPlan` (worked
+        out once per action object)."""
+        plan = self._plans.get(id(action))
+        if plan is None or plan.action is not action:  # never another object's
+            plan = self._plans[id(action)] = ActionPlan.of(action, self._literal_of(action))
+        return plan
 
     def _context(
         self,

@@ -11,7 +11,7 @@ resumed run keeps every user's memory and session.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any
 
 from sim_engine.model.api_spec import ActionSpec, ApiSpec
@@ -55,13 +55,22 @@ class Items:
 
     def add(self, item: dict[str, Any]) -> None:
         """Add an item as the newest (replacing an older copy); drop the oldest over the bound."""
-        key = item_key(item)
-        self.items.pop(key, None)
-        self.items[key] = item
-        while len(self.items) > self.bound:
-            oldest = next(iter(self.items))
-            del self.items[oldest]
-            self.picks.pop(oldest, None)
+        self.add_all((item,))
+
+    def add_all(self, items: Iterable[dict[str, Any]]) -> None:
+        """:meth:`add` each item in turn (an ``id`` that is an int or a string keys its item
+        as :func:`item_key` does, without asking whether it hashes)."""
+        held, bound = self.items, self.bound
+        for item in items:
+            value = item.get("id")
+            kind = type(value)
+            key = ("id", value) if kind is int or kind is str else item_key(item)
+            held.pop(key, None)
+            held[key] = item
+            while len(held) > bound:
+                oldest = next(iter(held))
+                del held[oldest]
+                self.picks.pop(oldest, None)
 
     def discard(self, key: Hashable) -> None:
         """Remove the item under ``key`` (see :func:`item_key`), if held."""
@@ -341,16 +350,20 @@ class Memory:
         """
         for key in replace:
             self.clear(user, key)
+        forgotten = self.forgotten
         for key, items in found:
             target = self.lookup(user, key, create=True)
             assert target is not None
             self.fresh(target)
+            if not forgotten:  # nothing deleted lately (the common case): keep them all
+                target.add_all(items)
+                continue
             for item in items:
                 mark = (target.group, item.get("id"))
-                if "id" in item and hashable(item["id"]) and mark in self.forgotten:
+                if "id" in item and hashable(item["id"]) and mark in forgotten:
                     if not vouched:
                         continue
-                    del self.forgotten[mark]
+                    del forgotten[mark]
                 target.add(item)
 
     # -- reading and saving --------------------------------------------------------------------

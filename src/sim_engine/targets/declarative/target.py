@@ -9,7 +9,7 @@ from typing import Any
 
 from sim_engine.model.api_spec import ActionSpec
 from sim_engine.model.records import ActionRequest, Outcome
-from sim_engine.model.templates import TemplateError, field, find
+from sim_engine.model.templates import TemplateError, field
 from sim_engine.targets.declarative._answers import (
     created_id,
     endpoint,
@@ -19,15 +19,13 @@ from sim_engine.targets.declarative._answers import (
 )
 from sim_engine.targets.declarative._auth import TOKEN_SCHEMES
 from sim_engine.targets.declarative._base import settled
-from sim_engine.targets.declarative._created import CreatedMixin, match_call
+from sim_engine.targets.declarative._created import CreatedMixin, Picks, match_call
 from sim_engine.targets.declarative._errors import ErrorsMixin
 from sim_engine.targets.declarative._memory import UserState
+from sim_engine.targets.declarative._plan import ActionPlan
 from sim_engine.targets.transport import Response
 
 __all__ = ["DeclarativeTarget"]
-
-_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-_CREATES = frozenset({"POST", "PUT"})
 
 
 class DeclarativeTarget(ErrorsMixin, CreatedMixin):
@@ -90,6 +88,9 @@ class DeclarativeTarget(ErrorsMixin, CreatedMixin):
         twice the same), then ``api.fallback``. A name that is not an action (a
         workflow) is returned unchanged: the engine expands workflows.
         """
+        first = self.api.actions.get(action_name)
+        if first is None or self._plan_of(first).free:  # a workflow, or nothing can block it
+            return action_name
         user = self._memory.users.get(user_id)
         tried: set[str] = set()
         chain: list[str | None] = [action_name, self.api.fallback]
@@ -98,9 +99,7 @@ class DeclarativeTarget(ErrorsMixin, CreatedMixin):
             while name is not None and name not in tried:
                 tried.add(name)
                 action = self.api.actions.get(name)
-                if action is None:  # a workflow: the engine expands it (never as a fallback)
-                    if name == action_name:
-                        return name
+                if action is None:  # a workflow is never a fallback
                     break
                 if self._memory.blocked(user, action) is None:
                     return name
@@ -226,7 +225,7 @@ class DeclarativeTarget(ErrorsMixin, CreatedMixin):
         found: list[tuple[str, list[dict[str, Any]]]] | Outcome = []
         if action.extract and resp.status != 204:
             context = self._context(user, as_action, picks)
-            found = self._extract(action, resp, endpoint(action), None, context)
+            found = self._extract(self._plan_of(action), resp, endpoint(action), None, context)
         if isinstance(found, Outcome):
             if resp.status == 201:
                 self._record_stray(as_action, name, resp, f"its answer did not fit {name}")
@@ -252,7 +251,7 @@ class DeclarativeTarget(ErrorsMixin, CreatedMixin):
         user = self._memory.user(request.user_id)
         context = self._context(user, request, {})
         resp = Response(status, json.dumps(answer, default=str).encode(), 0.0)
-        return self._settle(request, action, user, {}, context, resp, 0)
+        return self._settle(request, self._plan_of(action), user, {}, context, resp, 0)
 
     def request_headers(self, request: ActionRequest) -> dict[str, str]:
         """``X-Sim-Time`` and ``request``'s user's credentials under ``api.auth``."""
@@ -308,54 +307,61 @@ class DeclarativeTarget(ErrorsMixin, CreatedMixin):
     async def _act(self, request: ActionRequest, action: ActionSpec) -> Outcome:
         memory = self._memory
         user = memory.user(request.user_id)
-        where = endpoint(action)
+        plan = self._plan_of(action)
         kind = self._draw_error(request.action)
         if kind == "wrong_password" and self.api.auth.login is not None:
             return await self._wrong_password(user, request)
-        blocked = memory.blocked(user, action)
-        if blocked is not None:
-            return Outcome(0, False, 0.0, error=f"not possible: {blocked}", endpoint=where,
-                           skipped=True)  # fmt: skip
-        picks = memory.pick(user, action)
+        picks: Picks = {}
+        if not plan.free:
+            blocked = memory.blocked(user, action)
+            if blocked is not None:
+                return Outcome(0, False, 0.0, error=f"not possible: {blocked}",
+                               endpoint=plan.where, skipped=True)  # fmt: skip
+            picks = memory.pick(user, action)
         if kind is not None:
             return await self._simulated_error(kind, user, request, action, picks)
-        return await self._act_picked(request, action, user, picks)
+        return await self._send_planned(request, plan, user, picks)
 
     async def _act_picked(
         self,
         request: ActionRequest,
         action: ActionSpec,
         user: UserState,
-        picks: dict[str, tuple[str, dict[str, Any]]],
+        picks: Picks,
     ) -> Outcome:
         """Send an action whose items are picked (name -> (key, item)) and judge the answer."""
-        post_id = first_id(picks)
-        context = self._context(user, request, picks) if self._fills(action) else {}
-        try:
-            method, path, body, headers = self._build(action, context)
-        except TemplateError as exc:
-            return unbuildable(exc, endpoint(action), post_id)
+        return await self._send_planned(request, self._plan_of(action), user, picks)
+
+    async def _send_planned(
+        self, request: ActionRequest, plan: ActionPlan, user: UserState, picks: Picks
+    ) -> Outcome:
+        """:meth:`_act_picked` with the action's plan at hand."""
+        action = plan.action
+        post_id = first_id(picks) if picks else None
+        context = self._context(user, request, picks) if plan.fills else {}
+        if plan.literal:
+            method, path, body, headers = plan.literal
+        else:
+            try:
+                method, path, body, headers = self._build(action, context)
+            except TemplateError as exc:
+                return unbuildable(exc, plan.where, post_id)
         if action.page is not None:  # the next page of a listing (this session)
             offset = user.pages.get(request.action, 0)
             path += f"{'&' if '?' in path else '?'}{action.page.param}={offset}"
-        key = self._sending(request, action, method, path)
+        key = self._sending(request, action, method, path) if self.send_log is not None else None
         resp, retried = await self._send_authed(user, request, method, path, body, headers)
-        outcome = self._settle(request, action, user, picks, context, resp, retried)
+        outcome = self._settle(request, plan, user, picks, context, resp, retried)
         if key is not None and self.send_log is not None and settled(resp):
             self.send_log.answered(key)  # what it created is recorded
         return outcome
 
-    def _fills(self, action: ActionSpec) -> bool:
-        """True when the action needs its placeholders' values: a template to fill, or
-        an ``extract`` rule that copies fields of the picked item or the user."""
-        return not self._literal_of(action) or any(rule.copy_ for rule in action.extract)
-
     def _settle(
         self,
         request: ActionRequest,
-        action: ActionSpec,
+        plan: ActionPlan,
         user: UserState,
-        picks: dict[str, tuple[str, dict[str, Any]]],
+        picks: Picks,
         context: dict[str, dict[str, Any]],
         resp: Response,
         retried: int,
@@ -366,33 +372,34 @@ class DeclarativeTarget(ErrorsMixin, CreatedMixin):
         rules apply to 2xx answers but 204, so any other expected status is a success
         that keeps nothing; ``forget`` applies to every expected status.
         """
-        memory, where, post_id = self._memory, endpoint(action), first_id(picks)
-        if resp.status in (404, 410):  # gone: no use picking them again
-            memory.drop_picks(user, picks)
+        action, where, status = plan.action, plan.where, resp.status
+        post_id = first_id(picks) if picks else None
+        if status in (404, 410):  # gone: no use picking them again
+            self._memory.drop_picks(user, picks)
         bad = failed(resp, action.expect, where, post_id, retried)
         if bad is not None:
             return bad
         found: list[tuple[str, list[dict[str, Any]]]] | Outcome = []
-        extracted = bool(action.extract) and 200 <= resp.status < 300 and resp.status != 204
+        extracted = bool(plan.rules) and 200 <= status < 300 and status != 204
         if extracted:
-            found = self._extract(action, resp, where, post_id, context)
+            found = self._extract(plan, resp, where, post_id, context)
             if isinstance(found, Outcome):
                 return found
             # a create or change: the API vouches for the items now; a listing of
             # everything the user holds (``replace``) replaces its list
-            replace = {rule.to for rule in action.extract if rule.replace}
-            vouched = action.method not in _SAFE_METHODS
-            memory.keep(user, found, vouched=vouched, replace=replace)
-            _turn_page(user, request.action, action, found)
-            if post_id is None:
-                post_id = _answer_id(action, found)
-        if post_id is None and action.method in _CREATES and 200 <= resp.status < 300:
+            self._memory.keep(user, found, vouched=plan.vouched, replace=plan.replace)
+            if action.page is not None:
+                _turn_page(user, request.action, action.page.size, found)
+            if post_id is None and plan.whole:
+                post_id = _answer_id(plan, found)
+        if post_id is None and plan.creates and 200 <= status < 300:
             post_id = created_id(resp.body)
-        if extracted or not action.extract:  # an expected 4xx (not extracted) created nothing
-            self._record_created(request, resp, found, picks)
-        self._forget(user, picks, action.forget)
+        if self.created_log is not None and (extracted or not plan.rules):
+            self._record_created(request, resp, found, picks)  # an expected 4xx created nothing
+        if action.forget is not None:
+            self._forget(user, picks, action.forget)
         return Outcome(
-            resp.status,
+            status,
             True,
             resp.latency_ms,
             post_id=post_id,
@@ -403,7 +410,7 @@ class DeclarativeTarget(ErrorsMixin, CreatedMixin):
 
     def _extract(
         self,
-        action: ActionSpec,
+        plan: ActionPlan,
         resp: Response,
         where: str,
         post_id: Any,
@@ -419,9 +426,9 @@ class DeclarativeTarget(ErrorsMixin, CreatedMixin):
         if bad is not None:
             return bad
         found: list[tuple[str, list[dict[str, Any]]]] = []
-        for rule in action.extract:
+        for rule in plan.rules:
             try:
-                items = _items(doc, rule.path, rule.fields)
+                items = rule.items(doc)
             except KeyError as exc:
                 if rule.optional:
                     found.append((rule.to, []))
@@ -429,45 +436,32 @@ class DeclarativeTarget(ErrorsMixin, CreatedMixin):
                 return self._bad(resp, f"missing field {exc}", where, post_id)
             except TemplateError as exc:
                 return self._bad(resp, str(exc), where, post_id)
-            if rule.copy_:  # PICK.FIELD / user.FIELD (a plugin's request may lack a pick)
-                copied = {}
-                for name, source in rule.copy_.items():
-                    whose, _, dotted = source.partition(".")
-                    copied[name] = field(context.get(whose, {}), dotted, None)
+            if rule.copy:  # PICK.FIELD / user.FIELD (a plugin's request may lack a pick)
+                copied = {
+                    name: field(context.get(whose, {}), dotted, None)
+                    for name, whose, dotted in rule.copy
+                }
                 items = [{**item, **copied} for item in items]
             found.append((rule.to, items))
         return found
 
 
-def _items(doc: Any, path: str, fields: dict[str, str]) -> list[dict[str, Any]]:
-    """The items one ``extract`` rule takes from an answer.
-
-    Raises:
-        KeyError: ``path`` finds nothing, or an element lacks a field.
-        TemplateError: a path is malformed.
-    """
-    values = find(doc, path)
-    if values is None:
-        raise KeyError(path)
-    return [{name: field(value, dotted) for name, dotted in fields.items()} for value in values]
-
-
 def _turn_page(
-    user: UserState, name: str, action: ActionSpec, found: list[tuple[str, list[dict[str, Any]]]]
+    user: UserState, name: str, size: int, found: list[tuple[str, list[dict[str, Any]]]]
 ) -> None:
-    """After a page of a listing: the next one, or (nothing found) the first again."""
-    if action.page is None:
-        return
+    """After a page of a listing (``size`` items a page): the next one, or (nothing found)
+    the first again."""
     if found and found[0][1]:
-        user.pages[name] = user.pages.get(name, 0) + action.page.size
+        user.pages[name] = user.pages.get(name, 0) + size
     else:
         user.pages.pop(name, None)
 
 
-def _answer_id(action: ActionSpec, found: list[tuple[str, list[dict[str, Any]]]]) -> Any:
+def _answer_id(plan: ActionPlan, found: list[tuple[str, list[dict[str, Any]]]]) -> Any:
     """The ``id`` of the item an answer is (an ``extract`` rule on the whole answer, e.g. the
     post a create made), for the records; None when there is none."""
-    for rule, (_, items) in zip(action.extract, found, strict=True):
-        if rule.path == "" and len(items) == 1 and items[0].get("id") is not None:
+    for index in plan.whole:
+        items = found[index][1]
+        if len(items) == 1 and items[0].get("id") is not None:
             return items[0]["id"]
     return None
