@@ -131,3 +131,22 @@ def test_validate_checks_the_scenario_run_would_use(tmp_path: Path) -> None:
                      timeout=60)  # fmt: skip
     line = assert_one_line_error(bad, 2)
     assert "population.initial" in line and "SIM_ENGINE__POPULATION__INITIAL" in line
+
+
+def test_load_and_generate_read_scenario_variables_too(tmp_path: Path) -> None:
+    """``load`` and ``generate`` take the scenario ``run`` would use (the variables applied)."""
+    off = {**os.environ, "SIM_ENGINE__SAFETY__ENABLED": "false"}
+    proc = sim_engine("load", "--target", "inprocess", "--out", str(tmp_path / "l"), env=off)
+    assert proc.returncode == 0 and "kill switch" in proc.stdout, proc.stderr
+    assert not (tmp_path / "l").exists()
+    bad = {**os.environ, "SIM_ENGINE__POPULATION__INITIAL": "lots"}
+    generate = ("generate", "--users", "5", "--days", "1", "--start", "2026-01-01")
+    for args in (("load", "--target", "inprocess"), generate):
+        proc = sim_engine(*args, "--out", str(tmp_path / "x"), env=bad)
+        assert "SIM_ENGINE__POPULATION__INITIAL" in assert_one_line_error(proc, 2)
+    seeded = {**os.environ, "SIM_ENGINE__SEED": "5"}
+    out = tmp_path / "g"
+    proc = sim_engine("generate", "--users", "20", "--days", "2", "--start", "2026-01-01",
+                      "--out", str(out), "-q", env=seeded, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((out / "manifest.json").read_text(encoding="utf-8"))["run"]["seed"] == 5

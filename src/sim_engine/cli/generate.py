@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from sim_engine.cli.analytics import analytics_choice, analytics_options_or_exit
-from sim_engine.cli.common import _fail, _load, cli
+from sim_engine.cli.common import _fail, _load_with_env, cli
 
 if TYPE_CHECKING:  # numpy and pyarrow load when the command runs, not with every command
     from sim_engine.runs.generate import GenerateSummary
@@ -145,7 +145,7 @@ def generate_command(
     from sim_engine.runs.analytics import AnalyticsSetupError
     from sim_engine.runs.generate import GenerateError, GenerateOptions, ShardError, generate
 
-    scenario = _load(scenario_path)
+    scenario = _load_with_env(scenario_path)
     options = GenerateOptions(
         users=users,
         days=days,

@@ -11,7 +11,14 @@ from typing import Any, TypeVar
 import click
 
 from sim_engine._version import __version__
-from sim_engine.cli.common import _fail, _load, _seed_option, _target_option, _user_errors, cli
+from sim_engine.cli.common import (
+    _fail,
+    _load_with_env,
+    _seed_option,
+    _target_option,
+    _user_errors,
+    cli,
+)
 from sim_engine.model.bounds import MAX_USERS, MAX_WAIT_S
 from sim_engine.model.scenario import ScenarioError, parse_duration
 
@@ -314,7 +321,7 @@ def _write_html(result: Any, path: Path) -> None:
 
 def _scenario(path: str | None, seed: int | None) -> Any:
     """The scenario with ``--seed`` (exit 2 when invalid); None when its kill switch is off."""
-    scenario = _load(path)
+    scenario = _load_with_env(path)
     if not scenario.safety.enabled:
         click.echo("sim-engine: kill switch: safety.enabled is false in the scenario; nothing runs")
         return None
