@@ -30,7 +30,12 @@ subprocess pinned to CPU 0 with ``taskset`` for the same duration:
   ``sim-load``'s HTTP client);
 * ``locust-fast`` -- Locust ``FastHttpUser`` (geventhttpclient), headless,
   ``wait_time = constant(0)``, one process; requests/s from its stats CSV;
-* ``locust-http`` -- Locust ``HttpUser`` (requests), for context (``--clients all``).
+* ``locust-http`` -- Locust ``HttpUser`` (requests), for context (``--clients all``);
+* ``locust-fast-api`` -- Locust ``FastHttpUser`` doing what ``sim-load``'s reader does,
+  as a typical API script would: a bearer token, the next feed page each time
+  (``?limit=20&offset=N``), the answer parsed and the page's items kept (id, author
+  and the author's figures), a malformed answer marked failed. ``locust-fast`` only
+  sends ``GET /posts``; this row says what the same work costs in Locust.
 
 Besides requests/s, each client's CPU time over the run is measured (Locust's
 through hooks in the generated locustfile), giving requests per CPU-second:
@@ -76,6 +81,7 @@ CLIENTS = (
     "reqwest-raw",
     "locust-fast",
     "locust-http",
+    "locust-fast-api",
 )
 DEFAULT_CLIENTS = (
     "sim-transport",
@@ -87,7 +93,11 @@ DEFAULT_CLIENTS = (
     "reqwest-raw",
     "locust-fast",
 )
-LOCUST_CLASSES = {"locust-fast": "FastHttpUser", "locust-http": "HttpUser"}
+LOCUST_CLASSES = {
+    "locust-fast": "FastHttpUser",
+    "locust-http": "HttpUser",
+    "locust-fast-api": "FastHttpUser",
+}
 GOAL_RATIO = 1.5
 RAW_GOAL = 0.85  # sim-load >= 85% of a bare aiohttp loop
 
@@ -194,10 +204,33 @@ def _stopped(environment, **_kw):
 
 class Reader({cls}):
     wait_time = constant(0)
+{body}"""
 
+LOCUST_PLAIN = """
     @task
     def posts(self):
         self.client.get("/posts")
+"""
+
+LOCUST_API = """
+    auth = {"Authorization": "Bearer bench-token"}
+
+    def on_start(self):
+        self.offset, self.seen = 0, []
+
+    @task
+    def posts(self):
+        path = f"/posts?limit=20&offset={self.offset}"
+        with self.client.get(path, headers=self.auth, name="/posts", catch_response=True) as resp:
+            try:
+                self.seen = [
+                    {"id": p["id"], "author": p["author_id"], "author_posts": p["author_posts"],
+                     "author_followers": p["author_followers"]}
+                    for p in resp.json()["items"]
+                ]
+            except (ValueError, KeyError, TypeError) as exc:
+                resp.failure(f"bad answer: {exc}")
+        self.offset += 20
 """
 
 
@@ -474,7 +507,8 @@ def run_locust(name: str, url: str, args: argparse.Namespace, workdir: Path) -> 
         raise RuntimeError("locust not found: pip install -e '.[bench]'")
     cls = LOCUST_CLASSES[name]
     locustfile = workdir / f"locustfile_{cls}.py"
-    locustfile.write_text(LOCUSTFILE.format(cls=cls), encoding="utf-8")
+    body = LOCUST_API if name == "locust-fast-api" else LOCUST_PLAIN
+    locustfile.write_text(LOCUSTFILE.format(cls=cls, body=body), encoding="utf-8")
     csv_prefix = workdir / name
     duration = max(1, round(args.duration))
     cmd = [
