@@ -14,9 +14,15 @@ from types import SimpleNamespace
 from typing import cast
 from zoneinfo import ZoneInfo, available_timezones
 
+import pytest
+
+from helpers import busy_scenario
+from sim_engine import ActionRequest, Outcome, Simulation
 from sim_engine.engine import events
-from sim_engine.engine.events import local_iso, offset_of, offset_s
+from sim_engine.engine.clock import FastForwardClock
+from sim_engine.engine.events import DAY_S, local_iso, offset_of, offset_s
 from sim_engine.model.population import SimUser
+from sim_engine.targets import MockTarget
 
 
 def _User(tz: tzinfo) -> SimUser:
@@ -79,6 +85,9 @@ def test_local_iso_equals_datetime_at_random_times_and_rounding_edges() -> None:
 _EPOCH = datetime(1970, 1, 1)
 
 
+_MONDAY = datetime(2026, 3, 2, tzinfo=ZoneInfo("UTC")).timestamp()
+
+
 class _Jump(tzinfo):
     """UTC until ``EDGE`` (not on a 15-minute boundary), then UTC+1."""
 
@@ -115,3 +124,24 @@ def test_the_offset_cache_skips_windows_holding_a_transition_and_is_bounded() ->
     for i in range(events._MAX_CACHED + 10):
         offset_s(_User(tz), 1.7e9 + i * 900.0)
     assert len(events._OFFSETS) <= events._MAX_CACHED
+
+
+async def test_a_programming_error_in_an_action_surfaces_from_run() -> None:
+    """The in-flight tables are kept without done callbacks: an action raising still leaves
+    them empty, stops the run and surfaces its error from ``run()``."""
+    calls: list[str] = []
+
+    def broken(request: ActionRequest) -> Outcome:
+        calls.append(request.action)
+        if len(calls) == 5:
+            raise RuntimeError("boom in the target")
+        return Outcome(201, True, 0.1, remote_id=len(calls), token=f"t{len(calls)}")
+
+    scenario = busy_scenario(**{"population.initial": 10, "seed": 3})
+    sim = Simulation(scenario, MockTarget(broken), FastForwardClock(_MONDAY), sinks=[],
+                     duration_s=DAY_S, secret="x")  # fmt: skip
+    with pytest.raises(RuntimeError, match="boom in the target"):
+        await sim.run()
+    executor = sim._executor
+    assert not executor.inflight and not executor.inflight_times and not executor._acting
+    assert 5 <= len(calls) < 40  # stopped soon after, not a day of actions

@@ -59,7 +59,7 @@ class Executor:
         self._sessions = sessions
         self._binder = binder
         self._on_change = on_change
-        self.inflight: set[asyncio.Task[None]] = set()
+        self.inflight: dict[int, asyncio.Task[None]] = {}  # by serial number
         # (sim_t, wall start) of each action in flight, oldest first, by serial number
         self.inflight_times: dict[int, tuple[float, float]] = {}
         self._serial = 0
@@ -103,8 +103,7 @@ class Executor:
         key = self._serial
         self.inflight_times[key] = (sim_t, loop.time())
         task = loop.create_task(self._timed(key, coro, user_id))
-        self.inflight.add(task)
-        task.add_done_callback(self._on_done)
+        self.inflight[key] = task
         if user_id is not None:
             self._acting[user_id] = (key, task)
         return task
@@ -133,27 +132,35 @@ class Executor:
         a stopped run ends within the grace, and a cancelled action leaves no record."""
         if not self.inflight:
             return
-        _, pending = await asyncio.wait(list(self.inflight), timeout=grace_s)
+        _, pending = await asyncio.wait(list(self.inflight.values()), timeout=grace_s)
         for task in pending:
             task.cancel()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
+        for key, task in list(self.inflight.items()):  # cancelled before it ever ran
+            if task.done():
+                self.inflight.pop(key)
+                self.inflight_times.pop(key, None)
 
     async def _timed(self, key: int, coro: Coroutine[Any, Any, None], user_id: int | None) -> None:
+        """Run an action, then take it out of the in-flight tables and wake the run loop; a
+        programming error is kept in :attr:`error` (surfaced from the run)."""
         try:
             await coro
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            self.error = self.error or exc
+            if not isinstance(exc, Exception):
+                raise  # KeyboardInterrupt, SystemExit: the loop stops as well
         finally:
             started = self.inflight_times.pop(key)[1]
+            del self.inflight[key]
             if self._clock.jumps:  # the stall threshold only matters on a jumping clock
                 self.stall.observe(asyncio.get_running_loop().time() - started)
             if user_id is not None and self._acting.get(user_id, (0,))[0] == key:
                 del self._acting[user_id]
-
-    def _on_done(self, task: asyncio.Task[None]) -> None:
-        self.inflight.discard(task)
-        self._on_change()
-        if not task.cancelled() and task.exception() is not None:
-            self.error = self.error or task.exception()  # a programming error: surfaced
+            self._on_change()
 
     def _base(self, sim_t: float, stalled: bool = False) -> float:
         """Where the user's next step counts from: the dispatch time on a jumping clock

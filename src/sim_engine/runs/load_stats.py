@@ -211,7 +211,7 @@ class LoadStats:
             _tally(self.setup, action).add(record)
             return
         interval = 0 if self.interval_us is None else self.interval_us(record.sim_ts)
-        us = latency_us(record)
+        us = max(1, min(int(record.latency_ms * 1000), MAX_LATENCY_US))  # latency_us, inline
         _tally(self.by_action, action).count(record, us, interval)
         _tally(self.by_endpoint, record.endpoint or action).count(record, us, interval)
         self.total.count(record, us, interval)
