@@ -20,8 +20,14 @@ that much Python per request around pyreqwest would cost on one core, its thread
 included. Set against Locust's CPU per request (``bench/throughput.py``), it tells how
 much Python per request a goal leaves.
 
-Run: ``python bench/load_overhead.py [--seconds 5] [--work 10,20,30]`` (needs nginx, as
-bench/throughput.py).
+``--scaling`` adds ``--processes`` scaling where the target does not share the cores:
+``sim-engine load --target inprocess`` (each process its own in-process demo app) with
+one process on one CPU, then ``--processes 2`` on both CPUs. On a 2-core machine a
+target on loopback always takes part of the second core (``sim-load-2`` in
+bench/throughput.py); this is the scaling of the load test's own processes.
+
+Run: ``python bench/load_overhead.py [--seconds 5] [--work 10,20,30] [--scaling]`` (needs
+nginx, as bench/throughput.py).
 """
 
 from __future__ import annotations
@@ -110,10 +116,30 @@ def _run(mode: str, url: str, scenario: Path, seconds: float, work: Path) -> dic
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
+def _scaling(scenario: Path, seconds: float, work: Path) -> None:
+    """Requests/s of ``load --target inprocess`` with 1 process (CPU 0) and 2 (CPUs 0-1)."""
+    rates = {}
+    for processes, pin in ((1, _taskset(0)), (2, ["taskset", "-c", "0,1"] if _taskset(0) else [])):
+        out = work / f"inprocess-{processes}"
+        cmd = [*pin, sys.executable, "-m", "sim_engine", "load", "--target", "inprocess",
+               "--scenario", str(scenario), "--users", "32", "--duration", f"{seconds:g}s",
+               "--delay-min", "0", "--delay-max", "0", "--processes", str(processes),
+               "--out", str(out), "-q"]  # fmt: skip
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 180)
+        if proc.returncode != 0:
+            raise SystemExit(f"inprocess x{processes} failed:\n{proc.stderr[-2000:]}")
+        data = json.loads((out / "load.json").read_text(encoding="utf-8"))
+        rates[processes] = data["requests"] / data["wall_seconds"]
+        print(f"inprocess, --processes {processes}: {rates[processes]:,.0f} req/s "
+              f"({data['cpu_seconds'] / data['wall_seconds']:.2f} CPUs)")  # fmt: skip
+    print(f"--processes 2 / 1 with the target in each process: {rates[2] / rates[1]:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="wall seconds per run")
     parser.add_argument("--work", default="", help="µs of Python work per request, e.g. 10,20")
+    parser.add_argument("--scaling", action="store_true", help="--processes 2 against 1, inprocess")
     args = parser.parse_args()
     modes = ["instant", "nginx", "reqwest-raw"]
     modes += [f"reqwest-raw+{float(w):g}" for w in args.work.split(",") if w.strip()]
@@ -126,6 +152,8 @@ def main() -> None:
             work = Path(tmp)
             scenario = _reader_scenario(work / "reader.yaml")
             runs = {m: _run(m, nginx.url, scenario, args.seconds, work) for m in modes}
+            if args.scaling:
+                _scaling(scenario, args.seconds, work)
     finally:
         nginx.stop()
     us = {mode: r["cpu_s"] * 1e6 / max(1, r["requests"]) for mode, r in runs.items()}

@@ -147,7 +147,7 @@ http {{
             if ($request_method = POST) {{
                 return 201 '{post}';
             }}
-            alias {prefix}/posts.json;
+            return 200 '{feed}';  # from memory: no file to open per request
         }}
         # Only the sim-engine client (a whole simulation) uses the routes below.
         location ~ ^/posts/[0-9]+$ {{
@@ -431,7 +431,8 @@ class Nginx:
         (self.prefix / "posts.json").write_text(json.dumps(FEED_PAGE), encoding="utf-8")
         conf = self.prefix / "nginx.conf"
         post = json.dumps(FEED_PAGE["items"][0], separators=(",", ":"))
-        text = NGINX_CONF.format(prefix=self.prefix, port=self.port, post=post)
+        feed = json.dumps(FEED_PAGE, separators=(",", ":"))
+        text = NGINX_CONF.format(prefix=self.prefix, port=self.port, post=post, feed=feed)
         conf.write_text(text, encoding="utf-8")
         # nginx workers drop to ``nobody`` when started as root: let them read the files.
         for path in (self.prefix, self.prefix / "tmp"):
