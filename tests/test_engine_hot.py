@@ -145,3 +145,21 @@ async def test_a_programming_error_in_an_action_surfaces_from_run() -> None:
     executor = sim._executor
     assert not executor.inflight and not executor.inflight_times and not executor._acting
     assert 5 <= len(calls) < 40  # stopped soon after, not a day of actions
+
+
+def test_the_positional_record_and_outcome_builders_match_the_field_order() -> None:
+    """Executor.record and the declarative target's success outcome build these by position
+    (a third / half the cost of keywords): a reordered field must fail here."""
+    from dataclasses import fields
+
+    from sim_engine.model.records import ActionRecord
+
+    assert [f.name for f in fields(ActionRecord) if f.init][:16] == [
+        "sim_time", "sim_ts", "user_id", "persona", "state", "action", "status", "ok",
+        "latency_ms", "post_id", "session_id", "error", "endpoint", "skipped", "retries",
+        "intended",
+    ]  # fmt: skip
+    assert [f.name for f in fields(Outcome)][:12] == [
+        "status", "ok", "latency_ms", "error", "post_id", "feed_ids", "view_count", "token",
+        "remote_id", "endpoint", "skipped", "retries",
+    ]  # fmt: skip

@@ -66,8 +66,7 @@ class Executor:
         self.error: BaseException | None = None
         self.idle = 0  # steps with nothing possible (the user just thought)
         self._signup_failures: dict[int, int] = {}
-        # user id -> (serial, task) of its action in flight
-        self._acting: dict[int, tuple[int, asyncio.Task[None]]] = {}
+        self._acting: dict[int, int] = {}  # user id -> serial of its action in flight
         self.stall = StallMeter()  # when an action counts as waiting on the wall clock
         if isinstance(target, Paced):
             target.pace(clock, self._think_s)
@@ -91,29 +90,36 @@ class Executor:
             journal.dispatched(
                 user.user_id, step.sim_t, step.sim_t + step.think_s, user.session_left
             )
-        self.spawn(step.sim_t, self._perform(step), step.user.user_id)
+        uid = step.user.user_id
+        key = self._enter(step.sim_t, uid)
+        self.inflight[key] = asyncio.get_running_loop().create_task(self._perform(key, step))
 
     def spawn(
         self, sim_t: float, coro: Coroutine[Any, Any, None], user_id: int | None = None
     ) -> asyncio.Task[None]:
         """Run ``coro`` as an in-flight action dispatched at ``sim_t`` (``user_id``'s action
         in flight, which :meth:`settled` waits for); return its task."""
-        loop = asyncio.get_running_loop()
+        key = self._enter(sim_t, user_id)
+        task = asyncio.get_running_loop().create_task(self._timed(key, coro, user_id))
+        self.inflight[key] = task
+        return task
+
+    def _enter(self, sim_t: float, user_id: int | None) -> int:
+        """Put an action in the in-flight tables (its task added by the caller); its key."""
         self._serial += 1
         key = self._serial
-        self.inflight_times[key] = (sim_t, loop.time())
-        task = loop.create_task(self._timed(key, coro, user_id))
-        self.inflight[key] = task
+        self.inflight_times[key] = (sim_t, asyncio.get_running_loop().time())
         if user_id is not None:
-            self._acting[user_id] = (key, task)
-        return task
+            self._acting[user_id] = key
+        return key
 
     async def settled(self, user_id: int) -> None:
         """Wait until the user's action in flight, if any, has its answer applied (the
         churn clean-up must see a creation answered after the user churned)."""
-        acting = self._acting.get(user_id)
-        if acting is not None:
-            await asyncio.wait([acting[1]])
+        key = self._acting.get(user_id)
+        task = self.inflight.get(key) if key is not None else None
+        if task is not None:
+            await asyncio.wait([task])
 
     def prompt_floor(self) -> tuple[float | None, float]:
         """The oldest in-flight action still answering promptly: its simulated time (None:
@@ -150,17 +156,25 @@ class Executor:
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
-            self.error = self.error or exc
-            if not isinstance(exc, Exception):
-                raise  # KeyboardInterrupt, SystemExit: the loop stops as well
+            self._failed(exc)
         finally:
-            started = self.inflight_times.pop(key)[1]
-            del self.inflight[key]
-            if self._clock.jumps:  # the stall threshold only matters on a jumping clock
-                self.stall.observe(asyncio.get_running_loop().time() - started)
-            if user_id is not None and self._acting.get(user_id, (0,))[0] == key:
-                del self._acting[user_id]
-            self._on_change()
+            self._leave(key, user_id)
+
+    def _failed(self, exc: BaseException) -> None:
+        """Keep a programming error (surfaced from the run); re-raise what stops the loop."""
+        self.error = self.error or exc
+        if not isinstance(exc, Exception):
+            raise exc  # KeyboardInterrupt, SystemExit: the loop stops as well
+
+    def _leave(self, key: int, user_id: int | None) -> None:
+        """Take an ended action out of the in-flight tables and wake the run loop."""
+        started = self.inflight_times.pop(key)[1]
+        del self.inflight[key]
+        if self._clock.jumps:  # the stall threshold only matters on a jumping clock
+            self.stall.observe(asyncio.get_running_loop().time() - started)
+        if user_id is not None and self._acting.get(user_id) == key:
+            del self._acting[user_id]
+        self._on_change()
 
     def _base(self, sim_t: float, stalled: bool = False) -> float:
         """Where the user's next step counts from: the dispatch time on a jumping clock
@@ -170,30 +184,40 @@ class Executor:
             return sim_t
         return max(sim_t, self._clock.now())
 
-    async def _perform(self, step: Dispatch) -> None:
+    async def _perform(self, key: int, step: Dispatch) -> None:
+        """The task of a dispatched step (in-flight as ``key``): send its requests, feed the
+        answers back, plan the user's next step; then leave the in-flight tables (as
+        :meth:`_timed` does for other actions, one coroutine less per request)."""
         user = step.user
-        ok = True
-        elapsed_s = 0.0  # simulated seconds the actions spanned (a browser flow's steps)
-        started = asyncio.get_running_loop().time()
-        for request in step.requests:
-            outcome = await self._target.send(request)
-            elapsed_s += outcome.sim_elapsed_s
-            self.apply(user, request, outcome)
-            if not (outcome.ok and outcome.skipped):
-                # nothing was done (a sign-up or log-in that needed no request: auth
-                # none, HTTP Basic, an API key; a plugin action not possible now): no
-                # action to record
-                self.record(user, step.persona, step.state, request, outcome)
-            if not outcome.ok and not (request.action == "sign_up" and outcome.status == 409):
-                # A user that already exists (a founder, seed 001's bootstrap, or a
-                # sign-up the target took just before a crash) just logs in.
-                ok = False
-                break
-        if step.requests[0].action in ("sign_up", "log_in"):
-            self._after_signup(user, ok)
-        stalled = asyncio.get_running_loop().time() - started >= self.stall.threshold_s
-        base = self._base(step.sim_t + elapsed_s, stalled)
-        self._sessions.follow_up(user, base, step.think_s)
+        try:
+            ok = True
+            elapsed_s = 0.0  # simulated seconds the actions spanned (a browser flow's steps)
+            started = asyncio.get_running_loop().time()
+            for request in step.requests:
+                outcome = await self._target.send(request)
+                elapsed_s += outcome.sim_elapsed_s
+                self.apply(user, request, outcome)
+                if not (outcome.ok and outcome.skipped):
+                    # nothing was done (a sign-up or log-in that needed no request: auth
+                    # none, HTTP Basic, an API key; a plugin action not possible now): no
+                    # action to record
+                    self.record(user, step.persona, step.state, request, outcome)
+                if not outcome.ok and not (request.action == "sign_up" and outcome.status == 409):
+                    # A user that already exists (a founder, seed 001's bootstrap, or a
+                    # sign-up the target took just before a crash) just logs in.
+                    ok = False
+                    break
+            if step.requests[0].action in ("sign_up", "log_in"):
+                self._after_signup(user, ok)
+            stalled = asyncio.get_running_loop().time() - started >= self.stall.threshold_s
+            base = self._base(step.sim_t + elapsed_s, stalled)
+            self._sessions.follow_up(user, base, step.think_s)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            self._failed(exc)
+        finally:
+            self._leave(key, user.user_id)
 
     def _after_signup(self, user: SimUser, ok: bool) -> None:
         if ok:
@@ -274,26 +298,15 @@ class Executor:
         if not outcome.ok and not outcome.intended:
             self._ledger.failed += 1
         error = outcome.error and masked_error(outcome.error, user, request, outcome)
-        self._ledger.emit(
-            ActionRecord(
-                sim_time=request.sim_time_iso,
-                sim_ts=request.sim_time,
-                user_id=user.user_id,
-                persona=persona.name,
-                state=state,
-                action=request.action,
-                status=outcome.status,
-                ok=outcome.ok,
-                latency_ms=round(outcome.latency_ms, 3),
-                post_id=outcome.post_id if outcome.post_id is not None else request.post_id,
-                session_id=user.session_id,
-                error=error,
-                endpoint=outcome.endpoint,
-                skipped=outcome.skipped,
-                retries=outcome.retries,
-                intended=outcome.intended,
-            )
-        )
+        post_id = outcome.post_id if outcome.post_id is not None else request.post_id
+        # positional: a third of the cost of keywords (the order is checked by a test)
+        record = ActionRecord(
+            request.sim_time_iso, request.sim_time, user.user_id, persona.name, state,
+            request.action, outcome.status, outcome.ok, round(outcome.latency_ms, 3), post_id,
+            user.session_id, error, outcome.endpoint, outcome.skipped, outcome.retries,
+            outcome.intended,
+        )  # fmt: skip
+        self._ledger.emit(record)
 
 
 def page_records(

@@ -136,7 +136,7 @@ class Tally:
         if 0 < expected_interval_us < us:
             self.corrected += self.hist.record_corrected(us, expected_interval_us)
         else:
-            self.hist.record(us)
+            self.hist.pending.append(us)  # BatchedHistogram.record, inline (3 per request)
 
     def percentile_ms(self, percent: float) -> float:
         """The latency at ``percent`` (0-100), wall ms, corrected samples included (0: empty)."""
