@@ -144,7 +144,16 @@ class ReqwestTransport:
         try:
             async with builder.build_streamed() as resp:
                 status = resp.status
-                body = await _read_capped(resp, self._max_bytes)
+                declared = resp.get_header("content-length")
+                if (  # the common case read here (one coroutine less): a declared plain size
+                    declared is not None
+                    and declared.isdigit()
+                    and int(declared) <= self._max_bytes
+                    and resp.get_header("content-encoding") is None
+                ):
+                    body: bytes | str = bytes(await resp.bytes())
+                else:
+                    body = await _read_capped(resp, self._max_bytes)
                 latency_ms = (perf_counter() - started) * 1000.0
                 if isinstance(body, str):
                     return Response(0, b"", latency_ms, body)
