@@ -24,7 +24,9 @@ much Python per request a goal leaves.
 ``sim-engine load --target inprocess`` (each process its own in-process demo app) with
 one process on one CPU, then ``--processes 2`` on both CPUs. On a 2-core machine a
 target on loopback always takes part of the second core (``sim-load-2`` in
-bench/throughput.py); this is the scaling of the load test's own processes.
+bench/throughput.py); this is the scaling of the load test's own processes. Beside it,
+the machine's own ceiling in the same run: a plain CPU-bound Python loop alone on one
+CPU against two at once, one per CPU (virtual CPUs may share a physical core).
 
 Run: ``python bench/load_overhead.py [--seconds 5] [--work 10,20,30] [--scaling]`` (needs
 nginx, as bench/throughput.py).
@@ -116,6 +118,25 @@ def _run(mode: str, url: str, scenario: Path, seconds: float, work: Path) -> dic
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
+_BUSY = "d = {}\nfor i in range(40_000_000): d[i % 7] = i"  # plain CPU-bound Python, ~2.5 s
+
+
+def _machine_ceiling() -> float:
+    """How much two busy processes (one per CPU) get done against one alone: 2 x the time
+    of one alone / the time of the slower of two at once (2.0: two independent cores)."""
+
+    def timed(cpus: list[int]) -> list[float]:
+        procs = [subprocess.Popen([*_taskset(cpu), sys.executable, "-c",
+                                   "import time; t = time.perf_counter()\n" + _BUSY +
+                                   "\nprint(time.perf_counter() - t)"],
+                                  stdout=subprocess.PIPE, text=True) for cpu in cpus]  # fmt: skip
+        return [float(p.communicate()[0]) for p in procs]
+
+    alone = min(timed([0])[0], timed([1])[0])
+    both = max(timed([0, 1]))
+    return 2 * alone / both
+
+
 def _scaling(scenario: Path, seconds: float, work: Path) -> None:
     """Requests/s of ``load --target inprocess`` with 1 process (CPU 0) and 2 (CPUs 0-1)."""
     rates = {}
@@ -133,6 +154,8 @@ def _scaling(scenario: Path, seconds: float, work: Path) -> None:
         print(f"inprocess, --processes {processes}: {rates[processes]:,.0f} req/s "
               f"({data['cpu_seconds'] / data['wall_seconds']:.2f} CPUs)")  # fmt: skip
     print(f"--processes 2 / 1 with the target in each process: {rates[2] / rates[1]:.2f}x")
+    ceiling = _machine_ceiling()
+    print(f"the machine's own ceiling, two plain busy processes against one: {ceiling:.2f}x")
 
 
 def main() -> None:
