@@ -148,8 +148,8 @@ async def test_a_programming_error_in_an_action_surfaces_from_run() -> None:
 
 
 def test_the_positional_record_and_outcome_builders_match_the_field_order() -> None:
-    """Executor.record and the declarative target's success outcome build these by position
-    (a third / half the cost of keywords): a reordered field must fail here."""
+    """Executor.record, the declarative target's success outcome and api_request build these
+    by position (keywords cost more): a reordered field must fail here."""
     from dataclasses import fields
 
     from sim_engine.model.records import ActionRecord
@@ -158,6 +158,10 @@ def test_the_positional_record_and_outcome_builders_match_the_field_order() -> N
         "sim_time", "sim_ts", "user_id", "persona", "state", "action", "status", "ok",
         "latency_ms", "post_id", "session_id", "error", "endpoint", "skipped", "retries",
         "intended",
+    ]  # fmt: skip
+    assert [f.name for f in fields(ActionRequest)] == [
+        "action", "user_id", "sim_time", "sim_time_iso", "token", "post_id", "offset", "limit",
+        "payload", "remote_user_id",
     ]  # fmt: skip
     assert [f.name for f in fields(Outcome)][:12] == [
         "status", "ok", "latency_ms", "error", "post_id", "feed_ids", "view_count", "token",

@@ -70,7 +70,8 @@ def api_request(
         return None
     iso = local_iso(user, sim_t)
     token, remote_id = user.token, user.remote_id
-    return ActionRequest(action, user.user_id, sim_t, iso, token, remote_user_id=remote_id)
+    # positional (keywords cost more): ..., token, post_id, offset, limit, payload, remote id
+    return ActionRequest(action, user.user_id, sim_t, iso, token, None, 0, 20, None, remote_id)
 
 
 class ApiBinder:

@@ -143,6 +143,7 @@ class Simulation:
             scenario.limits.min_action_interval_s,
         )
         self._lookahead_s = lookahead_s
+        self._concurrency = scenario.target.concurrency
         forgetter = target if isinstance(target, UserForgetter) else None
         keeper = target if isinstance(target, MemoryKeeper) else None
         self._ledger = Ledger(personas, sinks, store, forgetter, keeper, journal)
@@ -404,7 +405,7 @@ class Simulation:
         """
         executor = self._executor
         self._wake_in = None
-        if len(executor.inflight) >= self.scenario.target.concurrency:
+        if len(executor.inflight) >= self._concurrency:
             return True
         if not self._clock.jumps or not executor.inflight_times:
             return False
