@@ -94,15 +94,11 @@ class Executor:
         key = self._enter(step.sim_t, uid)
         self.inflight[key] = asyncio.get_running_loop().create_task(self._perform(key, step))
 
-    def spawn(
-        self, sim_t: float, coro: Coroutine[Any, Any, None], user_id: int | None = None
-    ) -> asyncio.Task[None]:
-        """Run ``coro`` as an in-flight action dispatched at ``sim_t`` (``user_id``'s action
-        in flight, which :meth:`settled` waits for); return its task."""
-        key = self._enter(sim_t, user_id)
-        task = asyncio.get_running_loop().create_task(self._timed(key, coro, user_id))
-        self.inflight[key] = task
-        return task
+    def spawn(self, sim_t: float, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` as an in-flight action dispatched at ``sim_t`` (the churn clean-up's:
+        no user's own step)."""
+        key = self._enter(sim_t, None)
+        self.inflight[key] = asyncio.get_running_loop().create_task(self._timed(key, coro))
 
     def _enter(self, sim_t: float, user_id: int | None) -> int:
         """Put an action in the in-flight tables (its task added by the caller); its key."""
@@ -148,7 +144,7 @@ class Executor:
                 self.inflight.pop(key)
                 self.inflight_times.pop(key, None)
 
-    async def _timed(self, key: int, coro: Coroutine[Any, Any, None], user_id: int | None) -> None:
+    async def _timed(self, key: int, coro: Coroutine[Any, Any, None]) -> None:
         """Run an action, then take it out of the in-flight tables and wake the run loop; a
         programming error is kept in :attr:`error` (surfaced from the run)."""
         try:
@@ -158,7 +154,7 @@ class Executor:
         except BaseException as exc:
             self._failed(exc)
         finally:
-            self._leave(key, user_id)
+            self._leave(key, None)
 
     def _failed(self, exc: BaseException) -> None:
         """Keep a programming error (surfaced from the run); re-raise what stops the loop."""

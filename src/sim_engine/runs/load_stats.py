@@ -136,7 +136,7 @@ class Tally:
         if 0 < expected_interval_us < us:
             self.corrected += self.hist.record_corrected(us, expected_interval_us)
         else:
-            self.hist.pending.append(us)  # BatchedHistogram.record, inline (3 per request)
+            self.hist.record(us)
 
     def percentile_ms(self, percent: float) -> float:
         """The latency at ``percent`` (0-100), wall ms, corrected samples included (0: empty)."""
@@ -211,19 +211,10 @@ class LoadStats:
             _tally(self.setup, action).add(record)
             return
         interval = 0 if self.interval_us is None else self.interval_us(record.sim_ts)
-        us = max(1, min(int(record.latency_ms * 1000), MAX_LATENCY_US))  # latency_us, inline
-        tallies = (
-            _tally(self.by_action, action),
-            _tally(self.by_endpoint, record.endpoint or action),
-            self.total,
-        )
-        if record.ok and not record.intended and not 0 < interval < us:
-            for tally in tallies:  # the common case of Tally.count, inline
-                tally.requests += 1
-                tally.hist.pending.append(us)
-        else:
-            for tally in tallies:
-                tally.count(record, us, interval)
+        us = latency_us(record)  # once for the three tallies
+        _tally(self.by_action, action).count(record, us, interval)
+        _tally(self.by_endpoint, record.endpoint or action).count(record, us, interval)
+        self.total.count(record, us, interval)
         self.by_status[record.status] += 1
 
     def close(self) -> None:

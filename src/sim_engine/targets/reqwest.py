@@ -144,16 +144,13 @@ class ReqwestTransport:
         try:
             async with builder.build_streamed() as resp:
                 status = resp.status
-                declared = resp.get_header("content-length")
-                if (  # the common case read here (one coroutine less): a declared plain size
-                    declared is not None
-                    and declared.isdigit()
-                    and int(declared) <= self._max_bytes
-                    and resp.get_header("content-encoding") is None
-                ):
-                    body: bytes | str = bytes(await resp.bytes())
+                size = _declared_size(resp, self._max_bytes)
+                if isinstance(size, str):
+                    body: bytes | str = size
+                elif size is not None:  # the common case: read whole, no extra coroutine
+                    body = bytes(await resp.bytes())
                 else:
-                    body = await _read_capped(resp, self._max_bytes)
+                    body = await _read_chunks(resp, self._max_bytes)
                 latency_ms = (perf_counter() - started) * 1000.0
                 if isinstance(body, str):
                     return Response(0, b"", latency_ms, body)
@@ -179,15 +176,23 @@ class ReqwestTransport:
             self._client = None
 
 
-async def _read_capped(resp: Any, limit: int) -> bytes | str:
-    """Return the body, or the error when it is over ``limit`` bytes (read no further)."""
+def _declared_size(resp: Any, limit: int) -> int | str | None:
+    """The body's declared plain size (a ``Content-Length`` without ``Content-Encoding``)
+    when it can be read whole; the error when it is declared over ``limit`` bytes; None
+    when it must be read in chunks (no length, or compressed: the unpacked size is
+    unknown)."""
     declared = resp.get_header("content-length")
-    if declared is not None and declared.isdigit():
-        size = int(declared)
-        if size > limit:
-            return too_large(limit, size)
-        if resp.get_header("content-encoding") is None:
-            return bytes(await resp.bytes())
+    if declared is None or not declared.isdigit():
+        return None
+    size = int(declared)
+    if size > limit:
+        return too_large(limit, size)
+    return size if resp.get_header("content-encoding") is None else None
+
+
+async def _read_chunks(resp: Any, limit: int) -> bytes | str:
+    """Return the body read chunk by chunk, or the error once it passes ``limit`` bytes
+    (read no further)."""
     reader = resp.body_reader
     body = bytearray()
     while (chunk := await reader.read_chunk()) is not None:

@@ -10,7 +10,6 @@ target keeps one plan per action object (``TargetBase._plan_of``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,10 +17,7 @@ from sim_engine.model.api_spec import ActionSpec, ExtractSpec
 from sim_engine.model.jsonpath import Finder, TemplateError, field, find, finder, is_plain_key
 from sim_engine.targets.declarative._answers import endpoint
 
-__all__ = ["ActionPlan", "Row", "RulePlan", "row_of"]
-
-Row = Callable[[Any], dict[str, Any]]
-"""One element of an answer -> the stored item (raises KeyError for a missing field)."""
+__all__ = ["ActionPlan", "RulePlan"]
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _CREATES = frozenset({"POST", "PUT"})
@@ -39,24 +35,13 @@ def _finder_of(path: str) -> Finder:
         return malformed
 
 
-def row_of(fields: dict[str, str]) -> Row:
-    """The function that builds an item from an element: ``{name: field(element, dotted)}``
-    over ``fields``; a plain lookup per field when every path is one key and the element
-    a dict (a missing key raises the same ``KeyError(dotted)`` as :func:`field`)."""
-    pairs = tuple(fields.items())
-    if not all(is_plain_key(dotted) for _, dotted in pairs):
+def _row(value: Any, fields: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """The item an element gives: ``{name: field(value, dotted)}`` over ``fields``.
 
-        def general(value: Any) -> dict[str, Any]:
-            return {name: field(value, dotted) for name, dotted in pairs}
-
-        return general
-
-    def plain(value: Any) -> dict[str, Any]:
-        if type(value) is dict:
-            return {name: value[key] for name, key in pairs}
-        return {name: field(value, key) for name, key in pairs}
-
-    return plain
+    Raises:
+        KeyError: the element lacks a field (the key is its path).
+    """
+    return {name: field(value, dotted) for name, dotted in fields}
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,17 +52,17 @@ class RulePlan:
         to: the key its items go to.
         optional: finding nothing keeps nothing instead of failing the action.
         find: the rule's path compiled (:func:`~sim_engine.model.jsonpath.finder`).
-        row: builds one item from an element (:func:`row_of`).
+        fields: ``(name, dotted path)`` per field of an item.
         copy: ``(name, whose, dotted)`` per ``copy`` entry (``post.slug`` -> ``post``, ``slug``).
         path: the rule's path (the ``KeyError`` when it finds nothing names it).
-        plain: ``(name, key)`` per field when every field is one plain key (a dict
-            element's item is then built inline), else None.
+        plain: :attr:`fields` when every path is one plain key (a dict element's item is
+            then built by direct lookups), else None.
     """
 
     to: str
     optional: bool
     find: Finder
-    row: Row
+    fields: tuple[tuple[str, str], ...]
     copy: tuple[tuple[str, str, str], ...]
     path: str
     plain: tuple[tuple[str, str], ...] | None
@@ -86,10 +71,9 @@ class RulePlan:
     def of(cls, rule: ExtractSpec) -> RulePlan:
         """Compile ``rule``."""
         copy = tuple((name, *_split(source)) for name, source in rule.copy_.items())
-        row, find = row_of(rule.fields), _finder_of(rule.path)
         pairs = tuple(rule.fields.items())
         plain = pairs if all(is_plain_key(dotted) for _, dotted in pairs) else None
-        return cls(rule.to, rule.optional, find, row, copy, rule.path, plain)
+        return cls(rule.to, rule.optional, _finder_of(rule.path), pairs, copy, rule.path, plain)
 
     def items(self, doc: Any) -> list[dict[str, Any]]:
         """The items the rule takes from an answer (before ``copy``).
@@ -101,11 +85,11 @@ class RulePlan:
         values = self.find(doc)
         if values is None:
             raise KeyError(self.path)
-        row, plain = self.row, self.plain
+        pairs, plain = self.fields, self.plain
         if plain is None:
-            return [row(value) for value in values]
-        return [  # what ``row`` gives, without a call per element (a quarter faster)
-            {name: value[key] for name, key in plain} if type(value) is dict else row(value)
+            return [_row(value, pairs) for value in values]
+        return [  # what ``_row`` gives, without a call per element (a quarter faster)
+            {name: value[key] for name, key in plain} if type(value) is dict else _row(value, pairs)
             for value in values
         ]
 
